@@ -1,0 +1,63 @@
+"""One run's whole configuration: stored with the run and in every checkpoint (nanoGPT style)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from .corpus.dataset import CorpusSpec
+from .model import ModelConfig
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class TrainConfig:
+    bptt: int = 35             # τ: truncation length of backprop through time
+    batch: int = 20
+    optimizer: str = "sgd"     # the lecture's plain SGD, or Adam
+    lr: float = 20.0
+    clip: float = 0.25         # max gradient norm; 0 switches clipping off
+    epochs: int = 6
+    max_steps: int = 0         # 0: no bound
+    time_budget: float = 0.0   # seconds; 0: no bound
+    eval_every: int = 0        # steps between evaluations inside an epoch; 0: at epoch end only
+    lr_decay: float = 4.0      # lr ÷ this when validation stops improving
+    seed: int = 1111
+    device: str = "auto"       # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
+    threads: int = 0           # torch threads in a job process; 0: chosen by the job queue
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose sgd or adam")
+        for name in ("bptt", "batch", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not self.lr > 0:
+            raise ValueError("lr must be positive")
+        if self.clip < 0 or self.max_steps < 0 or self.time_budget < 0 or self.eval_every < 0:
+            raise ValueError("clip, max-steps, time-budget and eval-every cannot be negative")
+        if self.lr_decay < 1:
+            raise ValueError("lr-decay must be at least 1")
+
+
+@dataclass
+class RunConfig:
+    name: str = ""
+    corpus: CorpusSpec = field(default_factory=CorpusSpec)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        def build(kind, values):
+            known = {f.name for f in fields(kind)}
+            return kind(**{k: v for k, v in (values or {}).items() if k in known})
+        return cls(name=d.get("name", ""), corpus=build(CorpusSpec, d.get("corpus")),
+                   model=build(ModelConfig, d.get("model")), train=build(TrainConfig, d.get("train")))
+
+    def label(self) -> str:
+        m = self.model
+        arch = f"elman-{m.activation}" if m.arch == "elman" else m.arch
+        return self.name or f"{arch} {m.layers}×{m.hidden}"

@@ -1,0 +1,117 @@
+"""A corpus ready for training: source text -> tokens -> vocabulary -> id streams per split."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .reading import CorpusError, read_text_file
+from .tokenize import TOKENIZERS, tokenize
+from .vocab import Vocab
+
+SPLITS = ("train", "valid", "test")
+BUILTIN_PREFIX = "builtin:"
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """Everything that decides the token streams; stored with every run so they can be rebuilt."""
+    source: str = "builtin:python-docs"  # a .txt path, a folder with train/valid/test.txt, or builtin:NAME
+    tokenizer: str = "words"
+    lowercase: bool = True
+    min_count: int = 1
+    max_vocab: int | None = None
+
+    def validate(self) -> None:
+        if self.tokenizer not in TOKENIZERS:
+            raise CorpusError(f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+        if self.min_count < 1:
+            raise CorpusError("min-count must be at least 1")
+        if self.max_vocab is not None and self.max_vocab < 3:
+            raise CorpusError("max-vocab must be at least 3 (<unk>, <eos> and one word)")
+
+
+@dataclass
+class Corpus:
+    spec: CorpusSpec
+    vocab: Vocab
+    train: np.ndarray  # (N_train,) int64 token ids, lines joined with <eos>
+    valid: np.ndarray
+    test: np.ndarray
+    lines: dict[str, int]  # non-blank lines per split
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def stats(self) -> dict:
+        """Sizes the Corpus page and the CLI show."""
+        out = {"vocab": len(self.vocab), "tokenizer": self.spec.tokenizer}
+        for name in SPLITS:
+            ids = self.split(name)
+            out[f"{name}_tokens"] = int(ids.size)
+            out[f"{name}_lines"] = self.lines[name]
+            out[f"{name}_unk_rate"] = float((ids == self.vocab.unk_id).mean()) if ids.size else 0.0
+        out["train_types"] = int(np.unique(self.train).size)
+        return out
+
+    def rank_frequency(self) -> np.ndarray:
+        """Training-split counts of each type, most frequent first (for the Zipf plot)."""
+        counts = np.bincount(self.train, minlength=len(self.vocab))
+        return np.sort(counts[counts > 0])[::-1]
+
+
+def source_text(source: str) -> dict[str, list[str]]:
+    """Lines of each split: a folder gives its three files, any single text is split 80/10/10 by lines."""
+    if source.startswith(BUILTIN_PREFIX):
+        from .builtin import builtin_text
+        name = source[len(BUILTIN_PREFIX):]
+        try:
+            text = builtin_text(name)
+        except KeyError as err:
+            raise CorpusError(str(err.args[0])) from None
+        return split_lines(text, source)
+    path = Path(source)
+    if path.is_dir():
+        missing = [s for s in SPLITS if not (path / f"{s}.txt").is_file()]
+        if missing:
+            raise CorpusError(f"{path}: folder lacks {', '.join(m + '.txt' for m in missing)}")
+        return {s: read_text_file(path / f"{s}.txt").splitlines() for s in SPLITS}
+    return split_lines(read_text_file(path), source)
+
+
+def split_lines(text: str, name: str) -> dict[str, list[str]]:
+    """Contiguous 80/10/10 split by non-blank lines, so no sentence straddles two splits."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) < 3:
+        raise CorpusError(f"{name}: has {len(lines)} non-blank line(s); at least 3 are needed to "
+                          "split it into train, valid and test (or give a folder with the three files)")
+    n_valid = n_test = max(1, round(0.1 * len(lines)))
+    n_train = len(lines) - n_valid - n_test
+    return {"train": lines[:n_train], "valid": lines[n_train:n_train + n_valid],
+            "test": lines[n_train + n_valid:]}
+
+
+def load_corpus(spec: CorpusSpec) -> Corpus:
+    spec.validate()
+    lines = source_text(spec.source)
+    tokens = {s: tokenize(lines[s], spec.tokenizer, spec.lowercase) for s in SPLITS}
+    vocab = Vocab.build(tokens["train"], spec.min_count, spec.max_vocab)
+    if len(vocab) < 3:
+        raise CorpusError(f"{spec.source}: the training split has no word kept in the vocabulary "
+                          f"(min-count {spec.min_count}); lower min-count or give more text")
+    return Corpus(spec, vocab, *(vocab.encode(tokens[s]) for s in SPLITS),
+                  lines={s: sum(1 for ln in lines[s] if ln.strip()) for s in SPLITS})
+
+
+def spec_fingerprint(spec: CorpusSpec) -> str:
+    """Stable short id of a spec and its source file's bytes (cache key for loaded corpora)."""
+    h = hashlib.sha1(repr(sorted(asdict(spec).items())).encode())
+    path = Path(spec.source)
+    if not spec.source.startswith(BUILTIN_PREFIX) and path.is_file():
+        h.update(str(path.stat().st_mtime_ns).encode() + str(path.stat().st_size).encode())
+    return h.hexdigest()[:12]
+
