@@ -1,0 +1,47 @@
+"""Built-in corpora, made on this machine with no download.
+
+- "python-docs": English prose from Python's own documentation (the default:
+  every Python installation has it, and it reads like real technical English).
+- "agreement": generated sentences whose verb agrees with a subject far back,
+  the lecture's "the roses in the vase by the door are red" at scale, with the
+  positions of every subject and verb for the agreement probe
+  (`generate_agreement` returns them).
+
+Each text has one sentence or paragraph a line.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from .agreement import AGREEMENT_DEFAULT, AgreementPair, generate_agreement
+from .python_docs import python_docs_text
+
+__all__ = [
+    "AGREEMENT_DEFAULT",
+    "AgreementPair",
+    "BUILTIN_CORPORA",
+    "DEFAULT_CORPUS",
+    "builtin_text",
+    "generate_agreement",
+    "python_docs_text",
+]
+
+BUILTIN_CORPORA: dict[str, str] = {
+    "python-docs": "Prose from Python's own documentation (pydoc topics), one paragraph a line, ~55k words.",
+    "agreement": "Generated sentences whose verb agrees with a subject far back "
+                 "(\"the roses in the vase by the door are red .\"), ~200k tokens.",
+}
+
+DEFAULT_CORPUS = "python-docs"
+
+
+@lru_cache(maxsize=None)
+def builtin_text(name: str) -> str:
+    """The text of the built-in corpus `name` (a key of `BUILTIN_CORPORA`)."""
+    if name == "python-docs":
+        return python_docs_text()
+    if name == "agreement":
+        text, _pairs = generate_agreement(**AGREEMENT_DEFAULT)
+        return text
+    known = ", ".join(repr(k) for k in BUILTIN_CORPORA)
+    raise KeyError(f"unknown built-in corpus {name!r}; known corpora: {known}")
