@@ -95,16 +95,21 @@ def split_lines(text: str, name: str) -> dict[str, list[str]]:
             "test": lines[n_train + n_valid:]}
 
 
-def load_corpus(spec: CorpusSpec) -> Corpus:
+def tokenized_splits(spec: CorpusSpec) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Tokens of each split and its number of non-blank lines."""
     spec.validate()
     lines = source_text(spec.source)
     tokens = {s: tokenize(lines[s], spec.tokenizer, spec.lowercase) for s in SPLITS}
+    return tokens, {s: sum(1 for ln in lines[s] if ln.strip()) for s in SPLITS}
+
+
+def load_corpus(spec: CorpusSpec) -> Corpus:
+    tokens, line_counts = tokenized_splits(spec)
     vocab = Vocab.build(tokens["train"], spec.min_count, spec.max_vocab)
     if len(vocab) < 3:
         raise CorpusError(f"{spec.source}: the training split has no word kept in the vocabulary "
                           f"(min-count {spec.min_count}); lower min-count or give more text")
-    return Corpus(spec, vocab, *(vocab.encode(tokens[s]) for s in SPLITS),
-                  lines={s: sum(1 for ln in lines[s] if ln.strip()) for s in SPLITS})
+    return Corpus(spec, vocab, *(vocab.encode(tokens[s]) for s in SPLITS), lines=line_counts)
 
 
 def spec_fingerprint(spec: CorpusSpec) -> str:

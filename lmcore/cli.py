@@ -1,0 +1,243 @@
+"""Command line: python -m lmcore train|eval|ngram|sample|runs (flags as in pytorch/examples'
+word_language_model where they exist)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from .config import OPTIMIZERS, RunConfig, TrainConfig
+from .corpus.dataset import SPLITS, CorpusSpec, load_corpus, tokenized_splits
+from .corpus.reading import CorpusError
+from .corpus.tokenize import TOKENIZERS, detokenize, tokenize_line
+from .model import ACTIVATION_NAMES, ARCHS, BACKENDS, ModelConfig
+from .runs.store import RunStore
+
+
+def _add_corpus_flags(p: argparse.ArgumentParser) -> None:
+    d = CorpusSpec()
+    p.add_argument("--corpus", default=d.source, help="a .txt file, a folder with train/valid/test.txt, "
+                   "or builtin:agreement / builtin:python-docs (default %(default)s)")
+    p.add_argument("--tokenizer", choices=list(TOKENIZERS), default=d.tokenizer)
+    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=d.lowercase)
+    p.add_argument("--min-count", type=int, default=d.min_count)
+    p.add_argument("--max-vocab", type=int, default=d.max_vocab)
+
+
+def _corpus_spec(a) -> CorpusSpec:
+    return CorpusSpec(a.corpus, a.tokenizer, a.lowercase, a.min_count, a.max_vocab)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lmcore", description=__doc__)
+    parser.add_argument("--home", default=None, help="data folder (default $LMCORE_HOME or ~/.lmcore)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    m, t = ModelConfig(), TrainConfig()
+    p = sub.add_parser("train", help="train one model (recorded in the run store)")
+    _add_corpus_flags(p)
+    p.add_argument("--name", default="")
+    p.add_argument("--arch", choices=list(ARCHS), default=m.arch)
+    p.add_argument("--activation", choices=ACTIVATION_NAMES, default=m.activation, help="Elman only")
+    p.add_argument("--no-bias", action="store_true", help="drop b1 and b2, as in the coursework")
+    p.add_argument("--emb", type=int, default=m.emb)
+    p.add_argument("--hidden", "--nhid", type=int, default=m.hidden)
+    p.add_argument("--layers", "--nlayers", type=int, default=m.layers)
+    p.add_argument("--dropout", type=float, default=m.dropout)
+    p.add_argument("--tied", action="store_true")
+    p.add_argument("--backend", choices=BACKENDS, default=m.backend)
+    p.add_argument("--bptt", type=int, default=t.bptt)
+    p.add_argument("--batch", "--batch-size", type=int, default=t.batch)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=t.optimizer)
+    p.add_argument("--lr", type=float, default=None, help="default 20 for sgd, 0.002 for adam")
+    p.add_argument("--clip", type=float, default=t.clip)
+    p.add_argument("--epochs", type=int, default=t.epochs)
+    p.add_argument("--max-steps", type=int, default=t.max_steps)
+    p.add_argument("--time-budget", type=float, default=t.time_budget, help="seconds")
+    p.add_argument("--eval-every", type=int, default=t.eval_every)
+    p.add_argument("--seed", type=int, default=t.seed)
+    p.add_argument("--device", default=t.device)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", default=None, help="folder for checkpoints (default: the run's folder in the store)")
+    p.add_argument("--json", action="store_true", help="one JSON object per evaluation on stdout")
+
+    p = sub.add_parser("eval", help="perplexity of a checkpoint on a split")
+    p.add_argument("checkpoint", help="a .pt file, or a run folder (its best.pt is used)")
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--corpus", default=None, help="evaluate on another corpus with the run's vocabulary")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ngram", help="interpolated Kneser-Ney baseline perplexity")
+    _add_corpus_flags(p)
+    p.add_argument("--order", type=int, default=3, choices=range(1, 6))
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("sample", help="generate text from a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--words", "-n", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("runs", help="list the run store")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("worker", help=argparse.SUPPRESS)  # the body of a job process
+    p.add_argument("run_id", type=int)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--max-parallel", type=int, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (CorpusError, ValueError, OSError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_train(a) -> int:
+    from .runs.jobs import StoreHooks, validate_config
+    from .train import train
+    lr = a.lr if a.lr is not None else (20.0 if a.optimizer == "sgd" else 0.002)
+    cfg = RunConfig(
+        name=a.name, corpus=_corpus_spec(a),
+        model=ModelConfig(arch=a.arch, activation=a.activation, bias=not a.no_bias, emb=a.emb, hidden=a.hidden,
+                          layers=a.layers, dropout=a.dropout, tied=a.tied, backend=a.backend),
+        train=TrainConfig(bptt=a.bptt, batch=a.batch, optimizer=a.optimizer, lr=lr, clip=a.clip, epochs=a.epochs,
+                          max_steps=a.max_steps, time_budget=a.time_budget, eval_every=a.eval_every, seed=a.seed,
+                          device=a.device, threads=a.threads))
+    validate_config(cfg)
+    if a.threads:
+        import torch
+        torch.set_num_threads(a.threads)
+    store = RunStore(a.home)
+    run_id = store.create_run(cfg.to_dict(), status="running")
+    store.update_run(run_id, pid=os.getpid(), started_at=time.time())
+    out = a.out or store.run_dir(run_id)
+
+    class CliHooks(StoreHooks):
+        def on_eval(self, metrics):
+            super().on_eval(metrics)
+            if a.json:
+                print(json.dumps({"run_id": run_id, **metrics}), flush=True)
+            else:
+                print(f"\r| epoch {metrics['epoch']:6.2f} | step {metrics['step']:6d} | lr {metrics['lr']:.3g} | "
+                      f"train loss {metrics['train_loss']:.3f} | valid ppl {metrics['valid_ppl']:9.2f} | "
+                      f"{metrics['tokens_per_s']:7.0f} tok/s", file=sys.stderr)
+
+        def on_step(self, step, total_steps, epoch, loss):
+            super().on_step(step, total_steps, epoch, loss)
+            if not a.json and sys.stderr.isatty() and step % 10 == 0:
+                width = 30
+                done = int(width * step / max(total_steps, 1))
+                print(f"\r[{'#' * done}{'.' * (width - done)}] step {step}/{total_steps} epoch {epoch} "
+                      f"loss {loss:.3f}", end="", file=sys.stderr, flush=True)
+
+    try:
+        result = train(cfg, out, CliHooks(store, run_id))
+    except BaseException as err:
+        store.update_run(run_id, status="failed" if isinstance(err, Exception) else "stopped",
+                         message=str(err) or type(err).__name__, finished_at=time.time())
+        raise
+    store.update_run(run_id, status=result.status, message=result.message, step=result.step,
+                     best_valid_ppl=result.best_valid_ppl, test_ppl=result.test_ppl,
+                     tokens_per_s=result.tokens_per_s, wall_time=result.wall_time, finished_at=time.time())
+    final = {"event": "done", "run_id": run_id, "status": result.status, "valid_ppl": result.best_valid_ppl,
+             "test_ppl": result.test_ppl, "params": result.params, "vocab": result.vocab,
+             "tokens_per_s": result.tokens_per_s, "wall_time": result.wall_time, "dir": str(out)}
+    if a.json:
+        print(json.dumps(final), flush=True)
+    else:
+        print(f"{result.status}: {result.message}\nrun {run_id} in {out}\nbest valid ppl {result.best_valid_ppl:.2f}"
+              f" | test ppl {result.test_ppl if result.test_ppl is None else round(result.test_ppl, 2)}"
+              f" | {result.params:,} parameters | vocab {result.vocab}")
+    return 0 if result.status in ("done", "stopped") else 1
+
+
+def _checkpoint_path(path: str):
+    from pathlib import Path
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (p / name).is_file():
+                return p / name
+        raise ValueError(f"{p}: no best.pt or last.pt in this folder")
+    if not p.is_file():
+        raise ValueError(f"{p}: no such checkpoint")
+    return p
+
+
+def cmd_eval(a) -> int:
+    from dataclasses import replace
+
+    from .checkpoint import load_checkpoint
+    from .corpus.batching import batchify
+    from .train import EVAL_BATCH, evaluate, safe_ppl
+    model, cfg, vocab, meta = load_checkpoint(_checkpoint_path(a.checkpoint))
+    spec = replace(cfg.corpus, source=a.corpus) if a.corpus else cfg.corpus
+    ids = vocab.encode(tokenized_splits(spec)[0][a.split])  # the checkpoint's own vocabulary
+    loss = evaluate(model, batchify(ids, EVAL_BATCH), cfg.train.bptt)
+    result = {"split": a.split, "loss": loss, "ppl": safe_ppl(loss), "tokens": int(len(ids)), "step": meta.get("step")}
+    print(json.dumps(result) if a.json else f"{a.split} loss {loss:.4f} | ppl {result['ppl']:.2f} | {len(ids)} tokens")
+    return 0
+
+
+def cmd_ngram(a) -> int:
+    from .baseline import ngram_baseline
+    result = ngram_baseline(load_corpus(_corpus_spec(a)), a.order)
+    if a.json:
+        print(json.dumps(result))
+    else:
+        print(f"Kneser-Ney {a.order}-gram | vocab {result['vocab']} | valid ppl {result['valid_ppl']:.2f} | "
+              f"test ppl {result['test_ppl']:.2f} | {result['seconds']:.1f} s")
+    return 0
+
+
+def cmd_sample(a) -> int:
+    from .checkpoint import load_checkpoint
+    from .generate import sample_tokens
+    model, cfg, vocab, _ = load_checkpoint(_checkpoint_path(a.checkpoint))
+    kind = cfg.corpus.tokenizer
+    prompt = tokenize_line(a.prompt, kind, cfg.corpus.lowercase) if a.prompt else []
+    ids = vocab.encode(prompt) if prompt else [vocab.eos_id]
+    out = [vocab.itos[i] for i in sample_tokens(model, ids, a.words, a.temperature, a.top_k, a.seed)]
+    print(detokenize(prompt + out, kind))
+    return 0
+
+
+def cmd_runs(a) -> int:
+    from .runs.jobs import mark_interrupted
+    store = RunStore(a.home)
+    mark_interrupted(store)
+    runs = store.list_runs()
+    keys = ("id", "name", "status", "arch", "params", "device", "step", "best_valid_ppl", "test_ppl", "corpus_source")
+    if a.json:
+        for r in runs:
+            print(json.dumps({k: r[k] for k in keys}))
+        return 0
+    if not runs:
+        print(f"no runs in {store.home}")
+    for r in runs:
+        ppl = f"{r['best_valid_ppl']:.2f}" if r["best_valid_ppl"] else "-"
+        print(f"{r['id']:5d}  {r['status']:11s} {RunConfig.from_dict(r['config']).label():22s} "
+              f"params {r['params'] or 0:>10,}  valid ppl {ppl:>9s}  {r['corpus_source']}")
+    return 0
+
+
+def cmd_worker(a) -> int:
+    from .runs.jobs import run_job
+    status = run_job(RunStore(a.home), a.run_id, a.threads, a.max_parallel)
+    return 0 if status in ("done", "stopped") else 1
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "ngram": cmd_ngram, "sample": cmd_sample, "runs": cmd_runs,
+            "worker": cmd_worker}

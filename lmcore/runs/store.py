@@ -1,0 +1,186 @@
+"""The run store: one SQLite file (WAL mode, short transactions) in the data folder.
+
+Job processes write; pages and the CLI read while they do. Each call opens its own connection,
+so the store is safe to use from Streamlit's script threads and from many processes at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+STATUSES = ("queued", "starting", "running", "done", "stopped", "diverged", "failed", "interrupted")
+ACTIVE = ("queued", "starting", "running")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    corpus_source TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    device TEXT,
+    params INTEGER,
+    vocab INTEGER,
+    pid INTEGER,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    step INTEGER NOT NULL DEFAULT 0,
+    total_steps INTEGER NOT NULL DEFAULT 0,
+    best_valid_ppl REAL,
+    test_ppl REAL,
+    tokens_per_s REAL,
+    wall_time REAL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL, epoch REAL NOT NULL, lr REAL,
+    train_loss REAL, valid_loss REAL, valid_ppl REAL, tokens_per_s REAL, wall_time REAL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, step);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    kind TEXT NOT NULL, path TEXT NOT NULL, step INTEGER, epoch REAL, valid_ppl REAL,
+    PRIMARY KEY (run_id, kind)
+);
+CREATE TABLE IF NOT EXISTS baselines (
+    corpus_key TEXT NOT NULL, ngram_order INTEGER NOT NULL,
+    valid_ppl REAL, test_ppl REAL, vocab INTEGER, seconds REAL,
+    PRIMARY KEY (corpus_key, ngram_order)
+);
+"""
+
+METRIC_FIELDS = ("step", "epoch", "lr", "train_loss", "valid_loss", "valid_ppl", "tokens_per_s", "wall_time")
+
+
+def default_home() -> Path:
+    """`LMCORE_HOME` if set, else ~/.lmcore."""
+    return Path(os.environ.get("LMCORE_HOME") or Path.home() / ".lmcore")
+
+
+class RunStore:
+    def __init__(self, home: str | Path | None = None):
+        self.home = Path(home) if home else default_home()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            (self.home / "runs").mkdir(exist_ok=True)
+        except OSError as err:
+            raise OSError(f"cannot use data folder {self.home}: {err.strerror}") from None
+        self.path = self.home / "runs.sqlite"
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; BEGIN where needed
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA synchronous=NORMAL")
+            yield db
+        finally:
+            db.close()
+
+    # --- runs -------------------------------------------------------------------------------
+    def create_run(self, config: dict, status: str = "queued") -> int:
+        now = time.time()
+        with self._connect() as db:
+            cur = db.execute(
+                "INSERT INTO runs (name, created_at, updated_at, status, config, corpus_source, arch) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (config.get("name") or "", now, now, status, json.dumps(config),
+                 config["corpus"]["source"], config["model"]["arch"]))
+            return int(cur.lastrowid)
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.home / "runs" / f"{int(run_id):05d}"
+
+    def update_run(self, run_id: int, **fields) -> None:
+        fields["updated_at"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._connect() as db:
+            db.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
+
+    def claim(self, run_id: int, from_status: str, to_status: str, **fields) -> bool:
+        """Move a run between statuses only if it is still in `from_status` (safe across processes)."""
+        fields.update(status=to_status, updated_at=time.time())
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._connect() as db:
+            cur = db.execute(f"UPDATE runs SET {cols} WHERE id = ? AND status = ?",
+                             (*fields.values(), run_id, from_status))
+            return cur.rowcount == 1
+
+    def get_run(self, run_id: int) -> dict | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_row(row) if row else None
+
+    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
+        query, args = "SELECT * FROM runs", ()
+        if statuses:
+            query += f" WHERE status IN ({','.join('?' * len(statuses))})"
+            args = tuple(statuses)
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY id", args).fetchall()
+        return [_run_row(r) for r in rows]
+
+    def delete_run(self, run_id: int) -> None:
+        with self._connect() as db:
+            db.execute("BEGIN")
+            for table in ("metrics", "checkpoints"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            db.execute("COMMIT")
+
+    # --- metrics and checkpoints ------------------------------------------------------------
+    def add_metrics(self, run_id: int, metrics: dict) -> None:
+        with self._connect() as db:
+            db.execute(f"INSERT INTO metrics (run_id, {', '.join(METRIC_FIELDS)}) VALUES (?{', ?' * len(METRIC_FIELDS)})",
+                       (run_id, *(metrics.get(k) for k in METRIC_FIELDS)))
+
+    def metrics(self, run_ids: list[int] | int) -> list[dict]:
+        ids = [run_ids] if isinstance(run_ids, int) else list(run_ids)
+        if not ids:
+            return []
+        with self._connect() as db:
+            rows = db.execute(f"SELECT * FROM metrics WHERE run_id IN ({','.join('?' * len(ids))}) "
+                              "ORDER BY run_id, step", ids).fetchall()
+        return [dict(r) for r in rows]
+
+    def set_checkpoint(self, run_id: int, kind: str, path: Path, meta: dict) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                       (run_id, kind, str(path), meta.get("step"), meta.get("epoch"), meta.get("valid_ppl")))
+
+    def checkpoints(self, run_id: int) -> dict[str, dict]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step", (run_id,)).fetchall()
+        return {r["kind"]: dict(r) for r in rows}
+
+    # --- n-gram baselines -------------------------------------------------------------------
+    def get_baseline(self, corpus_key: str, order: int) -> dict | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM baselines WHERE corpus_key = ? AND ngram_order = ?",
+                             (corpus_key, order)).fetchone()
+        return dict(row) if row else None
+
+    def set_baseline(self, corpus_key: str, order: int, **values) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO baselines VALUES (?, ?, ?, ?, ?, ?)",
+                       (corpus_key, order, values.get("valid_ppl"), values.get("test_ppl"),
+                        values.get("vocab"), values.get("seconds")))
+
+
+def _run_row(row: sqlite3.Row) -> dict:
+    run = dict(row)
+    run["config"] = json.loads(run["config"])
+    return run
