@@ -18,7 +18,7 @@ import torch
 from ..config import RunConfig
 from ..corpus.reading import CorpusError
 from ..train import TrainHooks, train
-from .store import RunStore
+from .store import ACTIVE, RunStore
 
 _children: list[subprocess.Popen] = []  # reaped in pump() so finished jobs leave no zombies
 STOP_POLL_S = 0.5
@@ -125,6 +125,7 @@ class StoreHooks(TrainHooks):
     def __init__(self, store: RunStore, run_id: int):
         self.store, self.run_id = store, run_id
         self._last_poll = self._last_progress = 0.0
+        self.best = float("inf")
 
     def on_start(self, info):
         self.store.update_run(self.run_id, params=info["params"], device=info["device"], vocab=info["vocab"],
@@ -132,8 +133,9 @@ class StoreHooks(TrainHooks):
 
     def on_eval(self, metrics):
         self.store.add_metrics(self.run_id, metrics)
+        self.best = min(self.best, metrics["valid_ppl"])
         self.store.update_run(self.run_id, step=metrics["step"], tokens_per_s=metrics["tokens_per_s"],
-                              wall_time=metrics["wall_time"])
+                              wall_time=metrics["wall_time"], best_valid_ppl=self.best)
 
     def on_checkpoint(self, kind, path, meta):
         self.store.set_checkpoint(self.run_id, kind, path, meta)
@@ -184,8 +186,28 @@ def wait_for(store: RunStore, run_ids: list[int], timeout: float = 600.0, poll: 
     while True:
         pump(store)
         runs = [store.get_run(i) for i in run_ids]
-        if all(r["status"] not in ("queued", "starting", "running") for r in runs):
+        if all(r["status"] not in ACTIVE for r in runs):
             return runs
         if time.monotonic() > deadline:
             raise TimeoutError(f"runs {run_ids} still active after {timeout:.0f} s")
         time.sleep(poll)
+
+
+def progress_text(run: dict) -> str:
+    """'step 120/400 · 30% · ETA 1 min 5 s' for a progress bar, from the store's row alone."""
+    step, total = run["step"], run["total_steps"]
+    if run["status"] in ("queued", "starting"):
+        return "waiting for a free slot" if run["status"] == "queued" else "starting"
+    text = f"step {step}/{total}" if total else f"step {step}"
+    if run["status"] == "running" and total and step and run["started_at"]:
+        elapsed = time.time() - run["started_at"]
+        eta = elapsed * (total - step) / step
+        text += f" · {step / total:.0%} · ETA {_duration(eta)}"
+    elif run["status"] not in ACTIVE:
+        text += f" · {run['status']}"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"

@@ -1,0 +1,108 @@
+"""The one module between the pages and lmcore: the run store, the chosen corpus, cached loaders,
+and the URL (query parameters) that makes a view shareable. Pages import this, never each other."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import streamlit as st
+
+from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
+from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, load_corpus, spec_fingerprint
+from lmcore.corpus.reading import CorpusError, decode_text
+from lmcore.runs.store import RunStore
+
+CORPUS_KEY = "corpus_spec"
+
+
+@st.cache_resource
+def get_store() -> RunStore:
+    return RunStore()
+
+
+@st.cache_resource(max_entries=8)
+def _load_corpus(spec_items: tuple, fingerprint: str) -> Corpus:
+    return load_corpus(CorpusSpec(**dict(spec_items)))
+
+
+def cached_corpus(spec: CorpusSpec) -> Corpus:
+    """Loaded once per spec (and per upload's content) for all sessions."""
+    return _load_corpus(tuple(sorted(asdict(spec).items())), spec_fingerprint(spec))
+
+
+def uploads_dir() -> Path:
+    path = get_store().home / "uploads"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Check the bytes are text, then keep them under the data folder by content hash.
+
+    The user's file name only contributes letters and digits, so it cannot point outside the folder.
+    """
+    decode_text(data, name)  # raises CorpusError with the reason
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40] or "upload"
+    path = uploads_dir() / f"{hashlib.sha1(data).hexdigest()[:12]}-{stem}.txt"
+    if not path.exists():
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def allowed_source(source: str) -> bool:
+    """Sources a URL may name: a built-in corpus or a file this app saved from an upload."""
+    if source.startswith(BUILTIN_PREFIX):
+        return source[len(BUILTIN_PREFIX):] in BUILTIN_CORPORA
+    try:
+        path = Path(source).resolve()
+    except (OSError, ValueError):
+        return False
+    return path.parent == uploads_dir().resolve() and path.is_file()
+
+
+def corpus_spec() -> CorpusSpec:
+    """The corpus chosen on the Corpus page: session state first, then the URL, then the default."""
+    if CORPUS_KEY in st.session_state:
+        return st.session_state[CORPUS_KEY]
+    q = st.query_params
+    spec = CorpusSpec(source=f"{BUILTIN_PREFIX}{DEFAULT_CORPUS}")
+    source = q.get("corpus")
+    if source and allowed_source(source):
+        try:
+            spec = CorpusSpec(source=source, tokenizer=q.get("tokenizer", spec.tokenizer),
+                              lowercase=q.get("lowercase", "1") == "1", min_count=int(q.get("min_count", 1)),
+                              max_vocab=int(q["max_vocab"]) if q.get("max_vocab") else None)
+            spec.validate()
+        except (ValueError, CorpusError):
+            spec = CorpusSpec(source=f"{BUILTIN_PREFIX}{DEFAULT_CORPUS}")
+    st.session_state[CORPUS_KEY] = spec
+    return spec
+
+
+def set_corpus_spec(spec: CorpusSpec) -> None:
+    st.session_state[CORPUS_KEY] = spec
+    params = {"corpus": spec.source, "tokenizer": spec.tokenizer, "lowercase": "1" if spec.lowercase else "0",
+              "min_count": str(spec.min_count)}
+    if spec.max_vocab:
+        params["max_vocab"] = str(spec.max_vocab)
+    st.query_params.update(params)
+
+
+def corpus_label(spec: CorpusSpec) -> str:
+    source = spec.source
+    if not source.startswith(BUILTIN_PREFIX):
+        source = Path(source).name.split("-", 1)[-1]  # drop the content hash of an upload
+    return f"{source} · {spec.tokenizer}{' · lowercased' if spec.lowercase else ''}"
+
+
+def selected_run_ids(key: str = "runs") -> list[int]:
+    raw = st.query_params.get(key, "")
+    return [int(x) for x in raw.split(",") if x.strip().isdigit()]
+
+
+def set_selected_run_ids(ids: list[int], key: str = "runs") -> None:
+    st.query_params[key] = ",".join(str(i) for i in ids)

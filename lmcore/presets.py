@@ -1,0 +1,56 @@
+"""Named starting points for the Train page and the CLI, and parameter-budget matching.
+
+The page maps a preset name to these objects and nothing else (TensorFlow Playground's state.ts habit):
+the defaults live here, not in widgets.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .config import TrainConfig
+from .model import ModelConfig
+
+PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
+    "lecture RNN": (ModelConfig(arch="elman", activation="sigmoid", bias=False, layers=1, dropout=0.2),
+                    TrainConfig(optimizer="sgd", lr=1.0, clip=0.25)),
+    "tanh RNN": (ModelConfig(arch="elman", activation="tanh", layers=1, dropout=0.2),
+                 TrainConfig(optimizer="sgd", lr=1.0, clip=0.25)),
+    "IRNN": (ModelConfig(arch="irnn", layers=1, dropout=0.2),
+             TrainConfig(optimizer="sgd", lr=0.5, clip=0.25)),
+    "LSTM": (ModelConfig(arch="lstm", layers=2, dropout=0.2), TrainConfig(optimizer="sgd", lr=20.0, clip=0.25)),
+    "GRU": (ModelConfig(arch="gru", layers=2, dropout=0.2), TrainConfig(optimizer="sgd", lr=20.0, clip=0.25)),
+}
+DEFAULT_LINEUP = ("lecture RNN", "LSTM", "GRU")
+
+GATE_BLOCKS = {"elman": 1, "irnn": 1, "gru": 3, "lstm": 4}  # weight blocks per layer: V and U each hold this many
+
+
+def count_params(cfg: ModelConfig, vocab_size: int | None = None) -> int:
+    """Parameters of RNNLM(cfg) in closed form (equal to model.num_params(); a test checks)."""
+    v = vocab_size or cfg.vocab_size
+    g = GATE_BLOCKS[cfg.arch]
+    total = v * cfg.emb  # embedding
+    for layer in range(cfg.layers):
+        inputs = cfg.emb if layer == 0 else cfg.hidden
+        total += g * cfg.hidden * (inputs + cfg.hidden + (2 if cfg.bias else 0))  # V, U, b_ih, b_hh
+    total += (0 if cfg.tied else cfg.hidden * v) + (v if cfg.bias else 0)  # W, b2
+    return total
+
+
+def hidden_for_budget(cfg: ModelConfig, target_params: int, vocab_size: int) -> int:
+    """The hidden size whose parameter count is closest to target_params, the rest of cfg kept.
+
+    A tied model keeps emb == hidden, so both move together.
+    """
+    def params(h: int) -> int:
+        return count_params(replace(cfg, hidden=h, emb=h if cfg.tied else cfg.emb), vocab_size)
+    lo, hi = 1, 4096
+    while lo < hi:  # parameters grow with h: find the first h at or above the target
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if params(mid) < target_params else (lo, mid)
+    return min((max(1, lo - 1), lo), key=lambda h: abs(params(h) - target_params))
+
+
+def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
+    model, train = PRESETS[name]
+    return replace(model), replace(train)

@@ -1,0 +1,67 @@
+"""Tables the pages and the CLI show, built from the corpus and the run store."""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from .baseline import cached_baseline
+from .config import RunConfig
+from .corpus.dataset import SPLITS, Corpus
+
+COMPARE_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
+                   "tokens/s", "training time (s)", "device", "status", "corpus")
+
+
+def corpus_stats_table(corpus: Corpus) -> pd.DataFrame:
+    stats = corpus.stats()
+    return pd.DataFrame([{"split": s, "lines": stats[f"{s}_lines"], "tokens": stats[f"{s}_tokens"],
+                          "<unk> rate": round(stats[f"{s}_unk_rate"], 4)} for s in SPLITS])
+
+
+def preview_tokens(corpus: Corpus, n: int = 200) -> list[str]:
+    """The first n training tokens as the model sees them (<unk> included)."""
+    return corpus.vocab.decode(corpus.train[:n])
+
+
+def architecture_label(cfg: RunConfig) -> str:
+    m = cfg.model
+    if m.arch == "elman":
+        return f"Elman ({'σ' if m.activation == 'sigmoid' else m.activation}{'' if m.bias else ', no bias'})"
+    return {"irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}[m.arch]
+
+
+def compare_table(runs: list[dict]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        cfg = RunConfig.from_dict(run["config"])
+        ended = run["finished_at"] or time.time()
+        rows.append({"run": run["id"], "name": cfg.label(), "architecture": architecture_label(cfg),
+                     "layers": cfg.model.layers, "units": cfg.model.hidden, "parameters": run["params"],
+                     "best valid ppl": run["best_valid_ppl"], "test ppl": run["test_ppl"], "tokens/s": run["tokens_per_s"],
+                     "training time (s)": round(ended - run["started_at"], 1) if run["started_at"] else None,
+                     "device": run["device"], "status": run["status"], "corpus": run["corpus_source"]})
+    return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
+
+
+def baseline_rows(store, runs: list[dict], order: int = 3) -> pd.DataFrame:
+    """One Kneser–Ney row per distinct corpus spec among the runs (computed once, kept in the store)."""
+    rows, seen = [], set()
+    for run in runs:
+        spec = run["config"]["corpus"]
+        key = tuple(sorted(spec.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        b = cached_baseline(store, spec, order)
+        rows.append({"run": None, "name": f"Kneser–Ney {order}-gram", "architecture": f"{order}-gram (interpolated KN)",
+                     "layers": None, "units": None, "parameters": None, "best valid ppl": b["valid_ppl"],
+                     "test ppl": b["test_ppl"], "tokens/s": None, "training time (s)": round(b["seconds"], 1),
+                     "device": "cpu", "status": "baseline", "corpus": spec["source"]})
+    return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
+
+
+def metrics_frame(store, run_ids: list[int]) -> pd.DataFrame:
+    cols = ["run_id", "step", "epoch", "lr", "train_loss", "valid_loss", "valid_ppl", "tokens_per_s", "wall_time"]
+    return pd.DataFrame(store.metrics(run_ids), columns=cols)
+

@@ -1,0 +1,45 @@
+"""Plotly figure builders: data in, `go.Figure` out. No Streamlit here, so tests call them directly."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def zipf_figure(counts: np.ndarray, title: str = "Rank–frequency (Zipf) plot") -> go.Figure:
+    """Token counts, most frequent first, on log–log axes, with the ideal 1/rank line for reference."""
+    counts = np.asarray(counts, dtype=float)
+    ranks = np.arange(1, counts.size + 1)
+    fig = go.Figure()
+    fig.add_trace(go.Scattergl(x=ranks, y=counts, mode="markers", marker=dict(size=4), name="corpus"))
+    if counts.size:
+        fig.add_trace(go.Scatter(x=ranks, y=counts[0] / ranks, mode="lines", line=dict(dash="dot", color="grey"),
+                                 name="f ∝ 1/rank"))
+    fig.update_layout(title=title, xaxis_title="rank", yaxis_title="count", height=380,
+                      margin=dict(l=40, r=10, t=40, b=40))
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step", y: str = "valid_ppl",
+                  baselines: dict[str, float] | None = None, log_y: bool = True) -> go.Figure:
+    """One line per run of `y` against `x` from rows of the metrics table; baselines as dashed lines."""
+    fig = go.Figure()
+    for i, (run_id, label) in enumerate(labels.items()):
+        rows = metrics[metrics["run_id"] == run_id] if len(metrics) else metrics
+        fig.add_trace(go.Scatter(x=rows[x] if len(rows) else [], y=rows[y] if len(rows) else [],
+                                 mode="lines+markers", name=label, line=dict(color=PALETTE[i % len(PALETTE)])))
+    for name, value in (baselines or {}).items():
+        if value and np.isfinite(value):
+            fig.add_hline(y=value, line=dict(dash="dash", color="grey"), annotation_text=name,
+                          annotation_position="top left")
+    axis_names = {"step": "training step", "epoch": "epoch", "wall_time": "wall time (s)",
+                  "valid_ppl": "validation perplexity", "train_loss": "training loss (nats/token)"}
+    fig.update_layout(xaxis_title=axis_names.get(x, x), yaxis_title=axis_names.get(y, y), height=380,
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=30, b=40))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig

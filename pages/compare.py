@@ -1,0 +1,48 @@
+"""Compare: every run's perplexity, parameters and speed beside the Kneser–Ney baseline; curves; CSV."""
+import pandas as pd
+import streamlit as st
+
+import appstate
+from lmcore.config import RunConfig
+from lmcore.corpus.reading import CorpusError
+from lmcore.reports import baseline_rows, compare_table, metrics_frame
+from lmcore.viz import curves_figure
+
+st.title("Compare")
+store = appstate.get_store()
+runs = [r for r in store.list_runs() if r["best_valid_ppl"] is not None]
+if not runs:
+    st.info("No trained runs yet. Train some on the Train page; they appear here as soon as they are evaluated.")
+    st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+    st.stop()
+
+corpora = sorted({r["corpus_source"] for r in runs})
+current = appstate.corpus_spec().source
+corpus = st.selectbox("Corpus", corpora, index=corpora.index(current) if current in corpora else 0,
+                      format_func=lambda s: s.rsplit("/", 1)[-1])
+runs = [r for r in runs if r["corpus_source"] == corpus]
+order = st.select_slider("n-gram baseline order", options=[1, 2, 3, 4, 5], value=3)
+try:
+    with st.spinner("Fitting the Kneser–Ney baseline (once per corpus)…"):
+        baseline = baseline_rows(store, runs, order)
+except CorpusError as err:
+    st.warning(f"No n-gram baseline: {err}")
+    baseline = pd.DataFrame()
+table = pd.concat([compare_table(runs), baseline], ignore_index=True) if len(baseline) else compare_table(runs)
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={"best valid ppl": st.column_config.NumberColumn(format="%.2f"),
+                            "test ppl": st.column_config.NumberColumn(format="%.2f"),
+                            "tokens/s": st.column_config.NumberColumn(format="%.0f"),
+                            "parameters": st.column_config.NumberColumn(format="%d")})
+st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
+
+labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
+default = appstate.selected_run_ids("compare") or list(labels)[-4:]
+ticked = st.multiselect("Runs to plot", list(labels), default=[i for i in default if i in labels],
+                        format_func=labels.get)
+appstate.set_selected_run_ids(ticked, "compare")
+x = st.radio("Against", ["epoch", "wall_time", "step"], horizontal=True,
+             format_func={"epoch": "epoch", "wall_time": "wall time", "step": "step"}.get)
+baselines = {f"KN {order}-gram (valid)": float(b) for b in baseline["best valid ppl"][:1]} if len(baseline) else {}
+st.plotly_chart(curves_figure(metrics_frame(store, ticked), {i: labels[i] for i in ticked}, x, "valid_ppl",
+                              baselines), width="stretch")

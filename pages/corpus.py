@@ -1,0 +1,74 @@
+"""Corpus: choose a built-in corpus or upload a .txt file; tokenizer and vocabulary; stats and Zipf plot."""
+import html
+
+import streamlit as st
+
+import appstate
+from lmcore.corpus.builtin import BUILTIN_CORPORA
+from lmcore.corpus.dataset import BUILTIN_PREFIX, CorpusSpec
+from lmcore.corpus.reading import CorpusError
+from lmcore.corpus.tokenize import TOKENIZERS, detokenize
+from lmcore.reports import corpus_stats_table, preview_tokens
+from lmcore.viz import zipf_figure
+
+st.title("Corpus")
+st.caption("Every run trains on one corpus. The text is split 80/10/10 into train/valid/test by contiguous lines; "
+           "the vocabulary comes from the training split only, and rarer or unseen words become <unk>.")
+current = appstate.corpus_spec()
+
+kind = st.radio("Text", ["built-in corpus", "upload a .txt file"], horizontal=True,
+                index=0 if current.source.startswith(BUILTIN_PREFIX) else 1)
+source = current.source
+if kind == "built-in corpus":
+    names = list(BUILTIN_CORPORA)
+    name = current.source[len(BUILTIN_PREFIX):] if current.source.startswith(BUILTIN_PREFIX) else names[0]
+    name = st.selectbox("Built-in corpus", names, index=names.index(name) if name in names else 0,
+                        format_func=lambda n: f"{n}: {BUILTIN_CORPORA[n]}")
+    source = BUILTIN_PREFIX + name
+else:
+    upload = st.file_uploader("A UTF-8 text file (one sentence or paragraph per line works best)", type=["txt"])
+    if upload is not None:
+        try:
+            source = str(appstate.save_upload(upload.name, upload.getvalue()))
+        except CorpusError as err:
+            st.error(str(err))
+            st.stop()
+    elif current.source.startswith(BUILTIN_PREFIX):
+        st.info("Choose a file to upload; the built-in corpus stays selected until then.")
+
+c1, c2, c3, c4 = st.columns(4)
+tokenizer = c1.selectbox("Tokenizer", list(TOKENIZERS), index=list(TOKENIZERS).index(current.tokenizer),
+                         help="; ".join(f"{k}: {v}" for k, v in TOKENIZERS.items()))
+lowercase = c2.checkbox("Lowercase", value=current.lowercase)
+min_count = c3.number_input("Min count", min_value=1, max_value=1000, value=current.min_count,
+                            help="words seen fewer times in the training split become <unk>")
+max_vocab = c4.number_input("Max vocabulary (0: no limit)", min_value=0, max_value=200_000,
+                            value=current.max_vocab or 0, step=1000)
+spec = CorpusSpec(source=source, tokenizer=tokenizer, lowercase=lowercase, min_count=int(min_count),
+                  max_vocab=int(max_vocab) or None)
+if spec != current:
+    appstate.set_corpus_spec(spec)
+
+try:
+    with st.spinner("Reading and tokenizing…"):
+        corpus = appstate.cached_corpus(spec)
+except CorpusError as err:
+    st.error(str(err))
+    st.stop()
+
+st.subheader(appstate.corpus_label(spec))
+stats = corpus.stats()
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Training tokens", f"{stats['train_tokens']:,}")
+m2.metric("Vocabulary", f"{stats['vocab']:,}")
+m3.metric("Types in training split", f"{stats['train_types']:,}")
+m4.metric("<unk> rate (valid)", f"{stats['valid_unk_rate']:.2%}")
+left, right = st.columns([2, 3])
+left.dataframe(corpus_stats_table(corpus), hide_index=True, width="stretch")
+right.plotly_chart(zipf_figure(corpus.rank_frequency()), width="stretch")
+
+st.subheader("Preview: the first training tokens")
+tokens = preview_tokens(corpus, 300)
+st.markdown(" ".join(f"<code>{html.escape(t)}</code>" for t in tokens[:120]), unsafe_allow_html=True)
+st.text(detokenize(tokens, spec.tokenizer))
+st.page_link("pages/train.py", label="Train models on this corpus →", icon="🏋️")
