@@ -12,14 +12,19 @@ import streamlit as st
 from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
 from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, load_corpus, spec_fingerprint
 from lmcore.corpus.reading import CorpusError, decode_text
-from lmcore.runs.store import RunStore
+from lmcore.runs.store import RunStore, default_home
 
 CORPUS_KEY = "corpus_spec"
 
 
 @st.cache_resource
+def _store(home: str) -> RunStore:
+    return RunStore(home)
+
+
 def get_store() -> RunStore:
-    return RunStore()
+    """The store in $LMCORE_HOME (or ~/.lmcore), opened once per data folder."""
+    return _store(str(default_home()))
 
 
 @st.cache_resource(max_entries=8)

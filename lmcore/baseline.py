@@ -23,7 +23,8 @@ def cached_baseline(store, spec: CorpusSpec | dict, order: int = 3) -> dict:
     if found:
         return {"order": order, **{k: found[k] for k in ("valid_ppl", "test_ppl", "vocab", "seconds")}}
     result = ngram_baseline(load_corpus(spec), order)
-    store.set_baseline(key, order, **result)
+    store.set_baseline(key, order, valid_ppl=result["valid_ppl"], test_ppl=result["test_ppl"],
+                       vocab=result["vocab"], seconds=result["seconds"])
     return result
 
 

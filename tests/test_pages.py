@@ -1,0 +1,111 @@
+"""Every page through streamlit's AppTest, driven from app.py's navigation as a user would."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lmcore.runs import jobs
+from lmcore.runs.store import RunStore
+
+from .conftest import REPO, grammar_lines
+
+TIMEOUT = 120
+
+
+def open_page(page: str, at: AppTest | None = None) -> AppTest:
+    at = at or AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload_corpus(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio[0].set_value("upload a .txt file").run()
+    at.file_uploader[0].set_value((name, data, "text/plain")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture(autouse=True)
+def home(lmcore_home):
+    return lmcore_home
+
+
+def test_corpus_page_opens_on_the_builtin_default():
+    at = open_page("pages/corpus.py")
+    assert at.title[0].value == "Corpus"
+    assert "python-docs" in at.subheader[0].value
+    assert len(at.get("plotly_chart")) == 1  # Zipf plot
+    table = at.dataframe[0].value
+    assert list(table["split"]) == ["train", "valid", "test"] and table["tokens"].min() > 1000
+
+
+def test_corpus_page_switches_builtin_and_tokenizer():
+    at = open_page("pages/corpus.py")
+    at.selectbox[0].set_value("agreement").run()
+    at.selectbox[1].set_value("char").run()
+    assert not at.exception
+    assert "agreement" in at.subheader[0].value and "char" in at.subheader[0].value
+    vocab = next(m for m in at.metric if m.label == "Vocabulary")
+    assert int(vocab.value.replace(",", "")) < 60  # characters, not words
+    assert at.query_params["corpus"] == "builtin:agreement"
+
+
+def test_upload_shows_stats_and_escapes_html():
+    text = "\n".join(["<script>alert(1)</script> the roses are red .",
+                      "<img src=x onerror=alert(1)> is here ."] + grammar_lines(200)) + "\n"
+    at = upload_corpus(open_page("pages/corpus.py"), "my notes.txt", text.encode())
+    at.selectbox[0].set_value("word").run()  # whitespace split keeps each tag whole
+    assert "my_notes.txt" in at.subheader[0].value
+    html_shown = " ".join(m.value for m in at.markdown)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_shown and "<script>" not in html_shown
+    assert "&lt;img" in html_shown and "<img" not in html_shown
+
+
+@pytest.mark.parametrize("data, reason", [(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "NUL"),
+                                          (b"   \n\n  ", "empty"),
+                                          ("caf\u00e9 cr\u00e8me\n".encode("latin-1") * 5, "UTF-8")])
+def test_upload_of_bad_bytes_gives_a_clear_error(data, reason):
+    at = upload_corpus(open_page("pages/corpus.py"), "bad.txt", data)
+    assert at.error and reason in at.error[0].value
+
+
+def test_train_page_trains_two_runs_in_processes_then_compare_shows_them(lmcore_home):
+    at = open_page("pages/corpus.py")
+    upload_corpus(at, "grammar.txt", ("\n".join(grammar_lines(600)) + "\n").encode())
+    open_page("pages/train.py", at)
+    at.slider[0].set_value(2).run()
+    # Shrink both runs so they train in a second or two.
+    for key in ("hid0_lecture RNN", "emb0_lecture RNN", "hid1_LSTM", "emb1_LSTM"):
+        at.number_input(key=key).set_value(16)
+    at.number_input(key="lay1_LSTM").set_value(1)
+    at.number_input[2].set_value(4)  # batch (shared settings: epochs, τ, batch, seed, budget)
+    at.number_input[1].set_value(10)
+    at.run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "parameters" in captions
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    ids = [int(x) for x in at.query_params["runs"].split(",")]
+    assert len(ids) == 2
+    store = RunStore(lmcore_home)
+    finished = jobs.wait_for(store, ids, timeout=240)
+    assert [r["status"] for r in finished] == ["done", "done"], [r["message"] for r in finished]
+    assert all(r["pid"] and r["best_valid_ppl"] > 1 for r in finished)
+
+    at.run()  # the live view now shows both runs finished, with their curves
+    assert len(at.get("plotly_chart")) == 2
+    assert sum("done" in m.value for m in at.markdown) >= 2
+
+    open_page("pages/compare.py", at)
+    table = at.dataframe[0].value
+    assert set(ids) <= set(table["run"].dropna().astype(int))
+    kn = table[table["status"] == "baseline"]
+    assert len(kn) == 1 and kn["best valid ppl"].iloc[0] > 1
+    assert len(at.get("plotly_chart")) == 1
+    assert at.get("download_button")
+
+
+def test_compare_page_without_runs_says_what_to_do():
+    at = open_page("pages/compare.py")
+    assert "No trained runs yet" in at.info[0].value
