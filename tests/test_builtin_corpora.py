@@ -161,3 +161,9 @@ def test_unknown_corpus_names_the_known_ones():
     message = str(err.value)
     assert "shakespeare" in message
     assert "agreement" in message and "python-docs" in message
+
+
+def test_python_docs_has_no_repeated_paragraph():
+    # Topics share paragraphs; a repeat would put training text into valid/test.
+    lines = python_docs_text().splitlines()
+    assert len(lines) == len(set(lines))

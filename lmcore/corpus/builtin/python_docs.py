@@ -157,10 +157,10 @@ def python_docs_text() -> str:
     """The prose of `pydoc_data.topics`, one paragraph a line, ending with a newline."""
     from pydoc_data.topics import topics
 
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered set: topics share paragraphs, and a repeat would leak across splits
     for key in sorted(topics):
         for kind, lines in _paragraphs(topics[key]):
             line = _clean_block(kind, lines)
             if line:
-                out.append(line)
+                out.setdefault(line)
     return "".join(line + "\n" for line in out)
