@@ -1,9 +1,14 @@
-"""RNN LM Explorer: routing only. Each page lives in pages/ and talks to lmcore through appstate."""
+"""RNN LM Explorer: routing only. Each page lives in views/ and talks to lmcore through appstate.
+
+The folder is not called pages/: Streamlit treats a pages/ folder as a legacy multipage app and, for a
+direct link such as /compare opened before any session has run this file, runs that page without
+st.navigation (wrong menu, no shared frame), which would break shareable URLs.
+"""
 import streamlit as st
 
-st.set_page_config(page_title="RNN LM Explorer", page_icon="🔁", layout="wide")
+st.set_page_config(page_title="RNN LM Explorer", page_icon=":material/repeat:", layout="wide")
 st.navigation([
-    st.Page("pages/corpus.py", title="Corpus", icon="📄", default=True),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/compare.py", title="Compare", icon="📊"),
+    st.Page("views/corpus.py", title="Corpus", icon=":material/description:", default=True),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/leaderboard:"),
 ]).run()

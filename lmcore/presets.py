@@ -54,3 +54,9 @@ def hidden_for_budget(cfg: ModelConfig, target_params: int, vocab_size: int) -> 
 def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
     model, train = PRESETS[name]
     return replace(model), replace(train)
+
+
+def live_eval_every(train_tokens: int, batch: int, bptt: int, per_epoch: int = 4) -> int:
+    """Steps between evaluations so a live curve gets about `per_epoch` points per epoch."""
+    steps_per_epoch = max(1, train_tokens // max(1, batch * bptt))
+    return max(1, steps_per_epoch // per_epoch)

@@ -32,10 +32,11 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
         rows = metrics[metrics["run_id"] == run_id] if len(metrics) else metrics
         fig.add_trace(go.Scatter(x=rows[x] if len(rows) else [], y=rows[y] if len(rows) else [],
                                  mode="lines+markers", name=label, line=dict(color=PALETTE[i % len(PALETTE)])))
+    xs = metrics[x].dropna() if len(metrics) else pd.Series([0, 1])
     for name, value in (baselines or {}).items():
-        if value and np.isfinite(value):
-            fig.add_hline(y=value, line=dict(dash="dash", color="grey"), annotation_text=name,
-                          annotation_position="top left")
+        if value and np.isfinite(value):  # a trace, not add_hline: shapes on a log axis take log10 units
+            fig.add_trace(go.Scatter(x=[xs.min(), xs.max()], y=[value, value], mode="lines", name=name,
+                                     line=dict(dash="dash", color="grey")))
     axis_names = {"step": "training step", "epoch": "epoch", "wall_time": "wall time (s)",
                   "valid_ppl": "validation perplexity", "train_loss": "training loss (nats/token)"}
     fig.update_layout(xaxis_title=axis_names.get(x, x), yaxis_title=axis_names.get(y, y), height=380,

@@ -32,7 +32,7 @@ def home(lmcore_home):
 
 
 def test_corpus_page_opens_on_the_builtin_default():
-    at = open_page("pages/corpus.py")
+    at = open_page("views/corpus.py")
     assert at.title[0].value == "Corpus"
     assert "python-docs" in at.subheader[0].value
     assert len(at.get("plotly_chart")) == 1  # Zipf plot
@@ -41,7 +41,7 @@ def test_corpus_page_opens_on_the_builtin_default():
 
 
 def test_corpus_page_switches_builtin_and_tokenizer():
-    at = open_page("pages/corpus.py")
+    at = open_page("views/corpus.py")
     at.selectbox[0].set_value("agreement").run()
     at.selectbox[1].set_value("char").run()
     assert not at.exception
@@ -54,10 +54,10 @@ def test_corpus_page_switches_builtin_and_tokenizer():
 def test_upload_shows_stats_and_escapes_html():
     text = "\n".join(["<script>alert(1)</script> the roses are red .",
                       "<img src=x onerror=alert(1)> is here ."] + grammar_lines(200)) + "\n"
-    at = upload_corpus(open_page("pages/corpus.py"), "my notes.txt", text.encode())
+    at = upload_corpus(open_page("views/corpus.py"), "my notes.txt", text.encode())
     at.selectbox[0].set_value("word").run()  # whitespace split keeps each tag whole
     assert "my_notes.txt" in at.subheader[0].value
-    html_shown = " ".join(m.value for m in at.markdown)
+    html_shown = " ".join(h.proto.body for h in at.get("html"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_shown and "<script>" not in html_shown
     assert "&lt;img" in html_shown and "<img" not in html_shown
 
@@ -66,14 +66,14 @@ def test_upload_shows_stats_and_escapes_html():
                                           (b"   \n\n  ", "empty"),
                                           ("caf\u00e9 cr\u00e8me\n".encode("latin-1") * 5, "UTF-8")])
 def test_upload_of_bad_bytes_gives_a_clear_error(data, reason):
-    at = upload_corpus(open_page("pages/corpus.py"), "bad.txt", data)
+    at = upload_corpus(open_page("views/corpus.py"), "bad.txt", data)
     assert at.error and reason in at.error[0].value
 
 
 def test_train_page_trains_two_runs_in_processes_then_compare_shows_them(lmcore_home):
-    at = open_page("pages/corpus.py")
+    at = open_page("views/corpus.py")
     upload_corpus(at, "grammar.txt", ("\n".join(grammar_lines(600)) + "\n").encode())
-    open_page("pages/train.py", at)
+    open_page("views/train.py", at)
     at.slider[0].set_value(2).run()
     # Shrink both runs so they train in a second or two.
     for key in ("hid0_lecture RNN", "emb0_lecture RNN", "hid1_LSTM", "emb1_LSTM"):
@@ -97,7 +97,7 @@ def test_train_page_trains_two_runs_in_processes_then_compare_shows_them(lmcore_
     assert len(at.get("plotly_chart")) == 2
     assert sum("done" in m.value for m in at.markdown) >= 2
 
-    open_page("pages/compare.py", at)
+    open_page("views/compare.py", at)
     table = at.dataframe[0].value
     assert set(ids) <= set(table["run"].dropna().astype(int))
     kn = table[table["status"] == "baseline"]
@@ -107,5 +107,5 @@ def test_train_page_trains_two_runs_in_processes_then_compare_shows_them(lmcore_
 
 
 def test_compare_page_without_runs_says_what_to_do():
-    at = open_page("pages/compare.py")
+    at = open_page("views/compare.py")
     assert "No trained runs yet" in at.info[0].value

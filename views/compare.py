@@ -13,7 +13,7 @@ store = appstate.get_store()
 runs = [r for r in store.list_runs() if r["best_valid_ppl"] is not None]
 if not runs:
     st.info("No trained runs yet. Train some on the Train page; they appear here as soon as they are evaluated.")
-    st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+    st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 corpora = sorted({r["corpus_source"] for r in runs})

@@ -7,7 +7,7 @@ import appstate
 from lmcore.config import OPTIMIZERS, RunConfig
 from lmcore.corpus.reading import CorpusError
 from lmcore.model import ACTIVATION_NAMES, ARCHS
-from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, hidden_for_budget, preset
+from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, hidden_for_budget, live_eval_every, preset
 from lmcore.reports import metrics_frame
 from lmcore.runs import jobs
 from lmcore.runs.store import ACTIVE
@@ -18,7 +18,8 @@ spec = appstate.corpus_spec()
 st.caption(f"Corpus: **{appstate.corpus_label(spec)}** (change it on the Corpus page). Each run trains in its own "
            "process; you can leave or reload this page and come back.")
 try:
-    vocab_size = len(appstate.cached_corpus(spec).vocab)
+    corpus = appstate.cached_corpus(spec)
+    vocab_size = len(corpus.vocab)
 except CorpusError as err:
     st.error(str(err))
     st.stop()
@@ -64,7 +65,7 @@ for i, col in enumerate(st.columns(n_runs)):
             model = replace(model, hidden=h, emb=h if model.tied else model.emb)
         train = replace(train, optimizer=optimizer, lr=float(lr), clip=float(clip), epochs=int(epochs),
                         bptt=int(bptt), batch=int(batch), seed=int(seed), time_budget=float(time_budget),
-                        device=device)
+                        device=device, eval_every=live_eval_every(corpus.train.size, int(batch), int(bptt)))
         configs.append(RunConfig(name=f"{name} {model.layers}×{model.hidden}", corpus=spec, model=model, train=train))
         st.caption(f"{model.layers}×{model.hidden} units · **{count_params(model):,}** parameters")
 

@@ -69,6 +69,7 @@ right.plotly_chart(zipf_figure(corpus.rank_frequency()), width="stretch")
 
 st.subheader("Preview: the first training tokens")
 tokens = preview_tokens(corpus, 300)
-st.markdown(" ".join(f"<code>{html.escape(t)}</code>" for t in tokens[:120]), unsafe_allow_html=True)
+# st.html, not st.markdown: markdown would turn __debug__ into bold; every token is escaped.
+st.html("<div style='line-height:2'>" + " ".join(f"<code>{html.escape(t)}</code>" for t in tokens[:120]) + "</div>")
 st.text(detokenize(tokens, spec.tokenizer))
-st.page_link("pages/train.py", label="Train models on this corpus →", icon="🏋️")
+st.page_link("views/train.py", label="Train models on this corpus →", icon=":material/model_training:")
