@@ -108,11 +108,12 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
     checkpoint("init", {"step": 0, "epoch": 0})
     lr, step, best_valid, status, message = t_cfg.lr, 0, float("inf"), "done", ""
     train_time, train_tokens, last_finite = 0.0, 0, float("nan")
+    evaluated = (-1, float("nan"))  # (step, valid loss) of the latest evaluation
     started = time.perf_counter()
 
     def report(epoch: float, loss_sum: float, loss_count: int) -> float:
         """Evaluate on valid, send the metrics row, keep last/best checkpoints; returns valid loss."""
-        nonlocal best_valid
+        nonlocal best_valid, evaluated
         valid_loss = evaluate(model, valid_grid, t_cfg.bptt)
         model.train()
         metrics = {"step": step, "epoch": round(epoch, 4), "lr": lr,
@@ -122,10 +123,12 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
                    "wall_time": time.perf_counter() - started}
         hooks.on_eval(metrics)
         meta = {"step": step, "epoch": metrics["epoch"], "valid_ppl": metrics["valid_ppl"]}
-        checkpoint("last", meta)
+        if math.isfinite(valid_loss):  # weights that blew up never replace the last good checkpoint
+            checkpoint("last", meta)
         if valid_loss < best_valid:
             best_valid = valid_loss
             checkpoint("best", meta)
+        evaluated = (step, valid_loss)
         return valid_loss
 
     for epoch in range(1, t_cfg.epochs + 1):
@@ -168,8 +171,12 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
                 break
         if status == "diverged":
             break
-        valid_loss = report(epoch - 1 + (step - epoch_start_step) / max(steps_per_epoch, 1), loss_sum, loss_count)
-        checkpoint(f"epoch_{epoch}", {"step": step, "epoch": epoch, "valid_ppl": safe_ppl(valid_loss)})
+        if evaluated[0] == step:  # an eval_every evaluation just ran at this step (then max-steps or time stopped it)
+            valid_loss = evaluated[1]
+        else:
+            valid_loss = report(epoch - 1 + (step - epoch_start_step) / max(steps_per_epoch, 1), loss_sum, loss_count)
+        if math.isfinite(valid_loss):
+            checkpoint(f"epoch_{epoch}", {"step": step, "epoch": epoch, "valid_ppl": safe_ppl(valid_loss)})
         if valid_loss > best_valid:  # report() already lowered best_valid if this epoch improved
             lr /= t_cfg.lr_decay
         if status == "stopped" or (t_cfg.max_steps and step >= t_cfg.max_steps) or \

@@ -42,5 +42,7 @@ def tokenize(lines: Iterable[str], kind: str, lowercase: bool = False) -> list[s
 
 def detokenize(tokens: Iterable[str], kind: str) -> str:
     """Readable text back from tokens (for previews and samples)."""
-    sep = "" if kind == "char" else " "
-    return sep.join("\n" if t == EOS else t for t in tokens).replace(" \n ", "\n")
+    if kind == "char":  # spaces are tokens here: keep every one
+        return "".join("\n" if t == EOS else t for t in tokens)
+    # word tokens hold no spaces, so a space next to a line end is only the separator
+    return re.sub(r" ?\n ?", "\n", " ".join("\n" if t == EOS else t for t in tokens))

@@ -1,0 +1,100 @@
+"""Shared fixtures for the lmcore unit tests: small real corpora and tiny run configurations."""
+from __future__ import annotations
+
+import os
+import random
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmcore.config import RunConfig, TrainConfig
+from lmcore.corpus.dataset import CorpusSpec
+from lmcore.model import ModelConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The tests' tensors are tiny: a second thread only adds contention on a shared 2-core machine.
+torch.set_num_threads(1)
+
+
+def docs_lines(n: int = 400) -> list[str]:
+    """The first n prose lines of Python's own documentation (pydoc topics), in a fixed order."""
+    from pydoc_data.topics import topics
+    lines = []
+    for key in sorted(topics):
+        for line in topics[key].splitlines():
+            line = line.strip()
+            # prose only: skip underlines (*****, =====) and blank lines
+            if line and re.search(r"[A-Za-z]{3}", line):
+                lines.append(line)
+                if len(lines) == n:
+                    return lines
+    return lines
+
+
+def grammar_lines(n: int = 600, seed: int = 0) -> list[str]:
+    """Seeded sentences from a tiny grammar: a small vocabulary a tiny model learns in a few steps."""
+    rng = random.Random(seed)
+    subjects = ["the cat", "the dog", "a bird", "the roses", "my friend"]
+    verbs = ["sees", "likes", "chases", "hears"]
+    objects = ["the ball", "a tree", "the door", "the vase", "some bread"]
+    return [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} ." for _ in range(n)]
+
+
+@pytest.fixture
+def docs_file(tmp_path: Path) -> Path:
+    """A UTF-8 text file of 400 lines of documentation prose (split 320/40/40)."""
+    path = tmp_path / "docs.txt"
+    path.write_text("\n".join(docs_lines(400)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def grammar_file(tmp_path: Path) -> Path:
+    """A UTF-8 text file of 600 seeded grammar sentences (split 480/60/60)."""
+    path = tmp_path / "grammar.txt"
+    path.write_text("\n".join(grammar_lines(600)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def lmcore_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data folder, also exported as LMCORE_HOME (job processes inherit it)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("LMCORE_HOME", str(home))
+    return home
+
+
+def tiny_config(source: str | Path, arch: str = "lstm", **train) -> RunConfig:
+    """A model small enough to train a few dozen steps in well under a second."""
+    train_kw = dict(bptt=8, batch=4, optimizer="adam", lr=0.01, clip=0.25, epochs=1, max_steps=30, seed=7,
+                    device="cpu", threads=1)
+    train_kw.update(train)
+    return RunConfig(
+        name=f"tiny {arch}",
+        corpus=CorpusSpec(source=str(source), tokenizer="word", lowercase=True),
+        model=ModelConfig(arch=arch, activation="tanh", emb=16, hidden=16, layers=1, dropout=0.0),
+        train=TrainConfig(**train_kw),
+    )
+
+
+@pytest.fixture
+def tiny_cfg(grammar_file: Path):
+    """A factory of tiny run configs on the grammar corpus: tiny_cfg(arch="gru", max_steps=10)."""
+    def make(arch: str = "lstm", source: str | Path | None = None, **train) -> RunConfig:
+        return tiny_config(source or grammar_file, arch, **train)
+    return make
+
+
+def subprocess_env(home: Path | None = None) -> dict:
+    """Environment for `python -m lmcore` children: the repo importable, one thread, a private store."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if home is not None:
+        env["LMCORE_HOME"] = str(home)
+    return env
+
+
+PYTHON = sys.executable
