@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -31,12 +32,17 @@ def _corpus_spec(a) -> CorpusSpec:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lmcore", description=__doc__)
-    parser.add_argument("--home", default=None, help="data folder (default $LMCORE_HOME or ~/.lmcore)")
+    # --home is accepted before or after the subcommand; SUPPRESS keeps the sub-parser from resetting it.
+    home = argparse.ArgumentParser(add_help=False)
+    home.add_argument("--home", default=argparse.SUPPRESS, help="data folder (default $LMCORE_HOME or ~/.lmcore)")
+    parser = argparse.ArgumentParser(prog="python -m lmcore", description=__doc__, parents=[home])
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[home], **kwargs)
+
     m, t = ModelConfig(), TrainConfig()
-    p = sub.add_parser("train", help="train one model (recorded in the run store)")
+    p = command("train", help="train one model (recorded in the run store)")
     _add_corpus_flags(p)
     p.add_argument("--name", default="")
     p.add_argument("--arch", choices=list(ARCHS), default=m.arch)
@@ -63,18 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for checkpoints (default: the run's folder in the store)")
     p.add_argument("--json", action="store_true", help="one JSON object per evaluation on stdout")
 
-    p = sub.add_parser("eval", help="perplexity of a checkpoint on a split")
+    p = command("eval", help="perplexity of a checkpoint on a split")
     p.add_argument("checkpoint", help="a .pt file, or a run folder (its best.pt is used)")
     p.add_argument("--split", choices=SPLITS, default="test")
     p.add_argument("--corpus", default=None, help="evaluate on another corpus with the run's vocabulary")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("ngram", help="interpolated Kneser-Ney baseline perplexity")
+    p = command("ngram", help="interpolated Kneser-Ney baseline perplexity")
     _add_corpus_flags(p)
     p.add_argument("--order", type=int, default=3, choices=range(1, 6))
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("sample", help="generate text from a checkpoint")
+    p = command("sample", help="generate text from a checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("--prompt", default="")
     p.add_argument("--words", "-n", type=int, default=100)
@@ -82,10 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
 
-    p = sub.add_parser("runs", help="list the run store")
+    p = command("runs", help="list the run store")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("worker", help=argparse.SUPPRESS)  # the body of a job process
+    p = command("worker", help=argparse.SUPPRESS)  # the body of a job process
     p.add_argument("run_id", type=int)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--max-parallel", type=int, default=None)
@@ -94,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.home = getattr(args, "home", None)
     try:
         return COMMANDS[args.command](args)
     except (CorpusError, ValueError, OSError, KeyError) as err:
@@ -119,6 +126,7 @@ def cmd_train(a) -> int:
     if a.threads:
         import torch
         torch.set_num_threads(a.threads)
+    corpus = load_corpus(cfg.corpus)  # a bad corpus fails here, before anything is recorded
     store = RunStore(a.home)
     run_id = store.create_run(cfg.to_dict(), status="running")
     store.update_run(run_id, pid=os.getpid(), started_at=time.time())
@@ -128,7 +136,7 @@ def cmd_train(a) -> int:
         def on_eval(self, metrics):
             super().on_eval(metrics)
             if a.json:
-                print(json.dumps({"run_id": run_id, **metrics}), flush=True)
+                print(json_line({"run_id": run_id, **metrics}), flush=True)
             else:
                 print(f"\r| epoch {metrics['epoch']:6.2f} | step {metrics['step']:6d} | lr {metrics['lr']:.3g} | "
                       f"train loss {metrics['train_loss']:.3f} | valid ppl {metrics['valid_ppl']:9.2f} | "
@@ -143,7 +151,7 @@ def cmd_train(a) -> int:
                       f"loss {loss:.3f}", end="", file=sys.stderr, flush=True)
 
     try:
-        result = train(cfg, out, CliHooks(store, run_id))
+        result = train(cfg, out, CliHooks(store, run_id), corpus=corpus)
     except BaseException as err:
         store.update_run(run_id, status="failed" if isinstance(err, Exception) else "stopped",
                          message=str(err) or type(err).__name__, finished_at=time.time())
@@ -155,12 +163,17 @@ def cmd_train(a) -> int:
              "test_ppl": result.test_ppl, "params": result.params, "vocab": result.vocab,
              "tokens_per_s": result.tokens_per_s, "wall_time": result.wall_time, "dir": str(out)}
     if a.json:
-        print(json.dumps(final), flush=True)
+        print(json_line(final), flush=True)
     else:
         print(f"{result.status}: {result.message}\nrun {run_id} in {out}\nbest valid ppl {result.best_valid_ppl:.2f}"
               f" | test ppl {result.test_ppl if result.test_ppl is None else round(result.test_ppl, 2)}"
               f" | {result.params:,} parameters | vocab {result.vocab}")
     return 0 if result.status in ("done", "stopped") else 1
+
+
+def json_line(record: dict) -> str:
+    """Strict JSON: an infinite or NaN perplexity (a diverged run) becomes null."""
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()})
 
 
 def _checkpoint_path(path: str):
@@ -187,7 +200,7 @@ def cmd_eval(a) -> int:
     ids = vocab.encode(tokenized_splits(spec)[0][a.split])  # the checkpoint's own vocabulary
     loss = evaluate(model, batchify(ids, EVAL_BATCH), cfg.train.bptt)
     result = {"split": a.split, "loss": loss, "ppl": safe_ppl(loss), "tokens": int(len(ids)), "step": meta.get("step")}
-    print(json.dumps(result) if a.json else f"{a.split} loss {loss:.4f} | ppl {result['ppl']:.2f} | {len(ids)} tokens")
+    print(json_line(result) if a.json else f"{a.split} loss {loss:.4f} | ppl {result['ppl']:.2f} | {len(ids)} tokens")
     return 0
 
 
@@ -195,7 +208,7 @@ def cmd_ngram(a) -> int:
     from .baseline import ngram_baseline
     result = ngram_baseline(load_corpus(_corpus_spec(a)), a.order)
     if a.json:
-        print(json.dumps(result))
+        print(json_line(result))
     else:
         print(f"Kneser-Ney {a.order}-gram | vocab {result['vocab']} | valid ppl {result['valid_ppl']:.2f} | "
               f"test ppl {result['test_ppl']:.2f} | {result['seconds']:.1f} s")
@@ -222,7 +235,7 @@ def cmd_runs(a) -> int:
     keys = ("id", "name", "status", "arch", "params", "device", "step", "best_valid_ppl", "test_ppl", "corpus_source")
     if a.json:
         for r in runs:
-            print(json.dumps({k: r[k] for k in keys}))
+            print(json_line({k: r[k] for k in keys}))
         return 0
     if not runs:
         print(f"no runs in {store.home}")

@@ -113,6 +113,22 @@ def test_missing_corpus_is_one_error_line(tmp_path):
     proc = lmcore("train", "--corpus", missing, *TINY, "--max-steps", "3", home=tmp_path / "home")
     assert proc.returncode != 0 and proc.stdout == ""
     assert str(missing) in _one_error_line(proc.stderr) and "no such file" in proc.stderr
+    assert RunStore(tmp_path / "home").list_runs() == []  # a typo leaves no failed run behind
+
+
+def test_home_after_the_subcommand(trained, capsys):
+    assert main(["runs", "--home", str(trained["home"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["id"] == trained["done"]["run_id"]
+
+
+def test_diverged_run_prints_strict_json(trained, tmp_path):
+    proc = lmcore("train", "--corpus", trained["corpus"], "--tokenizer", "word", "--arch", "elman",
+                  "--activation", "relu", "--emb", "16", "--hidden", "16", "--layers", "1", "--dropout", "0",
+                  "--optimizer", "sgd", "--lr", "1e6", "--clip", "0", "--bptt", "8", "--batch", "4",
+                  "--max-steps", "30", "--eval-every", "1", "--json", home=tmp_path / "home")
+    assert proc.returncode == 1
+    done = json.loads(proc.stdout.splitlines()[-1], parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert done["status"] == "diverged"
 
 
 def test_out_of_range_setting_is_one_error_line_from_python_m(tmp_path):

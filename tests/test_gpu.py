@@ -1,0 +1,32 @@
+"""The same model on a CUDA GPU: skipped on machines without one (CI), run where one is present."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmcore.checkpoint import load_checkpoint
+from lmcore.model import ModelConfig, RNNLM
+from lmcore.train import train
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+@pytest.mark.parametrize("arch", ["elman", "irnn", "lstm", "gru"])
+def test_fused_and_cells_agree_on_cuda(arch):
+    torch.manual_seed(0)
+    model = RNNLM(ModelConfig(arch=arch, activation="tanh", emb=32, hidden=32, layers=2, vocab_size=100)).cuda().eval()
+    x = torch.randint(0, 100, (20, 4), device="cuda")
+    fused, _, _ = model(x)
+    cells, _, _ = model(x, use_cells=True)
+    assert fused.device.type == "cuda"
+    assert torch.allclose(fused, cells, atol=1e-4)
+
+
+@cuda
+def test_training_on_cuda_and_reloading_on_cpu(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("lstm", device="cuda", max_steps=40)
+    result = train(cfg, tmp_path / "run")
+    assert result.status == "done" and result.best_valid_ppl < 1e4
+    model, loaded_cfg, vocab, meta = load_checkpoint(tmp_path / "run" / "best.pt", "cpu")
+    assert next(model.parameters()).device.type == "cpu" and meta["step"] > 0
