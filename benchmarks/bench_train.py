@@ -1,0 +1,352 @@
+"""Training speed and equivalence of lmcore's trainer against a plain PyTorch loop.
+
+    python benchmarks/bench_train.py [--quick] [--threads N]
+
+Setting (the defaults of pytorch/examples word_language_model): builtin:python-docs, word tokens, lowercased;
+batch 20, τ (bptt) 35, 2 layers × 200 units, emb 200, SGD lr 20, clip 0.25, dropout 0.2.
+
+1. lmcore/plain: tokens/s of `lmcore.train.train` (fused backend) against the plain loop below
+   (nn.Embedding + nn.LSTM/GRU/RNN + nn.Linear, batchify, detach, cross_entropy, zero_grad,
+   backward, clip_grad_norm_, SGD step, loss.item()), same data, same number of steps.
+2. cells/fused: lmcore's hand-written cells against the fused module, same trainer, same size.
+   The sigmoid Elman RNN (cells only) is timed for information.
+3. Equivalence: validation perplexity after the same steps from the same seed.
+
+Two throughputs per run, both excluding evaluation and checkpoints:
+- "wall": tokens per step over the median wall-clock interval between consecutive step ends
+  (lmcore: TrainHooks.on_step timestamps; plain: the same timestamp at the end of its step). It
+  counts everything the loop does between steps, leaves out step 1 (warm-up), and the median
+  shrugs off bursts of load from other processes.
+- "reported": lmcore's own TrainResult.tokens_per_s (sum of its per-step times over all steps); for
+  the plain loop the sum of its step times, measured the same way.
+Contenders alternate within each round (the order rotates every round) and each ratio is the
+median of the per-round ratios, so load from other processes hits all contenders alike.
+Timed runs stay inside the first epoch and get a corpus whose valid/test splits are cut to
+EVAL_CUT tokens, only so that lmcore's untimed end-of-run evaluation is short; the training split is
+the whole one. The equivalence runs use the full splits.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
+
+from lmcore.config import RunConfig, TrainConfig  # noqa: E402
+from lmcore.corpus.dataset import CorpusSpec, load_corpus  # noqa: E402
+from lmcore.model import ModelConfig  # noqa: E402
+from lmcore.train import TrainHooks, train  # noqa: E402
+
+SPEC = CorpusSpec(source="builtin:python-docs", tokenizer="words", lowercase=True)
+BATCH, BPTT, EMB, HIDDEN, LAYERS = 20, 35, 200, 200, 2
+LR, CLIP, DROPOUT, SEED = 20.0, 0.25, 0.2, 1111
+EVAL_BATCH = 10
+EVAL_CUT = 700  # valid/test tokens in timed runs (their evaluation is not timed)
+LR_DECAY = 4.0
+
+FUSED_ARCHS = {"lstm": ("lstm", "tanh"), "gru": ("gru", "tanh"), "elman-tanh": ("elman", "tanh")}
+TARGETS = {"lmcore/plain": 0.95, "cells/fused lstm": 0.5, "valid ppl rel diff": 0.03}
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain PyTorch loop (pytorch/examples word_language_model, trimmed to this setting)
+# ---------------------------------------------------------------------------------------------
+class PlainLM(nn.Module):
+    def __init__(self, arch: str, activation: str, ntoken: int, dropout: float):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(ntoken, EMB)
+        if arch == "lstm":
+            self.rnn = nn.LSTM(EMB, HIDDEN, LAYERS, dropout=dropout)
+        elif arch == "gru":
+            self.rnn = nn.GRU(EMB, HIDDEN, LAYERS, dropout=dropout)
+        else:
+            self.rnn = nn.RNN(EMB, HIDDEN, LAYERS, nonlinearity=activation, dropout=dropout)
+        self.decoder = nn.Linear(HIDDEN, ntoken)
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+        self.arch = arch
+
+    def forward(self, x, hidden):
+        emb = self.drop(self.encoder(x))  # (T, B, E)
+        out, hidden = self.rnn(emb, hidden)  # (T, B, H)
+        return self.decoder(self.drop(out)), hidden  # (T, B, V)
+
+    def init_hidden(self, bsz: int):
+        h = torch.zeros(LAYERS, bsz, HIDDEN)
+        return (h, torch.zeros_like(h)) if self.arch == "lstm" else h
+
+
+def plain_batchify(ids, bsz: int) -> torch.Tensor:
+    data = torch.as_tensor(ids, dtype=torch.long)
+    nbatch = data.size(0) // bsz
+    return data[: nbatch * bsz].view(bsz, -1).t().contiguous()  # (rows, B)
+
+
+def plain_get_batch(source: torch.Tensor, i: int):
+    seq_len = min(BPTT, source.size(0) - 1 - i)
+    return source[i:i + seq_len], source[i + 1:i + 1 + seq_len].reshape(-1)
+
+
+def repackage_hidden(h):
+    """Detach: the next chunk starts from this value, but gradients stop here (truncated BPTT)."""
+    return tuple(repackage_hidden(v) for v in h) if isinstance(h, tuple) else h.detach()
+
+
+@torch.no_grad()
+def plain_evaluate(model: PlainLM, data: torch.Tensor) -> float:
+    """Mean cross-entropy over every target of the split (batch 10, τ 35, hidden carried)."""
+    model.eval()
+    hidden, total, count = model.init_hidden(data.size(1)), 0.0, 0
+    for i in range(0, data.size(0) - 1, BPTT):
+        x, y = plain_get_batch(data, i)
+        logits, hidden = model(x, hidden)
+        total += F.cross_entropy(logits.view(-1, logits.size(-1)), y, reduction="sum").item()
+        count += y.numel()
+    return total / count
+
+
+@dataclass
+class Run:
+    wall: float               # tokens/s, over the median interval between step ends
+    best: float               # tokens/s, over the shortest interval between step ends
+    reported: float           # tokens/s, sum of per-step times
+    valid_ppl: float = float("nan")
+    state: dict | None = None  # final weights (equivalence runs only)
+    init: dict | None = None   # step-0 weights (equivalence runs only)
+
+
+def wall_rates(stamps: list[float], tokens_per_step: int) -> tuple[float, float]:
+    """Tokens/s from step-end timestamps: tokens per step over the median and the shortest interval."""
+    intervals = [b - a for a, b in zip(stamps, stamps[1:])]
+    return tokens_per_step / statistics.median(intervals), tokens_per_step / min(intervals)
+
+
+def plain_train(corpus, arch: str, activation: str, steps: int, dropout: float, evaluate: bool,
+                init_state: dict | None = None) -> Run:
+    """Same protocol as lmcore's trainer: per epoch a fresh zero hidden state; with `evaluate`,
+    validation at each epoch end (and at the stop) with lr ÷ 4 when it got worse than the best."""
+    torch.manual_seed(SEED)  # same seed, same construction order as RNNLM: same weights, same dropout masks
+    model = PlainLM(arch, activation, len(corpus.vocab), dropout)
+    init = {k: v.clone() for k, v in model.state_dict().items()} if evaluate else None
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    train_data = plain_batchify(corpus.train, BATCH)
+    valid_data = plain_batchify(corpus.valid, EVAL_BATCH)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    lr, best, valid_loss, step = LR, float("inf"), float("nan"), 0
+    stamps, step_time, tokens = [], 0.0, 0
+    while step < steps:
+        model.train()
+        hidden = model.init_hidden(BATCH)
+        for i in range(0, train_data.size(0) - 1, BPTT):
+            t0 = time.perf_counter()
+            x, y = plain_get_batch(train_data, i)
+            hidden = repackage_hidden(hidden)
+            optimizer.zero_grad(set_to_none=True)
+            logits, hidden = model(x, hidden)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+            optimizer.step()
+            loss.item()  # the running loss a real loop logs
+            t1 = time.perf_counter()
+            step_time += t1 - t0
+            stamps.append(t1)
+            tokens += y.numel()
+            step += 1
+            if step >= steps:
+                break
+        if evaluate:
+            valid_loss = plain_evaluate(model, valid_data)
+            best = min(best, valid_loss)
+            if valid_loss > best:
+                lr /= LR_DECAY
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+    state = {k: v.clone() for k, v in model.state_dict().items()} if evaluate else None
+    return Run(*wall_rates(stamps, BATCH * BPTT), tokens / step_time, math.exp(valid_loss), state, init)
+
+
+# ---------------------------------------------------------------------------------------------
+# lmcore's trainer
+# ---------------------------------------------------------------------------------------------
+class Clock(TrainHooks):
+    def __init__(self):
+        self.stamps: list[float] = []
+        self.evals: list[dict] = []
+
+    def on_step(self, step, total_steps, epoch, loss):
+        self.stamps.append(time.perf_counter())
+
+    def on_eval(self, metrics):
+        self.evals.append(metrics)
+
+
+def run_config(arch: str, activation: str, backend: str, steps: int, dropout: float) -> RunConfig:
+    model = ModelConfig(arch=arch, activation=activation, backend=backend, emb=EMB, hidden=HIDDEN,
+                        layers=LAYERS, dropout=dropout, bias=True, tied=False)
+    t = TrainConfig(bptt=BPTT, batch=BATCH, optimizer="sgd", lr=LR, clip=CLIP, epochs=1000,
+                    max_steps=steps, lr_decay=LR_DECAY, seed=SEED, device="cpu")
+    return RunConfig(name="bench", corpus=SPEC, model=model, train=t)
+
+
+def lmcore_train(corpus, arch: str, activation: str, backend: str, steps: int, dropout: float,
+                 keep_weights: bool = False) -> Run:
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = train(run_config(arch, activation, backend, steps, dropout), Path(run_dir), clock, corpus)
+        if keep_weights:
+            load = lambda name: torch.load(Path(run_dir) / name, weights_only=True)["state_dict"]
+            init, state = load("init.pt"), load("last.pt")
+        else:
+            init = state = None
+    assert result.step == steps and result.status == "done", result
+    return Run(*wall_rates(clock.stamps, BATCH * BPTT), result.tokens_per_s, clock.evals[-1]["valid_ppl"], state, init)
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------------------------
+def speed(full_corpus, label: str, arch: str, activation: str, steps: int, rounds: int) -> dict:
+    """All contenders of one architecture, alternating; returns medians and per-round ratios."""
+    corpus = replace(full_corpus, valid=full_corpus.valid[:EVAL_CUT], test=full_corpus.test[:EVAL_CUT])
+    contenders = {
+        "plain": lambda: plain_train(corpus, arch, activation, steps, DROPOUT, evaluate=False),
+        "fused": lambda: lmcore_train(corpus, arch, activation, "fused", steps, DROPOUT),
+        "cells": lambda: lmcore_train(corpus, arch, activation, "cells", steps, DROPOUT),
+    }
+    if label == "elman-tanh":
+        contenders["cells-sigmoid"] = lambda: lmcore_train(corpus, "elman", "sigmoid", "cells", steps, DROPOUT)
+    names = list(contenders)
+    runs: dict[str, list[Run]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            runs[name].append(contenders[name]())
+            LOAD_SAMPLES.append(os.getloadavg()[0])
+    med = lambda xs: statistics.median(xs)
+    out = {name: {"wall": med([x.wall for x in rs]), "reported": med([x.reported for x in rs]),
+                  "best": max(x.best for x in rs)} for name, rs in runs.items()}
+    per_round = lambda a, b, key: [getattr(x, key) / getattr(y, key) for x, y in zip(runs[a], runs[b])]
+    out["lmcore/plain"] = med(per_round("fused", "plain", "wall"))
+    out["lmcore/plain reported"] = med(per_round("fused", "plain", "reported"))
+    out["lmcore/plain best"] = out["fused"]["best"] / out["plain"]["best"]
+    out["cells/fused best"] = out["cells"]["best"] / out["fused"]["best"]
+    out["lmcore/plain rounds"] = per_round("fused", "plain", "wall")
+    out["cells/fused"] = med(per_round("cells", "fused", "wall"))
+    out["cells/fused rounds"] = per_round("cells", "fused", "wall")
+    if "cells-sigmoid" in runs:
+        out["sigmoid/fused"] = med(per_round("cells-sigmoid", "fused", "wall"))
+    return out
+
+
+def equivalence(corpus, arch: str, activation: str, steps: int, dropout: float) -> dict:
+    lm = lmcore_train(corpus, arch, activation, "fused", steps, dropout, keep_weights=True)
+    plain = plain_train(corpus, arch, activation, steps, dropout, evaluate=True, init_state=lm.init)
+    max_diff = lambda a, b: max((a[k] - b[k]).abs().max().item() for k in a)
+    return {"lmcore_ppl": lm.valid_ppl, "plain_ppl": plain.valid_ppl,
+            "rel": abs(lm.valid_ppl - plain.valid_ppl) / plain.valid_ppl,
+            "init_diff": max_diff(plain.init, lm.init), "final_diff": max_diff(plain.state, lm.state)}
+
+
+LOAD_SAMPLES: list[float] = []  # 1-min load average after every timed run (this process adds ~threads)
+
+
+def machine_load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a smoke run (< 1 min): few steps, 2 rounds")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    ap.add_argument("--rounds", type=int, help="rounds of alternating contenders (default 7; quick 2)")
+    ap.add_argument("--steps", type=int, help="training steps per timed run (default 20; quick 6)")
+    ap.add_argument("--eq-steps", type=int, help="steps of the equivalence runs (default 200; quick 20)")
+    args = ap.parse_args()
+    rounds = args.rounds or (2 if args.quick else 7)
+    steps = args.steps or (6 if args.quick else 20)
+    eq_steps = args.eq_steps or (20 if args.quick else 200)
+    torch.set_num_threads(args.threads)
+
+    started = time.perf_counter()
+    corpus = load_corpus(SPEC)
+    steps_per_epoch = -(-(len(corpus.train) // BATCH - 1) // BPTT)
+    if not 3 <= steps < steps_per_epoch:
+        sys.exit(f"--steps must be in [3, {steps_per_epoch - 1}] so that timed runs stay inside one epoch")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {machine_load()} at start")
+    print(f"corpus {SPEC.source}: vocab {len(corpus.vocab)}, train {len(corpus.train)} tokens "
+          f"({steps_per_epoch} steps/epoch), valid {len(corpus.valid)}")
+    print(f"batch {BATCH}, τ {BPTT}, {LAYERS}×{HIDDEN}, emb {EMB}, SGD lr {LR}, clip {CLIP}, dropout {DROPOUT}; "
+          f"{steps} steps per timed run, {rounds} rounds\n")
+
+    small = replace(corpus, valid=corpus.valid[:EVAL_CUT], test=corpus.test[:EVAL_CUT])
+    plain_train(small, "lstm", "tanh", 3, DROPOUT, evaluate=False)  # warm-up: allocator, kernels, imports
+    lmcore_train(small, "lstm", "tanh", "fused", 3, DROPOUT)
+
+    results = {}
+    for label, (arch, activation) in FUSED_ARCHS.items():
+        results[label] = speed(corpus, label, arch, activation, steps, rounds)
+        print(f"  {label}: timed in {time.perf_counter() - started:.0f} s", flush=True)
+
+    eq_dropout = DROPOUT  # the plain loop draws the same dropout masks (same seed, same RNG order)
+    eq = {label: equivalence(corpus, arch, act, eq_steps, eq_dropout) for label, (arch, act) in FUSED_ARCHS.items()}
+    print(f"  equivalence: done in {time.perf_counter() - started:.0f} s\n", flush=True)
+
+    print("Throughput, tokens/s, median over rounds (wall: median step interval; rep: lmcore's reported).")
+    print("Ratios: median of per-round ratios; (rep) from reported rates; (best) from the shortest steps.")
+    head = (f"{'arch':<11} {'plain':>6} {'lmcore':>6} {'lm rep':>6} {'lm/plain':>8} {'(rep)':>6} {'(best)':>6} "
+            f"{'cells':>6} {'cells/fused':>11} {'(best)':>6}")
+    print(head)
+    print("-" * len(head))
+    for label, r in results.items():
+        print(f"{label:<11} {r['plain']['wall']:>6.0f} {r['fused']['wall']:>6.0f} {r['fused']['reported']:>6.0f} "
+              f"{r['lmcore/plain']:>8.3f} {r['lmcore/plain reported']:>6.3f} {r['lmcore/plain best']:>6.3f} "
+              f"{r['cells']['wall']:>6.0f} {r['cells/fused']:>11.3f} {r['cells/fused best']:>6.3f}")
+    s = results["elman-tanh"]
+    print(f"{'elman-sigm':<11} {'-':>6} {'-':>6} {'-':>6} {'-':>8} {'-':>6} {'-':>6} {s['cells-sigmoid']['wall']:>6.0f} "
+          f"{s['sigmoid/fused']:>11.3f} {'':>6}  (cells only; ratio to the fused tanh Elman)")
+    print("\nPer-round ratios (wall):")
+    for label, r in results.items():
+        fmt = lambda xs: " ".join(f"{x:.3f}" for x in xs)
+        print(f"  {label:<11} lmcore/plain {fmt(r['lmcore/plain rounds'])} | cells/fused {fmt(r['cells/fused rounds'])}")
+
+    print(f"\nEquivalence after {eq_steps} steps, seed {SEED}, dropout {eq_dropout} (valid: batch {EVAL_BATCH}, τ {BPTT})")
+    print(f"{'arch':<11} {'lmcore ppl':>11} {'plain ppl':>11} {'rel diff':>10} {'max|Δw| step 0':>15} {'max|Δw| end':>12}")
+    for label, e in eq.items():
+        print(f"{label:<11} {e['lmcore_ppl']:>11.4f} {e['plain_ppl']:>11.4f} {e['rel']:>10.2e} "
+              f"{e['init_diff']:>15.2e} {e['final_diff']:>12.2e}")
+    print("(dropout kept: same seed and construction order give the plain loop lmcore's weights and dropout masks;\n"
+          " with max|Δw| 0 at the end, what remains is the two evaluators' summation order)")
+
+    verdict = lambda ok: "ok" if ok else "BELOW TARGET"
+    print("\nRESULTS")
+    for label, r in results.items():
+        ok = r["lmcore/plain"] >= TARGETS["lmcore/plain"]
+        print(f"  lmcore/plain {label:<11} {r['lmcore/plain']:.3f}  (target >= {TARGETS['lmcore/plain']}: {verdict(ok)})")
+    for label, r in results.items():
+        goal = TARGETS["cells/fused lstm"]
+        note = f"(target >= {goal}: {verdict(r['cells/fused'] >= goal)})" if label == "lstm" else "(information)"
+        print(f"  cells/fused  {label:<11} {r['cells/fused']:.3f}  {note}")
+    print(f"  sigmoid-cells/fused-tanh elman {results['elman-tanh']['sigmoid/fused']:.3f}  (information)")
+    for label, e in eq.items():
+        goal = TARGETS["valid ppl rel diff"]
+        print(f"  valid ppl rel diff {label:<11} {e['rel']:.2e}  (target <= {goal:.0%}: {verdict(e['rel'] <= goal)})")
+    print(f"  total time {time.perf_counter() - started:.0f} s; {machine_load()} at end; 1-min load during "
+          f"timed runs {min(LOAD_SAMPLES):.2f}..{max(LOAD_SAMPLES):.2f} (this benchmark alone: ~{args.threads})")
+
+
+if __name__ == "__main__":
+    main()
