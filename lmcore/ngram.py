@@ -99,28 +99,25 @@ class KneserNeyLM:
         if not 0 <= token < self.vocab_size:
             raise ValueError(f"token {token} is outside the vocabulary [0, {self.vocab_size})")
         p = 1.0 / self.vocab_size
-        for n in range(1, len(history) + 2):
-            h = history[len(history) - n + 1:]  # the last n-1 ids
-            stats = self._context_stats[n].get(h)
-            if stats is None:  # unseen context: back off fully
-                continue
-            total, distinct = stats
-            d = self.discounts[n]
+        for n, h, total, distinct, d in self._levels(history):
             count = self._gram_counts[n].get(h + (token,), 0)
             p = (max(count - d, 0.0) + d * distinct * p) / total
         return p
+
+    def _levels(self, history: tuple):
+        """(n, context, total count, distinct followers, discount) from unigram up, seen contexts only
+        (an unseen context backs off fully, so its level is skipped)."""
+        for n in range(1, len(history) + 2):
+            h = history[len(history) - n + 1:]  # the last n-1 ids
+            stats = self._context_stats[n].get(h)
+            if stats is not None:
+                yield n, h, stats[0], stats[1], self.discounts[n]
 
     def distribution(self, context: Sequence[int]) -> np.ndarray:
         """Full next-token distribution over the vocabulary (sums to 1)."""
         history = self._history(context)
         p = np.full(self.vocab_size, 1.0 / self.vocab_size)
-        for n in range(1, len(history) + 2):
-            h = history[len(history) - n + 1:]  # the last n-1 ids
-            stats = self._context_stats[n].get(h)
-            if stats is None:  # unseen context: back off fully
-                continue
-            total, distinct = stats
-            d = self.discounts[n]
+        for n, h, total, distinct, d in self._levels(history):
             words, counts = self._followers[n][h]
             p *= d * distinct / total
             p[words] += np.maximum(np.asarray(counts, dtype=np.float64) - d, 0.0) / total
