@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(a) -> int:
-    from .runs.jobs import StoreHooks, validate_config
+    from .runs.jobs import StoreHooks, record_result, validate_config
     from .train import train
     lr = a.lr if a.lr is not None else (20.0 if a.optimizer == "sgd" else 0.002)
     cfg = RunConfig(
@@ -156,9 +156,7 @@ def cmd_train(a) -> int:
         store.update_run(run_id, status="failed" if isinstance(err, Exception) else "stopped",
                          message=str(err) or type(err).__name__, finished_at=time.time())
         raise
-    store.update_run(run_id, status=result.status, message=result.message, step=result.step,
-                     best_valid_ppl=result.best_valid_ppl, test_ppl=result.test_ppl,
-                     tokens_per_s=result.tokens_per_s, wall_time=result.wall_time, finished_at=time.time())
+    record_result(store, run_id, result)
     final = {"event": "done", "run_id": run_id, "status": result.status, "valid_ppl": result.best_valid_ppl,
              "test_ppl": result.test_ppl, "params": result.params, "vocab": result.vocab,
              "tokens_per_s": result.tokens_per_s, "wall_time": result.wall_time, "dir": str(out)}

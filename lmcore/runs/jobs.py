@@ -17,7 +17,7 @@ import torch
 
 from ..config import RunConfig
 from ..corpus.reading import CorpusError
-from ..train import TrainHooks, train
+from ..train import TrainHooks, TrainResult, train
 from .store import ACTIVE, RunStore
 
 _children: list[subprocess.Popen] = []  # reaped in pump() so finished jobs leave no zombies
@@ -155,6 +155,13 @@ class StoreHooks(TrainHooks):
         return bool(run and run["stop_requested"])
 
 
+def record_result(store: RunStore, run_id: int, result: TrainResult) -> str:
+    store.update_run(run_id, status=result.status, message=result.message, step=result.step,
+                     best_valid_ppl=result.best_valid_ppl, test_ppl=result.test_ppl,
+                     tokens_per_s=result.tokens_per_s, wall_time=result.wall_time, finished_at=time.time())
+    return result.status
+
+
 def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | None = None) -> str:
     """The body of a job process: train the run, record how it ended, start the next queued run."""
     run = store.get_run(run_id)
@@ -164,11 +171,7 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
         torch.set_num_threads(threads)
     store.claim(run_id, "starting", "running", pid=os.getpid(), started_at=time.time())
     try:
-        result = train(cfg, store.run_dir(run_id), StoreHooks(store, run_id))
-        store.update_run(run_id, status=result.status, message=result.message, step=result.step,
-                         best_valid_ppl=result.best_valid_ppl, test_ppl=result.test_ppl,
-                         tokens_per_s=result.tokens_per_s, wall_time=result.wall_time, finished_at=time.time())
-        status = result.status
+        status = record_result(store, run_id, train(cfg, store.run_dir(run_id), StoreHooks(store, run_id)))
     except (CorpusError, ValueError, OSError) as err:
         store.update_run(run_id, status="failed", message=str(err), finished_at=time.time())
         status = "failed"
