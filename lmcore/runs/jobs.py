@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -38,7 +39,6 @@ def validate_config(cfg: RunConfig) -> None:
     """Catch a bad setting before anything is queued (the vocabulary size is not known yet)."""
     cfg.corpus.validate()
     cfg.train.validate()
-    from dataclasses import replace
     replace(cfg.model, vocab_size=max(cfg.model.vocab_size, 3)).validate()
 
 
