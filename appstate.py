@@ -9,9 +9,14 @@ from pathlib import Path
 
 import streamlit as st
 
+from lmcore.checkpoint import load_checkpoint
+from lmcore.config import RunConfig
 from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
 from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, load_corpus, spec_fingerprint
 from lmcore.corpus.reading import CorpusError, decode_text
+from lmcore.corpus.tokenize import tokenize
+from lmcore.inspect.trace import trace
+from lmcore.runs.catalog import RunRef, inspectable_runs
 from lmcore.runs.store import RunStore, default_home
 
 CORPUS_KEY = "corpus_spec"
@@ -111,3 +116,64 @@ def selected_run_ids(key: str = "runs") -> list[int]:
 
 def set_selected_run_ids(ids: list[int], key: str = "runs") -> None:
     st.query_params[key] = ",".join(str(i) for i in ids)
+
+
+# --- models to inspect ------------------------------------------------------------------------
+@st.cache_resource(max_entries=16)
+def _load_model(path: str, mtime_ns: int):
+    return load_checkpoint(path)
+
+
+def load_run(ref: RunRef):
+    """(model, cfg, vocab, meta) of a run's latest checkpoint, loaded once per file version."""
+    return _load_model(str(ref.checkpoint), ref.checkpoint.stat().st_mtime_ns)
+
+
+def pick_run(label: str = "Run", key: str = "run", archs: tuple[str, ...] | None = None,
+             default: str | None = None, container=st) -> RunRef | None:
+    """A run chooser over the store's runs and the demo runs; the choice is kept in the URL."""
+    refs = [r for r in inspectable_runs(get_store()) if archs is None or r.arch in archs]
+    if not refs:
+        container.info("No run to inspect yet: train one on the Train page.")
+        return None
+    keys = [r.key for r in refs]
+    wanted = st.query_params.get(key) or default
+    index = keys.index(wanted) if wanted in keys else 0
+    chosen = container.selectbox(label, keys, index=index, format_func=lambda k: refs[keys.index(k)].label,
+                                 key=f"pick_{key}")
+    st.query_params[key] = chosen
+    return refs[keys.index(chosen)]
+
+
+DEFAULT_TEXTS = {"builtin:agreement": "the roses in the vase by the door to the kitchen are red .",
+                 "builtin:python-docs": "the assert statement is a convenient way to insert debugging "
+                                        "assertions into a program ."}
+
+
+def pick_text(cfg: RunConfig, key: str = "text", default_length: int = 200, max_length: int = 2000,
+              container=st) -> list[str]:
+    """Tokens to look at: a stretch of the run's validation text, or text the user types."""
+    source = container.radio("Text", ["from the validation split", "type my own"], horizontal=True,
+                             key=f"{key}_source")
+    if source == "type my own":
+        typed = container.text_area("Text", DEFAULT_TEXTS.get(cfg.corpus.source, ""), key=f"{key}_typed",
+                                    max_chars=20_000)
+        return tokenize(typed.splitlines(), cfg.corpus.tokenizer, cfg.corpus.lowercase)
+    corpus = cached_corpus(cfg.corpus)
+    valid = corpus.valid
+    c1, c2 = container.columns(2)
+    length = int(c2.number_input("Tokens", 2, max(2, min(max_length, valid.size)),
+                                 min(default_length, valid.size), key=f"{key}_len"))
+    start = int(c1.number_input("Start at token", 0, max(0, valid.size - length), 0, step=50, key=f"{key}_start"))
+    return corpus.vocab.decode(valid[start:start + length])
+
+
+@st.cache_data(max_entries=32, show_spinner="Tracing…")
+def _trace(path: str, mtime_ns: int, tokens: tuple[str, ...], top_k: int):
+    model, cfg, vocab, _ = _load_model(path, mtime_ns)
+    return trace(model, vocab.encode(list(tokens)), vocab, top_k)
+
+
+def run_trace(ref: RunRef, tokens: list[str], top_k: int = 10):
+    """The run's trace of these tokens, computed once per (checkpoint, text)."""
+    return _trace(str(ref.checkpoint), ref.checkpoint.stat().st_mtime_ns, tuple(tokens), top_k)

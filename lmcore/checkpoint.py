@@ -40,3 +40,9 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[RNN
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model, cfg, Vocab(payload["vocab"]), payload["meta"]
+
+
+def read_config(path: Path) -> RunConfig:
+    """The run config stored in a checkpoint, without building the model."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    return RunConfig.from_dict(payload["config"])

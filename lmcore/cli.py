@@ -91,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("runs", help="list the run store")
     p.add_argument("--json", action="store_true")
 
+    p = command("make-demo", help="rebuild the demo runs in assets/demos (about two minutes)")
+    p.add_argument("--only", nargs="*", default=None, help="names such as python-docs-lstm")
+    p.add_argument("--out", default=None)
+
+    p = command("inspect", help="look inside a trained model")
+    inspect_sub = p.add_subparsers(dest="inspect_command", required=True)
+    q = inspect_sub.add_parser("trace", parents=[home], help="per token: P(next token) and each gate's mean")
+    q.add_argument("--run", required=True, help="a run folder, a .pt checkpoint, or demo:NAME")
+    q.add_argument("--text", required=True)
+    q.add_argument("--top-k", type=int, default=5)
+    q.add_argument("--json", action="store_true")
+
     p = command("worker", help=argparse.SUPPRESS)  # the body of a job process
     p.add_argument("run_id", type=int)
     p.add_argument("--threads", type=int, default=0)
@@ -176,6 +188,10 @@ def json_line(record: dict) -> str:
 
 def _checkpoint_path(path: str):
     from pathlib import Path
+
+    from .runs.catalog import DEMO_DIR
+    if path.startswith("demo:"):
+        path = str(DEMO_DIR / f"{path[len('demo:'):]}.pt")
     p = Path(path)
     if p.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -244,6 +260,39 @@ def cmd_runs(a) -> int:
     return 0
 
 
+def cmd_make_demo(a) -> int:
+    from .demo import make_demo
+    from .runs.catalog import DEMO_DIR
+    make_demo(a.out or DEMO_DIR, a.only, log=lambda line: print(line, file=sys.stderr))
+    return 0
+
+
+def cmd_inspect(a) -> int:
+    from .checkpoint import load_checkpoint
+    from .inspect.trace import gate_means, trace
+    model, cfg, vocab, _ = load_checkpoint(_checkpoint_path(a.run))
+    tokens = tokenize_line(a.text, cfg.corpus.tokenizer, cfg.corpus.lowercase)
+    if not tokens:
+        raise ValueError("--text holds no tokens")
+    tr = trace(model, vocab.encode(tokens), vocab, top_k=a.top_k)
+    means = gate_means(tr)
+    rows = []
+    for t, token in enumerate(tr.tokens):
+        row = {"t": t, "token": token, "input": tokens[t],
+               "next": tr.tokens[t + 1] if t + 1 < len(tr.tokens) else None,
+               "p_next": float(tr.next_prob[t]) if t + 1 < len(tr.tokens) else None,
+               "top": [[vocab.itos[i], round(float(p), 6)] for i, p in zip(tr.top_ids[t], tr.top_probs[t])],
+               "gates": [{name: values[t] for name, values in layer.items()} for layer in means]}
+        rows.append(row)
+        if a.json:
+            print(json_line(row))
+        else:
+            p_next = "" if row["p_next"] is None else f"P(next={row['next']}) {row['p_next']:.4f}"
+            gates = " | ".join(" ".join(f"{k} {v:.2f}" for k, v in layer.items()) for layer in row["gates"])
+            print(f"{t:4d} {token:>15s}  {p_next:30s} {gates}")
+    return 0
+
+
 def cmd_worker(a) -> int:
     from .runs.jobs import run_job
     status = run_job(RunStore(a.home), a.run_id, a.threads, a.max_parallel)
@@ -251,4 +300,4 @@ def cmd_worker(a) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "ngram": cmd_ngram, "sample": cmd_sample, "runs": cmd_runs,
-            "worker": cmd_worker}
+            "make-demo": cmd_make_demo, "inspect": cmd_inspect, "worker": cmd_worker}

@@ -6,7 +6,7 @@ import appstate
 from lmcore.config import RunConfig
 from lmcore.corpus.reading import CorpusError
 from lmcore.reports import baseline_rows, compare_table, metrics_frame
-from lmcore.viz import curves_figure
+from lmcore.viz.training import curves_figure
 
 st.title("Compare")
 store = appstate.get_store()

@@ -9,7 +9,7 @@ from lmcore.corpus.dataset import BUILTIN_PREFIX, CorpusSpec
 from lmcore.corpus.reading import CorpusError
 from lmcore.corpus.tokenize import TOKENIZERS, detokenize
 from lmcore.reports import corpus_stats_table, preview_tokens
-from lmcore.viz import zipf_figure
+from lmcore.viz.training import zipf_figure
 
 st.title("Corpus")
 st.caption("Every run trains on one corpus. The text is split 80/10/10 into train/valid/test by contiguous lines; "

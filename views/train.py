@@ -11,7 +11,7 @@ from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, hidden_for_bud
 from lmcore.reports import metrics_frame
 from lmcore.runs import jobs
 from lmcore.runs.store import ACTIVE
-from lmcore.viz import curves_figure
+from lmcore.viz.training import curves_figure
 
 st.title("Train")
 spec = appstate.corpus_spec()

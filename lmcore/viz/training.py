@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+from .style import MARGIN, run_colour
+
 
 
 def zipf_figure(counts: np.ndarray, title: str = "Rank–frequency (Zipf) plot") -> go.Figure:
@@ -18,7 +19,7 @@ def zipf_figure(counts: np.ndarray, title: str = "Rank–frequency (Zipf) plot")
         fig.add_trace(go.Scatter(x=ranks, y=counts[0] / ranks, mode="lines", line=dict(dash="dot", color="grey"),
                                  name="f ∝ 1/rank"))
     fig.update_layout(title=title, xaxis_title="rank", yaxis_title="count", height=380,
-                      margin=dict(l=40, r=10, t=40, b=40))
+                      margin=MARGIN)
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return fig
@@ -31,7 +32,7 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
     for i, (run_id, label) in enumerate(labels.items()):
         rows = metrics[metrics["run_id"] == run_id] if len(metrics) else metrics
         fig.add_trace(go.Scatter(x=rows[x] if len(rows) else [], y=rows[y] if len(rows) else [],
-                                 mode="lines+markers", name=label, line=dict(color=PALETTE[i % len(PALETTE)])))
+                                 mode="lines+markers", name=label, line=dict(color=run_colour(i))))
     xs = metrics[x].dropna() if len(metrics) else pd.Series([0, 1])
     for name, value in (baselines or {}).items():
         if value and np.isfinite(value):  # a trace, not add_hline: shapes on a log axis take log10 units

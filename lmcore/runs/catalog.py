@@ -1,0 +1,51 @@
+"""Every model a view can inspect: the demo runs shipped in assets/ and the runs in the store."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import RunConfig
+from .store import RunStore
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demos"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    key: str           # "demo:python-docs-lstm" or "run:12": stable, fits in a URL
+    label: str
+    checkpoint: Path
+    arch: str
+    corpus: str
+
+    @property
+    def is_demo(self) -> bool:
+        return self.key.startswith("demo:")
+
+
+def demo_runs(demo_dir: Path = DEMO_DIR) -> list[RunRef]:
+    from ..checkpoint import read_config
+    refs = []
+    for path in sorted(Path(demo_dir).glob("*.pt")):
+        cfg = read_config(path)
+        refs.append(RunRef(f"demo:{path.stem}", f"demo · {cfg.label()} · {cfg.corpus.source.split(':')[-1]}",
+                           path, cfg.model.arch, cfg.corpus.source))
+    return refs
+
+
+def store_runs(store: RunStore) -> list[RunRef]:
+    """Runs with a checkpoint to show: the latest one (last.pt), so a running run can be watched."""
+    refs = []
+    for run in reversed(store.list_runs()):
+        checkpoints = store.checkpoints(run["id"])
+        chosen = checkpoints.get("last") or checkpoints.get("best")
+        if not chosen or not Path(chosen["path"]).is_file():
+            continue
+        cfg = RunConfig.from_dict(run["config"])
+        refs.append(RunRef(f"run:{run['id']}", f"#{run['id']} {cfg.label()} ({run['status']})",
+                           Path(chosen["path"]), cfg.model.arch, cfg.corpus.source))
+    return refs
+
+
+def inspectable_runs(store: RunStore, demo_dir: Path = DEMO_DIR) -> list[RunRef]:
+    return store_runs(store) + demo_runs(demo_dir)
