@@ -16,6 +16,7 @@ from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, load_corpu
 from lmcore.corpus.reading import CorpusError, decode_text
 from lmcore.corpus.tokenize import tokenize
 from lmcore.inspect.trace import trace
+from lmcore.notation import equations, parameter_map
 from lmcore.runs.catalog import RunRef, inspectable_runs
 from lmcore.runs.store import RunStore, default_home
 
@@ -177,3 +178,11 @@ def _trace(path: str, mtime_ns: int, tokens: tuple[str, ...], top_k: int):
 def run_trace(ref: RunRef, tokens: list[str], top_k: int = 10):
     """The run's trace of these tokens, computed once per (checkpoint, text)."""
     return _trace(str(ref.checkpoint), ref.checkpoint.stat().st_mtime_ns, tuple(tokens), top_k)
+
+
+def show_equations(cfg: RunConfig, expanded: bool = False) -> None:
+    """The lecture's equations for this run's model, and the PyTorch tensor behind each symbol."""
+    with st.expander("Equations, in the lecture's notation", expanded=expanded):
+        for eq in equations(cfg.model):
+            st.latex(eq)
+        st.dataframe(parameter_map(cfg.model), hide_index=True, width="stretch")
