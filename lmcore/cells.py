@@ -73,17 +73,22 @@ def make_cell(arch: str, activation: str):
     return ElmanCell("relu" if arch == "irnn" else activation)
 
 
-def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_gates: bool = False):
+def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_gates: bool = False,
+              state_hook=None):
     """Unroll one layer over time. xp: (T, B, chunks·H) input projections.
 
     Returns outputs (T, B, H), the final state, and (if keep_gates) each gate stacked to (T, B, H),
-    plus the LSTM cell state as "c".
+    plus the LSTM cell state as "c". `state_hook(t, state) -> state`, if given, may replace each new
+    state before it is used (gradient probes add a zero tensor there to read ∂loss/∂state_t).
     """
     outputs, trace = [], {name: [] for name in cell.gate_names}
     if keep_gates and isinstance(cell, LSTMCell):
         trace["c"] = []
     for t in range(xp.size(0)):
         h, state, gates = cell.step(xp[t], state, w_hh, b_hh)
+        if state_hook is not None:
+            state = state_hook(t, state)
+            h = state[0] if isinstance(state, tuple) else state
         outputs.append(h)
         if keep_gates:
             for name, value in gates.items():

@@ -134,15 +134,19 @@ class RNNLM(nn.Module):
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss, hidden
 
-    def run_cells(self, emb: Tensor, hidden, keep_gates: bool = False):
-        """The recurrent stack through the hand-written cells; returns (out, hidden, per-layer traces)."""
+    def run_cells(self, emb: Tensor, hidden, keep_gates: bool = False, state_hooks: dict | None = None):
+        """The recurrent stack through the hand-written cells; returns (out, hidden, per-layer traces).
+
+        state_hooks: {layer: hook(t, state) -> state}, passed to that layer's `run_layer`.
+        """
         lstm = self.cfg.arch == "lstm"
         layer_input, finals, traces = emb, [], []
         for layer in range(self.cfg.layers):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
             state = (hidden[0][layer], hidden[1][layer]) if lstm else hidden[layer]
             xp = F.linear(layer_input, w_ih, b_ih)  # (T, B, chunks·H): V x + b for every step at once
-            out, state, gates = run_layer(self.cell, xp, state, w_hh, b_hh, keep_gates)
+            hook = (state_hooks or {}).get(layer)
+            out, state, gates = run_layer(self.cell, xp, state, w_hh, b_hh, keep_gates, hook)
             gates["h"] = out
             traces.append(gates)
             finals.append(state)
