@@ -95,13 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", default=None, help="names such as python-docs-lstm")
     p.add_argument("--out", default=None)
 
-    p = command("inspect", help="look inside a trained model")
-    inspect_sub = p.add_subparsers(dest="inspect_command", required=True)
-    q = inspect_sub.add_parser("trace", parents=[home], help="per token: P(next token) and each gate's mean")
-    q.add_argument("--run", required=True, help="a run folder, a .pt checkpoint, or demo:NAME")
-    q.add_argument("--text", required=True)
-    q.add_argument("--top-k", type=int, default=5)
-    q.add_argument("--json", action="store_true")
+    from .cli_inspect import add_inspect_parser
+    add_inspect_parser(command("inspect", help="look inside a trained model"), home)
 
     p = command("worker", help=argparse.SUPPRESS)  # the body of a job process
     p.add_argument("run_id", type=int)
@@ -186,7 +181,7 @@ def json_line(record: dict) -> str:
     return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()})
 
 
-def _checkpoint_path(path: str):
+def checkpoint_path(path: str):
     from pathlib import Path
 
     from .runs.catalog import DEMO_DIR
@@ -209,7 +204,7 @@ def cmd_eval(a) -> int:
     from .checkpoint import load_checkpoint
     from .corpus.batching import batchify
     from .train import EVAL_BATCH, evaluate, safe_ppl
-    model, cfg, vocab, meta = load_checkpoint(_checkpoint_path(a.checkpoint))
+    model, cfg, vocab, meta = load_checkpoint(checkpoint_path(a.checkpoint))
     spec = replace(cfg.corpus, source=a.corpus) if a.corpus else cfg.corpus
     ids = vocab.encode(tokenized_splits(spec)[0][a.split])  # the checkpoint's own vocabulary
     loss = evaluate(model, batchify(ids, EVAL_BATCH), cfg.train.bptt)
@@ -232,7 +227,7 @@ def cmd_ngram(a) -> int:
 def cmd_sample(a) -> int:
     from .checkpoint import load_checkpoint
     from .generate import sample_tokens
-    model, cfg, vocab, _ = load_checkpoint(_checkpoint_path(a.checkpoint))
+    model, cfg, vocab, _ = load_checkpoint(checkpoint_path(a.checkpoint))
     kind = cfg.corpus.tokenizer
     prompt = tokenize_line(a.prompt, kind, cfg.corpus.lowercase) if a.prompt else []
     ids = vocab.encode(prompt) if prompt else [vocab.eos_id]
@@ -268,29 +263,8 @@ def cmd_make_demo(a) -> int:
 
 
 def cmd_inspect(a) -> int:
-    from .checkpoint import load_checkpoint
-    from .inspect.trace import gate_means, trace
-    model, cfg, vocab, _ = load_checkpoint(_checkpoint_path(a.run))
-    tokens = tokenize_line(a.text, cfg.corpus.tokenizer, cfg.corpus.lowercase)
-    if not tokens:
-        raise ValueError("--text holds no tokens")
-    tr = trace(model, vocab.encode(tokens), vocab, top_k=a.top_k)
-    means = gate_means(tr)
-    rows = []
-    for t, token in enumerate(tr.tokens):
-        row = {"t": t, "token": token, "input": tokens[t],
-               "next": tr.tokens[t + 1] if t + 1 < len(tr.tokens) else None,
-               "p_next": float(tr.next_prob[t]) if t + 1 < len(tr.tokens) else None,
-               "top": [[vocab.itos[i], round(float(p), 6)] for i, p in zip(tr.top_ids[t], tr.top_probs[t])],
-               "gates": [{name: values[t] for name, values in layer.items()} for layer in means]}
-        rows.append(row)
-        if a.json:
-            print(json_line(row))
-        else:
-            p_next = "" if row["p_next"] is None else f"P(next={row['next']}) {row['p_next']:.4f}"
-            gates = " | ".join(" ".join(f"{k} {v:.2f}" for k, v in layer.items()) for layer in row["gates"])
-            print(f"{t:4d} {token:>15s}  {p_next:30s} {gates}")
-    return 0
+    from .cli_inspect import run_inspect
+    return run_inspect(a)
 
 
 def cmd_worker(a) -> int:

@@ -121,18 +121,22 @@ class RNNLM(nn.Module):
 
     def forward(self, x: Tensor, hidden=None, targets: Tensor | None = None, use_cells: bool = False):
         """x: (T, B) token ids. Returns (logits (T, B, vocab), loss or None, final hidden)."""
-        if hidden is None:
-            hidden = self.init_hidden(x.size(1))
-        emb = self.drop(self.encoder(x))  # (T, B, E)
-        if self.cfg.uses_fused and not use_cells:
-            out, hidden = self.rnn(emb, hidden)  # (T, B, H)
-        else:
-            out, hidden, _ = self.run_cells(emb, hidden)
+        out, hidden = self.features(x, hidden, use_cells)
         logits = self.decoder(self.drop(out))  # (T, B, vocab)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss, hidden
+
+    def features(self, x: Tensor, hidden=None, use_cells: bool = False):
+        """Embedding and recurrent stack without the output layer: (h of the top layer (T, B, H), hidden)."""
+        if hidden is None:
+            hidden = self.init_hidden(x.size(1))
+        emb = self.drop(self.encoder(x))  # (T, B, E)
+        if self.cfg.uses_fused and not use_cells:
+            return self.rnn(emb, hidden)  # (T, B, H)
+        out, hidden, _ = self.run_cells(emb, hidden)
+        return out, hidden
 
     def run_cells(self, emb: Tensor, hidden, keep_gates: bool = False, state_hooks: dict | None = None):
         """The recurrent stack through the hand-written cells; returns (out, hidden, per-layer traces).

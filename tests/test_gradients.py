@@ -82,3 +82,18 @@ def test_positions_need_enough_text():
     assert target_positions(200, K=50, warmup=20, count=32)[0] == 70
     with pytest.raises(ValueError, match="needs at least"):
         target_positions(50, K=50, warmup=20, count=8)
+
+
+def test_input_saliency_matches_autograd_per_token_and_ignores_the_future():
+    from lmcore.inspect.gradients import input_saliency
+    torch.manual_seed(2)
+    model = RNNLM(ModelConfig(arch="gru", emb=8, hidden=8, layers=1, vocab_size=40, dropout=0.0)).eval()
+    ids = IDS[:12]
+    sal = input_saliency(model, ids, position=7)
+    assert np.all(sal[7:] == 0) and np.all(sal[:7] > 0)
+    emb = model.encoder(torch.as_tensor(ids[:7]).view(-1, 1)).detach().requires_grad_(True)
+    logits, _, _ = model.decoder(model.rnn(emb)[0][-1, 0]), None, None
+    (g,) = torch.autograd.grad(torch.log_softmax(logits, -1)[ids[7]], emb)
+    np.testing.assert_allclose(sal[:7], g[:, 0].norm(dim=-1).numpy(), rtol=1e-5)
+    with pytest.raises(ValueError):
+        input_saliency(model, ids, position=0)

@@ -120,3 +120,23 @@ def fitted_log_slope(curve: DecayCurve, k_from: int = 1, k_to: int | None = None
     k_to = k_to or len(curve.k) - 1
     ks, ys = curve.k[k_from:k_to + 1], np.log(np.maximum(curve.mean[k_from:k_to + 1], 1e-300))
     return float(np.polyfit(ks, ys, 1)[0])
+
+
+def input_saliency(model: RNNLM, ids, position: int) -> np.ndarray:
+    """‖∂ log p(w_position) / ∂x_j‖ for every earlier input j < position (one backward pass).
+
+    x_j is the embedding of token j; entry j of the result belongs to token j, and positions at or
+    after `position` are 0. Large values mark the past tokens the prediction leans on.
+    """
+    if not 1 <= position < len(ids):
+        raise ValueError(f"position must be in 1..{len(ids) - 1}")
+    model.eval()
+    device = model.encoder.weight.device
+    x = torch.as_tensor(np.asarray(ids[:position]), device=device).view(-1, 1)  # inputs w_0..w_{position-1}
+    emb = model.encoder(x).detach().requires_grad_(True)                        # (T, 1, E)
+    out, _, _ = model.run_cells(emb, model.init_hidden(1))
+    logp = torch.log_softmax(model.decoder(out[-1, 0]), dim=-1)[int(ids[position])]
+    (grad,) = torch.autograd.grad(logp, emb)
+    saliency = np.zeros(len(ids))
+    saliency[:position] = grad[:, 0].norm(dim=-1).cpu().numpy()
+    return saliency

@@ -21,6 +21,7 @@ __all__ = [
     "AgreementPair",
     "BUILTIN_CORPORA",
     "DEFAULT_CORPUS",
+    "agreement_pairs",
     "builtin_text",
     "generate_agreement",
     "python_docs_text",
@@ -41,7 +42,16 @@ def builtin_text(name: str) -> str:
     if name == "python-docs":
         return python_docs_text()
     if name == "agreement":
-        text, _pairs = generate_agreement(**AGREEMENT_DEFAULT)
-        return text
+        return _agreement()[0]
     known = ", ".join(repr(k) for k in BUILTIN_CORPORA)
     raise KeyError(f"unknown built-in corpus {name!r}; known corpora: {known}")
+
+
+@lru_cache(maxsize=1)
+def _agreement() -> tuple[str, list[AgreementPair]]:
+    return generate_agreement(**AGREEMENT_DEFAULT)
+
+
+def agreement_pairs() -> list[AgreementPair]:
+    """Subject and verb positions of every line of the built-in `agreement` corpus (for the probe)."""
+    return _agreement()[1]

@@ -1,0 +1,160 @@
+"""Markov against memory: long-range agreement and how much context a model uses.
+
+- Agreement probe: at the verb of "the roses in the vase by the door are", is P(are) > P(is)?
+  Accuracy by the number of words between subject and verb, for a neural run and for the n-gram
+  baseline, whose fixed window cannot reach a subject further back than order − 1 words.
+- Context use (Khandelwal et al. 2018): validation perplexity when the model may only see the last k
+  tokens before each target (k = 1, 2, 5, …, all), every k scored on the same targets.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..corpus.dataset import CorpusSpec, split_lines
+from ..corpus.tokenize import EOS
+from ..corpus.vocab import Vocab
+from ..model import RNNLM
+from ..ngram import KneserNeyLM
+
+CONTEXT_LENGTHS = (1, 2, 5, 10, 20, 50, 100, 200)
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    prefix: tuple[str, ...]   # the sentence up to (not including) the verb
+    correct: str
+    wrong: str
+    distance: int | None      # words between subject and verb, when known
+
+
+# The lecture's roses, with the subject "roses" at index 1.
+LECTURE_ITEMS = tuple(ProbeItem(tuple(p.split()), "are", "is", d) for p, d in [
+    ("the roses", 0), ("the roses in the vase", 3), ("the roses in the vase by the door", 6),
+    ("the roses in the vase by the door to the kitchen", 9)])
+
+
+def agreement_items(split: str = "valid") -> list[ProbeItem]:
+    """Probe items from the built-in `agreement` corpus, for the lines of one split."""
+    from ..corpus.builtin import agreement_pairs, builtin_text
+    lines = builtin_text("agreement").splitlines()
+    splits = split_lines("\n".join(lines), "agreement")
+    start = {"train": 0, "valid": len(splits["train"]), "test": len(splits["train"]) + len(splits["valid"])}[split]
+    pairs = agreement_pairs()[start:start + len(splits[split])]
+    return [ProbeItem(tuple(lines[p.line].split()[:p.verb_index]), p.correct, p.wrong, p.distance) for p in pairs]
+
+
+def parse_probe_tsv(text: str) -> list[ProbeItem]:
+    """Lines of `prefix<TAB>correct<TAB>wrong[<TAB>distance]`; '#' starts a comment."""
+    items = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) not in (3, 4) or not all(p.strip() for p in parts[:3]):
+            raise ValueError(f"probe line {n}: expected 'prefix<TAB>correct<TAB>wrong[<TAB>distance]'")
+        distance = int(parts[3]) if len(parts) == 4 and parts[3].strip() else None
+        items.append(ProbeItem(tuple(parts[0].lower().split()), parts[1].strip().lower(), parts[2].strip().lower(),
+                               distance))
+    return items
+
+
+def usable(items: Sequence[ProbeItem], vocab: Vocab) -> list[ProbeItem]:
+    """Items whose two verb forms are both in the vocabulary (else the comparison means nothing)."""
+    return [it for it in items if it.correct in vocab.stoi and it.wrong in vocab.stoi]
+
+
+@torch.no_grad()
+def lm_margins(model: RNNLM, vocab: Vocab, items: Sequence[ProbeItem], batch: int = 512) -> np.ndarray:
+    """log P(correct) − log P(wrong) at the verb, each sentence read from <eos> with a fresh state."""
+    model.eval()
+    device = model.encoder.weight.device
+    margins = []
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
+        seqs = [vocab.encode([EOS, *it.prefix]) for it in chunk]
+        length = max(len(s) for s in seqs)
+        x = torch.zeros(length, len(seqs), dtype=torch.long, device=device)
+        for j, s in enumerate(seqs):
+            x[: len(s), j] = torch.as_tensor(s)  # right-padding: an RNN's earlier steps never see it
+        out, _ = model.features(x)  # (T, B, H)
+        last = torch.as_tensor([len(s) - 1 for s in seqs], device=device)
+        logp = torch.log_softmax(model.decoder(out[last, torch.arange(len(seqs), device=device)]), dim=-1)
+        good = torch.as_tensor([vocab.stoi[it.correct] for it in chunk], device=device)
+        bad = torch.as_tensor([vocab.stoi[it.wrong] for it in chunk], device=device)
+        margins.append((logp.gather(1, good[:, None]) - logp.gather(1, bad[:, None]))[:, 0].cpu().numpy())
+    return np.concatenate(margins) if margins else np.zeros(0)
+
+
+def ngram_margins(lm: KneserNeyLM, vocab: Vocab, items: Sequence[ProbeItem]) -> np.ndarray:
+    out = []
+    for it in items:
+        context = vocab.encode([EOS, *it.prefix]).tolist()
+        out.append(math.log(lm.prob(context, vocab.stoi[it.correct])) - math.log(lm.prob(context, vocab.stoi[it.wrong])))
+    return np.asarray(out)
+
+
+def accuracy_by_distance(items: Sequence[ProbeItem], margins: np.ndarray, name: str) -> pd.DataFrame:
+    """One row per distance: how many items, and the fraction where the correct form is more probable."""
+    df = pd.DataFrame({"distance": [it.distance for it in items], "correct": margins > 0})
+    table = df.groupby("distance", dropna=False)["correct"].agg(["size", "mean"]).reset_index()
+    table.columns = ["distance", "items", "accuracy"]
+    table.insert(0, "model", name)
+    return table
+
+
+@torch.no_grad()
+def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGTHS, max_targets: int = 20_000,
+                       batch: int = 1024, progress: Callable[[float, str], None] | None = None) -> pd.DataFrame:
+    """Perplexity on the same targets when the model sees only the last k tokens, and all of them.
+
+    Targets are positions t ≥ max(lengths) (so every k has its k tokens); "all" reads the whole
+    stream from its start with the state carried, as in ordinary evaluation.
+    """
+    model.eval()
+    device = model.encoder.weight.device
+    ids = np.asarray(ids)
+    first = max(lengths)
+    targets = np.arange(first, min(len(ids), first + max_targets))
+    if targets.size == 0:
+        raise ValueError(f"context use needs more than {first} tokens; this text has {len(ids)}")
+    y = torch.as_tensor(ids[targets], device=device)
+    rows, total = [], sum(lengths) * len(targets) + len(ids)
+    done = 0
+    for k in lengths:
+        nll = 0.0
+        for s in range(0, len(targets), batch):
+            t = targets[s:s + batch]
+            window = torch.as_tensor(ids[t[None, :] + np.arange(-k, 0)[:, None]], device=device)  # (k, b)
+            out, _ = model.features(window)
+            logp = torch.log_softmax(model.decoder(out[-1]), dim=-1)
+            nll -= logp.gather(1, y[s:s + batch, None]).sum().item()
+            done += k * len(t)
+            if progress:
+                progress(done / total, f"context {k}")
+        rows.append({"context": str(k), "tokens": k, "ppl": math.exp(nll / len(targets))})
+    out, _ = model.features(torch.as_tensor(ids[: targets[-1]], device=device).view(-1, 1))  # whole stream
+    logp = torch.log_softmax(model.decoder(out[targets - 1, 0]), dim=-1)
+    rows.append({"context": "all", "tokens": len(ids), "ppl": math.exp(-logp.gather(1, y[:, None]).mean().item())})
+    if progress:
+        progress(1.0, "done")
+    return pd.DataFrame(rows)
+
+
+def ngram_context_perplexity(lm: KneserNeyLM, ids, lengths: Sequence[int] = CONTEXT_LENGTHS,
+                             max_targets: int = 20_000) -> float:
+    """The n-gram baseline's perplexity on the same targets (its window is order − 1 whatever k is)."""
+    ids = np.asarray(ids)
+    first = max(lengths)
+    targets = np.arange(first, min(len(ids), first + max_targets))
+    logp = lm.log_probs(ids[first - lm.order + 1:targets[-1] + 1])[-len(targets):]
+    return float(np.exp(-logp.mean()))
+
+
+def corpus_is_agreement(spec: CorpusSpec) -> bool:
+    return spec.source == "builtin:agreement" and spec.tokenizer in ("word", "words")
