@@ -65,3 +65,33 @@ def metrics_frame(store, run_ids: list[int]) -> pd.DataFrame:
     cols = ["run_id", "step", "epoch", "lr", "train_loss", "valid_loss", "valid_ppl", "tokens_per_s", "wall_time"]
     return pd.DataFrame(store.metrics(run_ids), columns=cols)
 
+
+
+def lecture_table(runs: list[dict], baseline: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The perplexity table of Le et al. (2015) as the lecture shows it, from the user's runs:
+    method, units, layers, parameters, perplexity (test where known, else best validation)."""
+    rows = []
+    for run in runs:
+        cfg = RunConfig.from_dict(run["config"])
+        m = cfg.model
+        name = {"elman": "RNN", "irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}[m.arch]
+        unit = {"sigmoid": "σ units", "tanh": "tanh units", "relu": "ReLU units"}[m.activation] \
+            if m.arch == "elman" else "units"
+        method = f"{name} ({m.layers} layer{'s' if m.layers > 1 else ''}, {m.hidden} {unit})"
+        ppl = run["test_ppl"] if run["test_ppl"] is not None else run["best_valid_ppl"]
+        rows.append({"method": method, "units": m.hidden, "layers": m.layers, "parameters": run["params"],
+                     "perplexity": None if ppl is None else round(ppl, 1),
+                     "split": "test" if run["test_ppl"] is not None else "valid"})
+    if baseline is not None:
+        for _, b in baseline.iterrows():
+            rows.append({"method": b["name"], "units": None, "layers": None, "parameters": None,
+                         "perplexity": round(b["test ppl"], 1), "split": "test"})
+    table = pd.DataFrame(rows, columns=["method", "units", "layers", "parameters", "perplexity", "split"])
+    return table.sort_values("perplexity", na_position="last").reset_index(drop=True)
+
+
+LE_2015 = pd.DataFrame([("LSTM (512 units)", 68.8), ("IRNN (4 layers, 512 units)", 69.4),
+                        ("IRNN (1 layer, 1024 units + linear projection)", 70.2),
+                        ("RNN (4 layers, 512 tanh units)", 71.8),
+                        ("RNN (1 layer, 1024 tanh units + linear projection)", 72.5)],
+                       columns=["method", "perplexity"])

@@ -109,3 +109,15 @@ def test_train_page_trains_two_runs_in_processes_then_compare_shows_them(lmcore_
 def test_compare_page_without_runs_says_what_to_do():
     at = open_page("views/compare.py")
     assert "No trained runs yet" in at.info[0].value
+
+
+def test_lecture_table_layout_from_runs():
+    from lmcore.reports import lecture_table
+    runs = [{"config": {"model": {"arch": "lstm", "hidden": 64, "layers": 2}}, "params": 1000, "test_ppl": 90.0,
+             "best_valid_ppl": 95.0},
+            {"config": {"model": {"arch": "elman", "activation": "tanh", "hidden": 32, "layers": 1}},
+             "params": 500, "test_ppl": None, "best_valid_ppl": 120.0}]
+    table = lecture_table(runs)
+    assert list(table.columns) == ["method", "units", "layers", "parameters", "perplexity", "split"]
+    assert table["method"].tolist() == ["LSTM (2 layers, 64 units)", "RNN (1 layer, 32 tanh units)"]
+    assert table["split"].tolist() == ["test", "valid"] and table["perplexity"].tolist() == [90.0, 120.0]

@@ -5,7 +5,7 @@ import streamlit as st
 import appstate
 from lmcore.config import RunConfig
 from lmcore.corpus.reading import CorpusError
-from lmcore.reports import baseline_rows, compare_table, metrics_frame
+from lmcore.reports import LE_2015, baseline_rows, compare_table, lecture_table, metrics_frame
 from lmcore.viz.training import curves_figure
 
 st.title("Compare")
@@ -46,3 +46,15 @@ x = st.radio("Against", ["epoch", "wall_time", "step"], horizontal=True,
 baselines = {f"KN {order}-gram (valid)": float(b) for b in baseline["best valid ppl"][:1]} if len(baseline) else {}
 st.plotly_chart(curves_figure(metrics_frame(store, ticked), {i: labels[i] for i in ticked}, x, "valid_ppl",
                               baselines), width="stretch")
+
+st.subheader("The lecture's perplexity table, on your corpus")
+st.caption("The lecture shows the table of Le et al. (2015), whose models were trained on a corpus of about a "
+           "billion words; the same layout here is built from your runs on this corpus, best first. Perplexities "
+           "of different corpora and vocabularies are not comparable with each other.")
+ours, theirs = st.columns([3, 2])
+lecture = lecture_table(runs, baseline if len(baseline) else None)
+ours.dataframe(lecture, hide_index=True, width="stretch")
+ours.download_button("Download (CSV)", lecture.to_csv(index=False).encode(), "lecture_table.csv", "text/csv",
+                     key="lecture_csv")
+theirs.caption("Le et al. (2015), as in the lecture")
+theirs.dataframe(LE_2015, hide_index=True, width="stretch")
