@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lmcore.bptt_numpy import LectureRNN, backward, forward, sgd_train
+from lmcore.inspect.bptt_check import autograd_truncated, walkthrough
 
 NAMES = ("V", "U", "W", "b1", "b2")
 
@@ -65,25 +66,6 @@ def autograd_full(p, inputs, targets, s0):
     return loss.item(), {n: t.grad.numpy() for n, t in tp.items()}
 
 
-def autograd_truncated(p, inputs, targets, s0, tau):
-    """Per output t: the loss ℓ_t rebuilt from s(t-τ) taken as a constant (detached), then summed."""
-    tp = torch_params(p)
-    xs = onehots(inputs, p.V.shape[1])
-    states = {-1: torch.tensor(s0, dtype=torch.float64)}
-    with torch.no_grad():
-        for t in range(len(inputs)):
-            states[t] = torch_step(tp, xs[t], states[t - 1])[1]
-    loss = 0
-    for t in range(len(inputs)):
-        start = max(0, t - tau + 1)
-        s = states[start - 1].detach()
-        for j in range(start, t + 1):
-            _, s = torch_step(tp, xs[j], s)
-        loss = loss + torch_loss_t(tp, s, targets[t])
-    loss.backward()
-    return {n: t.grad.numpy() for n, t in tp.items()}
-
-
 @pytest.mark.parametrize("biases", [False, True])
 def test_loss_is_the_summed_cross_entropy(biases):
     p, inputs, targets, s0 = problem(biases=biases)
@@ -99,7 +81,7 @@ def test_loss_is_the_summed_cross_entropy(biases):
 def test_truncated_bptt_matches_autograd(tau, biases):
     p, inputs, targets, s0 = problem(T=9, biases=biases)
     ours, _ = numpy_grads(p, inputs, targets, s0, tau)
-    ref = autograd_truncated(p, inputs, targets, s0, tau)
+    ref, _ = autograd_truncated(p, inputs, targets, s0, tau)
     assert set(ref) == {n for n in NAMES if ours[n] is not None}
     for n in ref:
         assert rel_err(ours[n], ref[n]) <= 1e-6, n
@@ -141,7 +123,7 @@ def test_full_bptt_matches_central_differences(biases):
 def test_guo_typo_gives_a_wrong_gradient():
     """f'(s) = σ'(σ(net)) instead of f'(net): the lecture's correction matters."""
     p, inputs, targets, s0 = problem(T=9, scale=1.0)
-    ref = autograd_truncated(p, inputs, targets, s0, tau=4)
+    ref, _ = autograd_truncated(p, inputs, targets, s0, tau=4)
     right, _ = numpy_grads(p, inputs, targets, s0, 4)
     wrong, _ = numpy_grads(p, inputs, targets, s0, 4, guo_typo=True)
     assert rel_err(right["U"], ref["U"]) <= 1e-6
@@ -199,3 +181,15 @@ def test_sgd_learns_a_repetitive_text(biases):
     unigram = -sum(f * np.log(f) for f in np.bincount(ids) / len(ids))
     assert last < 0.5 * unigram                              # it uses the context, not just frequencies
     assert (params.b1 is not None) == biases
+
+
+@pytest.mark.parametrize("tau", [1, 3, 10])
+def test_walkthrough_agrees_with_autograd_and_its_deltas_shrink(tau):
+    w = walkthrough("the roses in the vase by the door are red .".split(), hidden=8, tau=tau, scale=0.5)
+    assert max(w.rel_errors.values()) <= 1e-6
+    assert len(w.record.delta_norms) == min(tau, len(w.tokens) - 1)
+    np.testing.assert_allclose(w.record.delta_norms, w.reference_delta_norms, rtol=1e-6)
+    assert all(b < a for a, b in zip(w.record.delta_norms, w.record.delta_norms[1:]))
+    guo = walkthrough("the roses in the vase by the door are red .".split(), hidden=8, tau=tau, scale=0.5,
+                      guo_typo=True)
+    assert guo.rel_errors["U"] > 1e-2  # f'(g) instead of f'(net): a wrong gradient
