@@ -15,7 +15,9 @@ from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
 from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, load_corpus, spec_fingerprint
 from lmcore.corpus.reading import CorpusError, decode_text
 from lmcore.corpus.tokenize import tokenize
+from lmcore.inspect.gradients import jacobian_decay, loss_gradient_decay
 from lmcore.inspect.trace import trace
+from lmcore.ngram import KneserNeyLM
 from lmcore.notation import equations, parameter_map
 from lmcore.runs.catalog import RunRef, inspectable_runs
 from lmcore.runs.store import RunStore, default_home
@@ -186,3 +188,36 @@ def show_equations(cfg: RunConfig, expanded: bool = False) -> None:
         for eq in equations(cfg.model):
             st.latex(eq)
         st.dataframe(parameter_map(cfg.model), hide_index=True, width="stretch")
+
+
+@st.cache_resource(max_entries=4, show_spinner="Fitting the Kneser–Ney baseline…")
+def _ngram(spec_items: tuple, fingerprint: str, order: int):
+    corpus = _load_corpus(spec_items, fingerprint)
+    return KneserNeyLM(order).fit(corpus.train, len(corpus.vocab))
+
+
+def cached_ngram(spec: CorpusSpec, order: int = 3) -> KneserNeyLM:
+    """The n-gram baseline of a corpus, fitted once per spec and order."""
+    return _ngram(tuple(sorted(asdict(spec).items())), spec_fingerprint(spec), order)
+
+
+def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, container=st) -> list[RunRef]:
+    """Several runs to compare on one figure; the choice is kept in the URL."""
+    refs = inspectable_runs(get_store())
+    keys = [r.key for r in refs]
+    wanted = [k for k in st.query_params.get(key, "").split(",") if k in keys]
+    default = wanted or [r.key for r in refs if r.is_demo and "agreement" in r.key][:3] or keys[:2]
+    chosen = container.multiselect(label, keys, default=default, max_selections=max_runs,
+                                   format_func=lambda k: refs[keys.index(k)].label, key=f"pick_{key}")
+    st.query_params[key] = ",".join(chosen)
+    return [refs[keys.index(k)] for k in chosen]
+
+
+@st.cache_data(max_entries=64, show_spinner="Measuring gradients through time…")
+def decay_curves(path: str, mtime_ns: int, K: int, positions: int):
+    """(‖∂ℓ_t/∂h_{t−k}‖, ‖∂h_t/∂h_{t−k}‖_F) curves of one checkpoint on its corpus's validation text."""
+    model, cfg, vocab, _ = _load_model(path, mtime_ns)
+    corpus = cached_corpus(cfg.corpus)
+    ids = vocab.encode(corpus.vocab.decode(corpus.valid[:5000]))
+    return (loss_gradient_decay(model, ids, K=K, positions=positions),
+            jacobian_decay(model, ids, K=K, positions=min(positions, 8)))

@@ -49,3 +49,18 @@ def store_runs(store: RunStore) -> list[RunRef]:
 
 def inspectable_runs(store: RunStore, demo_dir: Path = DEMO_DIR) -> list[RunRef]:
     return store_runs(store) + demo_runs(demo_dir)
+
+
+def training_checkpoints(store: RunStore, ref: RunRef) -> list[tuple[str, Path]]:
+    """(label, path) of a run's checkpoints through training: at initialisation, then after each epoch.
+
+    A demo run ships only its trained weights, so it has just one entry.
+    """
+    if ref.is_demo:
+        return [("trained", ref.checkpoint)]
+    saved = store.checkpoints(int(ref.key.split(":")[1]))
+    epochs = sorted((k for k in saved if k.startswith("epoch_")), key=lambda k: int(k.split("_")[1]))
+    ordered = [("initialisation", saved["init"])] if "init" in saved else []
+    ordered += [(f"epoch {k.split('_')[1]}", saved[k]) for k in epochs]
+    return [(label, Path(row["path"])) for label, row in ordered if Path(row["path"]).is_file()] or \
+        [("latest", ref.checkpoint)]

@@ -1,0 +1,65 @@
+"""Gradients through time: how far back each model's error signal reaches, and what it looks at."""
+import streamlit as st
+
+import appstate
+from lmcore.corpus.tokenize import tokenize_line
+from lmcore.inspect.gradients import input_saliency
+from lmcore.runs.catalog import training_checkpoints
+from lmcore.viz.gradients import decay_figure
+from lmcore.viz.hidden import coloured_text_html
+
+st.title("Gradients through time")
+st.caption("The lecture: “as we backpropagate through time, gradients tend toward 0” for the simple RNN, while "
+           "the LSTM's linear cell lets them through. Here the decay is measured on your trained models, averaged "
+           "over many target positions t of the validation text (band: 10th–90th percentile).")
+st.latex(r"\Big\lVert \frac{\partial \ell_t}{\partial h_{t-k}} \Big\rVert \quad\text{and}\quad "
+         r"\Big\lVert \frac{\partial h_t}{\partial h_{t-k}} \Big\rVert_F = "
+         r"\Big\lVert \prod_{j=t-k+1}^{t} \mathrm{diag}(f'(\mathrm{net}_j))\, U \Big\rVert_F \text{ (Elman)}")
+refs = appstate.pick_runs("Runs (e.g. lecture RNN, tanh RNN, IRNN, LSTM, GRU)", key="decay_runs", max_runs=5)
+if not refs:
+    st.info("Pick one or more runs.")
+    st.stop()
+stages = {ref.key: training_checkpoints(appstate.get_store(), ref) for ref in refs}
+longest = max(stages.values(), key=len)
+c1, c2, c3 = st.columns(3)
+stage = c1.select_slider("Through training", options=list(range(len(longest))), value=len(longest) - 1,
+                         format_func=lambda i: longest[i][0],
+                         help="initialisation, then the checkpoint kept after each epoch (demo runs: trained only)")
+K = c2.slider("K (steps back)", 5, 200, 50)
+positions = c3.slider("Target positions averaged", 4, 64, 32)
+loss_curves, jac_curves = {}, {}
+for ref in refs:
+    label, path = stages[ref.key][min(stage, len(stages[ref.key]) - 1)]
+    try:
+        loss, jac = appstate.decay_curves(str(path), path.stat().st_mtime_ns, K, positions)
+    except ValueError as err:
+        st.warning(f"{ref.label}: {err}")
+        continue
+    loss_curves[f"{ref.label} · {label}"] = loss
+    jac_curves[f"{ref.label} · {label}"] = jac
+left, right = st.columns(2)
+left.plotly_chart(decay_figure(loss_curves, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖"), width="stretch")
+right.plotly_chart(decay_figure(jac_curves, "State Jacobian", "‖∂h_t/∂h_{t−k}‖_F"), width="stretch")
+st.caption("For the LSTM the state at t−k is the whole memory block (h, c). A straight line on this log axis is "
+           "geometric decay; a flat line is memory.")
+
+st.header("Saliency over the past")
+st.caption("For one prediction, each earlier token coloured by ‖∂ log p(w_t)/∂x_{t−k}‖, the gradient with respect "
+           "to its input embedding: how far back each model looks for that prediction.")
+text = st.text_input("Text", "the roses in the vase by the door to the kitchen are red .")
+pair = st.columns(2)
+for i, col in enumerate(pair):
+    ref = appstate.pick_run(f"Run {i + 1}", key=f"saliency{i}", container=col,
+                            default=[r.key for r in refs][min(i, len(refs) - 1)])
+    if ref is None:
+        continue
+    model, cfg, vocab, _ = appstate.load_run(ref)
+    tokens = tokenize_line(text, cfg.corpus.tokenizer, cfg.corpus.lowercase)
+    if len(tokens) < 2:
+        col.error("Type at least two tokens.")
+        continue
+    position = col.slider("Predicted token", 1, len(tokens) - 1, len(tokens) - 2, key=f"saliency_pos{i}",
+                          format="%d")
+    col.markdown(f"Predicting token {position}: `{tokens[position]}`")
+    saliency = input_saliency(model, vocab.encode(tokens), position)
+    col.html(coloured_text_html(tokens[:position + 1], saliency[:position + 1], name="‖∂ log p/∂x‖"))
