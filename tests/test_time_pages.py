@@ -27,7 +27,7 @@ def test_gradients_page_draws_decay_for_the_demo_runs_and_escapes_saliency_text(
     at.text_input[0].set_value("the <script>alert(1)</script> roses are red .").run()
     assert not at.exception
     shown = " ".join(h.proto.body for h in at.get("html"))
-    assert "    assert "&lt;script&gt;" in shown and "<script>" not in shownlt;" in shown and "<script>" not in shown  # the words tokenizer splits "<" off
+    assert "&lt;" in shown and "<script>" not in shown  # the words tokenizer splits "<" off
 
 
 def test_bptt_page_agrees_with_autograd_and_flags_guo():
