@@ -1,0 +1,76 @@
+"""Next word: the text coloured by surprisal, the distribution over the next token at any position, sampling."""
+import streamlit as st
+
+import appstate
+from lmcore.inspect.next_word import next_token_ranks, prompt_tokens, sample_pieces, surprisal_table
+from lmcore.viz.next_word import context, sample_html, surprisal_html, topk_figure
+
+TOP_K = 10
+
+st.title("Next word")
+st.caption("At every position the model outputs y_t = softmax(W h_t + b₂): a probability for every word of the "
+           "vocabulary. Surprisal, −log₂ P(actual next token), is how many bits that token cost the model.")
+ref = appstate.pick_run("Model")
+if ref is None:
+    st.stop()
+model, cfg, vocab, _ = appstate.load_run(ref)
+appstate.show_equations(cfg)
+
+tokens = appstate.pick_text(cfg, key="nw")
+if len(tokens) < 2:
+    st.info("Type at least two tokens to see predictions.")
+    st.stop()
+tr = appstate.run_trace(ref, tokens, top_k=TOP_K)
+ranks = next_token_ranks(model, tr.ids)
+
+t = st.slider("Position t: the model has read tokens 0…t", 0, len(tokens) - 1, min(3, len(tokens) - 1),
+              help="Streamlit cannot click on text; pick a position by number. Its token has a solid box.")
+st.html(surprisal_html(tokens, tr.surprisal, selected=t, unknown=tr.ids == vocab.unk_id, kind=cfg.corpus.tokenizer))
+
+actual = tr.tokens[t + 1] if t + 1 < len(tokens) else None  # as the model read it (<unk> if unknown)
+title = f"Top {TOP_K} next tokens after “{context(tokens, t, cfg.corpus.tokenizer)}” (t = {t})"
+if actual is not None:
+    title += f"\nactual next: “{context(tokens, t + 1, cfg.corpus.tokenizer, 1)}”"
+    title += " (read as <unk>)" if tr.ids[t + 1] == vocab.unk_id else ""
+left, right = st.columns([3, 2])
+left.plotly_chart(topk_figure(vocab.decode(tr.top_ids[t]), tr.top_probs[t], actual, title), width="stretch")
+m1, m2 = right.columns(2)
+m1.metric("Total probability", f"{tr.prob_mass[t]:.3f}", help="Σ_v P(v | x_1..x_t) over the whole vocabulary")
+m2.metric(f"Top-{TOP_K} probability", f"{tr.top_probs[t].sum():.3f}")
+right.caption(f"Total: the sum over all {len(vocab):,} tokens of the vocabulary. Probabilities are non-negative "
+              "and sum to one; the top ten hold only part of it.")
+if actual is None:
+    right.info("The last token: no actual next token to compare with.")
+else:
+    m3, m4 = right.columns(2)
+    p_next = float(tr.next_prob[t])
+    m3.metric("P(actual next token)", f"{p_next:.4f}" if p_next >= 1e-3 else f"{p_next:.1e}",
+              help=f"surprisal {tr.surprisal[t]:.2f} bits")
+    m4.metric(f"Its rank (of {len(vocab):,})", f"{ranks[t]:,}", help="1 = the model's first guess")
+    right.caption("The actual next token's bar is dark blue when it is among the top ten.")
+
+st.subheader("This text")
+st.dataframe(surprisal_table(tokens, tr.surprisal, ranks), hide_index=True)
+st.caption("From a zero hidden state at the first token, so it can differ from the run's validation perplexity.")
+
+st.subheader("Sampling")
+with st.form("sample"):
+    prompt = st.text_input("Prompt", " ".join(appstate.DEFAULT_TEXTS.get(cfg.corpus.source, "").split()[:3]),
+                           key="nw_prompt", help="empty: start a new line")
+    c1, c2, c3, c4 = st.columns(4)
+    n = c1.number_input("Tokens", 1, 500, 40)
+    temperature = c2.slider("Temperature", 0.1, 2.0, 1.0, 0.05, help="divides the logits; low: safe, high: wild")
+    top_k = c3.number_input("Top-k (0: all)", 0, len(vocab), 0, help="sample only among the k most probable")
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0)
+    clicked = st.form_submit_button("Sample", type="primary")
+out = st.empty()
+if clicked:
+    pieces = sample_pieces(model, vocab, prompt_tokens(prompt, cfg.corpus.tokenizer, cfg.corpus.lowercase),
+                           cfg.corpus.tokenizer, int(n), float(temperature), int(top_k), int(seed))
+    text = ""
+    for piece in pieces:  # the text appears as it is produced
+        text += piece
+        out.html(sample_html(prompt, text))
+    st.session_state["nw_sample"] = (prompt, text)
+elif "nw_sample" in st.session_state:
+    out.html(sample_html(*st.session_state["nw_sample"]))
