@@ -11,4 +11,11 @@ st.navigation([
     st.Page("views/corpus.py", title="Corpus", icon=":material/description:", default=True),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/compare.py", title="Compare", icon=":material/leaderboard:"),
+    st.Page("views/hidden.py", title="Hidden states", icon=":material/grid_on:"),
+    st.Page("views/gates.py", title="Gates", icon=":material/door_open:"),
+    st.Page("views/next_word.py", title="Next word", icon=":material/keyboard_tab:"),
+    st.Page("views/embeddings.py", title="Word representations", icon=":material/scatter_plot:"),
+    st.Page("views/gradients.py", title="Gradients through time", icon=":material/trending_down:"),
+    st.Page("views/bptt.py", title="BPTT by hand", icon=":material/calculate:"),
+    st.Page("views/memory.py", title="Markov vs memory", icon=":material/memory:"),
 ]).run()

@@ -1,7 +1,7 @@
 """The demo runs shipped in assets/demos/, so every view has a model to show on first open.
 
-Rebuilt by `python -m lmcore make-demo` (about two minutes on 2 cores). Small on purpose: one layer of
-64 units with the output matrix tied to the embedding keeps each file under 1 MB.
+Rebuilt by `python -m lmcore make-demo` (about two minutes on 2 cores). Small on purpose: each file is
+under 1 MB (python-docs: one layer of 64 units, output matrix tied to the embedding).
 """
 from __future__ import annotations
 
@@ -17,20 +17,24 @@ from .runs.catalog import DEMO_DIR
 from .train import train
 
 SMALL = ModelConfig(emb=64, hidden=64, layers=1, dropout=0.1, tied=True)
-CORPORA = {"python-docs": (CorpusSpec("builtin:python-docs", "words", True), 8),
-           "agreement": (CorpusSpec("builtin:agreement", "words", True), 2)}  # corpus, epochs
-ARCHS = {"elman": (replace(SMALL, arch="elman", activation="sigmoid"), TrainConfig(lr=20.0)),
-         "lstm": (replace(SMALL, arch="lstm"), TrainConfig(lr=20.0)),
-         "gru": (replace(SMALL, arch="gru"), TrainConfig(lr=20.0))}
+# The agreement recipe: the smallest budget found where an LSTM learns long-range agreement on the CPU in
+# about 20 s (seed 1; 3 of 5 seeds reach ≥ 0.9 accuracy at 4+ words: the latch is found or not).
+AGREEMENT_MODEL = ModelConfig(emb=64, hidden=128, layers=1, dropout=0.0)
+AGREEMENT_TRAIN = TrainConfig(optimizer="adam", lr=0.01, batch=16, bptt=100, clip=0.25, epochs=12, seed=1, device="cpu")
+RECIPES = {  # corpus name -> (spec, model template, training)
+    "python-docs": (CorpusSpec("builtin:python-docs", "words", True), SMALL,
+                    TrainConfig(lr=20.0, epochs=8, seed=1234, device="cpu")),
+    "agreement": (CorpusSpec("builtin:agreement", "words", True), AGREEMENT_MODEL, AGREEMENT_TRAIN),
+}
+ARCHS = {"elman": dict(arch="elman", activation="sigmoid"), "lstm": dict(arch="lstm"), "gru": dict(arch="gru")}
 
 
 def demo_configs() -> dict[str, RunConfig]:
     configs = {}
-    for corpus_name, (spec, epochs) in CORPORA.items():
-        for arch, (model, train_cfg) in ARCHS.items():
-            name = f"{corpus_name}-{arch}"
-            configs[name] = RunConfig(name=f"{arch} demo", corpus=spec, model=replace(model),
-                                      train=replace(train_cfg, epochs=epochs, seed=1234, device="cpu"))
+    for corpus_name, (spec, model, train_cfg) in RECIPES.items():
+        for arch, fields in ARCHS.items():
+            configs[f"{corpus_name}-{arch}"] = RunConfig(name=f"{arch} demo", corpus=spec,
+                                                         model=replace(model, **fields), train=replace(train_cfg))
     return configs
 
 
