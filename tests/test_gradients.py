@@ -97,3 +97,20 @@ def test_input_saliency_matches_autograd_per_token_and_ignores_the_future():
     np.testing.assert_allclose(sal[:7], g[:, 0].norm(dim=-1).numpy(), rtol=1e-5)
     with pytest.raises(ValueError):
         input_saliency(model, ids, position=0)
+
+
+@pytest.mark.parametrize("arch", ["elman", "lstm", "gru"])
+def test_output_sensitivity_matches_autograd_per_step(arch):
+    from lmcore.inspect.sensitivity import output_sensitivity
+    torch.manual_seed(4)
+    model = RNNLM(ModelConfig(arch=arch, activation="tanh", emb=8, hidden=8, layers=2, vocab_size=40,
+                              dropout=0.0)).eval()
+    ids = IDS[:9]
+    sens = output_sensitivity(model, ids, source=2)
+    assert sens[:2].sum() == 0 and sens[-1] == 0
+    for t in range(2, 8):
+        emb = model.encoder(torch.as_tensor(ids[:t + 1]).view(-1, 1)).detach().requires_grad_(True)
+        out, _, _ = model.run_cells(emb, model.init_hidden(1))
+        p = torch.softmax(model.decoder(out[-1, 0]), -1)[ids[t + 1]]
+        (g,) = torch.autograd.grad(p, emb)
+        assert sens[t] == pytest.approx(g[2, 0].norm().item(), rel=1e-4, abs=1e-10)

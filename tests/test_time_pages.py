@@ -22,9 +22,9 @@ def open_page(page: str) -> AppTest:
 def test_gradients_page_draws_decay_for_the_demo_runs_and_escapes_saliency_text():
     at = open_page("views/gradients.py")
     charts = at.get("plotly_chart")
-    assert len(charts) == 2
+    assert len(charts) == 5  # two decay figures, then Fig. 4.1 for the Elman RNN, the LSTM and the GRU
     assert at.multiselect[0].value and all(k.startswith("demo:agreement") for k in at.multiselect[0].value)
-    at.text_input[0].set_value("the <script>alert(1)</script> roses are red .").run()
+    at.text_input(key="saliency_text").set_value("the <script>alert(1)</script> roses are red .").run()
     assert not at.exception
     shown = " ".join(h.proto.body for h in at.get("html"))
     assert "&lt;" in shown and "<script>" not in shown  # the words tokenizer splits "<" off

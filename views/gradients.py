@@ -4,8 +4,9 @@ import streamlit as st
 import appstate
 from lmcore.corpus.tokenize import tokenize_line
 from lmcore.inspect.gradients import input_saliency
+from lmcore.inspect.sensitivity import input_sensitivity, output_sensitivity
 from lmcore.runs.catalog import training_checkpoints
-from lmcore.viz.gradients import decay_figure
+from lmcore.viz.gradients import decay_figure, fig41_figure
 from lmcore.viz.hidden import coloured_text_html
 
 st.title("Gradients through time")
@@ -43,10 +44,31 @@ right.plotly_chart(decay_figure(jac_curves, "State Jacobian", "‖∂h_t/∂h_{t
 st.caption("For the LSTM the state at t−k is the whole memory block (h, c). A straight line on this log axis is "
            "geometric decay; a flat line is memory.")
 
+st.header("Graves' Fig. 4.1, from real numbers")
+st.caption("The network unrolled over time; each node shaded by its sensitivity to the input at the first step "
+           "(black: high, white: none): hidden nodes by ‖∂h̄_t/∂x_1‖ (the Gates page's Fig. 4.4 computation), output "
+           "nodes by ‖∂y_t[w_{t+1}]/∂x_1‖. The simple RNN's shading fades as the first input is forgotten.")
+fig_text = st.text_input("Text for the figure", "the roses in the vase by the door to the kitchen are red .",
+                         key="fig41_text")
+archs = {"elman": "Elman RNN", "lstm": "LSTM", "gru": "GRU"}
+for col, (arch, name) in zip(st.columns(3), archs.items()):
+    ref = appstate.pick_run(name, key=f"fig41_{arch}", archs=(arch,), container=col,
+                            default=f"demo:agreement-{arch}")
+    if ref is None:
+        continue
+    model, cfg, vocab, _ = appstate.load_run(ref)
+    tokens = tokenize_line(fig_text, cfg.corpus.tokenizer, cfg.corpus.lowercase)[:20]
+    if len(tokens) < 2:
+        col.error("Type at least two tokens.")
+        continue
+    ids = vocab.encode(tokens)
+    col.plotly_chart(fig41_figure(tokens, input_sensitivity(model, ids, 0), output_sensitivity(model, ids, 0),
+                                  title=name), width="stretch", key=f"fig41_chart_{arch}")
+
 st.header("Saliency over the past")
 st.caption("For one prediction, each earlier token coloured by ‖∂ log p(w_t)/∂x_{t−k}‖, the gradient with respect "
            "to its input embedding: how far back each model looks for that prediction.")
-text = st.text_input("Text", "the roses in the vase by the door to the kitchen are red .")
+text = st.text_input("Text", "the roses in the vase by the door to the kitchen are red .", key="saliency_text")
 pair = st.columns(2)
 for i, col in enumerate(pair):
     ref = appstate.pick_run(f"Run {i + 1}", key=f"saliency{i}", container=col,

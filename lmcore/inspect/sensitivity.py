@@ -131,3 +131,33 @@ def normalise(sensitivity: np.ndarray) -> np.ndarray:
 def normalised_input_sensitivity(model: RNNLM, ids, source: int, layer: int = -1, units: Units = None) -> np.ndarray:
     """`input_sensitivity` divided by its maximum: 1 at the step most sensitive to x_source."""
     return normalise(input_sensitivity(model, ids, source, layer, units))
+
+
+def output_sensitivity(model: RNNLM, ids, source: int) -> np.ndarray:
+    """‖∂ y_t[w_{t+1}] / ∂ x_source‖ for every step t, shape (T,): how strongly the probability the model
+    gives the actual next token depends on the input at `source` (Graves' Fig. 4.1, output layer).
+
+    Same one-backward-pass copies as `input_sensitivity`, read out through W and the softmax;
+    0 for t < source and for the last step (it has no next token).
+    """
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    T = ids.size
+    _check(model, T, source, -1)
+    was_training = model.training
+    model.eval()
+    out = np.zeros(T)
+    try:
+        B = T - 1 - source  # steps source .. T-2 have a next token
+        if B <= 0:
+            return out
+        x_src, per_layer = _run_copies(model, ids, source, B, B)
+        with torch.enable_grad():
+            h = per_layer[-1]["h"]  # (B, B, H)
+            diag = torch.arange(B, device=h.device)
+            probs = torch.softmax(model.decoder(h[diag, diag]), dim=-1)  # (B, vocab): copy c at step source + c
+            nxt = torch.as_tensor(ids[source + 1:source + 1 + B], device=h.device)
+            (grad,) = torch.autograd.grad(probs.gather(1, nxt[:, None]).sum(), x_src)
+    finally:
+        model.train(was_training)
+    out[source:source + B] = grad.norm(dim=1).double().cpu().numpy()
+    return out

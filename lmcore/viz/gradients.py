@@ -28,3 +28,34 @@ def decay_figure(curves: dict, title: str, y_title: str) -> go.Figure:
     fig.update_layout(title=title, xaxis_title="k (steps back in time)", height=400, margin=MARGIN,
                       legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+def fig41_figure(tokens: list[str], hidden: np.ndarray, output: np.ndarray, source: int = 0,
+                 title: str = "") -> go.Figure:
+    """Graves (2012) Fig. 4.1 from real numbers: inputs (bottom), hidden layer (middle) and outputs (top)
+    unrolled over time, each node shaded by its sensitivity to the input at `source` (black = high,
+    white = none). `hidden` and `output` are normalised here, each by its own maximum."""
+    import html
+    T = len(tokens)
+    rows = {"inputs": np.eye(T)[source], "hidden": hidden, "outputs": output}
+    fig = go.Figure()
+    for y in range(3):  # edges first, so nodes sit on top: x_t → h_t → y_t and h_t → h_{t+1}
+        if y < 2:
+            for t in range(T):
+                fig.add_trace(go.Scatter(x=[t, t], y=[y, y + 1], mode="lines", line=dict(color="#bbb", width=1),
+                                         hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=list(range(T)), y=[1] * T, mode="lines", line=dict(color="#bbb", width=1),
+                             hoverinfo="skip", showlegend=False))
+    for y, (name, values) in enumerate(rows.items()):
+        v = np.asarray(values, dtype=float)
+        v = v / v.max() if v.max() > 0 else v
+        grey = [f"rgb({int(255 * (1 - s))},{int(255 * (1 - s))},{int(255 * (1 - s))})" for s in v]
+        fig.add_trace(go.Scatter(x=list(range(T)), y=[y] * T, mode="markers", name=name, showlegend=False,
+                                 marker=dict(size=20, color=grey, line=dict(color="black", width=1)),
+                                 customdata=v, hovertemplate=f"{name} t=%{{x}}: %{{customdata:.3f}}<extra></extra>"))
+    fig.update_xaxes(tickvals=list(range(T)), ticktext=[html.escape(t) for t in tokens], tickangle=-45,
+                     showgrid=False, zeroline=False)
+    fig.update_yaxes(tickvals=[0, 1, 2], ticktext=["inputs x", "hidden h", "outputs y"], range=[-0.5, 2.5],
+                     showgrid=False, zeroline=False)
+    fig.update_layout(title=title, height=300, margin=dict(l=70, r=10, t=40, b=70), plot_bgcolor="white")
+    return fig
