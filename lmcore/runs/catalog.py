@@ -1,7 +1,7 @@
 """Every model a view can inspect: the demo runs shipped in assets/ and the runs in the store."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import RunConfig
@@ -28,7 +28,8 @@ def demo_runs(demo_dir: Path = DEMO_DIR) -> list[RunRef]:
     refs = []
     for path in sorted(Path(demo_dir).glob("*.pt")):
         cfg = read_config(path)
-        refs.append(RunRef(f"demo:{path.stem}", f"demo · {cfg.label()} · {cfg.corpus.source.split(':')[-1]}",
+        label = replace(cfg, name="").label()  # architecture and size, e.g. "lstm 1×128"
+        refs.append(RunRef(f"demo:{path.stem}", f"demo · {label} · {cfg.corpus.source.split(':')[-1]}",
                            path, cfg.model.arch, cfg.corpus.source))
     return refs
 
