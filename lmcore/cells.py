@@ -11,13 +11,93 @@ Gate conventions (PyTorch's):
            c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
     GRU:   r, z = σ(.) of V x_t + U h_{t-1} + b,   n = tanh(V_n x_t + b_in + r ⊙ (U_n h_{t-1} + b_hn))
            h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+
+LSTM variants (Greff et al. 2016, "LSTM: A Search Space Odyssey"), options of the one LSTM cell.
+Greff's "vanilla" LSTM has peepholes (Gers & Schmidhuber 2000; Graves 2012) and each of the eight
+variants changes one thing in it:
+    peephole: i_t = σ(V_i x_t + U_i h_{t-1} + p_i ⊙ c_{t-1} + b_i)
+              f_t = σ(V_f x_t + U_f h_{t-1} + p_f ⊙ c_{t-1} + b_f)
+              g_t = tanh(V_g x_t + U_g h_{t-1} + b_g)
+              c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+              o_t = σ(V_o x_t + U_o h_{t-1} + p_o ⊙ c_t + b_o)        (c_t: the new cell)
+              h_t = o_t ⊙ tanh(c_t)
+    NIG  no input gate           i_t = 1             NIAF no input activation    g_t = V_g x_t + U_g h_{t-1} + b_g
+    NFG  no forget gate          f_t = 1             NOAF no output activation   h_t = o_t ⊙ c_t
+    NOG  no output gate          o_t = 1             NP   no peepholes           (PyTorch's LSTM)
+    CIFG coupled input/forget    f_t = 1 - i_t
+    FGR  full gate recurrence: i, f and o also see a_{t-1} = [i_{t-1}; f_{t-1}; o_{t-1}] through R:
+         i_t = σ(… + R_i a_{t-1} + b_i), likewise f and o; R = [R_i; R_f; R_o] is (3H, 3H), Greff's nine
+         matrices R_ii, R_fi, R_oi, … in one; a_0 = 0, and a_t travels with the state (h, c, a).
+A removed gate has no weights (its rows are absent from V, U, b) and no peephole; CIFG's f has
+neither. This project's default, "vanilla", is PyTorch's LSTM: Greff's NP, so "np" names the same
+model. A gate that a variant removes is reported in traces as the constant 1: permanently open.
+
+GRU conventions:
+    pytorch  n = tanh(V_n x_t + b_in + r ⊙ (U_n h_{t-1} + b_hn))    (cuDNN; reset after the product)
+    cho      n = tanh(V_n x_t + b_in + U_n (r ⊙ h_{t-1}) + b_hn)    (Cho et al. 2014; reset before it)
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+SIGMOID_GATES = ("i", "f", "o")  # the LSTM's gates; g is the candidate ("block input" in Greff)
+
+
+@dataclass(frozen=True)
+class LSTMVariant:
+    name: str                       # as shown: "vanilla", "peephole", "NIG", …
+    description: str
+    gates: str = "ifo"              # the sigmoid gates with weights of their own
+    peepholes: bool = False         # p_i, p_f on c_{t-1}; p_o on c_t (each gate that has weights)
+    coupled: bool = False           # CIFG: f = 1 − i
+    input_activation: bool = True   # g = tanh(·); NIAF: identity
+    output_activation: bool = True  # h = o ⊙ tanh(c); NOAF: h = o ⊙ c
+    gate_recurrence: bool = False   # FGR: i, f, o also see [i; f; o] of the step before
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """The row blocks of V, U and b, in PyTorch's order i, f, g, o, less the gates that are absent."""
+        return tuple(b for b in "ifgo" if b == "g" or b in self.gates)
+
+    @property
+    def constant(self) -> tuple[str, ...]:
+        """Gates held at 1 (permanently open): absent, and not computed from another gate."""
+        return tuple(g for g in SIGMOID_GATES if g not in self.gates and not (self.coupled and g == "f"))
+
+    @property
+    def peephole_gates(self) -> tuple[str, ...]:
+        return tuple(g for g in SIGMOID_GATES if g in self.gates) if self.peepholes else ()
+
+    @property
+    def pytorch_equivalent(self) -> bool:
+        """The same function as nn.LSTM with nn.LSTM's parameters: can run fused."""
+        return (self.gates == "ifo" and not (self.peepholes or self.coupled or self.gate_recurrence)
+                and self.input_activation and self.output_activation)
+
+
+LSTM_VARIANTS: dict[str, LSTMVariant] = {
+    "vanilla": LSTMVariant("vanilla", "PyTorch's LSTM: no peepholes (Greff's NP); runs fused", peepholes=False),
+    "peephole": LSTMVariant("peephole", "Greff's and Graves' vanilla LSTM: peepholes, i and f see c_{t-1}, "
+                            "o sees c_t", peepholes=True),
+    "nig": LSTMVariant("NIG", "no input gate: i = 1", gates="fo", peepholes=True),
+    "nfg": LSTMVariant("NFG", "no forget gate: f = 1", gates="io", peepholes=True),
+    "nog": LSTMVariant("NOG", "no output gate: o = 1", gates="if", peepholes=True),
+    "niaf": LSTMVariant("NIAF", "no input activation: g without tanh", peepholes=True, input_activation=False),
+    "noaf": LSTMVariant("NOAF", "no output activation: h = o ⊙ c", peepholes=True, output_activation=False),
+    "np": LSTMVariant("NP", "no peepholes: the same model as vanilla (PyTorch's LSTM)", peepholes=False),
+    "cifg": LSTMVariant("CIFG", "coupled input and forget gate: f = 1 − i", gates="io", peepholes=True,
+                        coupled=True),
+    "fgr": LSTMVariant("FGR", "full gate recurrence: i, f, o also see i, f, o of step t−1", peepholes=True,
+                       gate_recurrence=True),
+}
+GRU_CONVENTIONS = {
+    "pytorch": "PyTorch / cuDNN: reset after the recurrent product, n = tanh(V_n x + b_in + r ⊙ (U_n h + b_hn))",
+    "cho": "Cho et al. 2014: reset before the recurrent product, n = tanh(V_n x + U_n (r ⊙ h) + b)",
+}
 
 
 def _recurrent(h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
@@ -26,66 +106,113 @@ def _recurrent(h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
 
 class ElmanCell:
     gate_names: tuple[str, ...] = ()
+    constant_gates: tuple[str, ...] = ()
     chunks = 1
 
     def __init__(self, activation: str = "sigmoid"):
         self.f = ACTIVATIONS[activation]
 
-    def step(self, xp: Tensor, state: Tensor, w_hh: Tensor, b_hh: Tensor | None):
+    def step(self, xp: Tensor, state: Tensor, w_hh: Tensor, b_hh: Tensor | None, extra: dict | None = None):
         h = self.f(xp + _recurrent(state, w_hh, b_hh))  # (B, H)
         return h, h, {}
 
 
 class LSTMCell:
-    gate_names = ("i", "f", "g", "o")
-    chunks = 4
+    """The LSTM of one variant. State: (h, c), or (h, c, a) for FGR (a: [i; f; o] of the last step).
 
-    def step(self, xp: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor | None):
-        h, c = state
-        pre = xp + _recurrent(h, w_hh, b_hh)  # (B, 4H)
-        i, f, g, o = pre.chunk(4, dim=1)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c + i * g
-        h = o * torch.tanh(c)
-        return h, (h, c), {"i": i, "f": f, "g": g, "o": o}
+    `extra` holds the variant's parameters beyond V, U, b for this layer: "p_i", "p_f", "p_o"
+    (peephole vectors, (H,)) and "R" (FGR's gate-to-gate matrix, (3H, 3H)).
+    """
+    gate_names = ("i", "f", "g", "o")
+
+    def __init__(self, variant: str = "vanilla"):
+        self.variant = v = LSTM_VARIANTS[variant]
+        self.blocks, self.chunks, self.constant_gates = v.blocks, len(v.blocks), v.constant
+        self.pytorch = v.pytorch_equivalent
+
+    def step(self, xp: Tensor, state: tuple[Tensor, ...], w_hh: Tensor, b_hh: Tensor | None,
+             extra: dict | None = None):
+        h, c = state[0], state[1]
+        pre = xp + _recurrent(h, w_hh, b_hh)  # (B, chunks·H)
+        if self.pytorch:  # the common case in as few operations as possible
+            i, f, g, o = pre.chunk(4, dim=1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            return h, (h, c), {"i": i, "f": f, "g": g, "o": o}
+        v, extra = self.variant, extra or {}
+        part = dict(zip(self.blocks, pre.chunk(self.chunks, dim=1)))  # each (B, H)
+        if v.gate_recurrence:
+            for name, r in zip(SIGMOID_GATES, (state[2] @ extra["R"].t()).chunk(3, dim=1)):
+                part[name] = part[name] + r  # + R_name a_{t-1}
+
+        def gate(name: str, cell: Tensor) -> Tensor:  # σ(pre + p ⊙ cell)
+            peep = extra.get(f"p_{name}")
+            return torch.sigmoid(part[name] if peep is None else torch.addcmul(part[name], peep, cell))
+
+        g = torch.tanh(part["g"]) if v.input_activation else part["g"]
+        i = gate("i", c) if "i" in part else None
+        f = 1.0 - i if v.coupled else gate("f", c) if "f" in part else None
+        c = (c if f is None else f * c) + (g if i is None else i * g)
+        o = gate("o", c) if "o" in part else None  # the output gate's peephole sees the new cell
+        out = torch.tanh(c) if v.output_activation else c
+        h = out if o is None else o * out
+        gates = {name: value for name, value in (("i", i), ("f", f), ("g", g), ("o", o)) if value is not None}
+        if v.gate_recurrence:
+            return h, (h, c, torch.cat([i, f, o], dim=1)), gates
+        return h, (h, c), gates
 
 
 class GRUCell:
     gate_names = ("r", "z", "n")
+    constant_gates: tuple[str, ...] = ()
     chunks = 3
 
-    def step(self, xp: Tensor, state: Tensor, w_hh: Tensor, b_hh: Tensor | None):
-        hp = _recurrent(state, w_hh, b_hh)  # (B, 3H): U h + b_h, split per gate
+    def __init__(self, convention: str = "pytorch"):
+        if convention not in GRU_CONVENTIONS:
+            raise ValueError(f"unknown GRU convention {convention!r}; choose one of {', '.join(GRU_CONVENTIONS)}")
+        self.cho = convention == "cho"
+
+    def step(self, xp: Tensor, state: Tensor, w_hh: Tensor, b_hh: Tensor | None, extra: dict | None = None):
         x_r, x_z, x_n = xp.chunk(3, dim=1)
-        h_r, h_z, h_n = hp.chunk(3, dim=1)
-        r = torch.sigmoid(x_r + h_r)
-        z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
+        if self.cho:  # r gates h before U_n: a second, smaller product once r is known
+            H = state.size(1)
+            h_r, h_z = _recurrent(state, w_hh[:2 * H], None if b_hh is None else b_hh[:2 * H]).chunk(2, dim=1)
+            r = torch.sigmoid(x_r + h_r)
+            z = torch.sigmoid(x_z + h_z)
+            n = torch.tanh(x_n + _recurrent(r * state, w_hh[2 * H:], None if b_hh is None else b_hh[2 * H:]))
+        else:
+            h_r, h_z, h_n = _recurrent(state, w_hh, b_hh).chunk(3, dim=1)  # (B, 3H): U h + b_h, split per gate
+            r = torch.sigmoid(x_r + h_r)
+            z = torch.sigmoid(x_z + h_z)
+            n = torch.tanh(x_n + r * h_n)
         h = n + z * (state - n)  # = (1 - z) n + z h_{t-1}, one op fewer
         return h, h, {"r": r, "z": z, "n": n}
 
 
-def make_cell(arch: str, activation: str):
+def make_cell(arch: str, activation: str, variant: str = "vanilla", gru_convention: str = "pytorch"):
     if arch == "lstm":
-        return LSTMCell()
+        return LSTMCell(variant)
     if arch == "gru":
-        return GRUCell()
+        return GRUCell(gru_convention)
     return ElmanCell("relu" if arch == "irnn" else activation)
 
 
 def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_gates: bool = False,
-              state_hook=None):
+              state_hook=None, extra: dict | None = None):
     """Unroll one layer over time. xp: (T, B, chunks·H) input projections.
 
     Returns outputs (T, B, H), the final state, and (if keep_gates) each gate stacked to (T, B, H),
-    plus the LSTM cell state as "c". `state_hook(t, state) -> state`, if given, may replace each new
-    state before it is used (gradient probes add a zero tensor there to read ∂loss/∂state_t).
+    plus the LSTM cell state as "c"; a gate the cell does not have (`cell.constant_gates`) is stacked
+    as ones. `state_hook(t, state) -> state`, if given, may replace each new state before it is used
+    (gradient probes add a zero tensor there to read ∂loss/∂state_t). `extra`: the layer's parameters
+    beyond V, U, b (see LSTMCell).
     """
-    outputs, trace = [], {name: [] for name in cell.gate_names}
+    outputs, trace = [], {name: [] for name in cell.gate_names if name not in cell.constant_gates}
     if keep_gates and isinstance(cell, LSTMCell):
         trace["c"] = []
     for t in range(xp.size(0)):
-        h, state, gates = cell.step(xp[t], state, w_hh, b_hh)
+        h, state, gates = cell.step(xp[t], state, w_hh, b_hh, extra)
         if state_hook is not None:
             state = state_hook(t, state)
             h = state[0] if isinstance(state, tuple) else state
@@ -95,5 +222,10 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
                 trace[name].append(value)
             if "c" in trace:
                 trace["c"].append(state[1])
-    stacked = {name: torch.stack(values) for name, values in trace.items()} if keep_gates else {}
-    return torch.stack(outputs), state, stacked
+    outputs = torch.stack(outputs)
+    if not keep_gates:
+        return outputs, state, {}
+    ones = torch.ones_like(outputs)
+    names = [n for n in cell.gate_names if n in trace or n in cell.constant_gates] + (["c"] if "c" in trace else [])
+    stacked = {n: ones if n in cell.constant_gates else torch.stack(trace[n]) for n in names}
+    return outputs, state, stacked

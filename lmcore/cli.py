@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from .cells import GRU_CONVENTIONS, LSTM_VARIANTS
 from .config import OPTIMIZERS, RunConfig, TrainConfig
 from .corpus.dataset import SPLITS, CorpusSpec, load_corpus, tokenized_splits
 from .corpus.reading import CorpusError
@@ -47,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="")
     p.add_argument("--arch", choices=list(ARCHS), default=m.arch)
     p.add_argument("--activation", choices=ACTIVATION_NAMES, default=m.activation, help="Elman only")
+    p.add_argument("--variant", type=str.lower, choices=list(LSTM_VARIANTS), default=m.variant,
+                   help="LSTM only (Greff et al. 2016): " + "; ".join(f"{k}: {v.description}" for k, v in LSTM_VARIANTS.items()))
+    p.add_argument("--gru-convention", choices=list(GRU_CONVENTIONS), default=m.gru_convention,
+                   help="GRU only: " + "; ".join(f"{k}: {d}" for k, d in GRU_CONVENTIONS.items()))
     p.add_argument("--no-bias", action="store_true", help="drop b1 and b2, as in the coursework")
     p.add_argument("--emb", type=int, default=m.emb)
     p.add_argument("--hidden", "--nhid", type=int, default=m.hidden)
@@ -125,7 +130,8 @@ def cmd_train(a) -> int:
     cfg = RunConfig(
         name=a.name, corpus=_corpus_spec(a),
         model=ModelConfig(arch=a.arch, activation=a.activation, bias=not a.no_bias, emb=a.emb, hidden=a.hidden,
-                          layers=a.layers, dropout=a.dropout, tied=a.tied, backend=a.backend),
+                          layers=a.layers, dropout=a.dropout, tied=a.tied, backend=a.backend, variant=a.variant,
+                          gru_convention=a.gru_convention),
         train=TrainConfig(bptt=a.bptt, batch=a.batch, optimizer=a.optimizer, lr=lr, clip=a.clip, epochs=a.epochs,
                           max_steps=a.max_steps, time_budget=a.time_budget, eval_every=a.eval_every, seed=a.seed,
                           device=a.device, threads=a.threads))

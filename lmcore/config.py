@@ -60,4 +60,5 @@ class RunConfig:
     def label(self) -> str:
         m = self.model
         arch = f"elman-{m.activation}" if m.arch == "elman" else m.arch
+        arch += f"-{m.variant_label}" if m.variant_label else ""  # lstm-NIG, gru-Cho; nothing for PyTorch's
         return self.name or f"{arch} {m.layers}×{m.hidden}"

@@ -1,9 +1,12 @@
 """The recurrent language model: embedding x, recurrent stack h, output y = softmax(W h + b2).
 
-Parameters always live in a PyTorch fused module (nn.RNN / nn.LSTM / nn.GRU), which then also
+Parameters V, U, b live in a PyTorch fused module (nn.RNN / nn.LSTM / nn.GRU), which then also
 serves as the fast forward where it supports the configuration. Configurations it cannot run
-(a sigmoid Elman RNN, the lecture's default) and every trace go through the hand-written cells in
-`cells.py`, which read the very same tensors.
+(a sigmoid Elman RNN, the lecture's default; Cho's GRU; the LSTM variants other than PyTorch's)
+and every trace go through the hand-written cells in `cells.py`, which read the very same tensors.
+Two exceptions, both LSTM variants (see cells.py): one that drops a gate keeps V, U, b under the
+same names in `StackedWeights`, without the dropped gate's rows; and the parameters a variant adds
+(peepholes p_i, p_f, p_o; FGR's gate-to-gate matrix R) live in `RNNLM.extra`, named after the maths.
 """
 from __future__ import annotations
 
@@ -13,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cells import make_cell, run_layer
+from .cells import GRU_CONVENTIONS, LSTM_VARIANTS, make_cell, run_layer
 
 ARCHS = {
     "elman": "Elman RNN, h = f(V x + U h + b1); f = σ (the lecture), tanh or relu",
     "irnn": "ReLU RNN with U initialised to the identity, zero biases (Le et al. 2015)",
-    "lstm": "Long short-term memory (Hochreiter & Schmidhuber 1997; PyTorch gates i, f, g, o)",
-    "gru": "Gated recurrent unit (Cho et al. 2014; PyTorch convention)",
+    "lstm": "Long short-term memory (Hochreiter & Schmidhuber 1997; PyTorch gates i, f, g, o; variants of Greff et al. 2016)",
+    "gru": "Gated recurrent unit (Cho et al. 2014; PyTorch's convention or Cho's)",
 }
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
 BACKENDS = ("auto", "fused", "cells")
@@ -37,12 +40,22 @@ class ModelConfig:
     tied: bool = False           # W shares the embedding matrix (needs emb == hidden)
     backend: str = "auto"        # auto: fused where PyTorch has it, cells otherwise
     vocab_size: int = 0
+    variant: str = "vanilla"     # LSTM only: one of cells.LSTM_VARIANTS (vanilla = PyTorch's LSTM)
+    gru_convention: str = "pytorch"  # GRU only: where the reset gate acts, "pytorch" or "cho"
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
         if self.activation not in ACTIVATION_NAMES:
             raise ValueError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATION_NAMES)}")
+        if self.variant not in LSTM_VARIANTS:
+            raise ValueError(f"unknown LSTM variant {self.variant!r}; choose one of {', '.join(LSTM_VARIANTS)}")
+        if self.variant != "vanilla" and self.arch != "lstm":
+            raise ValueError(f"variant {self.variant!r} is an LSTM variant; the {self.arch} has none")
+        if self.gru_convention not in GRU_CONVENTIONS:
+            raise ValueError(f"unknown GRU convention {self.gru_convention!r}; choose one of {', '.join(GRU_CONVENTIONS)}")
+        if self.gru_convention != "pytorch" and self.arch != "gru":
+            raise ValueError(f"the GRU convention {self.gru_convention!r} applies to the GRU only")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         for name in ("emb", "hidden", "layers", "vocab_size"):
@@ -53,11 +66,29 @@ class ModelConfig:
         if self.tied and self.emb != self.hidden:
             raise ValueError(f"tied weights need emb == hidden (got {self.emb} and {self.hidden})")
         if self.backend == "fused" and not self.fusable:
-            raise ValueError("PyTorch has no fused module for a sigmoid Elman RNN; use backend cells or auto")
+            what = {"elman": "a sigmoid Elman RNN", "lstm": f"the LSTM variant {self.variant_label}",
+                    "gru": "Cho's GRU"}[self.arch]
+            raise ValueError(f"PyTorch has no fused module for {what}; use backend cells or auto")
 
     @property
     def fusable(self) -> bool:
+        if self.arch == "lstm":
+            return LSTM_VARIANTS[self.variant].pytorch_equivalent
+        if self.arch == "gru":
+            return self.gru_convention == "pytorch"
         return not (self.arch == "elman" and self.activation == "sigmoid")
+
+    @property
+    def variant_label(self) -> str:
+        """"" for PyTorch's LSTM and GRU (the defaults), else the variant's name: "NIG", "peephole", "Cho"."""
+        if self.arch == "lstm" and self.variant != "vanilla":
+            return LSTM_VARIANTS[self.variant].name
+        return "Cho" if self.arch == "gru" and self.gru_convention == "cho" else ""
+
+    @property
+    def constant_gates(self) -> tuple[str, ...]:
+        """Gates this model does not have, reported (and drawn) as the constant 1: permanently open."""
+        return LSTM_VARIANTS[self.variant].constant if self.arch == "lstm" else ()
 
     @property
     def uses_fused(self) -> bool:
@@ -68,15 +99,51 @@ class ModelConfig:
         return "relu" if self.arch == "irnn" else self.activation
 
 
-def _parameter_module(cfg: ModelConfig) -> nn.RNNBase:
+class StackedWeights(nn.Module):
+    """V, U, b of every layer under nn.LSTM's names (weight_ih_l0, …), for an LSTM variant that drops a
+    gate: only the row blocks of the gates it has (cells.LSTMVariant.blocks), initialised as nn.LSTM is."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool, dropout: float, blocks: int):
+        super().__init__()
+        self.hidden_size, self.num_layers, self.dropout = hidden_size, num_layers, dropout
+        for layer in range(num_layers):
+            inputs = input_size if layer == 0 else hidden_size
+            shapes = {"weight_ih": (blocks * hidden_size, inputs), "weight_hh": (blocks * hidden_size, hidden_size)}
+            if bias:
+                shapes.update(bias_ih=(blocks * hidden_size,), bias_hh=(blocks * hidden_size,))
+            for name, shape in shapes.items():
+                self.register_parameter(f"{name}_l{layer}", nn.Parameter(torch.empty(shape)))
+        k = hidden_size ** -0.5
+        for p in self.parameters():
+            nn.init.uniform_(p, -k, k)
+
+
+def _parameter_module(cfg: ModelConfig) -> nn.Module:
     dropout = cfg.dropout if cfg.layers > 1 else 0.0
     common = dict(input_size=cfg.emb, hidden_size=cfg.hidden, num_layers=cfg.layers, bias=cfg.bias, dropout=dropout)
     if cfg.arch == "lstm":
-        return nn.LSTM(**common)
+        blocks = len(LSTM_VARIANTS[cfg.variant].blocks)
+        return nn.LSTM(**common) if blocks == 4 else StackedWeights(**common, blocks=blocks)
     if cfg.arch == "gru":
         return nn.GRU(**common)
     # A sigmoid Elman keeps its weights in an nn.RNN too (never called): one layout for every arch.
     return nn.RNN(nonlinearity="relu" if cfg.cell_activation == "relu" else "tanh", **common)
+
+
+def _extra_parameters(cfg: ModelConfig) -> dict[str, nn.Parameter]:
+    """The parameters an LSTM variant adds to V, U, b, per layer k, named after the maths:
+    p_i_l{k}, p_f_l{k}, p_o_l{k}: peephole (diagonal) weights, (H,); R_l{k}: FGR's gate-to-gate
+    matrix, (3H, 3H), rows the gates i, f, o at t and columns i, f, o at t−1. Initialised as nn.LSTM
+    initialises its weights: uniform in ±1/√H."""
+    if cfg.arch != "lstm":
+        return {}
+    v, H, k = LSTM_VARIANTS[cfg.variant], cfg.hidden, cfg.hidden ** -0.5
+    shapes = {}
+    for layer in range(cfg.layers):
+        shapes.update({f"p_{g}_l{layer}": (H,) for g in v.peephole_gates})
+        if v.gate_recurrence:
+            shapes[f"R_l{layer}"] = (3 * H, 3 * H)
+    return {name: nn.Parameter(torch.empty(shape).uniform_(-k, k)) for name, shape in shapes.items()}
 
 
 class RNNLM(nn.Module):
@@ -86,9 +153,10 @@ class RNNLM(nn.Module):
         self.cfg = cfg
         self.encoder = nn.Embedding(cfg.vocab_size, cfg.emb)
         self.rnn = _parameter_module(cfg)
+        self.extra = nn.ParameterDict(_extra_parameters(cfg))  # empty unless an LSTM variant adds parameters
         self.decoder = nn.Linear(cfg.hidden, cfg.vocab_size, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
-        self.cell = make_cell(cfg.arch, cfg.activation)
+        self.cell = make_cell(cfg.arch, cfg.activation, cfg.variant, cfg.gru_convention)
         self._init_weights()
         if cfg.tied:
             self.decoder.weight = self.encoder.weight
@@ -112,12 +180,22 @@ class RNNLM(nn.Module):
         get = lambda name: getattr(self.rnn, f"{name}_l{layer}", None)
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
+    def layer_extras(self, layer: int) -> dict[str, Tensor]:
+        """The variant's own parameters of one layer, by symbol: {"p_i": …, "p_f": …, "p_o": …, "R": …}."""
+        suffix = f"_l{layer}"
+        return {name[:-len(suffix)]: p for name, p in self.extra.items() if name.endswith(suffix)}
+
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())  # tied weights are counted once
 
     def init_hidden(self, batch: int, device=None):
+        """h, or (h, c) for the LSTM, or (h, c, a) for FGR (a: its gates i, f, o at the step before, (L, B, 3H))."""
         h = torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device or self.encoder.weight.device)
-        return (h, torch.zeros_like(h)) if self.cfg.arch == "lstm" else h
+        if self.cfg.arch != "lstm":
+            return h
+        if LSTM_VARIANTS[self.cfg.variant].gate_recurrence:
+            return h, torch.zeros_like(h), h.new_zeros(self.cfg.layers, batch, 3 * self.cfg.hidden)
+        return h, torch.zeros_like(h)
 
     def forward(self, x: Tensor, hidden=None, targets: Tensor | None = None, use_cells: bool = False):
         """x: (T, B) token ids. Returns (logits (T, B, vocab), loss or None, final hidden)."""
@@ -143,22 +221,22 @@ class RNNLM(nn.Module):
 
         state_hooks: {layer: hook(t, state) -> state}, passed to that layer's `run_layer`.
         """
-        lstm = self.cfg.arch == "lstm"
+        tupled = isinstance(hidden, tuple)  # LSTM: (h, c) or (h, c, a)
         layer_input, finals, traces = emb, [], []
         for layer in range(self.cfg.layers):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
-            state = (hidden[0][layer], hidden[1][layer]) if lstm else hidden[layer]
+            state = tuple(s[layer] for s in hidden) if tupled else hidden[layer]
             xp = F.linear(layer_input, w_ih, b_ih)  # (T, B, chunks·H): V x + b for every step at once
             hook = (state_hooks or {}).get(layer)
-            out, state, gates = run_layer(self.cell, xp, state, w_hh, b_hh, keep_gates, hook)
+            out, state, gates = run_layer(self.cell, xp, state, w_hh, b_hh, keep_gates, hook, self.layer_extras(layer))
             gates["h"] = out
             traces.append(gates)
             finals.append(state)
             layer_input = out
             if layer < self.cfg.layers - 1 and self.training:
                 layer_input = F.dropout(out, self.rnn.dropout, training=True)
-        if lstm:
-            hidden = (torch.stack([s[0] for s in finals]), torch.stack([s[1] for s in finals]))
+        if tupled:
+            hidden = tuple(torch.stack(parts) for parts in zip(*finals))
         else:
             hidden = torch.stack(finals)
         return out, hidden, traces

@@ -3,9 +3,12 @@
 x: input (the embedding of the current token), h: hidden state, y: output distribution,
 V: input→hidden (weight_ih), U: hidden→hidden (weight_hh), W: hidden→output (decoder.weight),
 b1 = b_ih + b_hh, b2 = decoder.bias, σ: the logistic sigmoid.
+LSTM variants (Greff et al. 2016) add p_i, p_f, p_o (peepholes, extra.p_*_l0) and R (FGR's gate-to-gate
+matrix, extra.R_l0, acting on a_{t-1} = [i_{t-1}; f_{t-1}; o_{t-1}]).
 """
 from __future__ import annotations
 
+from .cells import LSTM_VARIANTS
 from .model import ModelConfig
 
 OUTPUT = r"y_t = \mathrm{softmax}(W h_t + b_2), \qquad P(x_{t+1} \mid x_1, \dots, x_t) = y_t"
@@ -20,22 +23,51 @@ def equations(cfg: ModelConfig) -> list[str]:
         rec = rf"h_t = {f}(V x_t + U h_{{t-1}}{' + b_1' if b else ''})"
         eqs = [rec + (r"\quad (U_0 = I,\ b_1 = 0)" if cfg.arch == "irnn" else "")]
     elif cfg.arch == "lstm":
-        bias = lambda g: f" + b_{g}" if b else ""
-        eqs = [rf"i_t = \sigma(V_i x_t + U_i h_{{t-1}}{bias('i')}), \quad f_t = \sigma(V_f x_t + U_f h_{{t-1}}{bias('f')})",
-               rf"g_t = \tanh(V_g x_t + U_g h_{{t-1}}{bias('g')}), \quad o_t = \sigma(V_o x_t + U_o h_{{t-1}}{bias('o')})",
-               r"c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)"]
+        eqs = _lstm_equations(cfg)
     else:
         bias = lambda g: f" + b_{g}" if b else ""
-        eqs = [rf"r_t = \sigma(V_r x_t + U_r h_{{t-1}}{bias('r')}), \quad z_t = \sigma(V_z x_t + U_z h_{{t-1}}{bias('z')})",
-               rf"n_t = \tanh(V_n x_t{bias('{in}')} + r_t \odot (U_n h_{{t-1}}{bias('{hn}')}))",
-               r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}"]
+        eqs = [rf"r_t = \sigma(V_r x_t + U_r h_{{t-1}}{bias('r')}), \quad z_t = \sigma(V_z x_t + U_z h_{{t-1}}{bias('z')})"]
+        if cfg.gru_convention == "cho":  # Cho et al. 2014: r gates h_{t-1} before U_n
+            eqs.append(rf"n_t = \tanh(V_n x_t{bias('{in}')} + U_n (r_t \odot h_{{t-1}}){bias('{hn}')})")
+        else:  # PyTorch / cuDNN: r gates U_n h_{t-1} + b_hn after the product
+            eqs.append(rf"n_t = \tanh(V_n x_t{bias('{in}')} + r_t \odot (U_n h_{{t-1}}{bias('{hn}')}))")
+        eqs.append(r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}")
     return eqs + [OUTPUT if b else OUTPUT.replace(" + b_2", "")]
+
+
+def _lstm_equations(cfg: ModelConfig) -> list[str]:
+    """The LSTM of cfg.variant: PyTorch's, or Greff's vanilla (peepholes) with one change (cells.py)."""
+    v = LSTM_VARIANTS[cfg.variant]
+
+    def pre(gate: str, cell: str = "c_{t-1}") -> str:  # the argument of gate's σ (or of g's tanh)
+        terms = f"V_{gate} x_t + U_{gate} h_{{t-1}}"
+        if gate in v.peephole_gates:
+            terms += rf" + p_{gate} \odot {cell}"
+        if v.gate_recurrence and gate != "g":
+            terms += f" + R_{gate} a_{{t-1}}"
+        return terms + (f" + b_{gate}" if cfg.bias else "")
+
+    i = rf"i_t = \sigma({pre('i')})" if "i" in v.gates else r"i_t = 1 \ \text{(no input gate)}"
+    f = (r"f_t = 1 - i_t \ \text{(coupled)}" if v.coupled else rf"f_t = \sigma({pre('f')})" if "f" in v.gates
+         else r"f_t = 1 \ \text{(no forget gate)}")
+    g = rf"g_t = \tanh({pre('g')})" if v.input_activation else rf"g_t = {pre('g')} \ \text{{(no input activation)}}"
+    o = rf"o_t = \sigma({pre('o', 'c_t')})" if "o" in v.gates else r"o_t = 1 \ \text{(no output gate)}"
+    h = r"h_t = o_t \odot \tanh(c_t)" if v.output_activation else r"h_t = o_t \odot c_t \ \text{(no output activation)}"
+    c = r"c_t = f_t \odot c_{t-1} + i_t \odot g_t"
+    if v.pytorch_equivalent:  # short lines: two equations each
+        return [rf"{i}, \quad {f}", rf"{g}, \quad {o}", rf"{c}, \qquad {h}"]
+    eqs = [i, f, g, c, o, h]  # one per line, in the order of computation: o's peephole sees the new c_t
+    if v.gate_recurrence:
+        eqs.append(r"a_{t-1} = [i_{t-1}; f_{t-1}; o_{t-1}], \quad a_0 = 0 \ \text{(full gate recurrence)}")
+    return eqs
 
 
 def parameter_map(cfg: ModelConfig) -> list[dict]:
     """Rows of (symbol, PyTorch parameter, shape) for the first layer and the output layer."""
-    blocks = {"elman": "", "irnn": "", "lstm": " (i, f, g, o stacked)", "gru": " (r, z, n stacked)"}[cfg.arch]
-    k = {"elman": 1, "irnn": 1, "lstm": 4, "gru": 3}[cfg.arch]
+    variant = LSTM_VARIANTS[cfg.variant] if cfg.arch == "lstm" else None
+    blocks = {"elman": "", "irnn": "", "lstm": f" ({', '.join(variant.blocks) if variant else ''} stacked)",
+              "gru": " (r, z, n stacked)"}[cfg.arch]
+    k = {"elman": 1, "irnn": 1, "lstm": len(variant.blocks) if variant else 4, "gru": 3}[cfg.arch]
     rows = [{"symbol": "x_t", "PyTorch": "encoder.weight[token]", "shape": f"({cfg.emb},)", "meaning": "input: the token's embedding"},
             {"symbol": "V", "PyTorch": "rnn.weight_ih_l0" + blocks, "shape": f"({k * cfg.hidden}, {cfg.emb})", "meaning": "input → hidden"},
             {"symbol": "U", "PyTorch": "rnn.weight_hh_l0" + blocks, "shape": f"({k * cfg.hidden}, {cfg.hidden})", "meaning": "hidden → hidden (recurrent)"},
@@ -45,4 +77,11 @@ def parameter_map(cfg: ModelConfig) -> list[dict]:
         rows.insert(3, {"symbol": "b_1", "PyTorch": "rnn.bias_ih_l0 + rnn.bias_hh_l0", "shape": f"({k * cfg.hidden},)",
                         "meaning": "hidden bias (PyTorch keeps two that add up)"})
         rows.append({"symbol": "b_2", "PyTorch": "decoder.bias", "shape": f"({cfg.vocab_size},)", "meaning": "output bias"})
+    if variant and variant.peephole_gates:
+        gates = variant.peephole_gates
+        rows.insert(3, {"symbol": ", ".join(f"p_{g}" for g in gates), "PyTorch": ", ".join(f"extra.p_{g}_l0" for g in gates),
+                        "shape": f"({cfg.hidden},) each", "meaning": "peepholes: diagonal weights from the cell to the gates"})
+    if variant and variant.gate_recurrence:
+        rows.insert(3, {"symbol": "R = [R_i; R_f; R_o]", "PyTorch": "extra.R_l0", "shape": f"({3 * cfg.hidden}, {3 * cfg.hidden})",
+                        "meaning": "gates at t−1 → gates at t (full gate recurrence)"})
     return rows

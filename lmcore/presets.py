@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .cells import LSTM_VARIANTS
 from .config import TrainConfig
 from .model import ModelConfig
 
@@ -27,14 +28,21 @@ GATE_BLOCKS = {"elman": 1, "irnn": 1, "gru": 3, "lstm": 4}  # weight blocks per 
 
 
 def count_params(cfg: ModelConfig, vocab_size: int | None = None) -> int:
-    """Parameters of RNNLM(cfg) in closed form (equal to model.num_params(); a test checks)."""
+    """Parameters of RNNLM(cfg) in closed form (equal to model.num_params(); a test checks).
+
+    LSTM variants: a removed gate (NIG, NFG, NOG) or a coupled one (CIFG) has no block in V, U, b;
+    peepholes add H per gate that has one; FGR adds R, (3H)² per layer."""
     v = vocab_size or cfg.vocab_size
-    g = GATE_BLOCKS[cfg.arch]
+    H = cfg.hidden
+    variant = LSTM_VARIANTS[cfg.variant] if cfg.arch == "lstm" else None
+    g = len(variant.blocks) if variant else GATE_BLOCKS[cfg.arch]
     total = v * cfg.emb  # embedding
     for layer in range(cfg.layers):
-        inputs = cfg.emb if layer == 0 else cfg.hidden
-        total += g * cfg.hidden * (inputs + cfg.hidden + (2 if cfg.bias else 0))  # V, U, b_ih, b_hh
-    total += (0 if cfg.tied else cfg.hidden * v) + (v if cfg.bias else 0)  # W, b2
+        inputs = cfg.emb if layer == 0 else H
+        total += g * H * (inputs + H + (2 if cfg.bias else 0))  # V, U, b_ih, b_hh
+        if variant:
+            total += len(variant.peephole_gates) * H + (9 * H * H if variant.gate_recurrence else 0)  # p_*, R
+    total += (0 if cfg.tied else H * v) + (v if cfg.bias else 0)  # W, b2
     return total
 
 

@@ -28,7 +28,8 @@ def architecture_label(cfg: RunConfig) -> str:
     m = cfg.model
     if m.arch == "elman":
         return f"Elman ({'σ' if m.activation == 'sigmoid' else m.activation}{'' if m.bias else ', no bias'})"
-    return {"irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}[m.arch]
+    name = {"irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}[m.arch]
+    return f"{name} ({m.variant_label})" if m.variant_label else name
 
 
 def compare_table(runs: list[dict]) -> pd.DataFrame:
@@ -75,6 +76,7 @@ def lecture_table(runs: list[dict], baseline: pd.DataFrame | None = None) -> pd.
         cfg = RunConfig.from_dict(run["config"])
         m = cfg.model
         name = {"elman": "RNN", "irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}[m.arch]
+        name += f"-{m.variant_label}" if m.variant_label else ""  # LSTM-NIG, GRU-Cho
         unit = {"sigmoid": "σ units", "tanh": "tanh units", "relu": "ReLU units"}[m.activation] \
             if m.arch == "elman" else "units"
         method = f"{name} ({m.layers} layer{'s' if m.layers > 1 else ''}, {m.hidden} {unit})"

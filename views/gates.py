@@ -3,6 +3,7 @@ import streamlit as st
 
 import appstate
 from lmcore.inspect.sensitivity import input_sensitivity, normalise, unit_sensitivity
+from lmcore.inspect.trace import gate_notes
 from lmcore.viz.gates import (PLACES, fig44_figure, fig44_window, gate_histogram_figure, glyph_layout,
                               saturation_figure, select_units, state_over_time_figure)
 
@@ -57,10 +58,15 @@ for col, (label, ref, model, cfg, vocab) in zip([st.container()] * 3 if stacked 
     traces[label] = (tr, lay, arch)
     raw = input_sensitivity(model, ids, source, lay, units)[start:]
     gates = {g: select_units(tr.layers[lay][g], units)[start:stop] for g in PLACES[arch]}
-    glyphs = glyph_layout(gates, arch, closed_below, open_above, start)
+    notes, constant = gate_notes(cfg.model), cfg.model.constant_gates  # an LSTM variant without a gate
+    glyphs = glyph_layout(gates, arch, closed_below, open_above, start, constant)
     which = "mean of all units" if units is None else f"unit {units}"
+    name = f"{label} {cfg.model.variant_label}".rstrip()
     col.plotly_chart(fig44_figure(tr.tokens[start:stop], normalise(raw), glyphs, start, source, arch,
-                                  f"{label}, {which}: ‖∂h_t/∂x_{source}‖", 12 if stacked else None), key=f"fig44_{label}", width="stretch")
+                                  f"{name}, {which}: ‖∂h_t/∂x_{source}‖", 12 if stacked else None, notes, constant),
+                     key=f"fig44_{label}", width="stretch")
+    for note in notes.values():
+        col.caption(f"**{cfg.model.variant_label}** — {note}.")
     peak = raw.max()
     col.caption(f"Last step shown: {raw[-1] / peak:.0%} of the peak ({peak:.2g})." if peak > 0 else
                 "No sensitivity: this unit does not depend on the source input.")
@@ -68,7 +74,8 @@ for col, (label, ref, model, cfg, vocab) in zip([st.container()] * 3 if stacked 
         appstate.show_equations(cfg)
 st.caption("Each circle is the hidden state h_t (of the chosen unit, or the mean of all units): black where it is "
            "most sensitive to the input at the source step (ringed in red), white where it no longer depends on "
-           "it. LSTM: input gate below, forget gate left, output gate above. GRU: update gate z left (open = keep "
+           "it. LSTM: input gate below, forget gate left, output gate above (an LSTM variant without one of them "
+           "draws it permanently open, in grey). GRU: update gate z left (open = keep "
            f"h_t−1), reset gate r below. O: open (> {open_above:g}), —: closed (< {closed_below:g}), ◐: in between. "
            "Hover for values.")
 
@@ -78,15 +85,15 @@ st.caption("Karpathy et al. (2015): each point is one unit's gate; x: the fracti
            "points near (0, 0) are never saturated. Use a longer text (the validation split) for stable fractions.")
 gated = [(label, *traces[label]) for label, *_ in picked if traces[label][2] in ("lstm", "gru")]
 for col, (label, tr, lay, arch) in zip(st.columns(2), gated):
-    col.plotly_chart(saturation_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}"),
-                     key=f"sat_{label}", width="stretch")
+    col.plotly_chart(saturation_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}",
+                                       tr.gate_notes), key=f"sat_{label}", width="stretch")
 
 st.subheader("Gate values and the state over time")
 st.caption("Histograms of every gate value (all steps, all units); then, per step, a box of the units' cell state c "
            "(LSTM: its linear memory, free to grow) or hidden state h (GRU: its only state, kept in [−1, 1]).")
 for col, (label, tr, lay, arch) in zip(st.columns(2), gated):
-    col.plotly_chart(gate_histogram_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}"),
-                     key=f"hist_{label}", width="stretch")
+    col.plotly_chart(gate_histogram_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}",
+                                           tr.gate_notes), key=f"hist_{label}", width="stretch")
     state = "c" if arch == "lstm" else "h"
     name = "cell state c" if state == "c" else "hidden state h"
     col.plotly_chart(state_over_time_figure(tr.layers[lay][state], tr.tokens, name, f"{label}, layer {lay + 1}: {name}"),

@@ -6,7 +6,7 @@ import streamlit as st
 import appstate
 from lmcore.config import OPTIMIZERS, RunConfig
 from lmcore.corpus.reading import CorpusError
-from lmcore.model import ACTIVATION_NAMES, ARCHS
+from lmcore.model import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS
 from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, hidden_for_budget, live_eval_every, preset
 from lmcore.reports import metrics_frame
 from lmcore.runs import jobs
@@ -47,6 +47,15 @@ for i, col in enumerate(st.columns(n_runs)):
         with st.expander("Advanced"):
             arch = st.selectbox("Architecture", list(ARCHS), index=list(ARCHS).index(model.arch), key=f"arch{k}",
                                 help="\n".join(f"{a}: {d}" for a, d in ARCHS.items()))
+            variant = st.selectbox(
+                "LSTM variant", list(LSTM_VARIANTS), index=list(LSTM_VARIANTS).index(model.variant), key=f"var{k}",
+                format_func=lambda v: f"{LSTM_VARIANTS[v].name}: {LSTM_VARIANTS[v].description}",
+                help="Greff et al. 2016, LSTM: A Search Space Odyssey. Their vanilla LSTM has peepholes ('peephole' "
+                     "here); NIG … FGR each change one thing in it. 'vanilla' is PyTorch's LSTM, the only one "
+                     "that trains on the fused module.") if arch == "lstm" else "vanilla"
+            gru_convention = st.selectbox(
+                "GRU convention", list(GRU_CONVENTIONS), index=list(GRU_CONVENTIONS).index(model.gru_convention),
+                key=f"gruc{k}", format_func=lambda c: GRU_CONVENTIONS[c]) if arch == "gru" else "pytorch"
             activation = st.selectbox("Activation f (Elman)", ACTIVATION_NAMES,
                                       index=ACTIVATION_NAMES.index(model.activation), key=f"act{k}")
             bias = st.checkbox("Biases b1, b2", value=model.bias, key=f"bias{k}")
@@ -59,14 +68,16 @@ for i, col in enumerate(st.columns(n_runs)):
             lr = st.number_input("Learning rate", 1e-5, 100.0, train.lr, format="%.4g", key=f"lr{k}")
             clip = st.number_input("Clip gradient norm (0: off)", 0.0, 100.0, train.clip, key=f"clip{k}")
         model = replace(model, arch=arch, activation=activation, bias=bias, emb=int(emb), hidden=int(hidden),
-                        layers=int(layers), dropout=float(dropout), tied=tied, vocab_size=vocab_size)
+                        layers=int(layers), dropout=float(dropout), tied=tied, vocab_size=vocab_size, variant=variant,
+                        gru_convention=gru_convention)
         if sizing == "same parameters" and configs:
             h = hidden_for_budget(model, count_params(configs[0].model), vocab_size)
             model = replace(model, hidden=h, emb=h if model.tied else model.emb)
         train = replace(train, optimizer=optimizer, lr=float(lr), clip=float(clip), epochs=int(epochs),
                         bptt=int(bptt), batch=int(batch), seed=int(seed), time_budget=float(time_budget),
                         device=device, eval_every=live_eval_every(corpus.train.size, int(batch), int(bptt)))
-        configs.append(RunConfig(name=f"{name} {model.layers}×{model.hidden}", corpus=spec, model=model, train=train))
+        shown = f"{name} {model.variant_label}".rstrip()  # "LSTM NIG", "GRU Cho"
+        configs.append(RunConfig(name=f"{shown} {model.layers}×{model.hidden}", corpus=spec, model=model, train=train))
         st.caption(f"{model.layers}×{model.hidden} units · **{count_params(model):,}** parameters")
 
 if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary"):

@@ -61,7 +61,8 @@ def _probed_run(model: RNNLM, x: torch.Tensor, layer: int):
     last = {}
 
     def hook(t, state):
-        state = (state[0] + probes[t, 0], state[1] + probes[t, 1]) if lstm else state + probes[t, 0]
+        # LSTM: probes on h and c; FGR's third state part (its gates at t) passes unprobed
+        state = (state[0] + probes[t, 0], state[1] + probes[t, 1], *state[2:]) if lstm else state + probes[t, 0]
         last["h"] = state[0] if lstm else state
         return state
 

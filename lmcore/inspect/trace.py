@@ -3,6 +3,8 @@
 The recurrent stack is run through the hand-written cells (whatever backend trained the model: the
 cells read the fused module's own tensors), so every gate is visible by name:
     LSTM: i, f, g, o and the cell state c;   GRU: r, z, n;   every arch: the hidden state h.
+Every LSTM variant has the same names: a gate the variant removes (NIG, NFG, NOG) is the constant 1,
+permanently open, and `gate_notes` says so; CIFG's f is 1 − i.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import numpy as np
 import torch
 
 from ..corpus.vocab import Vocab
-from ..model import RNNLM
+from ..cells import LSTM_VARIANTS
+from ..model import RNNLM, ModelConfig
 
 GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "elman": (), "irnn": ()}
 GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "g": "candidate g", "o": "output gate o",
@@ -31,6 +34,7 @@ class Trace:
     top_ids: np.ndarray                    # (T, k) the k most probable next tokens after position t
     top_probs: np.ndarray                  # (T, k)
     prob_mass: np.ndarray = field(repr=False)  # (T,) sum of the whole next-token distribution (≈ 1)
+    gate_notes: dict[str, str] = field(default_factory=dict)  # gates that are not learned: see gate_notes()
 
     @property
     def surprisal(self) -> np.ndarray:
@@ -60,7 +64,16 @@ def trace(model: RNNLM, ids, vocab: Vocab | None = None, top_k: int = 10) -> Tra
     tokens = vocab.decode(x[:, 0].tolist()) if vocab is not None else [str(i) for i in x[:, 0].tolist()]
     return Trace(tokens=tokens, ids=x[:, 0].cpu().numpy(), layers=layers, next_prob=next_prob.cpu().numpy(),
                  top_ids=top.indices.cpu().numpy(), top_probs=top.values.cpu().numpy(),
-                 prob_mass=probs.sum(dim=-1).cpu().numpy())
+                 prob_mass=probs.sum(dim=-1).cpu().numpy(), gate_notes=gate_notes(model.cfg))
+
+
+def gate_notes(cfg: ModelConfig) -> dict[str, str]:
+    """What a view must say about gates that are not learned, by gate:
+    {"i": "no input gate: drawn as permanently open"} for NIG; {"f": "forget gate f = 1 − i (coupled)"} for CIFG."""
+    notes = {g: f"no {GATE_NAMES[g][:-2]}: drawn as permanently open" for g in cfg.constant_gates}
+    if cfg.arch == "lstm" and LSTM_VARIANTS[cfg.variant].coupled:
+        notes["f"] = "forget gate f = 1 − i (coupled)"
+    return notes
 
 
 def gate_means(tr: Trace) -> list[dict[str, list[float]]]:

@@ -7,6 +7,9 @@ each node, the gates as glyphs. LSTM: input gate i below, forget gate f to the l
 above. GRU (no output gate; its state is its output): update gate z to the left, where the past comes
 in (z open keeps h_{t-1}, as an LSTM's open forget gate with a closed input gate does), reset gate r
 below (r open lets h_{t-1} into the candidate n). Elman RNN: no gates.
+
+LSTM variants (Greff et al. 2016) keep the places: a gate the variant removes (NIG, NFG, NOG) is drawn
+as permanently open, in grey, and each figure takes `notes` (`inspect.trace.gate_notes`) to say so.
 """
 from __future__ import annotations
 
@@ -55,16 +58,17 @@ def select_units(values: np.ndarray, units: Units = None) -> np.ndarray:
 
 
 def glyph_layout(gates: dict[str, np.ndarray], arch: str, closed_below: float = 0.1, open_above: float = 0.9,
-                 start: int = 0) -> list[Glyph]:
+                 start: int = 0, constant: tuple[str, ...] = ()) -> list[Glyph]:
     """One Glyph per (gate, step) for the gates `arch` draws; gates: name -> (T,) values.
 
     The node of step t sits at (start + t, 0); gates the architecture does not draw are ignored.
+    Gates in `constant` (removed by an LSTM variant: the constant 1) are OPEN whatever the thresholds.
     """
     out = []
     for name, (dx, dy, _) in PLACES[arch].items():
         for k, value in enumerate(np.asarray(gates[name], dtype=float)):
-            out.append(Glyph(name, start + k, start + k + dx * DX, dy * DY, gate_glyph(value, closed_below, open_above),
-                             float(value)))
+            glyph = OPEN if name in constant else gate_glyph(value, closed_below, open_above)
+            out.append(Glyph(name, start + k, start + k + dx * DX, dy * DY, glyph, float(value)))
     return out
 
 
@@ -81,10 +85,14 @@ def _escape(tokens) -> list[str]:
 
 def fig44_figure(tokens: list[str], sensitivity: np.ndarray, glyphs: list[Glyph], start: int = 0,
                  source: int | None = None, arch: str = "lstm", title: str = "",
-                 node_size: float | None = None) -> go.Figure:
+                 node_size: float | None = None, notes: dict[str, str] | None = None,
+                 constant: tuple[str, ...] = ()) -> go.Figure:
     """Graves' Fig. 4.4: nodes at steps start..start+T-1 shaded white (0) → black (1) by `sensitivity`
     (already normalised to [0, 1]), the gate glyphs around them, the source step ringed in red.
-    node_size: marker size in px (glyphs scale with it); default: smaller as the window grows."""
+    node_size: marker size in px (glyphs scale with it); default: smaller as the window grows.
+    notes: gate -> what to say about it (in the subtitle and on hover); constant: gates drawn in grey,
+    permanently open (a variant without them)."""
+    notes = notes or {}
     steps = np.arange(start, start + len(tokens))
     shown = _escape(tokens)
     s = np.clip(np.asarray(sensitivity, dtype=float), 0.0, 1.0)
@@ -104,10 +112,13 @@ def fig44_figure(tokens: list[str], sensitivity: np.ndarray, glyphs: list[Glyph]
         mine = [g for g in glyphs if g.gate == name]
         fig.add_trace(go.Scatter(
             x=[g.x for g in mine], y=[g.y for g in mine], mode="text", text=[g.glyph for g in mine],
-            textfont=dict(size=max(8.0, size * 0.9), color="black"), name=f"{name} ({side})", showlegend=False,
-            customdata=[[GATE_NAMES[name], round(g.value, 3)] for g in mine],
+            textfont=dict(size=max(8.0, size * 0.9), color="#999999" if name in constant else "black"),
+            name=f"{name} ({side})", showlegend=False,
+            customdata=[[notes.get(name, GATE_NAMES[name]), round(g.value, 3)] for g in mine],
             hovertemplate="step %{x:.0f}: %{customdata[0]} = %{customdata[1]}<extra></extra>"))
     where = " · ".join(f"{GATE_NAMES[name]} {side}" for name, (_, _, side) in places.items()) or "no gates"
+    if notes:
+        where += "<br>" + html.escape("; ".join(notes.values()))
     fig.update_layout(title=dict(text=title, font=dict(size=14), subtitle=dict(text=where, font=dict(size=11))),
                       height=250, margin=dict(l=10, r=10, t=55, b=10), plot_bgcolor="white", showlegend=False,
                       hovermode="closest")
@@ -130,13 +141,29 @@ def saturation_fractions(values: np.ndarray, closed_below: float = 0.1, open_abo
     return (values < closed_below).mean(axis=0), (values > open_above).mean(axis=0)
 
 
+def _panel_titles(gates: list[str], notes: dict[str, str] | None) -> list[str]:
+    """One title per gate panel; a gate with a note is marked † and the note goes in the subtitle."""
+    return [GATE_NAMES[g] + (" †" if g in (notes or {}) else "") for g in gates]
+
+
+def _title(title: str, gates: list[str], notes: dict[str, str] | None) -> dict:
+    said = [f"† {notes[g]}" for g in gates if g in (notes or {})]
+    return dict(text=title, font=dict(size=14), subtitle=dict(text=html.escape("; ".join(said)), font=dict(size=11)))
+
+
+def _top(gates: list[str], notes: dict[str, str] | None) -> int:
+    """Top margin: room for the subtitle above the panel titles when there is one."""
+    return 95 if any(g in (notes or {}) for g in gates) else 70
+
+
 def saturation_figure(layer: dict[str, np.ndarray], closed_below: float = 0.1, open_above: float = 0.9,
-                      title: str = "") -> go.Figure:
+                      title: str = "", notes: dict[str, str] | None = None) -> go.Figure:
     """Karpathy et al. (2015) Fig. 3: one point per unit, one panel per gate; x: fraction of steps
     left-saturated, y: fraction right-saturated. Points near (0, 0) are gates that are rarely saturated; the
-    dotted line x + y = 1 bounds them (a gate is never both)."""
+    dotted line x + y = 1 bounds them (a gate is never both). notes: gate -> what the subtitle says
+    about it (a removed gate, the constant 1, sits at (0, 1) for every unit: permanently open)."""
     gates = sigmoid_gates(layer)
-    fig = make_subplots(rows=1, cols=max(1, len(gates)), subplot_titles=[GATE_NAMES[g] for g in gates],
+    fig = make_subplots(rows=1, cols=max(1, len(gates)), subplot_titles=_panel_titles(gates, notes),
                         shared_yaxes=True, horizontal_spacing=0.06)
     for k, name in enumerate(gates, start=1):
         left, right = saturation_fractions(layer[name], closed_below, open_above)
@@ -149,24 +176,28 @@ def saturation_figure(layer: dict[str, np.ndarray], closed_below: float = 0.1, o
                       row=1, col=k)
         fig.update_xaxes(title_text=f"left-saturated (< {closed_below:g})", range=[-0.03, 1.03], row=1, col=k)
     fig.update_yaxes(title_text=f"right-saturated (> {open_above:g})", range=[-0.03, 1.03], row=1, col=1)
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=320, margin=dict(MARGIN, t=70))
+    fig.update_layout(title=_title(title, gates, notes), height=320, margin=dict(MARGIN, t=_top(gates, notes)))
     return fig
 
 
 def gate_histogram_figure(layer: dict[str, np.ndarray], closed_below: float = 0.1, open_above: float = 0.9,
-                          title: str = "") -> go.Figure:
-    """One histogram per sigmoid gate of all its values (every step, every unit), with the thresholds."""
+                          title: str = "", notes: dict[str, str] | None = None) -> go.Figure:
+    """One histogram per sigmoid gate of all its values (every step, every unit), with the thresholds;
+    notes: as in saturation_figure. A value of exactly 1 (a saturated fp32 sigmoid, a removed gate)
+    counts in the last bin."""
     gates = sigmoid_gates(layer)
-    fig = make_subplots(rows=1, cols=max(1, len(gates)), subplot_titles=[GATE_NAMES[g] for g in gates],
+    fig = make_subplots(rows=1, cols=max(1, len(gates)), subplot_titles=_panel_titles(gates, notes),
                         horizontal_spacing=0.06)
     for k, name in enumerate(gates, start=1):
-        fig.add_trace(go.Histogram(x=np.asarray(layer[name]).ravel(), xbins=dict(start=0, end=1, size=0.025),
+        values = np.minimum(np.asarray(layer[name], dtype=float).ravel(), 1 - 1e-9)  # [0.975, 1) takes the 1s
+        fig.add_trace(go.Histogram(x=values, xbins=dict(start=0, end=1, size=0.025),
                                    histnorm="probability", showlegend=False, marker_color="#555555"), row=1, col=k)
         for v in (closed_below, open_above):
             fig.add_vline(x=v, line=dict(dash="dot", color="#d62728", width=1), row=1, col=k)
         fig.update_xaxes(title_text="value", range=[0, 1], row=1, col=k)
     fig.update_yaxes(title_text="fraction of values", row=1, col=1)
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=300, margin=dict(MARGIN, t=70), bargap=0.05)
+    fig.update_layout(title=_title(title, gates, notes), height=300, margin=dict(MARGIN, t=_top(gates, notes)),
+                      bargap=0.05)
     return fig
 
 
