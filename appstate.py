@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 
 import streamlit as st
 
-from lmcore.checkpoint import load_checkpoint
+from lmcore.checkpoint import CheckpointError, load_checkpoint
 from lmcore.config import RunConfig
 from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
 from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, load_corpus, spec_fingerprint
-from lmcore.corpus.reading import CorpusError, decode_text
+from lmcore.corpus.reading import CorpusError, human_size, read_bytes
 from lmcore.corpus.tokenize import tokenize
 from lmcore.inspect.gradients import jacobian_decay, loss_gradient_decay
 from lmcore.inspect.trace import trace
+from lmcore.limits import LimitError, Limits, load_limits
 from lmcore.ngram import KneserNeyLM
 from lmcore.notation import equations, parameter_map
 from lmcore.runs.catalog import RunRef, inspectable_runs
+from lmcore.runs.jobs import mark_interrupted
 from lmcore.runs.store import RunStore, default_home
 
 CORPUS_KEY = "corpus_spec"
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>~$#|:])")  # markdown, HTML, LaTeX and Streamlit's :color[] / :icon:
+
+
+def md(text) -> str:
+    """Any text (a file name, a token, an error naming them) made literal for st.markdown / st.error."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 @st.cache_resource
@@ -31,8 +40,35 @@ def _store(home: str) -> RunStore:
 
 
 def get_store() -> RunStore:
-    """The store in $LMCORE_HOME (or ~/.lmcore), opened once per data folder."""
-    return _store(str(default_home()))
+    """The store in $LMCORE_HOME (or ~/.lmcore), opened once per data folder.
+
+    The first call in a session (the app's start for that user) marks runs whose job process died
+    without reporting (killed, machine restarted) as interrupted. A data folder that cannot be used
+    stops the page with a message instead of a traceback."""
+    try:
+        store = _store(str(default_home()))
+        if not st.session_state.get("_interrupted_checked"):
+            mark_interrupted(store)
+            st.session_state["_interrupted_checked"] = True
+        return store
+    except (OSError, sqlite3.Error) as err:
+        st.error(f"The data folder {md(default_home())} cannot be used: {md(err)}. Point LMCORE_HOME at a "
+                 "writable folder with free space, then reload.")
+        st.stop()
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _limits(home: str) -> Limits:
+    return load_limits(home)
+
+
+def limits() -> Limits:
+    """The deployment's limits (lmcore.toml in the data folder, or $LMCORE_CONFIG), re-read every 10 s."""
+    try:
+        return _limits(str(default_home()))
+    except LimitError as err:
+        st.error(f"The limits file is not usable: {md(err)}")
+        st.stop()
 
 
 @st.cache_resource(max_entries=8)
@@ -52,11 +88,15 @@ def uploads_dir() -> Path:
 
 
 def save_upload(name: str, data: bytes) -> Path:
-    """Check the bytes are text, then keep them under the data folder by content hash.
+    """Check the bytes are text within the upload limit, then keep them under the data folder by content hash.
 
     The user's file name only contributes letters and digits, so it cannot point outside the folder.
     """
-    decode_text(data, name)  # raises CorpusError with the reason
+    cap = limits().max_upload_bytes
+    if len(data) > cap:
+        raise CorpusError(f"{name}: is {human_size(len(data))}, over this server's upload limit of "
+                          f"{human_size(cap)} (max_upload_mb in {limits().where()})")
+    read_bytes(data, name)  # raises CorpusError with the reason
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40] or "upload"
     path = uploads_dir() / f"{hashlib.sha1(data).hexdigest()[:12]}-{stem}.txt"
     if not path.exists():
@@ -128,8 +168,14 @@ def _load_model(path: str, mtime_ns: int):
 
 
 def load_run(ref: RunRef):
-    """(model, cfg, vocab, meta) of a run's latest checkpoint, loaded once per file version."""
-    return _load_model(str(ref.checkpoint), ref.checkpoint.stat().st_mtime_ns)
+    """(model, cfg, vocab, meta) of a run's latest checkpoint, loaded once per file version.
+
+    A checkpoint that is gone, truncated or damaged stops the page with a message."""
+    try:
+        return _load_model(str(ref.checkpoint), ref.checkpoint.stat().st_mtime_ns)
+    except (CheckpointError, OSError) as err:
+        st.error(f"Run {md(ref.label)} cannot be loaded: {md(err)}")
+        st.stop()
 
 
 def pick_run(label: str = "Run", key: str = "run", archs: tuple[str, ...] | None = None,

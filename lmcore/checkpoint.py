@@ -1,5 +1,15 @@
 """Checkpoints: weights, the run's whole config and the vocabulary, in one file that loads with
-`torch.load(weights_only=True)` (plain tensors, strings and numbers only; no pickled objects)."""
+`torch.load(weights_only=True)` (plain tensors, strings and numbers only; no pickled objects).
+
+A checkpoint written for resuming (`last.pt`) also holds the training state: optimizer state,
+learning rate, step, position in the epoch, the hidden state carried to the next chunk and the
+random number generators' states (see train.py).
+
+Files are written to `NAME.tmp`, flushed to disk, then renamed over `NAME`: a crash or a full disk
+never leaves a half-written file under a checkpoint's name, and a leftover `.tmp` is never read.
+Every load goes through `read_payload`, which turns a truncated, corrupt or foreign file into a
+CheckpointError with a readable message, and checks the tensors against the stored config.
+"""
 from __future__ import annotations
 
 import os
@@ -14,10 +24,25 @@ from .model import RNNLM
 FORMAT_VERSION = 1
 
 
-def save_checkpoint(path: Path, model: RNNLM, cfg: RunConfig, vocab: Vocab, meta: dict) -> Path:
-    """Write to a temporary file, then rename: a crash never leaves a half-written file under `path`."""
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and says why."""
+
+
+def _cpu(obj):
+    """The same nested structure with every tensor detached and on the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def save_checkpoint(path: Path, model: RNNLM, cfg: RunConfig, vocab: Vocab, meta: dict,
+                    train_state: dict | None = None) -> Path:
+    """Write to a temporary file, flush it to disk, then rename: `path` is whole or absent, never partial."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT_VERSION,
         "config": cfg.to_dict(),
@@ -25,24 +50,86 @@ def save_checkpoint(path: Path, model: RNNLM, cfg: RunConfig, vocab: Vocab, meta
         "meta": dict(meta),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    if train_state is not None:
+        payload["train_state"] = _cpu(train_state)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise OSError(err.errno, f"cannot write checkpoint {path}: {err.strerror or err}") from None
     return path
 
 
+def read_payload(path: Path, device: str | torch.device = "cpu") -> dict:
+    """The checkpoint's contents, checked for shape; raises CheckpointError for anything unusable."""
+    path = Path(path)
+    if path.name.endswith(".tmp"):
+        raise CheckpointError(f"{path}: is an unfinished write (a .tmp file), not a checkpoint")
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file") from None
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 -- torch raises many types for a truncated or foreign file
+        raise CheckpointError(f"{path}: is not a readable checkpoint: truncated, corrupt, or not written by "
+                              f"lmcore ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
+                              ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: checkpoint format {found!r} is not {FORMAT_VERSION}")
+    for key, kind in (("config", dict), ("vocab", list), ("meta", dict), ("state_dict", dict)):
+        if not isinstance(payload.get(key), kind):
+            raise CheckpointError(f"{path}: checkpoint lacks its {key}")
+    if not all(isinstance(s, str) for s in payload["vocab"]):
+        raise CheckpointError(f"{path}: checkpoint vocabulary holds something other than strings")
+    return payload
+
+
+def model_from_payload(payload: dict, path: Path, device: str | torch.device = "cpu") -> tuple[RNNLM, RunConfig, Vocab]:
+    """Build the model the config describes and load the weights into it, checking every tensor's shape."""
+    try:
+        cfg = RunConfig.from_dict(payload["config"])
+        if cfg.model.vocab_size != len(payload["vocab"]):
+            raise ValueError(f"config says {cfg.model.vocab_size} words, the vocabulary has {len(payload['vocab'])}")
+        model = RNNLM(cfg.model)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{Path(path)}: checkpoint config is not usable ({err})") from None
+    expected = model.state_dict()
+    got = payload["state_dict"]
+    if set(got) != set(expected):
+        raise CheckpointError(f"{Path(path)}: checkpoint tensors {sorted(set(got) ^ set(expected))} do not "
+                              "match its config")
+    for name, tensor in got.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[name].shape:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise CheckpointError(f"{Path(path)}: tensor {name} has shape {shape}, its config needs "
+                                  f"{tuple(expected[name].shape)}")
+    model.load_state_dict(got)
+    return model.to(device), cfg, Vocab(payload["vocab"])
+
+
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[RNNLM, RunConfig, Vocab, dict]:
-    payload = torch.load(Path(path), map_location=device, weights_only=True)
-    if payload.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format {payload.get('format')!r} is not {FORMAT_VERSION}")
-    cfg = RunConfig.from_dict(payload["config"])
-    model = RNNLM(cfg.model).to(device)
-    model.load_state_dict(payload["state_dict"])
+    payload = read_payload(path, device)
+    model, cfg, vocab = model_from_payload(payload, path, device)
     model.eval()
-    return model, cfg, Vocab(payload["vocab"]), payload["meta"]
+    return model, cfg, vocab, payload["meta"]
 
 
 def read_config(path: Path) -> RunConfig:
     """The run config stored in a checkpoint, without building the model."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    return RunConfig.from_dict(payload["config"])
+    return RunConfig.from_dict(read_payload(path)["config"])

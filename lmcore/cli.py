@@ -6,8 +6,10 @@ import argparse
 import json
 import math
 import os
+import sqlite3
 import sys
 import time
+from pathlib import Path
 
 from .cells import GRU_CONVENTIONS, LSTM_VARIANTS
 from .config import OPTIMIZERS, RunConfig, TrainConfig
@@ -32,11 +34,16 @@ def _corpus_spec(a) -> CorpusSpec:
     return CorpusSpec(a.corpus, a.tokenizer, a.lowercase, a.min_count, a.max_vocab)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr, like every other error of the CLI
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --home is accepted before or after the subcommand; SUPPRESS keeps the sub-parser from resetting it.
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument("--home", default=argparse.SUPPRESS, help="data folder (default $LMCORE_HOME or ~/.lmcore)")
-    parser = argparse.ArgumentParser(prog="python -m lmcore", description=__doc__, parents=[home])
+    parser = _Parser(prog="python -m lmcore", description=__doc__, parents=[home])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
@@ -64,9 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=t.optimizer)
     p.add_argument("--lr", type=float, default=None, help="default 20 for sgd, 0.002 for adam")
     p.add_argument("--clip", type=float, default=t.clip)
-    p.add_argument("--epochs", type=int, default=t.epochs)
-    p.add_argument("--max-steps", type=int, default=t.max_steps)
-    p.add_argument("--time-budget", type=float, default=t.time_budget, help="seconds")
+    # None: "not given", so that --resume can tell a bound the user asked for from a default
+    p.add_argument("--epochs", type=int, default=None, help=f"default {t.epochs}; with --resume, the new total")
+    p.add_argument("--max-steps", type=int, default=None, help="default 0 (no bound)")
+    p.add_argument("--time-budget", type=float, default=None, help="seconds (default 0: no bound)")
+    p.add_argument("--resume", metavar="RUN", default=None,
+                   help="carry on a stopped, interrupted or finished run (its id or folder) from its last "
+                        "checkpoint, with its own settings; only --epochs, --max-steps, --time-budget, --threads "
+                        "and --json apply")
     p.add_argument("--eval-every", type=int, default=t.eval_every)
     p.add_argument("--seed", type=int, default=t.seed)
     p.add_argument("--device", default=t.device)
@@ -114,18 +126,49 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.home = getattr(args, "home", None)
     try:
-        return COMMANDS[args.command](args)
-    except (CorpusError, ValueError, OSError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if args.command != "worker":
+            _mark_interrupted(args.home)
+        if args.command == "train" and not args.resume:
+            t = TrainConfig()
+            for name in ("epochs", "max_steps", "time_budget"):
+                if getattr(args, name) is None:
+                    setattr(args, name, getattr(t, name))
+        return (cmd_resume if args.command == "train" and args.resume else COMMANDS[args.command])(args)
+    except (CorpusError, ValueError, OSError, KeyError, sqlite3.Error) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 -- a user sees one line; LMCORE_DEBUG=1 shows the traceback
+        if os.environ.get("LMCORE_DEBUG"):
+            raise
+        print(f"error: unexpected {type(err).__name__}: {_one_line(err)} (LMCORE_DEBUG=1 shows where)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split("\n")) or type(err).__name__
+
+
+def _mark_interrupted(home: str | None) -> None:
+    """Every command first marks runs whose job process died unseen (SIGKILL, a reboot) as interrupted."""
+    from .runs.jobs import mark_interrupted
+    from .runs.store import default_home
+    folder = Path(home) if home else default_home()
+    if (folder / "runs.sqlite").is_file():  # never creates a data folder for a command that needs none
+        try:
+            mark_interrupted(RunStore(folder))
+        except (OSError, sqlite3.Error):
+            pass  # a read-only or damaged store: a command that needs it says so itself
 
 
 def cmd_train(a) -> int:
-    from .runs.jobs import StoreHooks, record_result, validate_config
-    from .train import train
+    from .limits import check_epochs, check_model, check_source_size, load_limits
+    from .presets import count_params
+    from .runs.jobs import check_slot, validate_config
+    from .train import check_fits
     lr = a.lr if a.lr is not None else (20.0 if a.optimizer == "sgd" else 0.002)
     cfg = RunConfig(
         name=a.name, corpus=_corpus_spec(a),
@@ -136,14 +179,72 @@ def cmd_train(a) -> int:
                           max_steps=a.max_steps, time_budget=a.time_budget, eval_every=a.eval_every, seed=a.seed,
                           device=a.device, threads=a.threads))
     validate_config(cfg)
-    if a.threads:
-        import torch
-        torch.set_num_threads(a.threads)
+    limits = load_limits(a.home)
+    check_epochs(cfg.train.epochs, limits)
+    check_source_size(cfg.corpus.source, limits)
     corpus = load_corpus(cfg.corpus)  # a bad corpus fails here, before anything is recorded
+    cfg.model.vocab_size = len(corpus.vocab)
+    check_model(count_params(cfg.model), limits)
+    check_fits(corpus, cfg.train)
     store = RunStore(a.home)
+    check_slot(store, limits)
     run_id = store.create_run(cfg.to_dict(), status="running")
     store.update_run(run_id, pid=os.getpid(), started_at=time.time())
-    out = a.out or store.run_dir(run_id)
+    return _train_here(a, store, run_id, cfg, corpus, Path(a.out) if a.out else store.run_dir(run_id))
+
+
+def cmd_resume(a) -> int:
+    """train --resume RUN: the run carries on in this process from its last.pt, in its own folder."""
+    from .limits import check_source_size, load_limits
+    from .runs.jobs import check_slot, resume
+    if a.out:
+        raise ValueError("--out does not go with --resume: a run carries on in the folder it started in")
+    store = RunStore(a.home)
+    run_id = find_run(store, a.resume)
+    cfg = RunConfig.from_dict(store.get_run(run_id)["config"])
+    limits = load_limits(a.home)
+    check_source_size(cfg.corpus.source, limits)
+    corpus = load_corpus(cfg.corpus)
+    check_slot(store, limits)
+    cfg = resume(store, run_id, epochs=a.epochs, max_steps=a.max_steps, time_budget=a.time_budget, limits=limits,
+                 to_status="running")
+    cfg.train.threads = a.threads or cfg.train.threads
+    store.update_run(run_id, started_at=time.time())
+    last = store.checkpoints(run_id).get("last")
+    resume_from = Path(last["path"]) if last and Path(last["path"]).is_file() else None
+    if resume_from:
+        store.delete_metrics_after(run_id, last["step"])
+    if not a.json:
+        where = f"step {last['step']}" if resume_from else "the start (no checkpoint to resume from)"
+        print(f"run {run_id}: resuming from {where}", file=sys.stderr)
+    return _train_here(a, store, run_id, cfg, corpus, resume_from.parent if resume_from else store.run_dir(run_id),
+                       resume_from)
+
+
+def find_run(store: RunStore, text: str) -> int:
+    """A run named by its id, or by its folder (the store's, or the --out folder it was trained into)."""
+    if text.strip().isdigit():
+        if store.get_run(int(text)) is None:
+            raise ValueError(f"no run {int(text)} in {store.home}")
+        return int(text)
+    folder = Path(text).expanduser().resolve()
+    for run in store.list_runs():
+        dirs = {store.run_dir(run["id"]).resolve()} | {Path(c["path"]).parent.resolve()
+                                                         for c in store.checkpoints(run["id"]).values()}
+        if folder in dirs:
+            return run["id"]
+    raise ValueError(f"{text}: no run in {store.home} has its checkpoints there; give a run id (python -m lmcore runs)")
+
+
+def _train_here(a, store: RunStore, run_id: int, cfg: RunConfig, corpus, out: Path,
+                resume_from: Path | None = None) -> int:
+    """Train (or carry on) one run in this process, reporting to the store and to the terminal."""
+    from .runs.jobs import StoreHooks, record_result
+    from .train import train
+    threads = cfg.train.threads
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
 
     class CliHooks(StoreHooks):
         def on_eval(self, metrics):
@@ -164,14 +265,14 @@ def cmd_train(a) -> int:
                       f"loss {loss:.3f}", end="", file=sys.stderr, flush=True)
 
     try:
-        result = train(cfg, out, CliHooks(store, run_id), corpus=corpus)
+        result = train(cfg, out, CliHooks(store, run_id), corpus=corpus, resume_from=resume_from)
     except BaseException as err:
         store.update_run(run_id, status="failed" if isinstance(err, Exception) else "stopped",
                          message=str(err) or type(err).__name__, finished_at=time.time())
         raise
     record_result(store, run_id, result)
     final = {"event": "done", "run_id": run_id, "status": result.status, "valid_ppl": result.best_valid_ppl,
-             "test_ppl": result.test_ppl, "params": result.params, "vocab": result.vocab,
+             "test_ppl": result.test_ppl, "params": result.params, "vocab": result.vocab, "step": result.step,
              "tokens_per_s": result.tokens_per_s, "wall_time": result.wall_time, "dir": str(out)}
     if a.json:
         print(json_line(final), flush=True)

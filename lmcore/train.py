@@ -1,17 +1,23 @@
 """The truncated-BPTT trainer. The step reads top to bottom:
-lr, forward, divergence check, backward, clip, step, log, evaluate/checkpoint, stop."""
+lr, forward, divergence check, backward, clip, step, log, evaluate/checkpoint, stop.
+
+Resuming: every `last.pt` holds, besides the weights, the training state at that point (the
+Position below, the optimizer state, the hidden state carried into the next chunk and the random
+number generators). `train(..., resume_from=last.pt)` continues from there and takes exactly the
+steps the uninterrupted run would have taken, so both end with the same metrics.
+"""
 from __future__ import annotations
 
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_from_payload, read_payload, save_checkpoint
 from .config import RunConfig
 from .corpus.batching import batchify, bptt_chunks, n_chunks
 from .corpus.dataset import Corpus, load_corpus
@@ -46,6 +52,66 @@ class TrainResult:
     wall_time: float
 
 
+@dataclass
+class Position:
+    """Where training is, in plain numbers: enough, with the tensors beside it, to carry on exactly."""
+    epoch: int = 1              # the epoch in progress (1-based); epochs + 1 once all are done
+    chunk: int = 0              # chunks of this epoch already trained
+    step: int = 0               # optimizer steps so far
+    lr: float = 0.0
+    best_valid: float = math.inf       # lowest valid loss of any evaluation: which weights best.pt holds
+    best_scheduled: float = math.inf   # lowest of the scheduled evaluations only: decides lr decay, so an
+                                       # evaluation made because a run was cut never changes its course
+    loss_sum: float = 0.0       # this epoch's training loss so far (for the mean in the metrics)
+    loss_count: int = 0
+    train_tokens: int = 0
+    train_time: float = 0.0     # seconds spent in training steps (tokens/s)
+    elapsed: float = 0.0        # wall time since the run began, pauses excluded
+    last_finite: float = math.nan
+    evaluated_step: int = -1    # step and valid loss of the latest evaluation
+    evaluated_loss: float = math.nan
+
+
+# Settings that change the steps taken; a run resumes only under the same ones. The others (epochs,
+# max_steps, time_budget, device, threads) only say where to stop or where to run.
+TRAJECTORY_FIELDS = ("bptt", "batch", "optimizer", "lr", "clip", "eval_every", "lr_decay", "seed")
+
+
+def rng_state() -> dict:
+    """Every random number generator's state, as tensors and numbers (loadable with weights_only=True)."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached": float(cached)},
+             "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss}}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_fits(corpus: Corpus, t_cfg) -> None:
+    """The training split must fill one full chunk (τ + 1 rows of B streams); valid and test must be evaluable."""
+    need = t_cfg.batch * (t_cfg.bptt + 1)
+    if corpus.train.size < need:
+        raise CorpusError(f"the training split has {corpus.train.size:,} tokens, too few for batch {t_cfg.batch} "
+                          f"× τ {t_cfg.bptt} (one step needs {t_cfg.batch} streams of τ + 1 = {t_cfg.bptt + 1} "
+                          f"tokens: {need:,}); lower the batch size or τ, or give more text")
+    if corpus.valid.size < 2 * EVAL_BATCH or corpus.test.size < 2 * EVAL_BATCH:
+        raise CorpusError(f"the valid/test splits ({corpus.valid.size}/{corpus.test.size} tokens) are too small "
+                          f"to evaluate in {EVAL_BATCH} streams; give more text")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -68,7 +134,9 @@ def safe_ppl(loss: float) -> float:
     return math.exp(loss) if loss < 700 else float("inf")
 
 
-def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus: Corpus | None = None) -> TrainResult:
+def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus: Corpus | None = None,
+          resume_from: Path | None = None) -> TrainResult:
+    """Train cfg's model on its corpus, checkpointing into run_dir; or carry on from `resume_from`."""
     hooks = hooks or TrainHooks()
     t_cfg = cfg.train
     t_cfg.validate()
@@ -77,16 +145,11 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
     device = resolve_device(t_cfg.device)
     corpus = corpus or load_corpus(cfg.corpus)
     cfg.model.vocab_size = len(corpus.vocab)
+    check_fits(corpus, t_cfg)
 
     train_grid = batchify(corpus.train, t_cfg.batch, device)        # (rows, B)
     valid_grid = batchify(corpus.valid, EVAL_BATCH, device)
     test_grid = batchify(corpus.test, EVAL_BATCH, device)
-    if train_grid.size(0) < 2:
-        raise CorpusError(f"the training split has {corpus.train.size} tokens: too few for batch {t_cfg.batch} "
-                          f"(each of the {t_cfg.batch} streams needs at least 2 tokens); lower the batch size")
-    if valid_grid.size(0) < 2 or test_grid.size(0) < 2:
-        raise CorpusError(f"the valid/test splits ({corpus.valid.size}/{corpus.test.size} tokens) are too small "
-                          f"to evaluate in {EVAL_BATCH} streams; give more text")
 
     model = RNNLM(cfg.model).to(device)
     params = model.num_params()
@@ -98,53 +161,77 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
     total_steps = steps_per_epoch * t_cfg.epochs
     if t_cfg.max_steps:
         total_steps = min(total_steps, t_cfg.max_steps)
-    hooks.on_start({"params": params, "device": str(device), "vocab": len(corpus.vocab),
-                    "steps_per_epoch": steps_per_epoch, "total_steps": total_steps})
 
-    def checkpoint(kind: str, meta: dict) -> None:
-        path = save_checkpoint(run_dir / f"{kind}.pt", model, cfg, corpus.vocab, meta)
+    pos, hidden = Position(lr=t_cfg.lr), None
+    if resume_from is not None:
+        pos, hidden = _restore(resume_from, cfg, model, optimizer, device)
+    hooks.on_start({"params": params, "device": str(device), "vocab": len(corpus.vocab),
+                    "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "resumed_at": pos.step})
+
+    def checkpoint(kind: str, meta: dict, state: dict | None = None) -> None:
+        path = save_checkpoint(run_dir / f"{kind}.pt", model, cfg, corpus.vocab, meta, state)
         hooks.on_checkpoint(kind, path, meta)
 
-    checkpoint("init", {"step": 0, "epoch": 0})
-    lr, step, best_valid, status, message = t_cfg.lr, 0, float("inf"), "done", ""
-    train_time, train_tokens, last_finite = 0.0, 0, float("nan")
-    evaluated = (-1, float("nan"))  # (step, valid loss) of the latest evaluation
-    started = time.perf_counter()
+    last_saved = None
 
-    def report(epoch: float, loss_sum: float, loss_count: int) -> float:
-        """Evaluate on valid, send the metrics row, keep last/best checkpoints; returns valid loss."""
-        nonlocal best_valid, evaluated
+    def save_last(meta: dict) -> None:
+        """last.pt: the weights and everything needed to carry on from exactly here."""
+        nonlocal last_saved
+        where = (pos.step, pos.epoch, pos.chunk)
+        if where == last_saved:
+            return
+        pos.elapsed = time.perf_counter() - started
+        state = {"position": asdict(pos), "optimizer": optimizer.state_dict(), "rng": rng_state(),
+                 "hidden": list(hidden) if isinstance(hidden, tuple) else [hidden] if hidden is not None else []}
+        checkpoint("last", meta, state)
+        last_saved = where
+
+    if resume_from is None:
+        checkpoint("init", {"step": 0, "epoch": 0})
+    status, message = "done", ""
+    started = time.perf_counter() - pos.elapsed  # wall time counts on from where the run was
+    session_start = time.perf_counter()          # a time budget counts from this start
+
+    def report(epoch: float, scheduled: bool = True) -> float:
+        """Evaluate on valid, send the metrics row, keep the best checkpoint; returns valid loss.
+
+        scheduled: at eval_every or an epoch's end, as in an uninterrupted run (not because of a cut)."""
         valid_loss = evaluate(model, valid_grid, t_cfg.bptt)
         model.train()
-        metrics = {"step": step, "epoch": round(epoch, 4), "lr": lr,
-                   "train_loss": loss_sum / max(loss_count, 1), "valid_loss": valid_loss,
+        metrics = {"step": pos.step, "epoch": round(epoch, 4), "lr": pos.lr,
+                   "train_loss": pos.loss_sum / max(pos.loss_count, 1), "valid_loss": valid_loss,
                    "valid_ppl": safe_ppl(valid_loss),
-                   "tokens_per_s": train_tokens / max(train_time, 1e-9),
+                   "tokens_per_s": pos.train_tokens / max(pos.train_time, 1e-9),
                    "wall_time": time.perf_counter() - started}
         hooks.on_eval(metrics)
-        meta = {"step": step, "epoch": metrics["epoch"], "valid_ppl": metrics["valid_ppl"]}
-        if math.isfinite(valid_loss):  # weights that blew up never replace the last good checkpoint
-            checkpoint("last", meta)
-        if valid_loss < best_valid:
-            best_valid = valid_loss
-            checkpoint("best", meta)
-        evaluated = (step, valid_loss)
+        if valid_loss < pos.best_valid:
+            pos.best_valid = valid_loss
+            checkpoint("best", {"step": pos.step, "epoch": metrics["epoch"], "valid_ppl": metrics["valid_ppl"]})
+        if scheduled:
+            pos.best_scheduled = min(pos.best_scheduled, valid_loss)
+        pos.evaluated_step, pos.evaluated_loss = pos.step, valid_loss
         return valid_loss
 
-    for epoch in range(1, t_cfg.epochs + 1):
+    def out_of_time() -> bool:
+        return bool(t_cfg.time_budget) and time.perf_counter() - session_start >= t_cfg.time_budget
+
+    while pos.epoch <= t_cfg.epochs and not (t_cfg.max_steps and pos.step >= t_cfg.max_steps):
+        epoch = pos.epoch
         model.train()
-        hidden = model.init_hidden(t_cfg.batch)
-        loss_sum, loss_count, epoch_start_step = 0.0, 0, step
-        for inputs, targets in bptt_chunks(train_grid, t_cfg.bptt):
+        if pos.chunk == 0:  # a fresh epoch: zero state, zero running loss
+            hidden = model.init_hidden(t_cfg.batch)
+            pos.loss_sum, pos.loss_count = 0.0, 0
+        cut = False
+        for inputs, targets in bptt_chunks(train_grid, t_cfg.bptt, first=pos.chunk):
             t0 = time.perf_counter()
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = pos.lr
             hidden = detach_hidden(hidden)  # carry h across chunks, but not the graph
             _, loss, hidden = model(inputs, hidden, targets)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 status = "diverged"
-                message = (f"loss became {loss_value} at step {step + 1}; last finite loss {last_finite:.4g}. "
+                message = (f"loss became {loss_value} at step {pos.step + 1}; last finite loss {pos.last_finite:.4g}. "
                            "The last good checkpoint is kept; try a smaller learning rate or clipping.")
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -152,35 +239,42 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
             if t_cfg.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t_cfg.clip)
             optimizer.step()
-            step += 1
-            last_finite = loss_value
-            loss_sum += loss_value
-            loss_count += 1
-            train_tokens += targets.numel()
-            train_time += time.perf_counter() - t0
-            hooks.on_step(step, total_steps, epoch, loss_value)
+            pos.step += 1
+            pos.chunk += 1
+            pos.last_finite = loss_value
+            pos.loss_sum += loss_value
+            pos.loss_count += 1
+            pos.train_tokens += targets.numel()
+            pos.train_time += time.perf_counter() - t0
+            hooks.on_step(pos.step, total_steps, epoch, loss_value)
 
-            if t_cfg.eval_every and step % t_cfg.eval_every == 0 and step - epoch_start_step < steps_per_epoch:
-                report(epoch - 1 + (step - epoch_start_step) / steps_per_epoch, loss_sum, loss_count)
-            if t_cfg.max_steps and step >= t_cfg.max_steps:
-                break
-            if t_cfg.time_budget and time.perf_counter() - started >= t_cfg.time_budget:
+            if t_cfg.eval_every and pos.step % t_cfg.eval_every == 0 and pos.chunk < steps_per_epoch:
+                valid_loss = report(epoch - 1 + pos.chunk / steps_per_epoch)
+                if math.isfinite(valid_loss):  # weights that blew up never replace the last good checkpoint
+                    save_last({"step": pos.step, "epoch": round(epoch - 1 + pos.chunk / steps_per_epoch, 4),
+                               "valid_ppl": safe_ppl(valid_loss)})
+            if t_cfg.max_steps and pos.step >= t_cfg.max_steps or out_of_time():
+                cut = True
                 break
             if hooks.should_stop():
-                status, message = "stopped", f"stopped by request at step {step}"
+                status, message, cut = "stopped", f"stopped by request at step {pos.step}", True
                 break
         if status == "diverged":
             break
-        if evaluated[0] == step:  # an eval_every evaluation just ran at this step (then max-steps or time stopped it)
-            valid_loss = evaluated[1]
-        else:
-            valid_loss = report(epoch - 1 + (step - epoch_start_step) / max(steps_per_epoch, 1), loss_sum, loss_count)
+        epoch_done = pos.chunk >= steps_per_epoch
+        fraction = epoch - 1 + pos.chunk / max(steps_per_epoch, 1)
+        # an evaluation may just have run at this step (then max-steps, time or a stop request cut the epoch)
+        valid_loss = pos.evaluated_loss if pos.evaluated_step == pos.step else report(fraction, epoch_done)
+        meta = {"step": pos.step, "epoch": round(fraction, 4), "valid_ppl": safe_ppl(valid_loss)}
+        if math.isfinite(valid_loss):  # the weights at this epoch's end, or where the run was cut in it
+            checkpoint(f"epoch_{epoch}", {**meta, "epoch": epoch})
+        if epoch_done:
+            if valid_loss > pos.best_scheduled:  # report() already lowered it if this epoch improved
+                pos.lr /= t_cfg.lr_decay
+            pos.epoch, pos.chunk, hidden = epoch + 1, 0, None
         if math.isfinite(valid_loss):
-            checkpoint(f"epoch_{epoch}", {"step": step, "epoch": epoch, "valid_ppl": safe_ppl(valid_loss)})
-        if valid_loss > best_valid:  # report() already lowered best_valid if this epoch improved
-            lr /= t_cfg.lr_decay
-        if status == "stopped" or (t_cfg.max_steps and step >= t_cfg.max_steps) or \
-                (t_cfg.time_budget and time.perf_counter() - started >= t_cfg.time_budget):
+            save_last(meta)
+        if cut or out_of_time():
             break
 
     test_ppl = None
@@ -188,7 +282,34 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
     if best_path.exists():
         best_model, *_ = load_checkpoint(best_path, device)
         test_ppl = safe_ppl(evaluate(best_model, test_grid, t_cfg.bptt))
-    return TrainResult(status=status, message=message or f"finished after {step} steps", step=step,
-                       best_valid_ppl=safe_ppl(best_valid), test_ppl=test_ppl, params=params,
-                       vocab=len(corpus.vocab), tokens_per_s=train_tokens / max(train_time, 1e-9),
+    return TrainResult(status=status, message=message or f"finished after {pos.step} steps", step=pos.step,
+                       best_valid_ppl=safe_ppl(pos.best_valid), test_ppl=test_ppl, params=params,
+                       vocab=len(corpus.vocab), tokens_per_s=pos.train_tokens / max(pos.train_time, 1e-9),
                        wall_time=time.perf_counter() - started)
+
+
+def _restore(path: Path, cfg: RunConfig, model: RNNLM, optimizer, device) -> tuple[Position, object]:
+    """Load weights, optimizer, position, hidden state and RNG states saved by a run with the same settings."""
+    payload = read_payload(path, device)
+    state = payload.get("train_state")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds no training state to resume from (only last.pt does)")
+    saved, _, _ = model_from_payload(payload, path, device)
+    saved_cfg = RunConfig.from_dict(payload["config"])
+    differ = [f"model.{f.name}" for f in fields(cfg.model) if getattr(cfg.model, f.name) != getattr(saved.cfg, f.name)]
+    differ += [f"train.{k}" for k in TRAJECTORY_FIELDS if getattr(cfg.train, k) != getattr(saved_cfg.train, k)]
+    differ += ["corpus"] * (saved_cfg.corpus != cfg.corpus)
+    if differ:
+        raise CheckpointError(f"{path}: was saved with other settings ({', '.join(differ)}); a run resumes only "
+                              "with the settings it started with")
+    model.load_state_dict(saved.state_dict())
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        pos = Position(**{f.name: state["position"][f.name] for f in fields(Position)})
+        hidden = [h.to(device) for h in state["hidden"]]
+        hidden = tuple(hidden) if cfg.model.arch == "lstm" and hidden else hidden[0] if hidden else None
+        set_rng_state(state["rng"])  # last: building the model above drew random numbers
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: its training state is incomplete or damaged ({type(err).__name__}: "
+                              f"{err})") from None
+    return pos, hidden

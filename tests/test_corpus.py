@@ -9,7 +9,7 @@ import torch
 
 from lmcore.corpus.batching import batchify, bptt_chunks, n_chunks
 from lmcore.corpus.dataset import CorpusSpec, load_corpus, source_text, split_lines
-from lmcore.corpus.reading import CorpusError, decode_text, read_text_file
+from lmcore.corpus.reading import CorpusError, decode_text, read_bytes, read_text_file
 from lmcore.corpus.tokenize import EOS, UNK, detokenize, tokenize, tokenize_line
 from lmcore.corpus.vocab import Vocab
 
@@ -38,9 +38,16 @@ def test_decode_text_nul_bytes_name_the_file():
         decode_text(b"text\x00more text", "notes.bin")
 
 
-def test_decode_text_utf16_without_bom_is_refused():
-    with pytest.raises(CorpusError, match="NUL"):
-        decode_text(TEXT.encode("utf-16-le"), "u16.txt")
+@pytest.mark.parametrize("encoding, order", [("utf-16-le", "LE"), ("utf-16-be", "BE")])
+def test_decode_text_utf16_without_bom_is_read_and_said(encoding, order):
+    decoded = read_bytes(TEXT.encode(encoding), "u16.txt")
+    assert decoded.text == TEXT and decoded.encoding == encoding
+    assert decoded.note.startswith("u16.txt: read as UTF-16 " + order + " without a byte-order mark")
+
+
+def test_decode_text_nul_bytes_off_the_utf16_pattern_are_refused():
+    with pytest.raises(CorpusError, match="NUL bytes, so it is binary"):
+        decode_text(b"ab\x00\x00cd\x00e" * 20, "odd.bin")
 
 
 def test_decode_text_latin1_is_refused_with_offset():

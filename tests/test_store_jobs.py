@@ -209,6 +209,7 @@ def long_runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LMCORE_HOME", str(folder / "home"))
         store = RunStore()
+        (folder / "home" / "lmcore.toml").write_text("[limits]\nmax_epochs = 100_000\n")  # a deployment's own limit
         cfg = tiny_config(source, "elman", epochs=100_000, max_steps=0, time_budget=60)
         ids = [submit(store, cfg, max_parallel=2) for _ in range(2)]
         for run_id in ids:
@@ -241,6 +242,20 @@ def test_killed_job_is_marked_interrupted(long_runs):
     # its checkpoints up to the kill still load
     model, *_ = load_checkpoint(store.checkpoints(run_id)["best"]["path"])
     assert model.cfg.arch == "elman"
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(long_runs):
+    store, (run_id, _) = long_runs
+    assert store.get_run(run_id)["status"] == "interrupted"
+    at = jobs.resume_point(store, run_id)["step"]
+    assert at > 0 and store.checkpoints(run_id)["last"]["step"] == at
+    cfg = jobs.resume(store, run_id, max_steps=at + 30)
+    assert cfg.train.max_steps == at + 30 and store.get_run(run_id)["message"] == f"resumed from step {at}"
+    [run] = wait_for(store, [run_id], timeout=60)
+    assert run["status"] == "done" and run["step"] == at + 30, run["message"]
+    steps = [m["step"] for m in store.metrics(run_id)]
+    assert steps == sorted(set(steps)) and steps[-1] == at + 30  # one curve: no step logged twice
+    assert load_checkpoint(store.checkpoints(run_id)["last"]["path"])[3]["step"] == at + 30
 
 
 def test_stop_request_ends_a_running_job(long_runs):

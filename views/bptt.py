@@ -2,6 +2,7 @@
 import pandas as pd
 import streamlit as st
 
+import appstate
 from lmcore.corpus.tokenize import tokenize_line
 from lmcore.inspect.bptt_check import walkthrough
 from lmcore.viz.bptt import walk_back_figure
@@ -33,7 +34,7 @@ guo = st.checkbox("Use f′(g) as Guo (2013) writes, instead of f′(net)", valu
                   help="the lecture's correction: the derivative must be taken at net, not at the activation")
 
 w = walkthrough(tokens, hidden=hidden, tau=tau, seed=int(seed), scale=scale, inspect_t=t, guo_typo=guo)
-st.markdown(f"Walking back from y({t}), which predicts **{w.tokens[t + 1]!s}** after **{w.tokens[t]!s}**; "
+st.markdown(f"Walking back from y({t}), which predicts **{appstate.md(w.tokens[t + 1])}** after **{appstate.md(w.tokens[t])}**; "
             f"loss of the example {w.loss:.3f} nats.")
 st.plotly_chart(walk_back_figure(w), width="stretch")
 errors = pd.DataFrame([{"weights": n, "relative error, delta rule vs autograd": e} for n, e in w.rel_errors.items()])

@@ -26,7 +26,7 @@ try:
     with st.spinner("Fitting the Kneser–Ney baseline (once per corpus)…"):
         baseline = baseline_rows(store, runs, order)
 except CorpusError as err:
-    st.warning(f"No n-gram baseline: {err}")
+    st.warning(f"No n-gram baseline: {appstate.md(err)}")
     baseline = pd.DataFrame()
 table = pd.concat([compare_table(runs), baseline], ignore_index=True) if len(baseline) else compare_table(runs)
 st.dataframe(table, hide_index=True, width="stretch",

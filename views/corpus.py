@@ -1,5 +1,6 @@
 """Corpus: choose a built-in corpus or upload a .txt file; tokenizer and vocabulary; stats and Zipf plot."""
 import html
+import math
 
 import streamlit as st
 
@@ -26,12 +27,16 @@ if kind == "built-in corpus":
                         format_func=lambda n: f"{n}: {BUILTIN_CORPORA[n]}")
     source = BUILTIN_PREFIX + name
 else:
-    upload = st.file_uploader("A UTF-8 text file (one sentence or paragraph per line works best)", type=["txt"])
+    cap_mb = appstate.limits().max_upload_mb
+    upload = st.file_uploader("A UTF-8 text file (one sentence or paragraph per line works best)", type=["txt"],
+                              max_upload_size=max(1, math.ceil(cap_mb)),
+                              help=f"Plain text in UTF-8 (UTF-16 with a byte-order mark works too), at most "
+                                   f"{cap_mb:g} MB, with line breaks between sentences or paragraphs.")
     if upload is not None:
         try:
             source = str(appstate.save_upload(upload.name, upload.getvalue()))
         except CorpusError as err:
-            st.error(str(err))
+            st.error(appstate.md(err))
             st.stop()
     elif current.source.startswith(BUILTIN_PREFIX):
         st.info("Choose a file to upload; the built-in corpus stays selected until then.")
@@ -53,10 +58,12 @@ try:
     with st.spinner("Reading and tokenizing…"):
         corpus = appstate.cached_corpus(spec)
 except CorpusError as err:
-    st.error(str(err))
+    st.error(appstate.md(err))
     st.stop()
 
-st.subheader(appstate.corpus_label(spec))
+st.subheader(appstate.md(appstate.corpus_label(spec)))
+for note in corpus.notes:
+    st.info(appstate.md(note))
 stats = corpus.stats()
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Training tokens", f"{stats['train_tokens']:,}")
@@ -70,6 +77,11 @@ right.plotly_chart(zipf_figure(corpus.rank_frequency()), width="stretch")
 st.subheader("Preview: the first training tokens")
 tokens = preview_tokens(corpus, 300)
 # st.html, not st.markdown: markdown would turn __debug__ into bold; every token is escaped.
-st.html("<div style='line-height:2'>" + " ".join(f"<code>{html.escape(t)}</code>" for t in tokens[:120]) + "</div>")
-st.text(detokenize(tokens, spec.tokenizer))
+def clip(token: str, n: int = 60) -> str:
+    return token if len(token) <= n else token[:n] + "…"
+
+
+st.html("<div style='line-height:2'>" + " ".join(f"<code>{html.escape(clip(t))}</code>" for t in tokens[:120])
+        + "</div>")
+st.text(detokenize([clip(t) for t in tokens], spec.tokenizer))
 st.page_link("views/train.py", label="Train models on this corpus →", icon=":material/model_training:")

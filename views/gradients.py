@@ -34,7 +34,7 @@ for ref in refs:
     try:
         loss, jac = appstate.decay_curves(str(path), path.stat().st_mtime_ns, K, positions)
     except ValueError as err:
-        st.warning(f"{ref.label}: {err}")
+        st.warning(f"{appstate.md(ref.label)}: {appstate.md(err)}")
         continue
     loss_curves[f"{ref.label} · {label}"] = loss
     jac_curves[f"{ref.label} · {label}"] = jac
@@ -82,6 +82,6 @@ for i, col in enumerate(pair):
         continue
     position = col.slider("Predicted token", 1, len(tokens) - 1, len(tokens) - 2, key=f"saliency_pos{i}",
                           format="%d")
-    col.markdown(f"Predicting token {position}: `{tokens[position]}`")
+    col.markdown(f"Predicting token {position}: **{appstate.md(tokens[position])}**")
     saliency = input_saliency(model, vocab.encode(tokens), position)
     col.html(coloured_text_html(tokens[:position + 1], saliency[:position + 1], name="‖∂ log p/∂x‖"))

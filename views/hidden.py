@@ -41,7 +41,7 @@ if by == "correlation":
     try:
         feature = regex_feature(tokens, pattern, sep)
     except ValueError as err:
-        st.error(f"Feature: {err}")
+        st.error(f"Feature: {appstate.md(err)}")
         st.stop()
     if feature.min() == feature.max():
         st.warning(f"The feature is {feature[0]} at every token, so no unit correlates with it: try another "

@@ -22,7 +22,7 @@ try:
     ngram = appstate.cached_ngram(first_cfg.corpus, order)
     ngram_vocab = appstate.cached_corpus(first_cfg.corpus).vocab
 except CorpusError as err:
-    st.error(str(err))
+    st.error(appstate.md(err))
     st.stop()
 
 st.header("Long-range agreement")
@@ -37,7 +37,7 @@ if source.startswith("my own"):
     try:
         items = parse_probe_tsv(typed)
     except ValueError as err:
-        st.error(str(err))
+        st.error(appstate.md(err))
         st.stop()
 else:
     items = agreement_items("valid")

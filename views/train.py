@@ -1,4 +1,5 @@
-"""Train: up to four runs at once from presets, each in its own process; live curves; Stop."""
+"""Train: up to four runs at once from presets, each in its own process; live curves; Stop; Resume."""
+import sqlite3
 from dataclasses import replace
 
 import streamlit as st
@@ -11,22 +12,24 @@ from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, hidden_for_bud
 from lmcore.reports import metrics_frame
 from lmcore.runs import jobs
 from lmcore.runs.store import ACTIVE
+from lmcore.train import check_fits
 from lmcore.viz.training import curves_figure
 
 st.title("Train")
 spec = appstate.corpus_spec()
-st.caption(f"Corpus: **{appstate.corpus_label(spec)}** (change it on the Corpus page). Each run trains in its own "
+st.caption(f"Corpus: **{appstate.md(appstate.corpus_label(spec))}** (change it on the Corpus page). Each run trains in its own "
            "process; you can leave or reload this page and come back.")
 try:
     corpus = appstate.cached_corpus(spec)
     vocab_size = len(corpus.vocab)
 except CorpusError as err:
-    st.error(str(err))
+    st.error(appstate.md(err))
     st.stop()
+limits = appstate.limits()
 
 with st.expander("Training settings shared by all runs", expanded=False):
     s1, s2, s3, s4, s5, s6 = st.columns(6)
-    epochs = s1.number_input("Epochs", 1, 100, 4)
+    epochs = s1.number_input("Epochs", 1, limits.max_epochs, min(4, limits.max_epochs))
     bptt = s2.number_input("τ (BPTT steps)", 1, 1000, 35)
     batch = s3.number_input("Batch", 1, 512, 20)
     seed = s4.number_input("Seed", 0, 2**31 - 1, 1111)
@@ -83,9 +86,16 @@ for i, col in enumerate(st.columns(n_runs)):
 if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary"):
     store = appstate.get_store()
     try:
-        ids = [jobs.submit(store, cfg, start=False) for cfg in configs]
-    except ValueError as err:
-        st.error(f"Not started: {err}")
+        for i, cfg in enumerate(configs):  # every run checked before any is queued
+            try:
+                jobs.validate_config(cfg)
+                jobs.check_limits(store, cfg, limits)
+                check_fits(corpus, cfg.train)
+            except ValueError as err:
+                raise ValueError(f"run {i + 1}: {err}") from None
+        ids = [jobs.submit(store, cfg, start=False, limits=limits) for cfg in configs]
+    except (ValueError, OSError, sqlite3.Error) as err:
+        st.error(f"Not started: {appstate.md(err)}")
     else:
         jobs.pump(store)
         appstate.set_selected_run_ids(ids)
@@ -104,13 +114,21 @@ def live_view():
     for run in runs:
         cfg = RunConfig.from_dict(run["config"])
         c1, c2, c3 = st.columns([3, 6, 1])
-        c1.markdown(f"**#{run['id']} {cfg.label()}** · `{run['status']}`" + (f" · {run['device']}" if run["device"] else ""))
+        c1.markdown(f"**#{run['id']} {appstate.md(cfg.label())}** · `{run['status']}`"
+                    + (f" · {appstate.md(run['device'])}" if run["device"] else ""))
         c2.progress(min(1.0, run["step"] / run["total_steps"]) if run["total_steps"] else 0.0,
                     text=jobs.progress_text(run))
         if run["status"] in ACTIVE and c3.button("Stop", key=f"stop{run['id']}"):
             jobs.request_stop(store, run["id"])
+        if run["status"] in jobs.RESUMABLE and c3.button("Resume", key=f"resume{run['id']}",
+                                                         help="carry on from the last checkpoint: to the planned "
+                                                              "epochs, or one more epoch if all are done"):
+            try:
+                jobs.resume(store, run["id"], limits=limits)
+            except (ValueError, OSError, sqlite3.Error) as err:
+                st.error(f"#{run['id']} not resumed: {appstate.md(err)}")
         if run["status"] in ("failed", "diverged", "interrupted") and run["message"]:
-            st.warning(f"#{run['id']}: {run['message']}")
+            st.warning(f"#{run['id']}: {appstate.md(run['message'])}")
     metrics = metrics_frame(store, [r["id"] for r in runs])
     labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
     left, right = st.columns(2)

@@ -28,9 +28,11 @@ def batchify(ids: np.ndarray, batch_size: int, device: torch.device | str = "cpu
     return grid.view(batch_size, rows).t().contiguous().to(device)  # (rows, B)
 
 
-def bptt_chunks(grid: torch.Tensor, bptt: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (inputs, targets), each (τ', B), with targets the inputs shifted one step ahead."""
-    for start in range(0, grid.size(0) - 1, bptt):
+def bptt_chunks(grid: torch.Tensor, bptt: int, first: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (inputs, targets), each (τ', B), with targets the inputs shifted one step ahead.
+
+    first: chunks to skip (a resumed run starts where it stopped in the epoch)."""
+    for start in range(first * bptt, grid.size(0) - 1, bptt):
         length = min(bptt, grid.size(0) - 1 - start)
         yield grid[start:start + length], grid[start + 1:start + 1 + length]
 

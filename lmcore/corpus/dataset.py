@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .reading import CorpusError, read_text_file
+from .reading import CorpusError, read_file
 from .tokenize import TOKENIZERS, tokenize
 from .vocab import Vocab
 
 SPLITS = ("train", "valid", "test")
 BUILTIN_PREFIX = "builtin:"
+MAX_LINE_CHARS = 100_000  # a longer line is not a sentence or a paragraph: the text lacks line breaks
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,14 @@ class CorpusSpec:
     max_vocab: int | None = None
 
     def validate(self) -> None:
-        if self.tokenizer not in TOKENIZERS:
+        if not isinstance(self.source, str) or not self.source:
+            raise CorpusError("no corpus given: name a .txt file, a folder or builtin:NAME")
+        if not isinstance(self.tokenizer, str) or self.tokenizer not in TOKENIZERS:
             raise CorpusError(f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
-        if self.min_count < 1:
-            raise CorpusError("min-count must be at least 1")
-        if self.max_vocab is not None and self.max_vocab < 3:
-            raise CorpusError("max-vocab must be at least 3 (<unk>, <eos> and one word)")
+        if not isinstance(self.min_count, int) or self.min_count < 1:
+            raise CorpusError("min-count must be a whole number, at least 1")
+        if self.max_vocab is not None and (not isinstance(self.max_vocab, int) or self.max_vocab < 4):
+            raise CorpusError("max-vocab must be a whole number, at least 4 (<unk>, <eos> and two words)")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Corpus:
     valid: np.ndarray
     test: np.ndarray
     lines: dict[str, int]  # non-blank lines per split
+    notes: tuple[str, ...] = field(default=())  # what was assumed while reading (UTF-16 without a BOM)
 
     def split(self, name: str) -> np.ndarray:
         if name not in SPLITS:
@@ -64,8 +68,16 @@ class Corpus:
         return np.sort(counts[counts > 0])[::-1]
 
 
-def source_text(source: str) -> dict[str, list[str]]:
-    """Lines of each split: a folder gives its three files, any single text is split 80/10/10 by lines."""
+def source_text(source: str, notes: list[str] | None = None) -> dict[str, list[str]]:
+    """Lines of each split: a folder gives its three files, any single text is split 80/10/10 by lines.
+
+    notes: a list that receives what was assumed while decoding (shown to the user beside the corpus)."""
+    def read(path: Path) -> str:
+        decoded = read_file(path)
+        if decoded.note and notes is not None:
+            notes.append(decoded.note)
+        return decoded.text
+
     if source.startswith(BUILTIN_PREFIX):
         from .builtin import builtin_text
         name = source[len(BUILTIN_PREFIX):]
@@ -79,13 +91,26 @@ def source_text(source: str) -> dict[str, list[str]]:
         missing = [s for s in SPLITS if not (path / f"{s}.txt").is_file()]
         if missing:
             raise CorpusError(f"{path}: folder lacks {', '.join(m + '.txt' for m in missing)}")
-        return {s: read_text_file(path / f"{s}.txt").splitlines() for s in SPLITS}
-    return split_lines(read_text_file(path), source)
+        splits = {s: read(path / f"{s}.txt").splitlines() for s in SPLITS}
+        for s in SPLITS:
+            check_line_lengths(splits[s], str(path / f"{s}.txt"))
+        return splits
+    return split_lines(read(path), source)
+
+
+def check_line_lengths(lines: list[str], name: str) -> None:
+    longest = max(range(len(lines)), key=lambda i: len(lines[i]), default=None)
+    if longest is not None and len(lines[longest]) > MAX_LINE_CHARS:
+        raise CorpusError(f"{name}: line {longest + 1} has {len(lines[longest]):,} characters; lines of at most "
+                          f"{MAX_LINE_CHARS:,} are read. A corpus needs line breaks, one sentence or paragraph "
+                          "a line (it is split into train, valid and test by lines)")
 
 
 def split_lines(text: str, name: str) -> dict[str, list[str]]:
     """Contiguous 80/10/10 split by non-blank lines, so no sentence straddles two splits."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    lines = text.splitlines()
+    check_line_lengths(lines, name)
+    lines = [ln for ln in lines if ln.strip()]
     if len(lines) < 3:
         raise CorpusError(f"{name}: has {len(lines)} non-blank line(s); at least 3 are needed to "
                           "split it into train, valid and test (or give a folder with the three files)")
@@ -95,21 +120,28 @@ def split_lines(text: str, name: str) -> dict[str, list[str]]:
             "test": lines[n_train + n_valid:]}
 
 
-def tokenized_splits(spec: CorpusSpec) -> tuple[dict[str, list[str]], dict[str, int]]:
+def tokenized_splits(spec: CorpusSpec, notes: list[str] | None = None) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Tokens of each split and its number of non-blank lines."""
     spec.validate()
-    lines = source_text(spec.source)
+    lines = source_text(spec.source, notes)
     tokens = {s: tokenize(lines[s], spec.tokenizer, spec.lowercase) for s in SPLITS}
     return tokens, {s: sum(1 for ln in lines[s] if ln.strip()) for s in SPLITS}
 
 
 def load_corpus(spec: CorpusSpec) -> Corpus:
-    tokens, line_counts = tokenized_splits(spec)
+    notes: list[str] = []
+    tokens, line_counts = tokenized_splits(spec, notes)
     vocab = Vocab.build(tokens["train"], spec.min_count, spec.max_vocab)
     if len(vocab) < 3:
         raise CorpusError(f"{spec.source}: the training split has no word kept in the vocabulary "
                           f"(min-count {spec.min_count}); lower min-count or give more text")
-    return Corpus(spec, vocab, *(vocab.encode(tokens[s]) for s in SPLITS), lines=line_counts)
+    if len(vocab) == 3:
+        only = vocab.itos[2]
+        shown = only if len(only) <= 40 else only[:40] + "…"
+        raise CorpusError(f"{spec.source}: the vocabulary has one type only ({shown!r}, besides <unk> and <eos>), "
+                          "so there is nothing to predict between words; give more varied text, lower min-count "
+                          "or try the char tokenizer")
+    return Corpus(spec, vocab, *(vocab.encode(tokens[s]) for s in SPLITS), lines=line_counts, notes=tuple(notes))
 
 
 def spec_fingerprint(spec: CorpusSpec) -> str:

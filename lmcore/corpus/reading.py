@@ -1,7 +1,22 @@
-"""Bytes to text: decode what the user gives us, or say clearly why it is not text."""
+"""Bytes to text: decode what the user gives us, or say clearly why it is not text.
+
+What is accepted, and what is said when it is not:
+- UTF-8, with or without a byte-order mark (BOM); UTF-16 with a BOM.
+- UTF-16 without a BOM is read only when its NUL bytes fall in the pattern of mostly-ASCII text
+  (every other byte NUL: at odd offsets for little-endian, even ones for big-endian) and the
+  bytes then decode cleanly; `Decoded.note` says which byte order was assumed.
+- Latin-1 / Windows-1252 is refused, naming UTF-8 and the first bad byte: any byte string decodes
+  as Latin-1, so guessing it would turn binary files into garbage text without a word.
+- Images, archives, documents and other binary data are refused, named by their magic number
+  where it is known, else by their NUL or control bytes.
+- Empty and whitespace-only input is refused; so is input over a size limit when one is given.
+Every refusal is a CorpusError whose message starts with the input's name.
+"""
 from __future__ import annotations
 
 import codecs
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -11,46 +26,147 @@ class CorpusError(ValueError):
 
 # Control characters other than tab, newline and carriage return mark a binary file.
 _CONTROL = {c for c in range(32) if c not in (9, 10, 13)} | {127}
+_CONTROL_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_CONTROL)) + "]")
+
+# Magic numbers of files people upload by mistake (first bytes -> what it is).
+MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive (.docx, .xlsx, .odt and PyTorch .pt files are zip archives too)"),
+    (b"PK\x05\x06", "an empty zip archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"BZh", "a bzip2 archive"),
+    (b"\xfd7zXZ\x00", "an xz archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"\x7fELF", "an executable (ELF)"),
+    (b"MZ\x90\x00", "a Windows executable"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document (.doc, .xls)"),
+    (b"{\\rtf", "an RTF document; save it as plain text"),
+)
+_UTF16_SAMPLE = 4096  # bytes looked at to recognise UTF-16 without a byte-order mark
 
 
-def decode_text(data: bytes, name: str = "input") -> str:
-    """Decode bytes as UTF-8, honouring a UTF-8 or UTF-16 byte-order mark.
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    encoding: str   # "utf-8", "utf-16-le", "utf-16-be"
+    note: str = ""  # set when the encoding was assumed rather than declared (UTF-16 without a BOM)
 
-    Raises CorpusError naming the file and the reason when the bytes are not text.
-    """
+
+def human_size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.1f} KB" if n >= 2**10 else f"{n} bytes"
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' when the NUL bytes fall every other byte, as in UTF-16 ASCII text."""
+    sample = data[:_UTF16_SAMPLE]
+    if len(sample) < 4 or len(data) % 2:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    nul_even, nul_odd = even.count(0) / len(even), odd.count(0) / len(odd)
+    if nul_odd >= 0.4 and nul_even <= 0.02:
+        return "utf-16-le"  # 'a\x00b\x00'
+    if nul_even >= 0.4 and nul_odd <= 0.02:
+        return "utf-16-be"  # '\x00a\x00b'
+    return None
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _not_utf8(data: bytes, err: UnicodeDecodeError, name: str) -> CorpusError:
+    bad = data[err.start]
+    where = f"byte 0x{bad:02X} at offset {err.start} (line {_line_of(data, err.start)})"
+    try:
+        looks_latin = not _CONTROL_RE.search(data[:100_000].decode("cp1252"))
+    except UnicodeDecodeError:  # bytes Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+        looks_latin = False
+    hint = (" It looks like Latin-1 / Windows-1252 text, which is not read here because any bytes at all "
+            "decode as Latin-1." if looks_latin else "")
+    return CorpusError(f"{name}: is not valid UTF-8 text ({where}).{hint} Save it as UTF-8 "
+                       "(e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`, or \"Save as… UTF-8\" in an editor)")
+
+
+def read_bytes(data: bytes, name: str = "input", max_bytes: int | None = None) -> Decoded:
+    """Decode bytes as text (see the module's docstring for what is accepted); raises CorpusError."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise CorpusError(f"{name}: is {human_size(len(data))}, over the limit of {human_size(max_bytes)} "
+                          "(max_upload_mb)")
+    if not data:
+        raise CorpusError(f"{name}: is empty (0 bytes)")
+    for magic, what in MAGIC:
+        if data.startswith(magic):
+            raise CorpusError(f"{name}: is {what}, not text; give a plain-text (.txt) file in UTF-8")
+    note = ""
     if data.startswith(codecs.BOM_UTF8):
         encoding, body = "utf-8", data[len(codecs.BOM_UTF8):]
-    elif data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
-        encoding, body = "utf-16", data
+    elif data.startswith(codecs.BOM_UTF16_LE):  # checked after UTF-8: its BOM never starts with FF FE
+        encoding, body = "utf-16-le", data[2:]
+    elif data.startswith(codecs.BOM_UTF16_BE):
+        encoding, body = "utf-16-be", data[2:]
+    elif b"\x00" in data:
+        guess = _utf16_without_bom(data)
+        if guess is None:
+            raise CorpusError(f"{name}: contains NUL bytes, so it is binary data rather than text (UTF-16 text "
+                              "needs a byte-order mark unless it is mostly ASCII); save it as UTF-8 text")
+        encoding, body = guess, data
+        note = (f"{name}: read as UTF-16 {guess[-2:].upper()} without a byte-order mark (every other byte is "
+                "NUL, as in UTF-16 text); saving it as UTF-8 avoids the guess")
     else:
         encoding, body = "utf-8", data
-    if encoding == "utf-8" and b"\x00" in body:
-        raise CorpusError(f"{name}: contains NUL bytes, so it is binary data or UTF-16 without a "
-                          "byte-order mark; save it as UTF-8 text")
     try:
         text = body.decode(encoding)
     except UnicodeDecodeError as err:
-        raise CorpusError(f"{name}: is not valid {encoding.upper()} text (bad byte at offset "
-                          f"{err.start}); save it as UTF-8") from None
+        if encoding == "utf-8":
+            raise _not_utf8(body, err, name) from None
+        raise CorpusError(f"{name}: is not valid {encoding.upper()} text (bad bytes at offset {err.start}); "
+                          "save it as UTF-8") from None
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    controls = sum(1 for ch in text[:100_000] if ord(ch) in _CONTROL)
+    controls = _CONTROL_RE.findall(text)
     if controls:
-        raise CorpusError(f"{name}: contains {controls} control characters, so it looks like binary "
-                          "data rather than text")
+        first = _CONTROL_RE.search(text).start()
+        raise CorpusError(f"{name}: contains {len(controls):,} control characters (the first, "
+                          f"U+{ord(text[first]):04X}, on line {text.count(chr(10), 0, first) + 1}), so it looks "
+                          "like binary data rather than text")
     if not text.strip():
-        raise CorpusError(f"{name}: is empty or holds only whitespace")
-    return text
+        raise CorpusError(f"{name}: is empty apart from whitespace ({human_size(len(data))} of spaces and "
+                          "line breaks)")
+    return Decoded(text, encoding, note)
 
 
-def read_text_file(path: str | Path) -> str:
-    path = Path(path)
+def decode_text(data: bytes, name: str = "input", max_bytes: int | None = None) -> str:
+    """The text of `data` (see read_bytes); raises CorpusError naming `name` and the reason."""
+    return read_bytes(data, name, max_bytes).text
+
+
+def read_file(path: str | Path, max_bytes: int | None = None) -> Decoded:
+    """A text file's decoded contents; the size limit is checked before the file is read."""
     try:
+        path = Path(path)
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes and path.is_file():
+            raise CorpusError(f"{path}: is {human_size(size)}, over the limit of {human_size(max_bytes)} "
+                              "(max_upload_mb)")
         data = path.read_bytes()
+    except CorpusError:
+        raise
     except FileNotFoundError:
         raise CorpusError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CorpusError(f"{path}: is a folder; give a .txt file or a folder with train.txt, "
                           "valid.txt and test.txt") from None
     except OSError as err:
-        raise CorpusError(f"{path}: cannot be read ({err.strerror})") from None
-    return decode_text(data, str(path))
+        raise CorpusError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except ValueError as err:  # a NUL character in the path, say
+        raise CorpusError(f"{str(path)!r}: not a usable file name ({err})") from None
+    return read_bytes(data, str(path), max_bytes)
+
+
+def read_text_file(path: str | Path, max_bytes: int | None = None) -> str:
+    return read_file(path, max_bytes).text

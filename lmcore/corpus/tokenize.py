@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from .reading import CorpusError
+
 EOS = "<eos>"
 UNK = "<unk>"
 
@@ -26,7 +28,7 @@ def tokenize_line(line: str, kind: str, lowercase: bool = False) -> list[str]:
         return line.split()
     if kind == "words":
         return _WORDS.findall(line)
-    raise ValueError(f"unknown tokenizer {kind!r}; choose one of {', '.join(TOKENIZERS)}")
+    raise CorpusError(f"unknown tokenizer {kind!r}; choose one of {', '.join(TOKENIZERS)}")
 
 
 def tokenize(lines: Iterable[str], kind: str, lowercase: bool = False) -> list[str]:

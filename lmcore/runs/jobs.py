@@ -3,9 +3,15 @@
 There is no daemon. `submit` queues a run and calls `pump`; `pump` starts queued runs while fewer
 than `max_parallel` are running; every job calls `pump` again as it ends, so the queue drains by
 itself. The Stop button sets a flag in the store that the job reads between steps.
+
+`resume` queues a stopped, interrupted or finished run again; its job carries on from the run's
+last.pt (weights, optimizer, position, hidden state, RNG states) instead of starting afresh.
+The deployment's limits (lmcore.limits: parallel jobs, queue length, parameters, epochs) are
+enforced here, so the app and the CLI refuse the same things with the same messages.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,10 +22,16 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import CheckpointError, read_payload
 from ..config import RunConfig
+from ..corpus.dataset import load_corpus
 from ..corpus.reading import CorpusError
+from ..limits import LimitError, Limits, check_epochs, check_model, load_limits
+from ..presets import count_params
 from ..train import TrainHooks, TrainResult, train
 from .store import ACTIVE, RunStore
+
+RESUMABLE = ("stopped", "interrupted", "done")
 
 _children: list[subprocess.Popen] = []  # reaped in pump() so finished jobs leave no zombies
 STOP_POLL_S = 0.5
@@ -28,6 +40,20 @@ PROGRESS_EVERY_S = 1.0
 
 def default_parallel() -> int:
     return max(1, os.cpu_count() or 1)
+
+
+def check_limits(store: RunStore, cfg: RunConfig, limits: Limits | None = None, queueing: bool = True) -> None:
+    """Refuse, with the limit's name, a run over the deployment's limits (the vocabulary size must be known
+    for the parameter count; a job checks again once it has built the corpus)."""
+    limits = limits or load_limits(store.home)
+    check_epochs(cfg.train.epochs, limits)
+    if cfg.model.vocab_size:
+        check_model(count_params(cfg.model), limits)
+    if queueing:
+        waiting = len(store.list_runs(("queued",)))
+        if waiting >= limits.max_queued_runs:
+            raise LimitError(f"{waiting} runs are already waiting for a slot (max_queued_runs in {limits.where()}); "
+                             "try again when some have finished")
 
 
 def threads_per_job(max_parallel: int) -> int:
@@ -42,8 +68,19 @@ def validate_config(cfg: RunConfig) -> None:
     replace(cfg.model, vocab_size=max(cfg.model.vocab_size, 3)).validate()
 
 
-def submit(store: RunStore, cfg: RunConfig, max_parallel: int | None = None, start: bool = True) -> int:
+def check_slot(store: RunStore, limits: Limits | None = None) -> None:
+    """For a run trained in the foreground (the CLI): refuse while max_parallel_jobs runs are training."""
+    limits = limits or load_limits(store.home)
+    active = len(store.list_runs(("starting", "running")))
+    if active >= limits.max_parallel_jobs:
+        raise LimitError(f"{active} runs are training already (max_parallel_jobs = {limits.max_parallel_jobs} in "
+                         f"{limits.where()}); wait for one to end or stop one")
+
+
+def submit(store: RunStore, cfg: RunConfig, max_parallel: int | None = None, start: bool = True,
+           limits: Limits | None = None) -> int:
     validate_config(cfg)
+    check_limits(store, cfg, limits)
     run_id = store.create_run(cfg.to_dict())
     if start:
         pump(store, max_parallel)
@@ -85,7 +122,7 @@ def pump(store: RunStore, max_parallel: int | None = None) -> list[int]:
     """Start queued runs while fewer than max_parallel are active; returns the ids started."""
     _children[:] = [p for p in _children if p.poll() is None]
     mark_interrupted(store)
-    max_parallel = max_parallel or default_parallel()
+    max_parallel = max_parallel or load_limits(store.home).max_parallel_jobs
     started = []
     active = len(store.list_runs(("starting", "running")))
     for run in store.list_runs(("queued",)):
@@ -113,6 +150,55 @@ def start_process(store: RunStore, run_id: int, threads: int, max_parallel: int)
     store.update_run(run_id, pid=proc.pid)
 
 
+def resume_point(store: RunStore, run_id: int) -> dict | None:
+    """The saved position of a run's last.pt ({"epoch", "chunk", "step", ...}), or None without one."""
+    last = store.checkpoints(run_id).get("last")
+    if not last or not Path(last["path"]).is_file():
+        return None
+    state = read_payload(Path(last["path"])).get("train_state")
+    if not isinstance(state, dict) or not isinstance(state.get("position"), dict):
+        raise CheckpointError(f"{last['path']}: holds no training state to resume from")
+    return state["position"]
+
+
+def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: int | None = None,
+           time_budget: float | None = None, start: bool = True, limits: Limits | None = None,
+           to_status: str = "queued") -> RunConfig:
+    """Queue a stopped, interrupted or finished run again; its job carries on from last.pt.
+
+    epochs: the new total; by default the run's own, or one more when it has trained them all.
+    max_steps: a new bound on the total steps (default: none). time_budget: seconds for this session
+    (default: the run's own). Returns the config the run goes on with.
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise ValueError(f"no run {run_id} in {store.home}")
+    if run["status"] not in RESUMABLE:
+        what = "is still active" if run["status"] in ACTIVE else f"is {run['status']}"
+        hint = "; train it again with a smaller learning rate" if run["status"] == "diverged" else ""
+        raise ValueError(f"run {run_id} {what}: only stopped, interrupted or finished runs can be resumed{hint}")
+    cfg = RunConfig.from_dict(run["config"])
+    position = resume_point(store, run_id)
+    done_epochs = position["epoch"] - 1 if position else 0
+    t = cfg.train
+    t.epochs = epochs if epochs is not None else t.epochs if done_epochs < t.epochs else done_epochs + 1
+    t.max_steps = max_steps or 0
+    t.time_budget = t.time_budget if time_budget is None else time_budget
+    validate_config(cfg)
+    if t.epochs <= done_epochs:
+        raise ValueError(f"run {run_id} has trained {done_epochs} epochs already; ask for more than that")
+    if t.max_steps and position and t.max_steps <= position["step"]:
+        raise ValueError(f"run {run_id} is at step {position['step']} already; ask for more max-steps than that")
+    check_limits(store, cfg, limits, queueing=to_status == "queued")
+    at = f"step {position['step']}" if position else "the start (it had no checkpoint to resume from)"
+    if not store.claim(run_id, run["status"], to_status, config=json.dumps(cfg.to_dict()), stop_requested=0,
+                       message=f"resumed from {at}", finished_at=None, pid=None if to_status == "queued" else os.getpid()):
+        raise ValueError(f"run {run_id} changed status meanwhile; look again")
+    if start and to_status == "queued":
+        pump(store)
+    return cfg
+
+
 def request_stop(store: RunStore, run_id: int) -> None:
     """A queued run is stopped at once; a running one finishes its step, saves and stops."""
     if not store.claim(run_id, "queued", "stopped", message="stopped before it started", finished_at=time.time()):
@@ -125,7 +211,8 @@ class StoreHooks(TrainHooks):
     def __init__(self, store: RunStore, run_id: int):
         self.store, self.run_id = store, run_id
         self._last_poll = self._last_progress = 0.0
-        self.best = float("inf")
+        run = store.get_run(run_id)  # a resumed run keeps the best it had
+        self.best = run["best_valid_ppl"] if run and run["best_valid_ppl"] is not None else float("inf")
 
     def on_start(self, info):
         self.store.update_run(self.run_id, params=info["params"], device=info["device"], vocab=info["vocab"],
@@ -171,7 +258,16 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
         torch.set_num_threads(threads)
     store.claim(run_id, "starting", "running", pid=os.getpid(), started_at=time.time())
     try:
-        status = record_result(store, run_id, train(cfg, store.run_dir(run_id), StoreHooks(store, run_id)))
+        corpus = load_corpus(cfg.corpus)
+        cfg.model.vocab_size = len(corpus.vocab)
+        check_model(count_params(cfg.model), load_limits(store.home))
+        last = store.checkpoints(run_id).get("last")
+        resume_from = Path(last["path"]) if last and Path(last["path"]).is_file() else None  # set by resume()
+        run_dir = resume_from.parent if resume_from else store.run_dir(run_id)
+        if resume_from:
+            store.delete_metrics_after(run_id, last["step"])
+        result = train(cfg, run_dir, StoreHooks(store, run_id), corpus=corpus, resume_from=resume_from)
+        status = record_result(store, run_id, result)
     except (CorpusError, ValueError, OSError) as err:
         store.update_run(run_id, status="failed", message=str(err), finished_at=time.time())
         status = "failed"

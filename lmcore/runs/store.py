@@ -147,6 +147,11 @@ class RunStore:
             db.execute(f"INSERT INTO metrics (run_id, {', '.join(METRIC_FIELDS)}) VALUES (?{', ?' * len(METRIC_FIELDS)})",
                        (run_id, *(metrics.get(k) for k in METRIC_FIELDS)))
 
+    def delete_metrics_after(self, run_id: int, step: int) -> None:
+        """Drop rows past a step (a resumed run logs those steps again from its checkpoint)."""
+        with self._connect() as db:
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, step))
+
     def metrics(self, run_ids: list[int] | int) -> list[dict]:
         ids = [run_ids] if isinstance(run_ids, int) else list(run_ids)
         if not ids:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .style import MARGIN, run_colour
+from .style import MARGIN, plain, run_colour
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -22,7 +22,7 @@ def decay_figure(curves: dict, title: str, y_title: str) -> go.Figure:
                                  y=np.maximum(np.concatenate([c.high, c.low[::-1]]), floor),
                                  fill="toself", fillcolor=_rgba(colour, 0.15), line=dict(width=0),
                                  hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=c.k, y=np.maximum(c.mean, floor), mode="lines", name=name,
+        fig.add_trace(go.Scatter(x=c.k, y=np.maximum(c.mean, floor), mode="lines", name=plain(name),
                                  line=dict(color=colour, width=2)))
     fig.update_yaxes(type="log", title=y_title, exponentformat="power")
     fig.update_layout(title=title, xaxis_title="k (steps back in time)", height=400, margin=MARGIN,

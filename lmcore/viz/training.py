@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import MARGIN, run_colour
+from .style import MARGIN, plain, run_colour
 
 
 
@@ -32,11 +32,11 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
     for i, (run_id, label) in enumerate(labels.items()):
         rows = metrics[metrics["run_id"] == run_id] if len(metrics) else metrics
         fig.add_trace(go.Scatter(x=rows[x] if len(rows) else [], y=rows[y] if len(rows) else [],
-                                 mode="lines+markers", name=label, line=dict(color=run_colour(i))))
+                                 mode="lines+markers", name=plain(label), line=dict(color=run_colour(i))))
     xs = metrics[x].dropna() if len(metrics) else pd.Series([0, 1])
     for name, value in (baselines or {}).items():
         if value and np.isfinite(value):  # a trace, not add_hline: shapes on a log axis take log10 units
-            fig.add_trace(go.Scatter(x=[xs.min(), xs.max()], y=[value, value], mode="lines", name=name,
+            fig.add_trace(go.Scatter(x=[xs.min(), xs.max()], y=[value, value], mode="lines", name=plain(name),
                                      line=dict(dash="dash", color="grey")))
     axis_names = {"step": "training step", "epoch": "epoch", "wall_time": "wall time (s)",
                   "valid_ppl": "validation perplexity", "train_loss": "training loss (nats/token)"}
