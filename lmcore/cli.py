@@ -123,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a flag argparse refused (its one error line is printed)
+        return done.code if isinstance(done.code, int) else 2
     args.home = getattr(args, "home", None)
     try:
         if args.command != "worker":
@@ -313,6 +316,9 @@ def cmd_eval(a) -> int:
     from .train import EVAL_BATCH, evaluate, safe_ppl
     model, cfg, vocab, meta = load_checkpoint(checkpoint_path(a.checkpoint))
     spec = replace(cfg.corpus, source=a.corpus) if a.corpus else cfg.corpus
+    if a.corpus:
+        from .limits import check_source_size, load_limits
+        check_source_size(a.corpus, load_limits(a.home))
     ids = vocab.encode(tokenized_splits(spec)[0][a.split])  # the checkpoint's own vocabulary
     loss = evaluate(model, batchify(ids, EVAL_BATCH), cfg.train.bptt)
     result = {"split": a.split, "loss": loss, "ppl": safe_ppl(loss), "tokens": int(len(ids)), "step": meta.get("step")}
@@ -322,6 +328,8 @@ def cmd_eval(a) -> int:
 
 def cmd_ngram(a) -> int:
     from .baseline import ngram_baseline
+    from .limits import check_source_size, load_limits
+    check_source_size(a.corpus, load_limits(a.home))
     result = ngram_baseline(load_corpus(_corpus_spec(a)), a.order)
     if a.json:
         print(json_line(result))

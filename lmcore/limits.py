@@ -90,9 +90,11 @@ def load_limits(home: str | Path | None = None) -> Limits:
         floats_ok = f.name == "max_upload_mb"
         good = isinstance(value, int) and not isinstance(value, bool) or floats_ok and isinstance(value, float)
         lowest = 0 if f.name == "max_parallel_jobs" else 1
-        if not good or value < lowest:
-            raise LimitError(f"{path}: {f.name} = {value!r} must be a {'number' if floats_ok else 'whole number'} "
-                             f"of at least {lowest}")
+        if floats_ok and (not good or value <= 0):
+            raise LimitError(f"{path}: {f.name} = {value!r} must be a number above 0 (megabytes)")
+        if not floats_ok and (not good or value < lowest):
+            raise LimitError(f"{path}: {f.name} = {value!r} must be a whole number of at least {lowest}"
+                             + (" (0: one per CPU core)" if lowest == 0 else ""))
         values[f.name] = value
     return replace(Limits(), **values, source=str(path))
 

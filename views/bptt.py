@@ -16,7 +16,7 @@ st.latex(r"s_j(t) = f(\mathrm{net}_j(t)),\quad \mathrm{net}_j(t) = \sum_i x_i(t)
 st.latex(r"\delta_j(t-1) = \sum_h \delta_h(t)\, u_{hj}\, f'(\mathrm{net}_j(t-1)), \qquad "
          r"\Delta u_{ji} \mathrel{+}= \eta\, \delta_j(t)\, s_i(t-1)")
 
-text = st.text_input("Training example", "the roses in the vase by the door to the kitchen are red .")
+text = st.text_input("Training example", "the roses in the vase by the door to the kitchen are red .", max_chars=500)
 c1, c2, c3, c4 = st.columns(4)
 tokenizer = c1.selectbox("Tokens", ["word", "char"])
 tokens = tokenize_line(text, tokenizer, lowercase=True)

@@ -49,7 +49,7 @@ st.caption("The network unrolled over time; each node shaded by its sensitivity 
            "(black: high, white: none): hidden nodes by ‖∂h̄_t/∂x_1‖ (the Gates page's Fig. 4.4 computation), output "
            "nodes by ‖∂y_t[w_{t+1}]/∂x_1‖. The simple RNN's shading fades as the first input is forgotten.")
 fig_text = st.text_input("Text for the figure", "the roses in the vase by the door to the kitchen are red .",
-                         key="fig41_text")
+                         key="fig41_text", max_chars=500)
 archs = {"elman": "Elman RNN", "lstm": "LSTM", "gru": "GRU"}
 for col, (arch, name) in zip(st.columns(3), archs.items()):
     ref = appstate.pick_run(name, key=f"fig41_{arch}", archs=(arch,), container=col,
@@ -68,7 +68,8 @@ for col, (arch, name) in zip(st.columns(3), archs.items()):
 st.header("Saliency over the past")
 st.caption("For one prediction, each earlier token coloured by ‖∂ log p(w_t)/∂x_{t−k}‖, the gradient with respect "
            "to its input embedding: how far back each model looks for that prediction.")
-text = st.text_input("Text", "the roses in the vase by the door to the kitchen are red .", key="saliency_text")
+text = st.text_input("Text", "the roses in the vase by the door to the kitchen are red .", key="saliency_text",
+                     max_chars=2000)
 pair = st.columns(2)
 for i, col in enumerate(pair):
     ref = appstate.pick_run(f"Run {i + 1}", key=f"saliency{i}", container=col,

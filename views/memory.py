@@ -33,7 +33,7 @@ source = st.radio("Sentences", ["the agreement corpus (validation split)", "my o
                   horizontal=True)
 if source.startswith("my own"):
     typed = st.text_area("One per line, tab-separated: prefix, correct next word, wrong next word, words between "
-                         "subject and verb", default_tsv, height=140)
+                         "subject and verb", default_tsv, height=140, max_chars=50_000)
     try:
         items = parse_probe_tsv(typed)
     except ValueError as err:

@@ -56,7 +56,7 @@ st.caption("From a zero hidden state at the first token, so it can differ from t
 st.subheader("Sampling")
 with st.form("sample"):
     prompt = st.text_input("Prompt", " ".join(appstate.DEFAULT_TEXTS.get(cfg.corpus.source, "").split()[:3]),
-                           key="nw_prompt", help="empty: start a new line")
+                           key="nw_prompt", help="empty: start a new line", max_chars=2000)
     c1, c2, c3, c4 = st.columns(4)
     n = c1.number_input("Tokens", 1, 500, 40)
     temperature = c2.slider("Temperature", 0.1, 2.0, 1.0, 0.05, help="divides the logits; low: safe, high: wild")
