@@ -308,3 +308,18 @@ def test_save_checkpoint_replaces_atomically(trained_run, tmp_path):
     shutil.copy(target, tmp_path / "copy.pt")
     assert load_checkpoint(tmp_path / "copy.pt")[3] == meta
     assert math.isfinite(meta["valid_ppl"])
+
+
+def test_a_finished_run_resumes_for_one_more_epoch(tiny_cfg, lmcore_home):
+    store = RunStore()
+    cfg = tiny_cfg("elman", epochs=1, max_steps=0)
+    run_id = store.create_run(cfg.to_dict(), status="running")
+    result = train(cfg, store.run_dir(run_id), jobs.StoreHooks(store, run_id))
+    jobs.record_result(store, run_id, result)
+    assert jobs.resume_point(store, run_id)["epoch"] == 2  # epoch 1 done: the next would be 2
+    resumed = jobs.resume(store, run_id, start=False)
+    run = store.get_run(run_id)
+    assert resumed.train.epochs == 2 and run["status"] == "queued" and run["config"]["train"]["epochs"] == 2
+    assert run["message"] == f"resumed from step {result.step}" and run["finished_at"] is None
+    with pytest.raises(ValueError, match="is still active"):
+        jobs.resume(store, run_id)

@@ -1,0 +1,188 @@
+"""The main path in a real browser: Playwright drives Debian's chromium (never a downloaded browser) against
+`streamlit run app.py` on a free local port with a fresh data folder. It uploads a corpus carrying <script>
+and onerror payloads through the real file picker, trains two tiny models, opens Compare, Hidden states,
+Gates and Gradients, and checks that charts render, no exception box appears and no payload ran.
+Screenshots go to test-artifacts/."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lmcore.runs.store import RunStore
+
+from .conftest import REPO, grammar_lines
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+ARTIFACTS = REPO / "test-artifacts"
+PAYLOADS = ("<script>window.__pwned=1</script>", "<img/src=x/onerror=window.__pwned=2>")
+
+
+def corpus_text() -> str:
+    """The grammar sentences, every tenth line carrying both payloads (so train, valid and test have them)."""
+    lines = grammar_lines(600)
+    return "\n".join(f"{PAYLOADS[0]} {line} {PAYLOADS[1]}" if i % 10 == 0 else line
+                     for i, line in enumerate(lines)) + "\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) of the sockets listening on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); "
+                    ".ci/run does this")
+    home = tmp_path_factory.mktemp("browser") / "home"
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    env = dict(os.environ, LMCORE_HOME=str(home), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
+        time.sleep(0.3)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield {"url": url, "home": home, "port": port}
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    log.seek(0)
+    text = log.read()
+    assert "Traceback" not in text, text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        context.set_default_timeout(60_000)
+        yield context.new_page()
+        browser.close()
+
+
+def settle(page, what: str) -> None:
+    """Wait for the script run to end, check no exception box and no payload ran, and keep a screenshot."""
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+    page.wait_for_timeout(500)
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
+    for frame in page.frames:  # the page and every iframe (st.html, components) alike
+        assert frame.evaluate("typeof window.__pwned") == "undefined", (what, frame.url)
+    page.screenshot(path=str(ARTIFACTS / f"browser-{what}.png"), full_page=True)
+
+
+def open_view(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+    page.get_by_role("heading", name=title).first.wait_for()
+
+
+def charts(page, at_least: int) -> int:
+    page.locator(".js-plotly-plot").nth(at_least - 1).wait_for(timeout=120_000)
+    return page.locator(".js-plotly-plot").count()
+
+
+def test_the_app_listens_on_localhost_only(app):
+    addresses = listening_addresses(app["port"])
+    assert addresses and addresses <= LOOPBACK, addresses
+
+
+def test_upload_train_two_and_inspect_in_a_real_browser(app, page):
+    page.goto(app["url"])
+    page.get_by_role("heading", name="Corpus").first.wait_for()
+    page.get_by_text("upload a .txt file").click()
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": corpus_text().encode()}])
+    page.get_by_role("heading", name="notes.txt").first.wait_for()
+    # whitespace tokens keep each payload whole, so the pages show them as one token
+    page.get_by_test_id("stSelectbox").filter(has_text="Tokenizer").click()
+    page.get_by_role("option", name="word", exact=True).click()
+    page.get_by_role("heading", name="notes.txt · word").first.wait_for()
+    settle(page, "1-corpus")
+    shown = page.locator("code").all_inner_texts()
+    assert PAYLOADS[0] in shown and PAYLOADS[1] in shown  # drawn as text, not run
+    assert charts(page, 1) >= 1
+
+    open_view(page, "Train")
+    slider = page.get_by_test_id("stSlider").filter(has_text="Runs").get_by_role("slider")
+    slider.focus()
+    slider.press("ArrowLeft")  # 3 runs -> 2
+    page.get_by_role("button", name="Train 2 models").wait_for()
+    for i in range(2):
+        page.get_by_test_id("stExpander").filter(has_text="Advanced").nth(i).locator("summary").click()
+        for label in ("Embedding size", "Hidden units"):
+            field = page.get_by_label(label, exact=True).nth(i)
+            field.fill("16")
+            field.press("Enter")
+            settle(page, "2-train-settings")
+    page.get_by_role("button", name="Train 2 models").click()
+    store = RunStore(app["home"])
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        runs = store.list_runs()
+        if len(runs) == 2 and all(r["status"] not in ("queued", "starting", "running") for r in runs):
+            break
+        time.sleep(0.5)
+    runs = store.list_runs()
+    assert [r["status"] for r in runs] == ["done", "done"], [r["message"] for r in runs]
+    assert all(r["params"] < 20_000 for r in runs)  # the sizes typed into the Advanced panels were used
+    page.get_by_text("done", exact=True).nth(1).wait_for(timeout=30_000)
+    assert charts(page, 2) >= 2
+    settle(page, "3-train-done")
+
+    open_view(page, "Compare")
+    assert charts(page, 1) >= 1
+    settle(page, "4-compare")
+
+    open_view(page, "Hidden states")  # the newest run, on its validation text
+    assert charts(page, 1) >= 1
+    settle(page, "5-hidden")
+    assert page.get_by_text(PAYLOADS[0]).count() >= 1  # in the text coloured by a unit, as text
+
+    open_view(page, "Gates")
+    assert charts(page, 3) >= 3
+    settle(page, "6-gates")
+
+    open_view(page, "Gradients through time")
+    assert charts(page, 2) >= 2
+    settle(page, "7-gradients")
