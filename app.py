@@ -11,6 +11,7 @@ st.navigation([
     st.Page("views/corpus.py", title="Corpus", icon=":material/description:", default=True),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/compare.py", title="Compare", icon=":material/leaderboard:"),
+    st.Page("views/sweeps.py", title="Sweeps", icon=":material/grid_view:"),
     st.Page("views/hidden.py", title="Hidden states", icon=":material/grid_on:"),
     st.Page("views/gates.py", title="Gates", icon=":material/door_open:"),
     st.Page("views/next_word.py", title="Next word", icon=":material/keyboard_tab:"),

@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_inspect import add_inspect_parser
     add_inspect_parser(command("inspect", help="look inside a trained model"), home)
+    from .cli_sweep import add_sweep_parsers
+    add_sweep_parsers(command)
 
     p = command("worker", help=argparse.SUPPRESS)  # the body of a job process
     p.add_argument("run_id", type=int)
@@ -382,6 +384,16 @@ def cmd_inspect(a) -> int:
     return run_inspect(a)
 
 
+def cmd_sweep(a) -> int:
+    from .cli_sweep import cmd_sweep as run
+    return run(a)
+
+
+def cmd_sweeps(a) -> int:
+    from .cli_sweep import cmd_sweeps as run
+    return run(a)
+
+
 def cmd_worker(a) -> int:
     from .runs.jobs import run_job
     status = run_job(RunStore(a.home), a.run_id, a.threads, a.max_parallel)
@@ -389,4 +401,5 @@ def cmd_worker(a) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "ngram": cmd_ngram, "sample": cmd_sample, "runs": cmd_runs,
-            "make-demo": cmd_make_demo, "inspect": cmd_inspect, "worker": cmd_worker}
+            "make-demo": cmd_make_demo, "inspect": cmd_inspect, "sweep": cmd_sweep, "sweeps": cmd_sweeps,
+            "worker": cmd_worker}

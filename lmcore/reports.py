@@ -97,3 +97,63 @@ LE_2015 = pd.DataFrame([("LSTM (512 units)", 68.8), ("IRNN (4 layers, 512 units)
                         ("RNN (4 layers, 512 tanh units)", 71.8),
                         ("RNN (1 layer, 1024 tanh units + linear projection)", 72.5)],
                        columns=["method", "perplexity"])
+
+
+# --- sweeps (Greff et al. 2016's comparisons) ------------------------------------------------------
+SWEEP_COLUMNS = ("run", "model", "setting", "arch", "variant", "hidden", "lr", "seed", "parameters",
+                 "best valid ppl", "test ppl", "status")
+
+
+def sweep_model_label(cfg: RunConfig) -> str:
+    """The model a sweep compares: "LSTM" (PyTorch's), "LSTM-NIG", "GRU", "GRU-Cho", "Elman (tanh)"."""
+    m = cfg.model
+    if m.arch == "elman":
+        return f"Elman ({m.activation})"
+    name = {"irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}[m.arch]
+    return f"{name}-{m.variant_label}" if m.variant_label else name
+
+
+def sweep_table(runs: list[dict]) -> pd.DataFrame:
+    """One row per run of a sweep: its model, its setting (the hyperparameters other than the model and the
+    seed, e.g. "1×64 lr 20"), seed, parameters and perplexities. Ordered as the grid was."""
+    rows = []
+    for run in runs:
+        cfg = RunConfig.from_dict(run["config"])
+        m, t = cfg.model, cfg.train
+        rows.append({"run": run["id"], "model": sweep_model_label(cfg), "setting": f"{m.layers}×{m.hidden} lr {t.lr:g}",
+                     "arch": m.arch, "variant": m.variant if m.arch == "lstm" else m.gru_convention if m.arch == "gru"
+                     else "", "hidden": m.hidden, "lr": t.lr, "seed": t.seed, "parameters": run["params"],
+                     "best valid ppl": run["best_valid_ppl"], "test ppl": run["test_ppl"], "status": run["status"]})
+    return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
+
+
+def sweep_summary(table: pd.DataFrame, metric: str = "test ppl") -> pd.DataFrame:
+    """Per model and setting: runs finished, mean / std / min / max of the metric over seeds, parameters."""
+    done = table[table["status"] == "done"].dropna(subset=[metric])
+    cols = ["model", "setting", "runs", "parameters", f"mean {metric}", f"std {metric}", f"min {metric}",
+            f"max {metric}"]
+    if done.empty:
+        return pd.DataFrame(columns=cols)
+    g = done.groupby(["model", "setting"], sort=False)
+    out = g.agg(runs=(metric, "size"), parameters=("parameters", "first"), mean=(metric, "mean"),
+                std=(metric, "std"), min=(metric, "min"), max=(metric, "max")).reset_index()
+    out.columns = cols
+    return out
+
+
+def change_from_reference(table: pd.DataFrame, metric: str = "test ppl", reference: str = "LSTM") -> pd.DataFrame:
+    """Greff's comparison: for each run, metric − the reference model's metric with the same seed and setting;
+    then per model and setting the mean ± std of that difference over seeds (positive: worse than the
+    reference). Seeds the reference lacks (not done) are left out, and counted in "seeds"."""
+    cols = ["model", "setting", "seeds", f"mean Δ {metric}", f"std Δ {metric}", f"mean {metric}"]
+    done = table[table["status"] == "done"].dropna(subset=[metric])
+    ref = done[done["model"] == reference].set_index(["setting", "seed"])[metric]
+    rows = []
+    for (model, setting), group in done.groupby(["model", "setting"], sort=False):
+        keys = list(zip(group["setting"], group["seed"]))
+        deltas = [v - ref[k] for v, k in zip(group[metric], keys) if k in ref.index]
+        s = pd.Series(deltas, dtype=float)
+        rows.append({"model": model, "setting": setting, "seeds": len(deltas),
+                     f"mean Δ {metric}": s.mean() if len(s) else None,
+                     f"std Δ {metric}": s.std() if len(s) > 1 else None, f"mean {metric}": group[metric].mean()})
+    return pd.DataFrame(rows, columns=cols)

@@ -56,7 +56,17 @@ CREATE TABLE IF NOT EXISTS baselines (
     valid_ppl REAL, test_ppl REAL, vocab INTEGER, seconds REAL,
     PRIMARY KEY (corpus_key, ngram_order)
 );
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running',
+    spec TEXT NOT NULL
+);
 """
+# Columns added after a store may already exist: (table, column, declaration), added by ALTER TABLE if missing.
+MIGRATIONS = (("runs", "sweep_id", "INTEGER REFERENCES sweeps(id)"),)
 
 METRIC_FIELDS = ("step", "epoch", "lr", "train_loss", "valid_loss", "valid_ppl", "tokens_per_s", "wall_time")
 
@@ -77,6 +87,7 @@ class RunStore:
         self.path = self.home / "runs.sqlite"
         with self._connect() as db:
             db.executescript(SCHEMA)
+            _migrate(db)
 
     @contextmanager
     def _connect(self):
@@ -91,14 +102,14 @@ class RunStore:
             db.close()
 
     # --- runs -------------------------------------------------------------------------------
-    def create_run(self, config: dict, status: str = "queued") -> int:
+    def create_run(self, config: dict, status: str = "queued", sweep_id: int | None = None) -> int:
         now = time.time()
         with self._connect() as db:
             cur = db.execute(
-                "INSERT INTO runs (name, created_at, updated_at, status, config, corpus_source, arch) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (name, created_at, updated_at, status, config, corpus_source, arch, sweep_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (config.get("name") or "", now, now, status, json.dumps(config),
-                 config["corpus"]["source"], config["model"]["arch"]))
+                 config["corpus"]["source"], config["model"]["arch"], sweep_id))
             return int(cur.lastrowid)
 
     def run_dir(self, run_id: int) -> Path:
@@ -171,6 +182,30 @@ class RunStore:
             rows = db.execute("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step", (run_id,)).fetchall()
         return {r["kind"]: dict(r) for r in rows}
 
+    # --- sweeps (lmcore.runs.sweeps): a grid spec; its runs carry sweep_id ------------------------
+    def create_sweep(self, name: str, spec: dict) -> int:
+        now = time.time()
+        with self._connect() as db:
+            cur = db.execute("INSERT INTO sweeps (name, created_at, updated_at, status, spec) VALUES (?, ?, ?, ?, ?)",
+                             (name, now, now, "running", json.dumps(spec)))
+            return int(cur.lastrowid)
+
+    def get_sweep(self, sweep_id: int) -> dict | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        return _sweep_row(row) if row else None
+
+    def list_sweeps(self) -> list[dict]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM sweeps ORDER BY id").fetchall()
+        return [_sweep_row(r) for r in rows]
+
+    def update_sweep(self, sweep_id: int, **fields) -> None:
+        fields["updated_at"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._connect() as db:
+            db.execute(f"UPDATE sweeps SET {cols} WHERE id = ?", (*fields.values(), sweep_id))
+
     # --- n-gram baselines -------------------------------------------------------------------
     def get_baseline(self, corpus_key: str, order: int) -> dict | None:
         with self._connect() as db:
@@ -183,6 +218,24 @@ class RunStore:
             db.execute("INSERT OR REPLACE INTO baselines VALUES (?, ?, ?, ?, ?, ?)",
                        (corpus_key, order, values.get("valid_ppl"), values.get("test_ppl"),
                         values.get("vocab"), values.get("seconds")))
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns of MIGRATIONS that a store made by an older version lacks."""
+    for table, column, decl in MIGRATIONS:
+        have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            except sqlite3.OperationalError as err:  # another process added it meanwhile
+                if "duplicate column" not in str(err):
+                    raise
+
+
+def _sweep_row(row: sqlite3.Row) -> dict:
+    sweep = dict(row)
+    sweep["spec"] = json.loads(sweep["spec"])
+    return sweep
 
 
 def _run_row(row: sqlite3.Row) -> dict:

@@ -1,0 +1,169 @@
+"""python -m lmcore sweep … | sweep --resume ID | sweeps [ID]: grids of runs through the job queue."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .cells import GRU_CONVENTIONS, LSTM_VARIANTS
+from .config import OPTIMIZERS, RunConfig, TrainConfig
+from .model import ARCHS, ModelConfig
+
+
+def add_sweep_parsers(command) -> None:
+    """Register `sweep` and `sweeps` with the CLI's subcommand factory (cli.build_parser's `command`)."""
+    from .cli import _add_corpus_flags
+    m, t = ModelConfig(), TrainConfig()
+    p = command("sweep", help="train a grid (architectures × LSTM variants × sizes × lr × seeds) through the queue")
+    _add_corpus_flags(p)
+    p.add_argument("--resume", metavar="SWEEP", type=int, default=None,
+                   help="queue again the runs of a sweep that did not finish (stopped, interrupted, failed); "
+                        "finished ones are kept. Only --wait and --json apply with it")
+    p.add_argument("--name", default="")
+    p.add_argument("--arch", nargs="+", choices=list(ARCHS), default=["lstm"])
+    p.add_argument("--variants", nargs="+", type=str.lower, choices=list(LSTM_VARIANTS), default=["vanilla"],
+                   help="LSTM only (Greff et al. 2016): " + "; ".join(f"{k}: {v.name}" for k, v in LSTM_VARIANTS.items()))
+    p.add_argument("--gru-conventions", nargs="+", choices=list(GRU_CONVENTIONS), default=["pytorch"])
+    p.add_argument("--activation", default="tanh", help="Elman only (default tanh)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--hidden", "--nhid", nargs="+", type=int, default=[64])
+    p.add_argument("--lr", nargs="+", type=float, default=None, help="default 20 for sgd, 0.002 for adam")
+    p.add_argument("--emb", type=int, default=None, help="default: equal to each hidden size")
+    p.add_argument("--layers", "--nlayers", type=int, default=1)
+    p.add_argument("--dropout", type=float, default=m.dropout)
+    p.add_argument("--backend", default=m.backend)
+    p.add_argument("--bptt", type=int, default=t.bptt)
+    p.add_argument("--batch", "--batch-size", type=int, default=t.batch)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=t.optimizer)
+    p.add_argument("--clip", type=float, default=t.clip)
+    p.add_argument("--epochs", type=int, default=t.epochs)
+    p.add_argument("--max-steps", type=int, default=0)
+    p.add_argument("--time-budget", type=float, default=0.0, help="seconds per run (0: no bound)")
+    p.add_argument("--eval-every", type=int, default=0)
+    p.add_argument("--device", default=t.device)
+    p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: chosen by the queue)")
+    p.add_argument("--plan", action="store_true", help="print the grid and its parameter counts; queue nothing")
+    p.add_argument("--wait", action="store_true", help="wait until every run has ended, printing progress")
+    p.add_argument("--json", action="store_true")
+
+    p = command("sweeps", help="list sweeps with their progress, or one sweep's results")
+    p.add_argument("sweep_id", nargs="?", type=int, default=None)
+    p.add_argument("--metric", choices=["test", "valid"], default="test")
+    p.add_argument("--reference", default="LSTM", help="the model the change is measured from (default LSTM)")
+    p.add_argument("--json", action="store_true")
+
+
+def _spec(a):
+    from .corpus.dataset import CorpusSpec
+    from .runs.sweeps import SweepSpec
+    lr = a.lr or [20.0 if a.optimizer == "sgd" else 0.002]
+    base = RunConfig(
+        corpus=CorpusSpec(a.corpus, a.tokenizer, a.lowercase, a.min_count, a.max_vocab),
+        model=ModelConfig(activation=a.activation, emb=a.emb or a.hidden[0], layers=a.layers, dropout=a.dropout,
+                          backend=a.backend),
+        train=TrainConfig(bptt=a.bptt, batch=a.batch, optimizer=a.optimizer, lr=lr[0], clip=a.clip, epochs=a.epochs,
+                          max_steps=a.max_steps, time_budget=a.time_budget, eval_every=a.eval_every,
+                          device=a.device, threads=a.threads))
+    return SweepSpec(base=base, archs=a.arch, variants=a.variants, gru_conventions=a.gru_conventions,
+                     hidden=a.hidden, lr=lr, seeds=a.seeds, emb_equals_hidden=a.emb is None, name=a.name)
+
+
+def cmd_sweep(a) -> int:
+    from .cli import json_line
+    from .corpus.dataset import load_corpus
+    from .limits import check_source_size, load_limits
+    from .presets import count_params
+    from .runs import sweeps
+    from .runs.store import RunStore
+    from .train import check_fits
+    store = RunStore(a.home)
+    if a.resume is not None:
+        queued = sweeps.resume_sweep(store, a.resume)
+        sweep_id = a.resume
+        if a.json:
+            print(json_line({"event": "resumed", "sweep_id": sweep_id, "queued": queued}), flush=True)
+        else:
+            print(f"sweep {sweep_id}: " + (f"queued again runs {', '.join(map(str, queued))}" if queued
+                                          else "nothing to resume (every run has finished or is active)"),
+                  file=sys.stderr)
+    else:
+        spec = _spec(a)
+        limits = load_limits(a.home)
+        check_source_size(spec.base.corpus.source, limits)
+        corpus = load_corpus(spec.base.corpus)  # a bad corpus fails here, before anything is queued
+        check_fits(corpus, spec.base.train)
+        configs = sweeps.expand(spec)
+        if a.plan:
+            for cfg in configs:
+                params = count_params(cfg.model, len(corpus.vocab))
+                print(json_line({"name": cfg.name, "params": params}) if a.json else f"{cfg.name:32s} {params:>12,}")
+            if not a.json:
+                print(f"{len(configs)} runs", file=sys.stderr)
+            return 0
+        sweep_id = sweeps.submit_sweep(store, spec, limits=limits, vocab_size=len(corpus.vocab))
+        ids = [r["id"] for r in sweeps.sweep_runs(store, sweep_id)]
+        if a.json:
+            print(json_line({"event": "queued", "sweep_id": sweep_id, "runs": ids}), flush=True)
+        else:
+            print(f"sweep {sweep_id}: queued {len(ids)} runs ({ids[0]}–{ids[-1]}); "
+                  f"python -m lmcore sweeps {sweep_id} shows the results", file=sys.stderr)
+    if not a.wait:
+        return 0
+
+    def report(p):
+        if a.json:
+            print(json_line({"event": "progress", "sweep_id": sweep_id, **{k: p[k] for k in ("done", "total", "status")},
+                             "counts": p["counts"]}), flush=True)
+        else:
+            print(f"sweep {sweep_id}: {sweeps.progress_text(p)}", file=sys.stderr, flush=True)
+    p = sweeps.wait_sweep(store, sweep_id, report)
+    if not a.json:
+        _print_results(store, sweep_id, "test ppl", "LSTM")
+    return 0 if p["status"] == "done" else 1
+
+
+def cmd_sweeps(a) -> int:
+    from .cli import json_line
+    from .runs import sweeps
+    from .runs.store import RunStore
+    store = RunStore(a.home)
+    metric = "test ppl" if a.metric == "test" else "best valid ppl"
+    if a.sweep_id is not None:
+        if store.get_sweep(a.sweep_id) is None:
+            raise ValueError(f"no sweep {a.sweep_id} in {store.home}")
+        if a.json:
+            from .reports import sweep_table
+            for row in sweep_table(sweeps.sweep_runs(store, a.sweep_id)).to_dict("records"):
+                print(json_line(row))
+            return 0
+        print(f"sweep {a.sweep_id}: {sweeps.progress_text(sweeps.progress(store, a.sweep_id))}")
+        _print_results(store, a.sweep_id, metric, a.reference)
+        return 0
+    listed = store.list_sweeps()
+    if not listed and not a.json:
+        print(f"no sweeps in {store.home}")
+    for s in listed:
+        p = sweeps.progress(store, s["id"])
+        if a.json:
+            print(json_line({"id": s["id"], "name": s["name"], "status": p["status"], "done": p["done"],
+                             "total": p["total"], "counts": p["counts"]}))
+        else:
+            print(f"{s['id']:4d}  {p['status']:10s} {p['done']:>3d}/{p['total']:<3d} done  {s['name']}  "
+                  f"({s['spec']['base']['corpus']['source']})")
+    return 0
+
+
+def _print_results(store, sweep_id: int, metric: str, reference: str) -> None:
+    from .reports import change_from_reference, sweep_summary, sweep_table
+    from .runs.sweeps import sweep_runs
+    table = sweep_table(sweep_runs(store, sweep_id))
+    summary = sweep_summary(table, metric)
+    if summary.empty:
+        print("no finished runs yet")
+        return
+    other = "best valid ppl" if metric == "test ppl" else "test ppl"
+    change = change_from_reference(table, metric, reference)
+    merged = (summary.merge(sweep_summary(table, other)[["model", "setting", f"mean {other}"]],
+                            on=["model", "setting"], how="left")
+              .merge(change[["model", "setting", f"mean Δ {metric}", f"std Δ {metric}"]],
+                     on=["model", "setting"], how="left"))
+    print(merged.round(2).to_string(index=False))

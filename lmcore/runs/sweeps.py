@@ -1,0 +1,210 @@
+"""Sweeps: a grid of runs (architectures × LSTM variants × hidden sizes × learning rates × seeds) trained
+as one experiment, in the style of Greff et al. (2016), through the ordinary job queue.
+
+A sweep is a row of the store's `sweeps` table (its grid spec, JSON) and the runs that carry its id.
+Nothing here trains: `submit_sweep` queues one run per grid point and lets `jobs.pump` start them, so
+each run is still its own process and the queue's parallel limit applies. `resume_sweep` queues again
+the runs that did not finish (stopped, interrupted, failed, or never started) and leaves finished ones.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field, replace
+
+from ..config import RunConfig
+from ..limits import LimitError, Limits, load_limits
+from ..model import ARCHS
+from . import jobs
+from .store import ACTIVE, RunStore
+
+FINISHED = ("done", "diverged")  # a result: kept by resume (a diverged run is Greff's "this variant fails")
+RESUMABLE = ("stopped", "interrupted", "failed")
+
+
+@dataclass
+class SweepSpec:
+    """The grid. `base` holds everything the axes do not vary (corpus, layers, dropout, epochs, …)."""
+    base: RunConfig = field(default_factory=RunConfig)
+    archs: list[str] = field(default_factory=lambda: ["lstm"])
+    variants: list[str] = field(default_factory=lambda: ["vanilla"])  # LSTM only; other archs get one point
+    gru_conventions: list[str] = field(default_factory=lambda: ["pytorch"])  # GRU only
+    hidden: list[int] = field(default_factory=lambda: [64])
+    lr: list[float] = field(default_factory=list)  # empty: base.train.lr
+    seeds: list[int] = field(default_factory=lambda: [1, 2])
+    emb_equals_hidden: bool = True  # the embedding grows with the hidden size
+    name: str = ""
+
+    def to_dict(self) -> dict:
+        return {"base": self.base.to_dict(), "archs": list(self.archs), "variants": list(self.variants),
+                "gru_conventions": list(self.gru_conventions), "hidden": list(self.hidden), "lr": list(self.lr),
+                "seeds": list(self.seeds), "emb_equals_hidden": self.emb_equals_hidden, "name": self.name}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepSpec":
+        return cls(base=RunConfig.from_dict(d.get("base", {})), **{k: d[k] for k in (
+            "archs", "variants", "gru_conventions", "hidden", "lr", "seeds", "emb_equals_hidden", "name") if k in d})
+
+    def validate(self) -> None:
+        for axis in ("archs", "hidden", "seeds"):
+            if not getattr(self, axis):
+                raise ValueError(f"a sweep needs at least one value of {axis}")
+        if "lstm" in self.archs and not self.variants:
+            raise ValueError("a sweep over the LSTM needs at least one variant")
+        for arch in self.archs:
+            if arch not in ARCHS:
+                raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
+        for name in ("archs", "variants", "gru_conventions", "hidden", "lr", "seeds"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} lists a value twice: {values}")
+
+
+def expand(spec: SweepSpec) -> list[RunConfig]:
+    """One RunConfig per grid point, in a fixed order: setting (hidden, lr), then model, then seed.
+
+    Variants apply to the LSTM only and conventions to the GRU only; any other architecture is one point.
+    Every run is named after its model, size and seed ("lstm-NIG 1×64 seed 2")."""
+    spec.validate()
+    models = []
+    for arch in spec.archs:
+        if arch == "lstm":
+            models += [dict(arch=arch, variant=v, gru_convention="pytorch") for v in spec.variants]
+        elif arch == "gru":
+            models += [dict(arch=arch, variant="vanilla", gru_convention=c) for c in spec.gru_conventions]
+        else:
+            models.append(dict(arch=arch, variant="vanilla", gru_convention="pytorch"))
+    lrs = spec.lr or [spec.base.train.lr]
+    configs = []
+    for hidden, lr, model, seed in itertools.product(spec.hidden, lrs, models, spec.seeds):
+        m = replace(spec.base.model, hidden=int(hidden), **model)
+        if spec.emb_equals_hidden:
+            m = replace(m, emb=int(hidden))
+        cfg = RunConfig(corpus=replace(spec.base.corpus), model=m,
+                        train=replace(spec.base.train, lr=float(lr), seed=int(seed)))
+        cfg.name = f"{cfg.label()} seed {seed}" + (f" lr {lr:g}" if len(lrs) > 1 else "")
+        configs.append(cfg)
+    return configs
+
+
+def submit_sweep(store: RunStore, spec: SweepSpec, start: bool = True, limits: Limits | None = None,
+                 vocab_size: int = 0) -> int:
+    """Record the sweep and queue all its runs (every one checked before any is queued); returns its id.
+
+    vocab_size, when known, lets the parameter limit be checked now rather than in each job."""
+    limits = limits or load_limits(store.home)
+    configs = expand(spec)
+    for cfg in configs:
+        cfg.model.vocab_size = vocab_size
+        try:
+            jobs.validate_config(cfg)
+            jobs.check_limits(store, cfg, limits, queueing=False)
+        except ValueError as err:
+            raise type(err)(f"{cfg.name}: {err}") from None
+    waiting = len(store.list_runs(("queued",)))
+    if waiting + len(configs) > limits.max_queued_runs:
+        raise LimitError(f"a sweep of {len(configs)} runs does not fit in the queue ({waiting} waiting already, "
+                         f"max_queued_runs = {limits.max_queued_runs} in {limits.where()}); make the grid smaller")
+    sweep_id = store.create_sweep(spec.name or default_name(spec), spec.to_dict())
+    for cfg in configs:
+        cfg.model.vocab_size = 0  # the job sets it from the corpus
+        store.create_run(cfg.to_dict(), sweep_id=sweep_id)
+    if start:
+        jobs.pump(store)
+    return sweep_id
+
+
+def default_name(spec: SweepSpec) -> str:
+    models = [a for a in spec.archs if a != "lstm"] + ([f"lstm×{len(spec.variants)}"] if "lstm" in spec.archs else [])
+    hidden = "/".join(str(h) for h in spec.hidden)
+    return f"{' '.join(models)} · h {hidden} · {len(spec.seeds)} seed{'s' if len(spec.seeds) > 1 else ''}"
+
+
+def sweep_runs(store: RunStore, sweep_id: int) -> list[dict]:
+    return [r for r in store.list_runs() if r.get("sweep_id") == sweep_id]
+
+
+def progress(store: RunStore, sweep_id: int) -> dict:
+    """{"total", "done", "finished", "active", "counts": {status: n}, "status"} from the sweep's runs.
+
+    done counts runs that trained to the end; finished adds diverged ones (a result too). The sweep's
+    status is "running" while any run is active, "done" when every run has finished, else "incomplete"
+    (some stopped, interrupted or failed: resume them); it is written back to the store."""
+    runs = sweep_runs(store, sweep_id)
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    active = sum(counts.get(s, 0) for s in ACTIVE)
+    finished = sum(counts.get(s, 0) for s in FINISHED)
+    status = "running" if active else "done" if finished == len(runs) else "incomplete"
+    sweep = store.get_sweep(sweep_id)
+    if sweep and sweep["status"] != status:
+        store.update_sweep(sweep_id, status=status)
+    return {"total": len(runs), "done": counts.get("done", 0), "finished": finished, "active": active,
+            "counts": counts, "status": status}
+
+
+def progress_text(p: dict) -> str:
+    """'3/8 done · 2 training · 1 stopped' for a progress bar or a terminal line."""
+    parts = [f"{p['done']}/{p['total']} done"]
+    names = {"running": "training", "starting": "starting", "queued": "waiting"}
+    for status in ("running", "starting", "queued", "diverged", "stopped", "interrupted", "failed"):
+        if p["counts"].get(status):
+            parts.append(f"{p['counts'][status]} {names.get(status, status)}")
+    return " · ".join(parts)
+
+
+def resume_sweep(store: RunStore, sweep_id: int, start: bool = True, limits: Limits | None = None) -> list[int]:
+    """Queue again the runs that did not finish; done (and diverged) runs are left as they are.
+
+    Stopped and interrupted runs carry on from their last.pt (or start afresh without one) to their own
+    planned end, max-steps included; failed runs are queued as they were (their job resumes from last.pt
+    if the failure came after a checkpoint). Returns the ids queued; pumps the queue once."""
+    if store.get_sweep(sweep_id) is None:
+        raise ValueError(f"no sweep {sweep_id} in {store.home}")
+    limits = limits or load_limits(store.home)
+    queued = []
+    for run in sweep_runs(store, sweep_id):
+        if run["status"] in ("stopped", "interrupted"):
+            cfg = RunConfig.from_dict(run["config"])
+            jobs.resume(store, run["id"], epochs=cfg.train.epochs, max_steps=cfg.train.max_steps or None,
+                        start=False, limits=limits)
+            queued.append(run["id"])
+        elif run["status"] == "failed":
+            if store.claim(run["id"], "failed", "queued", stop_requested=0, finished_at=None, pid=None,
+                           message="queued again by the sweep's resume"):
+                queued.append(run["id"])
+    if start and queued:
+        jobs.pump(store)
+    progress(store, sweep_id)
+    return queued
+
+
+def stop_sweep(store: RunStore, sweep_id: int) -> list[int]:
+    """Stop every active run of the sweep (queued ones at once, running ones after their step)."""
+    stopped = []
+    for run in sweep_runs(store, sweep_id):
+        if run["status"] in ACTIVE:
+            jobs.request_stop(store, run["id"])
+            stopped.append(run["id"])
+    return stopped
+
+
+def wait_sweep(store: RunStore, sweep_id: int, on_progress=None, poll: float = 1.0,
+               timeout: float | None = None) -> dict:
+    """Block until no run of the sweep is active (pumping the queue meanwhile); returns the last progress.
+
+    on_progress(progress) is called whenever the counts change."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last = None
+    while True:
+        jobs.pump(store)
+        p = progress(store, sweep_id)
+        if on_progress and p["counts"] != last:
+            on_progress(p)
+            last = p["counts"]
+        if not p["active"]:
+            return p
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"sweep {sweep_id} still has {p['active']} active runs after {timeout:.0f} s")
+        time.sleep(poll)
