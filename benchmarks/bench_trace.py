@@ -1,6 +1,6 @@
 """Trace latency: 2,000 tokens through a 2×256 LSTM, against a plain fused forward over the same tokens.
 
-    python benchmarks/bench_trace.py [--tokens 2000] [--repeats 7] [--threads 2]
+    python benchmarks/bench_trace.py [--tokens 2000] [--repeats 7] [--threads 2] [--device cuda]
 
 The trace runs the hand-written cells step by step and keeps every gate (i, f, g, o, c, h per layer)
 plus the full next-token distribution; the reference is `nn.LSTM` + decoder + softmax on the same
@@ -30,8 +30,12 @@ TARGET_S = 0.5
 
 @torch.no_grad()
 def fused_forward(model: RNNLM, ids: np.ndarray) -> torch.Tensor:
-    logits, _, _ = model(torch.as_tensor(ids).view(-1, 1))
-    return torch.softmax(logits[:, 0], dim=-1)
+    device = model.encoder.weight.device
+    logits, _, _ = model(torch.as_tensor(ids, device=device).view(-1, 1))
+    out = torch.softmax(logits[:, 0], dim=-1)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out
 
 
 def main() -> None:
@@ -39,10 +43,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the trace copies its result to the host)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = RNNLM(ModelConfig(arch="lstm", emb=EMB, hidden=HIDDEN, layers=LAYERS, vocab_size=VOCAB)).eval()
+    model = RNNLM(ModelConfig(arch="lstm", emb=EMB, hidden=HIDDEN, layers=LAYERS, vocab_size=VOCAB)).to(args.device).eval()
     ids = np.random.default_rng(0).integers(0, VOCAB, args.tokens)
     trace(model, ids[:50]), fused_forward(model, ids[:50])  # warm-up
     t_trace, t_fused = [], []
@@ -54,7 +59,7 @@ def main() -> None:
         fused_forward(model, ids)
         t_fused.append(time.perf_counter() - t0)
     trace_s, fused_s = statistics.median(t_trace), statistics.median(t_fused)
-    print(f"torch {torch.__version__}, {args.threads} threads, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"torch {torch.__version__}, device {args.device}, {args.threads} threads, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{args.tokens} tokens, LSTM {LAYERS}×{HIDDEN}, vocab {VOCAB}; gates kept: {', '.join(tr.names(0))}")
     print(f"trace (cells, every gate)   median {trace_s:.3f} s   ({args.tokens / trace_s:,.0f} tokens/s)")
     print(f"fused forward (no gates)    median {fused_s:.3f} s   ({args.tokens / fused_s:,.0f} tokens/s)")

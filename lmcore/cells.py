@@ -198,21 +198,103 @@ def make_cell(arch: str, activation: str, variant: str = "vanilla", gru_conventi
     return ElmanCell("relu" if arch == "irnn" else activation)
 
 
+# ---------------------------------------------------------------------------------------------
+# torch.compile of the per-step function (CUDA by default: there the element-wise gates become one
+# kernel instead of about ten launches; on the CPU eager already runs them in a few fused ATen loops)
+# ---------------------------------------------------------------------------------------------
+COMPILE_MODES = ("auto", "on", "off")
+COMPILE_BACKEND = "inductor"   # tests set "eager" to exercise the cache without a C++/Triton toolchain
+_compiled_fns: dict = {}        # (cell class, backend) -> torch.compile wrapper of that class's step
+_compiled_keys: set = set()     # (cell, shapes, dtype, device, grad) that compiled and ran
+_eager_keys: dict = {}          # the same keys whose compile failed -> the error, run eagerly from then on
+
+
+def compile_wanted(mode: str, device: torch.device | str) -> bool:
+    """auto: compile on CUDA only; on: everywhere (the CPU needs a C++ compiler); off: never."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
+    return mode == "on" or (mode == "auto" and torch.device(device).type == "cuda")
+
+
+def _cell_signature(cell) -> tuple:
+    return (type(cell).__name__, getattr(getattr(cell, "variant", None), "name", None),
+            getattr(getattr(cell, "f", None), "__name__", None), getattr(cell, "cho", None))
+
+
+def compiled_step(cell):
+    """cell.step through torch.compile, compiled once per input shape/dtype/device/grad mode and reused;
+    a shape whose compile fails (no compiler, an unsupported Python) runs eagerly, with one warning."""
+    if not hasattr(torch, "compile"):
+        return cell.step
+    fn_key = (type(cell), COMPILE_BACKEND)
+    if fn_key not in _compiled_fns:
+        _raise_recompile_limit()
+        # one wrapper per class: each class's step has its own code object, so dynamo's per-shape
+        # cache (guards on shapes, dtype, device, the cell's attributes) holds every compiled version
+        try:
+            _compiled_fns[fn_key] = torch.compile(type(cell).step, dynamic=False, backend=COMPILE_BACKEND)
+        except Exception as err:  # noqa: BLE001 -- no usable compiler here: eager, said once
+            import warnings
+            warnings.warn(f"torch.compile is not usable here ({type(err).__name__}: {err}); running the cells "
+                          "eagerly", RuntimeWarning, stacklevel=2)
+            _compiled_fns[fn_key] = None
+    fn = _compiled_fns[fn_key]
+    if fn is None:
+        return cell.step
+
+    def step(xp_t: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, extra: dict | None = None):
+        states = state if isinstance(state, tuple) else (state,)
+        key = (_cell_signature(cell), tuple(xp_t.shape), tuple(s.shape for s in states), xp_t.dtype,
+               xp_t.device, torch.is_grad_enabled() and w_hh.requires_grad, COMPILE_BACKEND)
+        if key in _eager_keys:
+            return cell.step(xp_t, state, w_hh, b_hh, extra)
+        if key in _compiled_keys:
+            return fn(cell, xp_t, state, w_hh, b_hh, extra)
+        try:
+            out = fn(cell, xp_t, state, w_hh, b_hh, extra)
+        except Exception as err:  # noqa: BLE001 -- any compile failure: this shape runs eagerly
+            import warnings
+            _eager_keys[key] = f"{type(err).__name__}: {err}"
+            warnings.warn(f"torch.compile of the {type(cell).__name__} step failed ({type(err).__name__}); "
+                          "running it eagerly", RuntimeWarning, stacklevel=2)
+            return cell.step(xp_t, state, w_hh, b_hh, extra)
+        _compiled_keys.add(key)
+        return out
+
+    return step
+
+
+def compile_stats() -> dict:
+    """How many step shapes compiled and how many fell back to eager (for tests and benchmarks)."""
+    return {"compiled": len(_compiled_keys), "eager": len(_eager_keys)}
+
+
+def _raise_recompile_limit(at_least: int = 64) -> None:
+    """Dynamo keeps 8 compiled versions per function by default; train and eval shapes of several
+    variants in one process (a sweep, the GPU tests) need more before it gives up and runs eagerly."""
+    import torch._dynamo
+    cfg = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(cfg, name) and getattr(cfg, name) < at_least:
+            setattr(cfg, name, at_least)
+
+
 def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_gates: bool = False,
-              state_hook=None, extra: dict | None = None):
+              state_hook=None, extra: dict | None = None, step=None):
     """Unroll one layer over time. xp: (T, B, chunks·H) input projections.
 
     Returns outputs (T, B, H), the final state, and (if keep_gates) each gate stacked to (T, B, H),
     plus the LSTM cell state as "c"; a gate the cell does not have (`cell.constant_gates`) is stacked
     as ones. `state_hook(t, state) -> state`, if given, may replace each new state before it is used
     (gradient probes add a zero tensor there to read ∂loss/∂state_t). `extra`: the layer's parameters
-    beyond V, U, b (see LSTMCell).
+    beyond V, U, b (see LSTMCell). `step`: a replacement for cell.step with its signature (compiled_step).
     """
+    step = step or cell.step
     outputs, trace = [], {name: [] for name in cell.gate_names if name not in cell.constant_gates}
     if keep_gates and isinstance(cell, LSTMCell):
         trace["c"] = []
     for t in range(xp.size(0)):
-        h, state, gates = cell.step(xp[t], state, w_hh, b_hh, extra)
+        h, state, gates = step(xp[t], state, w_hh, b_hh, extra)
         if state_hook is not None:
             state = state_hook(t, state)
             h = state[0] if isinstance(state, tuple) else state

@@ -81,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "and --json apply")
     p.add_argument("--eval-every", type=int, default=t.eval_every)
     p.add_argument("--seed", type=int, default=t.seed)
-    p.add_argument("--device", default=t.device)
+    p.add_argument("--device", default=t.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--compile", choices=("auto", "on", "off"), default=t.compile,
+                   help="torch.compile the hand-written cells' step (auto: on CUDA only; on: also on the CPU)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA (ignored on the CPU)")
+    p.add_argument("--distributed", action="store_true",
+                   help="one rank of a torchrun group (DDP: NCCL on GPUs, gloo on the CPU); --batch is the "
+                        "global batch, split over the ranks: torchrun --nproc_per_node N -m lmcore train ... "
+                        "--distributed")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default=None, help="folder for checkpoints (default: the run's folder in the store)")
     p.add_argument("--json", action="store_true", help="one JSON object per evaluation on stdout")
@@ -138,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("epochs", "max_steps", "time_budget"):
                 if getattr(args, name) is None:
                     setattr(args, name, getattr(t, name))
+        if args.command == "train" and args.distributed:
+            return cmd_train_distributed(args)
         return (cmd_resume if args.command == "train" and args.resume else COMMANDS[args.command])(args)
     except (CorpusError, ValueError, OSError, KeyError, sqlite3.Error) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
@@ -169,11 +178,7 @@ def _mark_interrupted(home: str | None) -> None:
             pass  # a read-only or damaged store: a command that needs it says so itself
 
 
-def cmd_train(a) -> int:
-    from .limits import check_epochs, check_model, check_source_size, load_limits
-    from .presets import count_params
-    from .runs.jobs import check_slot, validate_config
-    from .train import check_fits
+def _train_config(a) -> RunConfig:
     lr = a.lr if a.lr is not None else (20.0 if a.optimizer == "sgd" else 0.002)
     cfg = RunConfig(
         name=a.name, corpus=_corpus_spec(a),
@@ -182,8 +187,19 @@ def cmd_train(a) -> int:
                           gru_convention=a.gru_convention),
         train=TrainConfig(bptt=a.bptt, batch=a.batch, optimizer=a.optimizer, lr=lr, clip=a.clip, epochs=a.epochs,
                           max_steps=a.max_steps, time_budget=a.time_budget, eval_every=a.eval_every, seed=a.seed,
-                          device=a.device, threads=a.threads))
+                          device=a.device, threads=a.threads, compile=a.compile, bf16=a.bf16))
+    return cfg
+
+
+def cmd_train(a) -> int:
+    from .limits import check_epochs, check_model, check_source_size, load_limits
+    from .presets import count_params
+    from .runs.jobs import check_slot, validate_config
+    from .train import check_fits
+    cfg = _train_config(a)
     validate_config(cfg)
+    if a.bf16 and not cfg.train.device.startswith("cuda") and not (cfg.train.device == "auto" and _has_cuda()):
+        print("note: --bf16 is for CUDA GPUs; training in float32 here", file=sys.stderr)
     limits = load_limits(a.home)
     check_epochs(cfg.train.epochs, limits)
     check_source_size(cfg.corpus.source, limits)
@@ -195,7 +211,55 @@ def cmd_train(a) -> int:
     check_slot(store, limits)
     run_id = store.create_run(cfg.to_dict(), status="running")
     store.update_run(run_id, pid=os.getpid(), started_at=time.time())
+    if getattr(a, "dist_info", None) is not None:  # torchrun: the other ranks wait for this run id
+        from .distributed import from_rank0
+        from_rank0(run_id, a.dist_info)
+        a.announced = True
     return _train_here(a, store, run_id, cfg, corpus, Path(a.out) if a.out else store.run_dir(run_id))
+
+
+def _has_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def cmd_train_distributed(a) -> int:
+    """train --distributed, in every rank torchrun starts: rank 0 records the run and writes its checkpoints;
+    the others train their block of streams and touch neither the store nor the run's folder."""
+    from . import distributed
+    if a.resume:
+        raise ValueError("--resume does not go with --distributed yet; resume the run in one process")
+    info = distributed.setup(a.device)
+    a.dist_info, a.announced = info, False
+    try:
+        if info.main:
+            try:
+                code = cmd_train(a)
+            except BaseException:
+                if not a.announced:
+                    distributed.from_rank0(-1, info)  # the others are waiting for the run id: let them go
+                raise
+            return code
+        # the same checks as rank 0 (same files, same answers), then the run id rank 0 gives
+        import tempfile
+        return _train_other_rank(a, info, Path(tempfile.gettempdir()))
+    finally:
+        distributed.teardown()
+
+
+def _train_other_rank(a, info, scratch: Path) -> int:
+    from . import distributed
+    from .train import train
+    run_id = distributed.from_rank0(0, info)
+    if run_id < 0:
+        return 2  # rank 0 refused the run and said why
+    cfg = _train_config(a)
+    corpus = load_corpus(cfg.corpus)
+    if a.threads:
+        import torch
+        torch.set_num_threads(a.threads)
+    result = train(cfg, scratch / f"lmcore-rank{info.rank}-run{run_id}", corpus=corpus, dist_info=info)
+    return 0 if result.status in ("done", "stopped") else 1
 
 
 def cmd_resume(a) -> int:
@@ -270,7 +334,8 @@ def _train_here(a, store: RunStore, run_id: int, cfg: RunConfig, corpus, out: Pa
                       f"loss {loss:.3f}", end="", file=sys.stderr, flush=True)
 
     try:
-        result = train(cfg, out, CliHooks(store, run_id), corpus=corpus, resume_from=resume_from)
+        result = train(cfg, out, CliHooks(store, run_id), corpus=corpus, resume_from=resume_from,
+                       dist_info=getattr(a, "dist_info", None))
     except BaseException as err:
         store.update_run(run_id, status="failed" if isinstance(err, Exception) else "stopped",
                          message=str(err) or type(err).__name__, finished_at=time.time())

@@ -24,6 +24,8 @@ class TrainConfig:
     seed: int = 1111
     device: str = "auto"       # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
     threads: int = 0           # torch threads in a job process; 0: chosen by the job queue
+    compile: str = "auto"      # torch.compile of the hand-written cells' step: auto (CUDA only), on, off
+    bf16: bool = False         # bfloat16 autocast on CUDA (ignored, with a warning, elsewhere)
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -37,6 +39,8 @@ class TrainConfig:
             raise ValueError("clip, max-steps, time-budget and eval-every cannot be negative")
         if self.lr_decay < 1:
             raise ValueError("lr-decay must be at least 1")
+        if self.compile not in ("auto", "on", "off"):
+            raise ValueError(f"unknown compile mode {self.compile!r}; choose auto, on or off")
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cells import GRU_CONVENTIONS, LSTM_VARIANTS, make_cell, run_layer
+from .cells import GRU_CONVENTIONS, LSTM_VARIANTS, compile_wanted, compiled_step, make_cell, run_layer
 
 ARCHS = {
     "elman": "Elman RNN, h = f(V x + U h + b1); f = σ (the lecture), tanh or relu",
@@ -157,6 +157,7 @@ class RNNLM(nn.Module):
         self.decoder = nn.Linear(cfg.hidden, cfg.vocab_size, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
         self.cell = make_cell(cfg.arch, cfg.activation, cfg.variant, cfg.gru_convention)
+        self.compile = "off"  # torch.compile of the cells' step: auto | on | off (a run setting, set by train)
         self._init_weights()
         if cfg.tied:
             self.decoder.weight = self.encoder.weight
@@ -228,7 +229,9 @@ class RNNLM(nn.Module):
             state = tuple(s[layer] for s in hidden) if tupled else hidden[layer]
             xp = F.linear(layer_input, w_ih, b_ih)  # (T, B, chunks·H): V x + b for every step at once
             hook = (state_hooks or {}).get(layer)
-            out, state, gates = run_layer(self.cell, xp, state, w_hh, b_hh, keep_gates, hook, self.layer_extras(layer))
+            step = compiled_step(self.cell) if compile_wanted(self.compile, xp.device) else None
+            out, state, gates = run_layer(self.cell, xp, state, w_hh, b_hh, keep_gates, hook, self.layer_extras(layer),
+                                          step)
             gates["h"] = out
             traces.append(gates)
             finals.append(state)

@@ -1,6 +1,12 @@
 """The truncated-BPTT trainer. The step reads top to bottom:
 lr, forward, divergence check, backward, clip, step, log, evaluate/checkpoint, stop.
 
+Device work stays on the device: the loss of each step is kept there, and its finiteness (divergence)
+and the running mean are read back every LOSS_CHECK_EVERY steps and before every evaluation, one copy for
+many steps (on the CPU, where a read costs nothing, every step, before backward as it always was).
+With `dist_info` (lmcore.distributed, torchrun) the model runs under DistributedDataParallel on this
+rank's block of streams; rank 0 alone writes checkpoints and reports to the hooks.
+
 Resuming: every `last.pt` holds, besides the weights, the training state at that point (the
 Position below, the optimizer state, the hidden state carried into the next chunk and the random
 number generators). `train(..., resume_from=last.pt)` continues from there and takes exactly the
@@ -8,9 +14,11 @@ steps the uninterrupted run would have taken, so both end with the same metrics.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -23,9 +31,11 @@ from .corpus.batching import batchify, bptt_chunks, n_chunks
 from .corpus.dataset import Corpus, load_corpus
 from .corpus.reading import CorpusError
 from .device import resolve_device
+from .distributed import SINGLE, DistInfo, all_mean_and_flag, check_batch, gather_columns, rank_device, shard_columns
 from .model import RNNLM, detach_hidden
 
 EVAL_BATCH = 10
+LOSS_CHECK_EVERY = 25  # steps between reads of the losses kept on a GPU (divergence check, running mean)
 
 
 class TrainHooks:
@@ -74,7 +84,7 @@ class Position:
 
 # Settings that change the steps taken; a run resumes only under the same ones. The others (epochs,
 # max_steps, time_budget, device, threads) only say where to stop or where to run.
-TRAJECTORY_FIELDS = ("bptt", "batch", "optimizer", "lr", "clip", "eval_every", "lr_decay", "seed")
+TRAJECTORY_FIELDS = ("bptt", "batch", "optimizer", "lr", "clip", "eval_every", "lr_decay", "seed", "bf16")
 
 
 def rng_state() -> dict:
@@ -125,9 +135,10 @@ def evaluate(model: RNNLM, grid: torch.Tensor, bptt: int) -> float:
     hidden, total, count = model.init_hidden(grid.size(1)), 0.0, 0
     for inputs, targets in bptt_chunks(grid, bptt):
         _, loss, hidden = model(inputs, hidden, targets)
-        total += loss.item() * targets.numel()
+        # on CUDA the sum stays on the device (float64: the same numbers as Python's floats), one copy at the end
+        total += (loss.double() if grid.is_cuda else loss.item()) * targets.numel()
         count += targets.numel()
-    return total / max(count, 1)
+    return float(total) / max(count, 1)
 
 
 def safe_ppl(loss: float) -> float:
@@ -135,23 +146,34 @@ def safe_ppl(loss: float) -> float:
 
 
 def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus: Corpus | None = None,
-          resume_from: Path | None = None) -> TrainResult:
-    """Train cfg's model on its corpus, checkpointing into run_dir; or carry on from `resume_from`."""
-    hooks = hooks or TrainHooks()
+          resume_from: Path | None = None, dist_info: DistInfo | None = None) -> TrainResult:
+    """Train cfg's model on its corpus, checkpointing into run_dir; or carry on from `resume_from`.
+
+    dist_info: this process's rank in a torch.distributed group (lmcore.distributed.setup); None: alone."""
+    info = dist_info or SINGLE
+    hooks = hooks if hooks is not None and info.main else TrainHooks()  # rank 0 alone reports
     t_cfg = cfg.train
     t_cfg.validate()
+    check_batch(t_cfg.batch, info)
     run_dir = Path(run_dir)
     seed_everything(t_cfg.seed)
-    device = resolve_device(t_cfg.device)
+    device = rank_device(resolve_device(t_cfg.device), info)
     corpus = corpus or load_corpus(cfg.corpus)
     cfg.model.vocab_size = len(corpus.vocab)
     check_fits(corpus, t_cfg)
+    if t_cfg.bf16 and device.type != "cuda":
+        warnings.warn(f"bf16 autocast is for CUDA; ignored on {device.type}", RuntimeWarning, stacklevel=2)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if t_cfg.bf16 and device.type == "cuda" \
+        else contextlib.nullcontext
 
-    train_grid = batchify(corpus.train, t_cfg.batch, device)        # (rows, B)
+    # (rows, B) in one process; under DDP this rank's contiguous block of B / world columns
+    train_grid = shard_columns(batchify(corpus.train, t_cfg.batch, device), info)
+    local_batch = train_grid.size(1)
     valid_grid = batchify(corpus.valid, EVAL_BATCH, device)
     test_grid = batchify(corpus.test, EVAL_BATCH, device)
 
     model = RNNLM(cfg.model).to(device)
+    model.compile = t_cfg.compile  # used by the hand-written cells only (auto: on CUDA)
     params = model.num_params()
     if t_cfg.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=t_cfg.lr)
@@ -164,11 +186,17 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
 
     pos, hidden = Position(lr=t_cfg.lr), None
     if resume_from is not None:
-        pos, hidden = _restore(resume_from, cfg, model, optimizer, device)
+        pos, hidden = _restore(resume_from, cfg, model, optimizer, device, info)
+    net = model  # what the step calls: the model, or DDP around it (which averages the gradients)
+    if info.active:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     hooks.on_start({"params": params, "device": str(device), "vocab": len(corpus.vocab),
                     "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "resumed_at": pos.step})
 
     def checkpoint(kind: str, meta: dict, state: dict | None = None) -> None:
+        if not info.main:
+            return
         path = save_checkpoint(run_dir / f"{kind}.pt", model, cfg, corpus.vocab, meta, state)
         hooks.on_checkpoint(kind, path, meta)
 
@@ -181,8 +209,10 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
         if where == last_saved:
             return
         pos.elapsed = time.perf_counter() - started
+        parts = list(hidden) if isinstance(hidden, tuple) else [hidden] if hidden is not None else []
+        parts = [gather_columns(h, info) for h in parts]  # every rank's streams: the whole (L, B, H) state
         state = {"position": asdict(pos), "optimizer": optimizer.state_dict(), "rng": rng_state(),
-                 "hidden": list(hidden) if isinstance(hidden, tuple) else [hidden] if hidden is not None else []}
+                 "hidden": parts}
         checkpoint("last", meta, state)
         last_saved = where
 
@@ -215,11 +245,42 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
     def out_of_time() -> bool:
         return bool(t_cfg.time_budget) and time.perf_counter() - session_start >= t_cfg.time_budget
 
+    # The losses of the steps since the last read, still on the device, and the step of the first.
+    check_every = 1 if device.type == "cpu" and not info.active else LOSS_CHECK_EVERY
+    pending: list[torch.Tensor] = []
+    halt = False  # under DDP: rank 0 ran out of time or was asked to stop (agreed at each read)
+
+    def read_losses() -> bool:
+        """Copy the pending losses to the host (one sync; under DDP one all-reduce: their mean over the
+        ranks, and rank 0's stop/time flag), add them to the running mean; False if one is not finite."""
+        nonlocal status, message, halt
+        if not pending:
+            return True
+        losses = torch.stack(pending).float()
+        if info.active:
+            losses, halt = all_mean_and_flag(losses, hooks.should_stop() or out_of_time(), info)
+        first = pos.step + 1 - len(pending) + (not stepped)  # the step of pending[0]
+        values = losses.tolist()
+        pending.clear()
+        for k, value in enumerate(values):
+            if not math.isfinite(value):
+                status = "diverged"
+                message = (f"loss became {value} at step {first + k}; last finite loss {pos.last_finite:.4g}. "
+                           "The last good checkpoint is kept; try a smaller learning rate or clipping.")
+                pos.step = first + k - 1  # the steps after it trained on nothing worth keeping
+                return False
+            pos.last_finite = value
+            pos.loss_sum += value
+            pos.loss_count += 1
+        return True
+
+    stepped = True  # whether the newest pending loss's step has been counted in pos.step
+
     while pos.epoch <= t_cfg.epochs and not (t_cfg.max_steps and pos.step >= t_cfg.max_steps):
         epoch = pos.epoch
         model.train()
         if pos.chunk == 0:  # a fresh epoch: zero state, zero running loss
-            hidden = model.init_hidden(t_cfg.batch)
+            hidden = model.init_hidden(local_batch)
             pos.loss_sum, pos.loss_count = 0.0, 0
         cut = False
         for inputs, targets in bptt_chunks(train_grid, t_cfg.bptt, first=pos.chunk):
@@ -227,12 +288,11 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
             for group in optimizer.param_groups:
                 group["lr"] = pos.lr
             hidden = detach_hidden(hidden)  # carry h across chunks, but not the graph
-            _, loss, hidden = model(inputs, hidden, targets)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                status = "diverged"
-                message = (f"loss became {loss_value} at step {pos.step + 1}; last finite loss {pos.last_finite:.4g}. "
-                           "The last good checkpoint is kept; try a smaller learning rate or clipping.")
+            with autocast():
+                _, loss, hidden = net(inputs, hidden, targets)
+            pending.append(loss.detach())  # stays on the device: no copy, no sync
+            stepped = False
+            if len(pending) >= check_every and not read_losses():  # CPU: every step, before backward
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -241,24 +301,36 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
             optimizer.step()
             pos.step += 1
             pos.chunk += 1
-            pos.last_finite = loss_value
-            pos.loss_sum += loss_value
-            pos.loss_count += 1
-            pos.train_tokens += targets.numel()
+            stepped = True
+            pos.train_tokens += targets.numel() * info.world
             pos.train_time += time.perf_counter() - t0
-            hooks.on_step(pos.step, total_steps, epoch, loss_value)
+            hooks.on_step(pos.step, total_steps, epoch, pos.last_finite)  # on a GPU: the latest loss read
 
             if t_cfg.eval_every and pos.step % t_cfg.eval_every == 0 and pos.chunk < steps_per_epoch:
+                if not read_losses():
+                    break
                 valid_loss = report(epoch - 1 + pos.chunk / steps_per_epoch)
                 if math.isfinite(valid_loss):  # weights that blew up never replace the last good checkpoint
                     save_last({"step": pos.step, "epoch": round(epoch - 1 + pos.chunk / steps_per_epoch, 4),
                                "valid_ppl": safe_ppl(valid_loss)})
+            if info.active:  # the ranks stop together, on rank 0's word, at a read
+                if t_cfg.max_steps and pos.step >= t_cfg.max_steps:
+                    cut = True
+                    break
+                if halt:
+                    cut = True
+                    if not out_of_time():
+                        status, message = "stopped", f"stopped by request at step {pos.step}"
+                    break
+                continue
             if t_cfg.max_steps and pos.step >= t_cfg.max_steps or out_of_time():
                 cut = True
                 break
             if hooks.should_stop():
                 status, message, cut = "stopped", f"stopped by request at step {pos.step}", True
                 break
+        if status != "diverged":
+            read_losses()  # the steps since the last read, before anything is evaluated or saved
         if status == "diverged":
             break
         epoch_done = pos.chunk >= steps_per_epoch
@@ -274,12 +346,12 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
             pos.epoch, pos.chunk, hidden = epoch + 1, 0, None
         if math.isfinite(valid_loss):
             save_last(meta)
-        if cut or out_of_time():
+        if cut or (halt if info.active else out_of_time()):
             break
 
     test_ppl = None
     best_path = run_dir / "best.pt"
-    if best_path.exists():
+    if info.main and best_path.exists():
         best_model, *_ = load_checkpoint(best_path, device)
         test_ppl = safe_ppl(evaluate(best_model, test_grid, t_cfg.bptt))
     return TrainResult(status=status, message=message or f"finished after {pos.step} steps", step=pos.step,
@@ -288,7 +360,8 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
                        wall_time=time.perf_counter() - started)
 
 
-def _restore(path: Path, cfg: RunConfig, model: RNNLM, optimizer, device) -> tuple[Position, object]:
+def _restore(path: Path, cfg: RunConfig, model: RNNLM, optimizer, device,
+             info: DistInfo = SINGLE) -> tuple[Position, object]:
     """Load weights, optimizer, position, hidden state and RNG states saved by a run with the same settings."""
     payload = read_payload(path, device)
     state = payload.get("train_state")
@@ -306,7 +379,7 @@ def _restore(path: Path, cfg: RunConfig, model: RNNLM, optimizer, device) -> tup
     try:
         optimizer.load_state_dict(state["optimizer"])
         pos = Position(**{f.name: state["position"][f.name] for f in fields(Position)})
-        hidden = [h.to(device) for h in state["hidden"]]
+        hidden = [shard_columns(h.to(device), info) for h in state["hidden"]]  # (L, B, H): this rank's columns
         hidden = tuple(hidden) if cfg.model.arch == "lstm" and hidden else hidden[0] if hidden else None
         set_rng_state(state["rng"])  # last: building the model above drew random numbers
     except (KeyError, TypeError, ValueError, RuntimeError) as err:

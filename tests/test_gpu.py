@@ -51,8 +51,45 @@ def test_cells_only_variants_on_cuda_match_cpu_and_train(arch, kwargs, tiny_cfg,
     assert gpu.device.type == "cuda" and torch.allclose(gpu.cpu(), cpu, atol=1e-4)
     names = {"lstm": {"i", "f", "g", "o", "c", "h"}, "gru": {"r", "z", "n", "h"}}[arch]
     assert set(trace(model, x[:, 0].tolist()).layers[0]) == names  # the gate views run on the GPU too
-    cfg = tiny_cfg(arch, device="cuda", max_steps=10)
+    cfg = tiny_cfg(arch, device="cuda", max_steps=10, compile="off")  # compiled: test_compiled_cells_on_cuda
     cfg.model = replace(cfg.model, layers=2, **kwargs)
     assert train(cfg, tmp_path / "run").status == "done"
     loaded, *_ = load_checkpoint(tmp_path / "run" / "last.pt", "cpu")
     assert loaded.cfg == cfg.model and next(loaded.parameters()).device.type == "cpu"
+
+
+@cuda
+@pytest.mark.parametrize("arch, kwargs", [("lstm", {}), ("lstm", {"variant": "peephole"}), ("gru", {"gru_convention": "cho"})],
+                         ids=["lstm", "peephole", "cho"])
+def test_compiled_cells_on_cuda_match_eager_and_compile_once_per_shape(arch, kwargs):
+    from lmcore import cells
+    torch.manual_seed(0)
+    model = RNNLM(ModelConfig(arch=arch, emb=32, hidden=32, layers=2, vocab_size=100, dropout=0.0, **kwargs)).cuda()
+    x = torch.randint(0, 100, (20, 4), device="cuda")
+    eager, loss_e, _ = model(x, None, x, use_cells=True)
+    grads_e = torch.autograd.grad(loss_e, list(model.parameters()), allow_unused=True)
+    model.compile = "on"
+    compiled, loss_c, _ = model(x, None, x, use_cells=True)
+    grads_c = torch.autograd.grad(loss_c, list(model.parameters()), allow_unused=True)
+    assert torch.allclose(eager, compiled, atol=1e-4)
+    for a, b in zip(grads_e, grads_c):
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-4))
+    seen = cells.compile_stats()
+    model(x, None, x, use_cells=True)  # the same shape again: reused, nothing new compiled
+    assert cells.compile_stats() == seen and seen["eager"] == 0
+
+
+@cuda
+def test_bf16_autocast_and_compile_train_on_cuda(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("lstm", device="cuda", max_steps=30, bf16=True, compile="auto")
+    cfg.model = replace(cfg.model, backend="cells")
+    result = train(cfg, tmp_path / "run")
+    assert result.status == "done" and result.best_valid_ppl < 1e4
+
+
+@cuda
+def test_divergence_on_cuda_is_found_at_the_next_read_with_its_step(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("elman", device="cuda", optimizer="sgd", lr=1e30, clip=0.0, max_steps=60)
+    result = train(cfg, tmp_path / "run")
+    assert result.status == "diverged" and "at step" in result.message
+    assert result.step < 60 and (tmp_path / "run" / "init.pt").exists()

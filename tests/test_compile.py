@@ -1,0 +1,74 @@
+"""torch.compile of the hand-written cells: the cache and the fall-back, on the CPU.
+
+The tests use dynamo with the "eager" backend: the same tracing, guards and cache as on a GPU, without
+waiting for a C++ compiler; the CUDA tests (tests/test_gpu.py) compile for real with inductor.
+"""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from lmcore import cells
+from lmcore.model import ModelConfig, RNNLM
+from lmcore.train import train
+
+
+@pytest.fixture
+def eager_backend(monkeypatch):
+    monkeypatch.setattr(cells, "COMPILE_BACKEND", "eager")
+
+
+def test_compile_modes():
+    assert not cells.compile_wanted("auto", "cpu") and cells.compile_wanted("auto", "cuda")
+    assert cells.compile_wanted("on", "cpu") and not cells.compile_wanted("off", "cuda")
+    with pytest.raises(ValueError, match="compile mode"):
+        cells.compile_wanted("always", "cpu")
+
+
+@pytest.mark.parametrize("arch, kwargs", [("lstm", {"variant": "cifg"}), ("gru", {"gru_convention": "cho"}),
+                                          ("elman", {})])
+def test_compiled_step_matches_eager_and_compiles_once_per_shape(arch, kwargs, eager_backend):
+    torch.manual_seed(0)
+    model = RNNLM(ModelConfig(arch=arch, emb=8, hidden=8, layers=2, vocab_size=30, dropout=0.0, **kwargs))
+    x = torch.randint(0, 30, (6, 3))
+    ref, _, _ = model(x, use_cells=True)
+    model.compile = "on"
+    out, _, _ = model(x, use_cells=True)
+    assert torch.allclose(ref, out, atol=1e-6)
+    seen = cells.compile_stats()
+    model(x, use_cells=True)  # same shape: the cached version
+    assert cells.compile_stats() == seen
+    model(x[:, :2], use_cells=True)  # a new batch size: one new entry
+    assert cells.compile_stats()["compiled"] == seen["compiled"] + 1
+
+
+def test_a_failing_compile_falls_back_to_eager_with_one_warning(monkeypatch):
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError("no compiler on this machine")
+    monkeypatch.setattr(cells, "COMPILE_BACKEND", broken_backend)
+    torch.manual_seed(0)
+    model = RNNLM(ModelConfig(arch="gru", emb=8, hidden=8, layers=1, vocab_size=30, dropout=0.0))
+    x = torch.randint(0, 30, (5, 2))
+    ref, _, _ = model(x, use_cells=True)
+    model.compile = "on"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, _, _ = model(x, use_cells=True)
+    assert torch.equal(ref, out) and any("running it eagerly" in str(w.message) for w in caught)
+
+
+def test_bf16_on_the_cpu_is_ignored_with_a_warning(tiny_cfg, tmp_path):
+    with pytest.warns(RuntimeWarning, match="bf16"):
+        result = train(tiny_cfg("lstm", max_steps=5, bf16=True), tmp_path / "run")
+    assert result.status == "done"
+
+
+def test_training_with_compile_on_gives_the_eager_run(tiny_cfg, tmp_path, eager_backend):
+    cfg = tiny_cfg("gru", max_steps=8)
+    cfg.model.backend = "cells"
+    a = train(cfg, tmp_path / "a")
+    cfg.train.compile = "on"
+    b = train(cfg, tmp_path / "b")
+    assert b.best_valid_ppl == pytest.approx(a.best_valid_ppl, rel=1e-6)
