@@ -87,6 +87,10 @@ def uploads_dir() -> Path:
     return path
 
 
+BIG_CORPUS_HINT = ("Train on a bigger file from the command line, which streams it from disk: "
+                   "`python -m lmcore train --corpus FILE.txt`")
+
+
 def save_upload(name: str, data: bytes) -> Path:
     """Check the bytes are text within the upload limit, then keep them under the data folder by content hash.
 
@@ -95,7 +99,7 @@ def save_upload(name: str, data: bytes) -> Path:
     cap = limits().max_upload_bytes
     if len(data) > cap:
         raise CorpusError(f"{name}: is {human_size(len(data))}, over this server's upload limit of "
-                          f"{human_size(cap)} (max_upload_mb in {limits().where()})")
+                          f"{human_size(cap)} (max_upload_mb in {limits().where()}). {BIG_CORPUS_HINT}")
     read_bytes(data, name)  # raises CorpusError with the reason
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40] or "upload"
     path = uploads_dir() / f"{hashlib.sha1(data).hexdigest()[:12]}-{stem}.txt"

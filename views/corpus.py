@@ -31,7 +31,9 @@ else:
     upload = st.file_uploader("A UTF-8 text file (one sentence or paragraph per line works best)", type=["txt"],
                               max_upload_size=max(1, math.ceil(cap_mb)),
                               help=f"Plain text in UTF-8 (UTF-16 with a byte-order mark works too), at most "
-                                   f"{cap_mb:g} MB, with line breaks between sentences or paragraphs.")
+                                   f"{cap_mb:g} MB, with line breaks between sentences or paragraphs. "
+                                   + appstate.BIG_CORPUS_HINT + ".")
+    st.caption(f"Files over {cap_mb:g} MB: {appstate.BIG_CORPUS_HINT}.")  # our own text: no escaping
     if upload is not None:
         try:
             source = str(appstate.save_upload(upload.name, upload.getvalue()))

@@ -40,7 +40,7 @@ class CorpusSpec:
 class Corpus:
     spec: CorpusSpec
     vocab: Vocab
-    train: np.ndarray  # (N_train,) int64 token ids, lines joined with <eos>
+    train: np.ndarray  # (N_train,) token ids, lines joined with <eos>: int64, or a uint16/uint32 np.memmap when streamed
     valid: np.ndarray
     test: np.ndarray
     lines: dict[str, int]  # non-blank lines per split
@@ -101,9 +101,22 @@ def source_text(source: str, notes: list[str] | None = None) -> dict[str, list[s
 def check_line_lengths(lines: list[str], name: str) -> None:
     longest = max(range(len(lines)), key=lambda i: len(lines[i]), default=None)
     if longest is not None and len(lines[longest]) > MAX_LINE_CHARS:
-        raise CorpusError(f"{name}: line {longest + 1} has {len(lines[longest]):,} characters; lines of at most "
-                          f"{MAX_LINE_CHARS:,} are read. A corpus needs line breaks, one sentence or paragraph "
-                          "a line (it is split into train, valid and test by lines)")
+        raise long_line_error(name, longest, len(lines[longest]))
+
+
+def long_line_error(name: str, index: int, length: int) -> CorpusError:
+    return CorpusError(f"{name}: line {index + 1} has {length:,} characters; lines of at most "
+                       f"{MAX_LINE_CHARS:,} are read. A corpus needs line breaks, one sentence or paragraph "
+                       "a line (it is split into train, valid and test by lines)")
+
+
+def split_sizes(n_lines: int, name: str) -> dict[str, int]:
+    """Non-blank lines of train, valid and test for a text of n_lines non-blank lines (80/10/10)."""
+    if n_lines < 3:
+        raise CorpusError(f"{name}: has {n_lines} non-blank line(s); at least 3 are needed to "
+                          "split it into train, valid and test (or give a folder with the three files)")
+    n_valid = n_test = max(1, round(0.1 * n_lines))
+    return {"train": n_lines - n_valid - n_test, "valid": n_valid, "test": n_test}
 
 
 def split_lines(text: str, name: str) -> dict[str, list[str]]:
@@ -111,11 +124,7 @@ def split_lines(text: str, name: str) -> dict[str, list[str]]:
     lines = text.splitlines()
     check_line_lengths(lines, name)
     lines = [ln for ln in lines if ln.strip()]
-    if len(lines) < 3:
-        raise CorpusError(f"{name}: has {len(lines)} non-blank line(s); at least 3 are needed to "
-                          "split it into train, valid and test (or give a folder with the three files)")
-    n_valid = n_test = max(1, round(0.1 * len(lines)))
-    n_train = len(lines) - n_valid - n_test
+    n_train, n_valid, _ = split_sizes(len(lines), name).values()
     return {"train": lines[:n_train], "valid": lines[n_train:n_train + n_valid],
             "test": lines[n_train + n_valid:]}
 
@@ -128,10 +137,37 @@ def tokenized_splits(spec: CorpusSpec, notes: list[str] | None = None) -> tuple[
     return tokens, {s: sum(1 for ln in lines[s] if ln.strip()) for s in SPLITS}
 
 
-def load_corpus(spec: CorpusSpec) -> Corpus:
+def streams(spec: CorpusSpec) -> bool:
+    """Whether load_corpus streams this source (a single file above STREAM_MIN_BYTES) into a memory-mapped cache."""
+    from .stream import STREAM_MIN_BYTES
+    if spec.source.startswith(BUILTIN_PREFIX):
+        return False
+    try:
+        path = Path(spec.source)
+        return path.is_file() and path.stat().st_size > STREAM_MIN_BYTES
+    except (OSError, ValueError):
+        return False  # reading it says what is wrong
+
+
+def load_corpus(spec: CorpusSpec, stream: bool | None = None) -> Corpus:
+    """The corpus of a spec. A single file above 20 MB (or any single file with stream=True) is streamed in
+    chunks and its ids memory-mapped (lmcore.corpus.stream); the same vocabulary and ids either way."""
+    spec.validate()
+    if stream if stream is not None else streams(spec):
+        from .stream import StreamFallback, load_streamed
+        if Path(spec.source).is_file():
+            try:
+                return load_streamed(spec)
+            except StreamFallback:
+                pass  # bytes the in-memory reader refuses (its message) or reads as UTF-16 without a BOM
     notes: list[str] = []
     tokens, line_counts = tokenized_splits(spec, notes)
     vocab = Vocab.build(tokens["train"], spec.min_count, spec.max_vocab)
+    check_vocab(spec, vocab)
+    return Corpus(spec, vocab, *(vocab.encode(tokens[s]) for s in SPLITS), lines=line_counts, notes=tuple(notes))
+
+
+def check_vocab(spec: CorpusSpec, vocab: Vocab) -> None:
     if len(vocab) < 3:
         raise CorpusError(f"{spec.source}: the training split has no word kept in the vocabulary "
                           f"(min-count {spec.min_count}); lower min-count or give more text")
@@ -141,7 +177,6 @@ def load_corpus(spec: CorpusSpec) -> Corpus:
         raise CorpusError(f"{spec.source}: the vocabulary has one type only ({shown!r}, besides <unk> and <eos>), "
                           "so there is nothing to predict between words; give more varied text, lower min-count "
                           "or try the char tokenizer")
-    return Corpus(spec, vocab, *(vocab.encode(tokens[s]) for s in SPLITS), lines=line_counts, notes=tuple(notes))
 
 
 def spec_fingerprint(spec: CorpusSpec) -> str:

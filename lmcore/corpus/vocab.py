@@ -20,7 +20,12 @@ class Vocab:
 
     @classmethod
     def build(cls, train_tokens: Iterable[str], min_count: int = 1, max_vocab: int | None = None) -> "Vocab":
-        counts = Counter(train_tokens)
+        return cls.from_counts(Counter(train_tokens), min_count, max_vocab)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, min_count: int = 1, max_vocab: int | None = None) -> "Vocab":
+        """The vocabulary of token counts (the streaming reader counts without keeping the tokens)."""
+        counts = Counter(counts)
         counts.pop(UNK, None)
         counts.pop(EOS, None)
         # Most frequent first, ties broken alphabetically so the ids are reproducible.
