@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     # --home is accepted before or after the subcommand; SUPPRESS keeps the sub-parser from resetting it.
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument("--home", default=argparse.SUPPRESS, help="data folder (default $LMCORE_HOME or ~/.lmcore)")
+    home.add_argument("--executor", choices=("local", "ray"), default=argparse.SUPPRESS,
+                      help="where queued runs train: local processes (default) or a Ray cluster, whose nodes "
+                           "must share the data folder (default $LMCORE_EXECUTOR or local)")
+    home.add_argument("--address", default=argparse.SUPPRESS,
+                      help="the Ray cluster's address, e.g. 10.0.0.5:6379 (default $LMCORE_RAY_ADDRESS, else a "
+                           "local Ray instance)")
     parser = _Parser(prog="python -m lmcore", description=__doc__, parents=[home])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -137,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help, or a flag argparse refused (its one error line is printed)
         return done.code if isinstance(done.code, int) else 2
     args.home = getattr(args, "home", None)
+    if getattr(args, "executor", None) or getattr(args, "address", None):
+        from .runs.executors import set_executor
+        set_executor(getattr(args, "executor", None) or "ray", getattr(args, "address", None))
     try:
         if args.command != "worker":
             _mark_interrupted(args.home)

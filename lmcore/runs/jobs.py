@@ -110,6 +110,8 @@ def mark_interrupted(store: RunStore) -> list[int]:
     """Runs whose process is gone without saying so (killed, machine restarted) become `interrupted`."""
     lost = []
     for run in store.list_runs(("starting", "running")):
+        if run["pid"] is not None and run["pid"] < 0:
+            continue  # a Ray task on some node (runs.executors): Ray watches it, not this machine
         grace = run["status"] == "starting" and time.time() - run["updated_at"] < 30
         if not grace and not pid_alive(run["pid"]):
             if store.claim(run["id"], run["status"], "interrupted", finished_at=time.time(),
@@ -118,8 +120,12 @@ def mark_interrupted(store: RunStore) -> list[int]:
     return lost
 
 
-def pump(store: RunStore, max_parallel: int | None = None) -> list[int]:
-    """Start queued runs while fewer than max_parallel are active; returns the ids started."""
+def pump(store: RunStore, max_parallel: int | None = None, executor=None) -> list[int]:
+    """Start queued runs while fewer than max_parallel are active; returns the ids started.
+
+    executor: where the jobs run (runs.executors; default: local processes, or $LMCORE_EXECUTOR)."""
+    from .executors import current_executor
+    executor = executor or current_executor()
     _children[:] = [p for p in _children if p.poll() is None]
     mark_interrupted(store)
     max_parallel = max_parallel or load_limits(store.home).max_parallel_jobs
@@ -130,7 +136,7 @@ def pump(store: RunStore, max_parallel: int | None = None) -> list[int]:
             break
         if not store.claim(run["id"], "queued", "starting"):
             continue  # another process took it first
-        start_process(store, run["id"], threads_per_job(max_parallel), max_parallel)
+        executor.start(store, run["id"], threads_per_job(max_parallel), max_parallel)
         started.append(run["id"])
         active += 1
     return started
@@ -249,14 +255,17 @@ def record_result(store: RunStore, run_id: int, result: TrainResult) -> str:
     return result.status
 
 
-def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | None = None) -> str:
-    """The body of a job process: train the run, record how it ended, start the next queued run."""
+def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | None = None,
+            remote: bool = False) -> str:
+    """The body of a job process: train the run, record how it ended, start the next queued run.
+
+    remote: a Ray task (runs.executors): its pid is recorded negated and the driver pumps the queue."""
     run = store.get_run(run_id)
     cfg = RunConfig.from_dict(run["config"])
     threads = threads or cfg.train.threads
     if threads:
         torch.set_num_threads(threads)
-    store.claim(run_id, "starting", "running", pid=os.getpid(), started_at=time.time())
+    store.claim(run_id, "starting", "running", pid=-os.getpid() if remote else os.getpid(), started_at=time.time())
     try:
         corpus = load_corpus(cfg.corpus)
         cfg.model.vocab_size = len(corpus.vocab)
@@ -275,7 +284,8 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
         traceback.print_exc()
         store.update_run(run_id, status="failed", message=f"{type(err).__name__}: {err}", finished_at=time.time())
         status = "failed"
-    pump(store, max_parallel)
+    if not remote:
+        pump(store, max_parallel)
     return status
 
 
