@@ -55,7 +55,7 @@ REFUSED = [
     ("control-chars", b"text with \x01\x02 bell \x07 in it\n" * 10, "contains 30 control characters"),
     ("latin-1", ("caf\u00e9 cr\u00e8me br\u00fbl\u00e9e\n" * 20).encode("latin-1"),
      "is not valid UTF-8 text (byte 0xE9 at offset 3 (line 1)). It looks like Latin-1"),
-    ("bad-utf8", "ok line\n".encode() * 5 + b"\xe2\x82 broken\n", "is not valid UTF-8 text (byte 0xE2 at offset 40 (line 6))"),
+    ("bad-utf8", "ok line\n".encode() * 5 + b"\xe2\x82 broken\n", "is not valid UTF-8 text (byte 0xE2 at offset 40 (line 6): a multi-byte character is cut short"),
     ("one-20mb-line", b"x" * (20 * 2**20), "line 1 has 20,971,520 characters; lines of at most 100,000"),
     ("two-lines", b"just two\nlines\n", "has 2 non-blank line(s); at least 3 are needed"),
     ("one-type", b"a a a\n" * 50, "the vocabulary has one type only ('a'"),

@@ -202,7 +202,8 @@ def test_queue_drains_by_itself_and_queued_run_stops_at_once(store, grammar_file
 
 @pytest.fixture(scope="module")
 def long_runs(tmp_path_factory):
-    """Two runs with a 60 s budget, both running and past their first checkpoint: one to kill, one to stop."""
+    """Two runs with a 60 s budget, both running and past their first evaluation (best.pt and last.pt written):
+    one to kill, one to stop."""
     folder = tmp_path_factory.mktemp("long")
     source = folder / "grammar.txt"
     source.write_text("\n".join(grammar_lines(600)) + "\n", encoding="utf-8")
@@ -215,7 +216,7 @@ def long_runs(tmp_path_factory):
         for run_id in ids:
             _wait_status(store, run_id, "running")
             deadline = time.monotonic() + 30
-            while "best" not in store.checkpoints(run_id) and time.monotonic() < deadline:
+            while not {"best", "last"} <= set(store.checkpoints(run_id)) and time.monotonic() < deadline:
                 time.sleep(0.05)
         yield store, ids
         procs = [p for p in jobs._children if p.pid in {store.get_run(i)["pid"] for i in ids}]

@@ -83,6 +83,10 @@ def _line_of(data: bytes, offset: int) -> int:
 def _not_utf8(data: bytes, err: UnicodeDecodeError, name: str) -> CorpusError:
     bad = data[err.start]
     where = f"byte 0x{bad:02X} at offset {err.start} (line {_line_of(data, err.start)})"
+    following = data[err.start + 1:err.start + 2]
+    if 0xC2 <= bad <= 0xF4 and following and 0x80 <= following[0] <= 0xBF:  # a UTF-8 sequence cut short
+        return CorpusError(f"{name}: is not valid UTF-8 text ({where}: a multi-byte character is cut short, so the "
+                           "file may be damaged or cut); save it again as UTF-8")
     try:
         looks_latin = not _CONTROL_RE.search(data[:100_000].decode("cp1252"))
     except UnicodeDecodeError:  # bytes Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D)
