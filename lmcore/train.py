@@ -36,6 +36,7 @@ from .model import RNNLM, detach_hidden
 
 EVAL_BATCH = 10
 LOSS_CHECK_EVERY = 25  # steps between reads of the losses kept on a GPU (divergence check, running mean)
+CPU_LOSS_CHECK_EVERY = 1  # on the CPU a read costs nothing: every step (tests raise it to try the GPU's way)
 
 
 class TrainHooks:
@@ -246,7 +247,7 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
         return bool(t_cfg.time_budget) and time.perf_counter() - session_start >= t_cfg.time_budget
 
     # The losses of the steps since the last read, still on the device, and the step of the first.
-    check_every = 1 if device.type == "cpu" and not info.active else LOSS_CHECK_EVERY
+    check_every = CPU_LOSS_CHECK_EVERY if device.type == "cpu" and not info.active else LOSS_CHECK_EVERY
     pending: list[torch.Tensor] = []
     halt = False  # under DDP: rank 0 ran out of time or was asked to stop (agreed at each read)
 

@@ -72,3 +72,21 @@ def test_training_with_compile_on_gives_the_eager_run(tiny_cfg, tmp_path, eager_
     cfg.train.compile = "on"
     b = train(cfg, tmp_path / "b")
     assert b.best_valid_ppl == pytest.approx(a.best_valid_ppl, rel=1e-6)
+
+
+def test_losses_read_every_few_steps_give_the_same_run_and_the_same_divergence(tiny_cfg, tmp_path, monkeypatch):
+    """The GPU's way (losses kept on the device, read every LOSS_CHECK_EVERY steps) tried on the CPU: the same
+    metrics, and a divergence reported at the same step with the same last finite loss as when read every step."""
+    import lmcore.train as tr
+    runs = {}
+    for every in (1, 7):
+        monkeypatch.setattr(tr, "CPU_LOSS_CHECK_EVERY", every)
+        ok = train(tiny_cfg("gru", max_steps=20, eval_every=10), tmp_path / f"ok{every}")
+        bad_cfg = tiny_cfg("elman", optimizer="sgd", lr=1e6, clip=0.0, max_steps=50)
+        bad_cfg.model.activation = "relu"
+        bad = train(bad_cfg, tmp_path / f"bad{every}")
+        runs[every] = (ok, bad)
+    (ok1, bad1), (ok7, bad7) = runs[1], runs[7]
+    assert ok7.best_valid_ppl == ok1.best_valid_ppl and ok7.step == ok1.step == 20
+    assert bad1.status == bad7.status == "diverged"
+    assert bad7.message == bad1.message and bad7.step == bad1.step
