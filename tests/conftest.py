@@ -98,3 +98,15 @@ def subprocess_env(home: Path | None = None) -> dict:
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def end_job_processes():
+    """Job processes a test started and left running are killed, then reaped (modules that start jobs use it)."""
+    from lmcore.runs import jobs
+    before = set(id(p) for p in jobs._children)
+    yield
+    for proc in list(jobs._children):
+        if id(proc) not in before and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -21,14 +21,7 @@ from lmcore.train import train
 from .conftest import REPO, grammar_lines, subprocess_env, tiny_config
 
 
-@pytest.fixture(autouse=True)
-def _end_our_job_processes():
-    before = set(id(p) for p in jobs._children)
-    yield
-    for proc in list(jobs._children):
-        if id(proc) not in before and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+pytestmark = pytest.mark.usefixtures("end_job_processes")  # see conftest.py
 
 
 def _dead_pid() -> int:

@@ -26,15 +26,7 @@ def store(lmcore_home) -> RunStore:
     return RunStore()
 
 
-@pytest.fixture(autouse=True)
-def _end_our_job_processes():
-    """Job processes a test started and left running are ended by their pid, then reaped."""
-    before = set(id(p) for p in jobs._children)
-    yield
-    for proc in list(jobs._children):
-        if id(proc) not in before and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+pytestmark = pytest.mark.usefixtures("end_job_processes")  # see conftest.py
 
 
 def tiny_spec(variants=("vanilla", "nig"), seeds=(1, 2), **kw) -> SweepSpec:
