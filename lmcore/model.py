@@ -229,7 +229,7 @@ class RNNLM(nn.Module):
             state = tuple(s[layer] for s in hidden) if tupled else hidden[layer]
             xp = F.linear(layer_input, w_ih, b_ih)  # (T, B, chunks·H): V x + b for every step at once
             hook = (state_hooks or {}).get(layer)
-            step = compiled_step(self.cell) if compile_wanted(self.compile, xp.device) else None
+            step = compiled_step(self.cell) if compile_wanted(self.compile, xp.device, self.cell) else None
             out, state, gates = run_layer(self.cell, xp, state, w_hh, b_hh, keep_gates, hook, self.layer_extras(layer),
                                           step)
             gates["h"] = out
