@@ -240,6 +240,7 @@ def cmd_train_distributed(a) -> int:
         raise ValueError("--resume does not go with --distributed yet; resume the run in one process")
     info = distributed.setup(a.device)
     a.dist_info, a.announced = info, False
+    finished = False  # only ranks whose run went through wait for each other before leaving the group
     try:
         if info.main:
             try:
@@ -248,12 +249,13 @@ def cmd_train_distributed(a) -> int:
                 if not a.announced:
                     distributed.from_rank0(-1, info)  # the others are waiting for the run id: let them go
                 raise
-            return code
-        # the same checks as rank 0 (same files, same answers), then the run id rank 0 gives
-        import tempfile
-        return _train_other_rank(a, info, Path(tempfile.gettempdir()))
+        else:  # the same checks as rank 0 (same files, same answers), then the run id rank 0 gives
+            import tempfile
+            code = _train_other_rank(a, info, Path(tempfile.gettempdir()))
+        finished = code == 0  # a refused run (rank 0 said why) or a diverged one: nobody waits at the barrier
+        return code
     finally:
-        distributed.teardown()
+        distributed.teardown(synchronise=finished)
 
 
 def _train_other_rank(a, info, scratch: Path) -> int:

@@ -63,8 +63,12 @@ def setup(device: str = "auto") -> DistInfo:
     return info
 
 
-def teardown() -> None:
+def teardown(synchronise: bool = True) -> None:
+    """Leave the process group. After a normal run every rank first waits for the others: a gloo rank that
+    tears down while rank 0 is still finishing (test evaluation, store writes) can abort the process."""
     if dist.is_initialized():
+        if synchronise:
+            dist.barrier()
         dist.destroy_process_group()
 
 
