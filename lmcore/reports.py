@@ -24,11 +24,15 @@ def preview_tokens(corpus: Corpus, n: int = 200) -> list[str]:
     return corpus.vocab.decode(corpus.train[:n])
 
 
+# The lecture's names for the architectures (its table calls the Elman network "RNN").
+ARCH_NAMES = {"elman": "RNN", "irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}
+
+
 def architecture_label(cfg: RunConfig) -> str:
     m = cfg.model
     if m.arch == "elman":
         return f"Elman ({'σ' if m.activation == 'sigmoid' else m.activation}{'' if m.bias else ', no bias'})"
-    name = {"irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}[m.arch]
+    name = ARCH_NAMES[m.arch]
     return f"{name} ({m.variant_label})" if m.variant_label else name
 
 
@@ -75,7 +79,7 @@ def lecture_table(runs: list[dict], baseline: pd.DataFrame | None = None) -> pd.
     for run in runs:
         cfg = RunConfig.from_dict(run["config"])
         m = cfg.model
-        name = {"elman": "RNN", "irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}[m.arch]
+        name = ARCH_NAMES[m.arch]
         name += f"-{m.variant_label}" if m.variant_label else ""  # LSTM-NIG, GRU-Cho
         unit = {"sigmoid": "σ units", "tanh": "tanh units", "relu": "ReLU units"}[m.activation] \
             if m.arch == "elman" else "units"
@@ -109,7 +113,7 @@ def sweep_model_label(cfg: RunConfig) -> str:
     m = cfg.model
     if m.arch == "elman":
         return f"Elman ({m.activation})"
-    name = {"irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}[m.arch]
+    name = ARCH_NAMES[m.arch]
     return f"{name}-{m.variant_label}" if m.variant_label else name
 
 
