@@ -110,36 +110,49 @@ def accuracy_by_distance(items: Sequence[ProbeItem], margins: np.ndarray, name: 
 
 @torch.no_grad()
 def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGTHS, max_targets: int = 20_000,
-                       batch: int = 1024, progress: Callable[[float, str], None] | None = None) -> pd.DataFrame:
+                       batch: int = 512, progress: Callable[[float, str], None] | None = None) -> pd.DataFrame:
     """Perplexity on the same targets when the model sees only the last k tokens, and all of them.
 
     Targets are positions t ≥ max(lengths) (so every k has its k tokens); "all" reads the whole
     stream from its start with the state carried, as in ordinary evaluation.
+
+    One run from a zero state at position s, read for max(lengths) steps, has after k steps seen
+    exactly the k tokens before s + k: it scores target s + k with context k for every k at once.
+    So each start is run once (max(lengths) steps) instead of once per k (sum(lengths) steps).
     """
     model.eval()
     device = model.encoder.weight.device
     ids = np.asarray(ids)
-    first = max(lengths)
-    targets = np.arange(first, min(len(ids), first + max_targets))
+    lengths = sorted(set(int(k) for k in lengths))
+    if lengths[0] < 1:
+        raise ValueError(f"context lengths must be at least 1, got {lengths[0]}")
+    longest = lengths[-1]
+    targets = np.arange(longest, min(len(ids), longest + max_targets))
     if targets.size == 0:
-        raise ValueError(f"context use needs more than {first} tokens; this text has {len(ids)}")
-    y = torch.as_tensor(ids[targets], device=device)
-    rows, total = [], sum(lengths) * len(targets) + len(ids)
-    done = 0
-    for k in lengths:
-        nll = 0.0
-        for s in range(0, len(targets), batch):
-            t = targets[s:s + batch]
-            window = torch.as_tensor(ids[t[None, :] + np.arange(-k, 0)[:, None]], device=device)  # (k, b)
-            out, _ = model.features(window)
-            logp = torch.log_softmax(model.decoder(out[-1]), dim=-1)
-            nll -= logp.gather(1, y[s:s + batch, None]).sum().item()
-            done += k * len(t)
-            if progress:
-                progress(done / total, f"context {k}")
-        rows.append({"context": str(k), "tokens": k, "ppl": math.exp(nll / len(targets))})
-    out, _ = model.features(torch.as_tensor(ids[: targets[-1]], device=device).view(-1, 1))  # whole stream
+        raise ValueError(f"context use needs more than {longest} tokens; this text has {len(ids)}")
+    last = int(targets[-1])
+    nll = dict.fromkeys(lengths, 0.0)
+    starts = np.arange(0, last)  # every s with s + k a target for some k
+    for i in range(0, len(starts), batch):
+        s = starts[i:i + batch]
+        span = min(longest, last - int(s[0]))  # the last starts need fewer steps
+        window = ids[np.minimum(s[None, :] + np.arange(span)[:, None], len(ids) - 1)]  # (span, b); causal, so
+        out, _ = model.features(torch.as_tensor(window, device=device))           # the clipped tail is unused
+        for k in lengths:
+            t = s + k
+            keep = np.flatnonzero((t >= longest) & (t <= last))
+            if k > span or keep.size == 0:
+                continue
+            h = out[k - 1, torch.as_tensor(keep, device=device)]  # after reading k tokens: predicts s + k
+            logp = torch.log_softmax(model.decoder(h), dim=-1)
+            y = torch.as_tensor(ids[t[keep]], device=device)
+            nll[k] -= logp.gather(1, y[:, None]).sum().item()
+        if progress:
+            progress(min(i + batch, len(starts)) / (len(starts) + 1), f"contexts 1 … {longest}")
+    rows = [{"context": str(k), "tokens": k, "ppl": math.exp(nll[k] / len(targets))} for k in lengths]
+    out, _ = model.features(torch.as_tensor(ids[:last], device=device).view(-1, 1))  # whole stream
     logp = torch.log_softmax(model.decoder(out[targets - 1, 0]), dim=-1)
+    y = torch.as_tensor(ids[targets], device=device)
     rows.append({"context": "all", "tokens": len(ids), "ppl": math.exp(-logp.gather(1, y[:, None]).mean().item())})
     if progress:
         progress(1.0, "done")
