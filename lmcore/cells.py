@@ -43,6 +43,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import weight_grads
+from .lstm_bptt import run_lstm_layer
+
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
 SIGMOID_GATES = ("i", "f", "o")  # the LSTM's gates; g is the candidate ("block input" in Greff)
 
@@ -249,7 +252,7 @@ def compiled_step(cell):
     def step(xp_t: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, extra: dict | None = None):
         states = state if isinstance(state, tuple) else (state,)
         key = (_cell_signature(cell), tuple(xp_t.shape), tuple(s.shape for s in states), xp_t.dtype,
-               xp_t.device, torch.is_grad_enabled() and w_hh.requires_grad, COMPILE_BACKEND)
+               xp_t.device, torch.is_grad_enabled(), COMPILE_BACKEND)
         if key in _eager_keys:
             return cell.step(xp_t, state, w_hh, b_hh, extra)
         if key in _compiled_keys:
@@ -293,11 +296,20 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
     (gradient probes add a zero tensor there to read ∂loss/∂state_t). `extra`: the layer's parameters
     beyond V, U, b (see LSTMCell). `step`: a replacement for cell.step with its signature (compiled_step).
     """
+    if (isinstance(cell, LSTMCell) and step is None and not keep_gates and state_hook is None
+            and weight_grads.wanted(w_hh, b_hh, *(extra or {}).values())):
+        out, state = run_lstm_layer(cell.variant, xp, state, w_hh, b_hh, extra or {})  # training: BPTT by hand
+        return out, state, {}
     step = step or cell.step
+    record = None
+    if isinstance(cell, (ElmanCell, LSTMCell)) and weight_grads.wanted(w_hh, b_hh, *(extra or {}).values()):
+        xp, w_hh, b_hh, extra, record = _defer_weight_grads(cell, xp, w_hh, b_hh, extra)
     outputs, trace = [], {name: [] for name in cell.gate_names if name not in cell.constant_gates}
     if keep_gates and isinstance(cell, LSTMCell):
         trace["c"] = []
     for t in range(xp.size(0)):
+        if record is not None:
+            record(state)
         h, state, gates = step(xp[t], state, w_hh, b_hh, extra)
         if state_hook is not None:
             state = state_hook(t, state)
@@ -315,3 +327,28 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
     names = [n for n in cell.gate_names if n in trace or n in cell.constant_gates] + (["c"] if "c" in trace else [])
     stacked = {n: ones if n in cell.constant_gates else torch.stack(trace[n]) for n in names}
     return outputs, state, stacked
+
+
+def _defer_weight_grads(cell, xp: Tensor, w_hh: Tensor, b_hh: Tensor | None, extra: dict | None):
+    """Elman and LSTM add U s_{t−1} + b (and FGR's R a_{t−1}) to xp_t: their gradients are formed once over
+    all steps (weight_grads). Returns the loop's xp, detached U, b, extra, and the per-step state recorder."""
+    extra = dict(extra or {})
+    recurrent = weight_grads.Term(None)
+    owed = [(w_hh, recurrent)] + ([(b_hh, weight_grads.Term(None, None))] if b_hh is not None else [])
+    gate_recurrence = None
+    if "R" in extra:  # FGR: R a_{t−1} feeds the columns of i, f, o, in that order
+        H = w_hh.size(1)
+        columns = torch.cat([torch.arange(k * H, (k + 1) * H) for k, block in enumerate(cell.blocks)
+                             if block in SIGMOID_GATES]).to(xp.device)
+        gate_recurrence = weight_grads.Term(columns)
+        owed.append((extra["R"], gate_recurrence))
+    xp, detached = weight_grads.defer(xp, owed)
+    if gate_recurrence is not None:
+        extra["R"] = detached[-1]
+
+    def record(state) -> None:
+        recurrent.states.append((state[0] if isinstance(state, tuple) else state).detach())
+        if gate_recurrence is not None:
+            gate_recurrence.states.append(state[2].detach())
+
+    return xp, detached[0], detached[1] if b_hh is not None else None, extra, record

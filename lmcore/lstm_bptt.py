@@ -1,0 +1,205 @@
+"""One LSTM layer (any variant) with backpropagation through time written out, for training on the cells.
+
+Autograd records some twenty operations per step and replays each as its own backward node; written by
+hand, the backward of a step is a dozen element-wise products and the recurrent products, and the
+weights' gradients come at the end in one product over all steps each. With δ_t = ∂ℓ/∂pre_t,
+pre_t = V x_t + U h_{t−1} + b (+ R a_{t−1} on i, f, o for FGR):
+    ∂ℓ/∂h_{t−1} = δ_t U,   ∂ℓ/∂a_{t−1} = δ_t^{ifo} R,
+    ∂ℓ/∂U = Σ_t δ_tᵀ h_{t−1},   ∂ℓ/∂b = Σ_t δ_t,   ∂ℓ/∂R = Σ_t (δ_t^{ifo})ᵀ a_{t−1},
+    ∂ℓ/∂p_i = Σ_t δ_t^i ⊙ c_{t−1},   ∂ℓ/∂p_f = Σ_t δ_t^f ⊙ c_{t−1},   ∂ℓ/∂p_o = Σ_t δ_t^o ⊙ c_t.
+δ_t is the gradient reaching the activated blocks times their derivatives σ(1 − σ) and 1 − tanh², formed
+for all steps at once from the saved activations. The forward is LSTMCell.step's equations (cells.py);
+tests hold the gradients of every variant to autograd's in float64.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from .cells import LSTMVariant
+
+
+def run_lstm_layer(variant: LSTMVariant, xp: Tensor, state: tuple[Tensor, ...], w_hh: Tensor,
+                   b_hh: Tensor | None, extra: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """outputs (T, B, H) and the final state (h, c) or (h, c, a), differentiable in everything."""
+    a0 = state[2] if variant.gate_recurrence else None
+    out, *final = _LSTMLayer.apply(xp, state[0], state[1], a0, w_hh, b_hh, extra.get("p_i"), extra.get("p_f"),
+                                   extra.get("p_o"), extra.get("R"), variant)
+    return out, tuple(final) if variant.gate_recurrence else tuple(final[:2])
+
+
+class _Layout:
+    """Where each block sits in pre inside the layer. FGR runs its blocks as i, f, o, g rather than
+    PyTorch's i, f, g, o: a = [i; f; o] is then one slice of the activations and R a one product into
+    one slice of pre. `inward`/`outward` move the block columns of (…, n) tensors between the two orders."""
+
+    def __init__(self, variant: LSTMVariant, H: int, device):
+        self.blocks = ("i", "f", "o", "g") if variant.gate_recurrence else variant.blocks
+        self.cols = {b: slice(k * H, (k + 1) * H) for k, b in enumerate(self.blocks)}
+        self.has = {name: name in self.cols for name in "ifo"}
+        self.ifo = slice(0, 3 * H)
+        self.H, self.order = H, None
+        if self.blocks != variant.blocks:  # whole blocks move: gather rows of H, not single columns
+            self.order = torch.tensor([variant.blocks.index(b) for b in self.blocks], device=device)
+            self.back = torch.argsort(self.order)
+
+    def _move(self, x: Tensor | None, order: Tensor | None, dim: int) -> Tensor | None:
+        if x is None or order is None:
+            return x
+        dim = dim % x.dim()
+        blocks = x.unflatten(dim, (-1, self.H))  # (…, blocks, H, …)
+        return blocks.index_select(dim, order).flatten(dim, dim + 1)
+
+    def inward(self, x: Tensor | None, dim: int = -1) -> Tensor | None:
+        return self._move(x, self.order, dim)
+
+    def outward(self, x: Tensor | None, dim: int = -1) -> Tensor | None:
+        return self._move(x, None if self.order is None else self.back, dim)
+
+
+def _gate_derivatives(acts: Tensor, cols: dict[str, slice], input_activation: bool) -> Tensor:
+    """d act / d pre for every block: σ(1 − σ) for the gates, 1 − g² for tanh's g (1 without it)."""
+    deriv = acts - acts * acts
+    g = acts[..., cols["g"]]
+    deriv[..., cols["g"]] = 1.0 - g * g if input_activation else 1.0
+    return deriv
+
+
+def _product(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    """a ⊙ b where None stands for ones."""
+    return b if a is None else a if b is None else a * b
+
+
+class _LSTMLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xp, h0, c0, a0, w_hh, b_hh, p_i, p_f, p_o, R, variant: LSTMVariant):
+        T, B, n = xp.shape
+        H = w_hh.size(1)
+        layout = _Layout(variant, H, xp.device)
+        cols, has, ifo = layout.cols, layout.has, layout.ifo
+        w_hh = layout.inward(w_hh, 0)
+        u_t, r_t = w_hh.t(), None if R is None else R.t()
+        pre_all = layout.inward(xp)
+        pre_all = (pre_all if b_hh is None else pre_all + layout.inward(b_hh)).unbind(0)
+        acts = xp.new_empty(T, B, n)
+        act = {name: acts[..., s].unbind(0) for name, s in cols.items()}  # per block, per step: views
+        act_if = p_if = None
+        if has["i"] and has["f"] and cols["i"].stop == cols["f"].start and (p_i is None) == (p_f is None):
+            act_if = acts[..., cols["i"].start:cols["f"].stop].view(T, B, 2, H).unbind(0)
+            p_if = None if p_i is None else torch.stack([p_i, p_f])
+        cells, tanh_c, hs = [c0], [], []
+        h, c, a = h0, c0, a0
+        for t in range(T):
+            pre = torch.addmm(pre_all[t], h, u_t)
+            if R is not None:  # FGR: + R a_{t−1} on i, f, o
+                pre[:, ifo].addmm_(a, r_t)
+            g = act["g"][t]
+            if variant.input_activation:
+                torch.tanh(pre[:, cols["g"]], out=g)
+            else:
+                g.copy_(pre[:, cols["g"]])
+            if act_if is not None:  # i and f side by side: one pass over both, (B, 2, H)
+                pre_if = pre[:, cols["i"].start:cols["f"].stop].view(B, 2, H)
+                torch.sigmoid(pre_if if p_if is None else torch.addcmul(pre_if, p_if, c.unsqueeze(1)), out=act_if[t])
+            else:
+                for name, peep in (("i", p_i), ("f", p_f)):
+                    if has[name]:
+                        z_gate = pre[:, cols[name]] if peep is None else torch.addcmul(pre[:, cols[name]], peep, c)
+                        torch.sigmoid(z_gate, out=act[name][t])
+            i = act["i"][t] if has["i"] else None
+            f = act["f"][t] if has["f"] else (1.0 - i) if variant.coupled else None
+            kept = c if f is None else f * c
+            c = kept + g if i is None else torch.addcmul(kept, i, g)
+            m = torch.tanh(c) if variant.output_activation else c
+            if has["o"]:
+                o = act["o"][t]
+                torch.sigmoid(pre[:, cols["o"]] if p_o is None else torch.addcmul(pre[:, cols["o"]], p_o, c), out=o)
+                h = o * m
+            else:
+                h = m
+            if R is not None:
+                a = acts[t, :, ifo]
+            cells.append(c)
+            tanh_c.append(m)
+            hs.append(h)
+        out = torch.stack(hs)
+        ctx.variant, ctx.layout = variant, layout
+        ctx.save_for_backward(acts, torch.stack(cells), torch.stack(tanh_c), out, h0, a0, w_hh, p_i, p_f, p_o, R)
+        return out, h, c, (None if R is None else a.clone())
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT, d_cT, d_aT):
+        acts, cells, tanh_c, out, h0, a0, w_hh, p_i, p_f, p_o, R = ctx.saved_tensors
+        variant = ctx.variant
+        T, B, n = acts.shape
+        H = w_hh.size(1)
+        layout = ctx.layout
+        cols, has, ifo = layout.cols, layout.has, layout.ifo
+        deriv_all = _gate_derivatives(acts, cols, variant.input_activation)
+        deriv = deriv_all.unbind(0)
+        # ∂h_t/∂c_t through m = tanh(c_t) (or c_t) and o, and δ^o's way back to c_t through p_o: all steps at once
+        o_all = acts[..., cols["o"]] if has["o"] else None
+        h_to_c = _product(o_all, 1.0 - tanh_c * tanh_c if variant.output_activation else None)
+        h_to_c = h_to_c.unbind(0) if h_to_c is not None else None
+        o_to_c = (deriv_all[..., cols["o"]] * p_o).unbind(0) if p_o is not None else None
+        d_pre = torch.empty_like(acts)
+        d_act = torch.empty_like(acts[0])  # ∂ℓ/∂(i, f, g, o) at one step, before the derivatives
+        d_blk = {name: d_act[:, s] for name, s in cols.items()}
+        act = {name: acts[..., s].unbind(0) for name, s in cols.items()}
+        c_all, tc_all = cells.unbind(0), tanh_c.unbind(0)
+        dh_next, dc = d_hT, d_cT
+        da = d_aT if R is not None else None
+        for t in reversed(range(T)):
+            dh = d_out[t] + dh_next
+            g, c_prev = act["g"][t], c_all[t]
+            i = act["i"][t] if has["i"] else None
+            dp = d_pre[t]
+            if has["o"]:
+                torch.mul(dh, tc_all[t], out=d_blk["o"])
+            dc = dc + dh if h_to_c is None else torch.addcmul(dc, dh, h_to_c[t])
+            if o_to_c is not None:  # o saw c_t through its peephole
+                if da is not None:  # (o's share of ∂ℓ/∂a_t first)
+                    d_blk["o"] += da[:, 2 * H:]
+                dc = torch.addcmul(dc, d_blk["o"], o_to_c[t])
+            if i is None:
+                d_blk["g"].copy_(dc)
+            else:
+                torch.mul(dc, i, out=d_blk["g"])
+                torch.mul(dc, g, out=d_blk["i"])
+                if variant.coupled:  # f = 1 − i
+                    d_blk["i"].sub_(dc * c_prev)
+            if has["f"]:
+                torch.mul(dc, c_prev, out=d_blk["f"])
+            if da is not None:  # ∂ℓ/∂a_t into i, f, o (o's share already in when it has a peephole)
+                if o_to_c is None:
+                    d_act[:, ifo] += da
+                else:
+                    d_act[:, :2 * H] += da[:, :2 * H]
+            torch.mul(d_act, deriv[t], out=dp)
+            f = act["f"][t] if has["f"] else (1.0 - i) if variant.coupled else None
+            dc = dc if f is None else dc * f
+            for name, peep in (("i", p_i), ("f", p_f)):
+                if has[name] and peep is not None:
+                    dc = torch.addcmul(dc, dp[:, cols[name]], peep)
+            dh_next = dp @ w_hh
+            if da is not None:
+                da = dp[:, ifo] @ R
+        flat = d_pre.reshape(T * B, n)
+        need = ctx.needs_input_grad
+        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])
+        d_w_hh = layout.outward(flat.t() @ h_prev.reshape(T * B, H), 0) if need[4] else None
+        d_b_hh = layout.outward(flat.sum(0)) if need[5] else None
+
+        def peephole_grad(name: str, cell: Tensor) -> Tensor:
+            return (d_pre[..., cols[name]] * cell).sum((0, 1))
+
+        d_p = [peephole_grad(name, cells[1:] if name == "o" else cells[:-1]) if peep is not None and need[k] else None
+               for k, name, peep in ((6, "i", p_i), (7, "f", p_f), (8, "o", p_o))]
+        d_R = None
+        if R is not None and need[9]:
+            a_prev = torch.cat([a0.unsqueeze(0), acts[:-1, :, ifo]])
+            d_R = flat[:, ifo].t() @ a_prev.reshape(T * B, 3 * H)
+        return layout.outward(d_pre), dh_next, dc, da, d_w_hh, d_b_hh, *d_p, d_R, None
