@@ -104,6 +104,11 @@ LE_2015 = pd.DataFrame([("LSTM (512 units)", 68.8), ("IRNN (4 layers, 512 units)
 
 
 # --- sweeps (Greff et al. 2016's comparisons) ------------------------------------------------------
+# A finished run whose perplexity is over this many times a uniform guess's (the vocabulary size) blew up
+# though its numbers stayed finite (an LSTM without output activation reached 1e240 once): it is shown
+# as "blew up" and kept out of the summaries, where one such number would swamp (or overflow) the mean.
+BLOWN_UP = 10
+
 SWEEP_COLUMNS = ("run", "model", "setting", "arch", "variant", "hidden", "lr", "seed", "parameters",
                  "best valid ppl", "test ppl", "status")
 
@@ -127,8 +132,15 @@ def sweep_table(runs: list[dict]) -> pd.DataFrame:
         rows.append({"run": run["id"], "model": sweep_model_label(cfg), "setting": f"{m.layers}×{m.hidden} lr {t.lr:g}",
                      "arch": m.arch, "variant": m.variant if m.arch == "lstm" else m.gru_convention if m.arch == "gru"
                      else "", "hidden": m.hidden, "lr": t.lr, "seed": t.seed, "parameters": run["params"],
-                     "best valid ppl": run["best_valid_ppl"], "test ppl": run["test_ppl"], "status": run["status"]})
+                     "best valid ppl": run["best_valid_ppl"], "test ppl": run["test_ppl"], "status": _status(run)})
     return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
+
+
+def _status(run: dict) -> str:
+    ppl = [p for p in (run.get("best_valid_ppl"), run.get("test_ppl")) if p is not None]
+    if run["status"] == "done" and run.get("vocab") and any(p > BLOWN_UP * run["vocab"] for p in ppl):
+        return "blew up"
+    return run["status"]
 
 
 def sweep_summary(table: pd.DataFrame, metric: str = "test ppl") -> pd.DataFrame:

@@ -142,6 +142,23 @@ def test_change_from_vanilla_is_per_seed_then_mean_and_std():
     assert summary.loc["LSTM-NFG", "runs"] == 1  # the failed seed is not a result
 
 
+def test_a_finite_blow_up_is_marked_and_kept_out_of_the_summaries():
+    configs = expand(tiny_spec(variants=["vanilla", "noaf"], seeds=[1, 2]))
+    ppl = {("vanilla", 1): 60.0, ("vanilla", 2): 70.0, ("noaf", 1): 90.0, ("noaf", 2): 1e240}  # vocabulary of 50
+    runs = [{"id": k, "config": c.to_dict(), "params": 1000, "status": "done", "vocab": 50, "test_ppl": ppl[key],
+             "best_valid_ppl": ppl[key]} for k, c in enumerate(configs) for key in [(c.model.variant, c.train.seed)]]
+    table = sweep_table(runs)
+    assert table["status"].tolist().count("blew up") == 1
+    assert table.loc[table["test ppl"] == 1e240, "status"].item() == "blew up"
+    summary = sweep_summary(table).set_index("model")
+    assert summary.loc["LSTM-NOAF", "runs"] == 1 and summary.loc["LSTM-NOAF", "mean test ppl"] == 90.0
+    assert math.isfinite(summary["std test ppl"].fillna(0).max())
+    change = change_from_reference(table).set_index("model")
+    assert change.loc["LSTM-NOAF", "seeds"] == 1 and change.loc["LSTM-NOAF", "mean Δ test ppl"] == 30.0
+    runs[0]["vocab"] = None  # unknown vocabulary (a run from before it was recorded): nothing is judged
+    assert (sweep_table(runs[:1])["status"] == "done").all()
+
+
 def test_sweep_figures_from_the_tables():
     table = hand_made_table()
     box = sweep_box_figure(table)

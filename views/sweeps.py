@@ -9,7 +9,7 @@ from lmcore.config import OPTIMIZERS, RunConfig, TrainConfig
 from lmcore.corpus.reading import CorpusError
 from lmcore.model import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig
 from lmcore.presets import count_params
-from lmcore.reports import change_from_reference, sweep_summary, sweep_table
+from lmcore.reports import BLOWN_UP, change_from_reference, sweep_summary, sweep_table
 from lmcore.runs import jobs, sweeps
 from lmcore.train import check_fits
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure
@@ -122,6 +122,10 @@ metric = st.radio("Perplexity", ["test ppl", "best valid ppl"], horizontal=True,
 if not (table["status"] == "done").any():
     st.info("No run of this sweep has finished yet; results appear here as runs end (reload or wait).")
     st.stop()
+blown = int((table["status"] == "blew up").sum())
+if blown:
+    st.warning(f"{blown} run(s) blew up: perplexity over {BLOWN_UP}× a uniform guess over the vocabulary, though "
+               "finite. They are listed under Every run and left out of the plots and summaries.")
 st.plotly_chart(sweep_box_figure(table, metric), width="stretch", key="sw_box")
 
 models = list(dict.fromkeys(table["model"]))
