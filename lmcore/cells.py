@@ -296,13 +296,16 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
     (gradient probes add a zero tensor there to read ∂loss/∂state_t). `extra`: the layer's parameters
     beyond V, U, b (see LSTMCell). `step`: a replacement for cell.step with its signature (compiled_step).
     """
-    if (isinstance(cell, LSTMCell) and step is None and not keep_gates and state_hook is None
-            and weight_grads.wanted(w_hh, b_hh, *(extra or {}).values())):
-        out, state = run_lstm_layer(cell.variant, xp, state, w_hh, b_hh, extra or {})  # training: BPTT by hand
+    # training: gradients formed per layer (lstm_bptt, weight_grads), except under autocast, whose dtypes
+    # are chosen op by op: there autograd's own per-step path
+    by_layer = (weight_grads.wanted(w_hh, b_hh, *(extra or {}).values())
+                and not torch.is_autocast_enabled(xp.device.type))
+    if by_layer and isinstance(cell, LSTMCell) and step is None and not keep_gates and state_hook is None:
+        out, state = run_lstm_layer(cell.variant, xp, state, w_hh, b_hh, extra or {})  # BPTT by hand
         return out, state, {}
     step = step or cell.step
     record = None
-    if isinstance(cell, (ElmanCell, LSTMCell)) and weight_grads.wanted(w_hh, b_hh, *(extra or {}).values()):
+    if by_layer and isinstance(cell, (ElmanCell, LSTMCell)):
         xp, w_hh, b_hh, extra, record = _defer_weight_grads(cell, xp, w_hh, b_hh, extra)
     outputs, trace = [], {name: [] for name in cell.gate_names if name not in cell.constant_gates}
     if keep_gates and isinstance(cell, LSTMCell):

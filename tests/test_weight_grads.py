@@ -65,3 +65,16 @@ def test_inference_and_frozen_weights_take_autograds_path():
     assert weight_grads.wanted(None, w)
     with torch.no_grad():
         assert not weight_grads.wanted(w)
+
+
+@pytest.mark.parametrize("arch, variant", [("lstm", "vanilla"), ("lstm", "fgr"), ("elman", "vanilla")])
+def test_training_under_autocast_takes_autograds_path_and_works(arch, variant):
+    # --bf16 autocasts on CUDA; the CPU's autocast exercises the same dispatch here
+    torch.manual_seed(0)
+    model = RNNLM(ModelConfig(arch=arch, variant=variant, emb=8, hidden=8, layers=2, vocab_size=20, backend="cells"))
+    x = torch.randint(0, 20, (6, 3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, loss, _ = model(x[:-1], targets=x[1:])
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
