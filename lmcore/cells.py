@@ -341,8 +341,8 @@ def _defer_weight_grads(cell, xp: Tensor, w_hh: Tensor, b_hh: Tensor | None, ext
     gate_recurrence = None
     if "R" in extra:  # FGR: R a_{t−1} feeds the columns of i, f, o, in that order
         H = w_hh.size(1)
-        columns = torch.cat([torch.arange(k * H, (k + 1) * H) for k, block in enumerate(cell.blocks)
-                             if block in SIGMOID_GATES]).to(xp.device)
+        columns = torch.cat([torch.arange(k * H, (k + 1) * H, device=xp.device) for k, block in enumerate(cell.blocks)
+                             if block in SIGMOID_GATES])
         gate_recurrence = weight_grads.Term(columns)
         owed.append((extra["R"], gate_recurrence))
     xp, detached = weight_grads.defer(xp, owed)

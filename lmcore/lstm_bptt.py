@@ -36,22 +36,20 @@ class _Layout:
     PyTorch's i, f, g, o: a = [i; f; o] is then one slice of the activations and R a one product into
     one slice of pre. `inward`/`outward` move the block columns of (…, n) tensors between the two orders."""
 
-    def __init__(self, variant: LSTMVariant, H: int, device):
+    def __init__(self, variant: LSTMVariant, H: int):
         self.blocks = ("i", "f", "o", "g") if variant.gate_recurrence else variant.blocks
         self.cols = {b: slice(k * H, (k + 1) * H) for k, b in enumerate(self.blocks)}
         self.has = {name: name in self.cols for name in "ifo"}
         self.ifo = slice(0, 3 * H)
         self.H, self.order = H, None
-        if self.blocks != variant.blocks:  # whole blocks move: gather rows of H, not single columns
-            self.order = torch.tensor([variant.blocks.index(b) for b in self.blocks], device=device)
-            self.back = torch.argsort(self.order)
+        if self.blocks != variant.blocks:  # whole blocks move: slices of H columns, no index tensor to copy
+            self.order = [variant.blocks.index(b) for b in self.blocks]
+            self.back = [self.blocks.index(b) for b in variant.blocks]
 
-    def _move(self, x: Tensor | None, order: Tensor | None, dim: int) -> Tensor | None:
+    def _move(self, x: Tensor | None, order: list[int] | None, dim: int) -> Tensor | None:
         if x is None or order is None:
             return x
-        dim = dim % x.dim()
-        blocks = x.unflatten(dim, (-1, self.H))  # (…, blocks, H, …)
-        return blocks.index_select(dim, order).flatten(dim, dim + 1)
+        return torch.cat([x.narrow(dim, k * self.H, self.H) for k in order], dim=dim)
 
     def inward(self, x: Tensor | None, dim: int = -1) -> Tensor | None:
         return self._move(x, self.order, dim)
@@ -78,7 +76,7 @@ class _LSTMLayer(torch.autograd.Function):
     def forward(ctx, xp, h0, c0, a0, w_hh, b_hh, p_i, p_f, p_o, R, variant: LSTMVariant):
         T, B, n = xp.shape
         H = w_hh.size(1)
-        layout = _Layout(variant, H, xp.device)
+        layout = _Layout(variant, H)
         cols, has, ifo = layout.cols, layout.has, layout.ifo
         w_hh = layout.inward(w_hh, 0)
         u_t, r_t = w_hh.t(), None if R is None else R.t()
