@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from lmcore import native
 from lmcore.checkpoint import CheckpointError, load_checkpoint
 from lmcore.config import RunConfig
 from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
@@ -36,6 +37,7 @@ def md(text) -> str:
 
 @st.cache_resource
 def _store(home: str) -> RunStore:
+    native.build_in_background()  # once per server: the first LSTM job then finds the C++ loop built
     return RunStore(home)
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from . import native
+
 if TYPE_CHECKING:
     from .cells import LSTMVariant
 
@@ -51,6 +53,10 @@ class _Layout:
             return x
         return torch.cat([x.narrow(dim, k * self.H, self.H) for k in order], dim=dim)
 
+    def offsets(self) -> list[int]:
+        """Column offsets of i, f, g, o (for the C++ loop, which handles only layouts with all four)."""
+        return [self.cols[b].start for b in "ifgo"]
+
     def inward(self, x: Tensor | None, dim: int = -1) -> Tensor | None:
         return self._move(x, self.order, dim)
 
@@ -71,125 +77,54 @@ def _product(a: Tensor | None, b: Tensor | None) -> Tensor | None:
     return b if a is None else a if b is None else a * b
 
 
+def _native_steps(variant: LSTMVariant, xp: Tensor):
+    """lmcore.native's C++ time loop where it applies (all four blocks, both tanh, on the CPU), else None."""
+    if (xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64) or variant.gates != "ifo"
+            or variant.coupled or not (variant.input_activation and variant.output_activation)
+            or (variant.gate_recurrence and not variant.peepholes)):
+        return None
+    return native.lstm_steps()
+
+
 class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, h0, c0, a0, w_hh, b_hh, p_i, p_f, p_o, R, variant: LSTMVariant):
-        T, B, n = xp.shape
         H = w_hh.size(1)
         layout = _Layout(variant, H)
-        cols, has, ifo = layout.cols, layout.has, layout.ifo
         w_hh = layout.inward(w_hh, 0)
-        u_t, r_t = w_hh.t(), None if R is None else R.t()
         pre_all = layout.inward(xp)
-        pre_all = (pre_all if b_hh is None else pre_all + layout.inward(b_hh)).unbind(0)
-        acts = xp.new_empty(T, B, n)
-        act = {name: acts[..., s].unbind(0) for name, s in cols.items()}  # per block, per step: views
-        act_if = p_if = None
-        if has["i"] and has["f"] and cols["i"].stop == cols["f"].start and (p_i is None) == (p_f is None):
-            act_if = acts[..., cols["i"].start:cols["f"].stop].view(T, B, 2, H).unbind(0)
-            p_if = None if p_i is None else torch.stack([p_i, p_f])
-        cells, tanh_c, hs = [c0], [], []
-        h, c, a = h0, c0, a0
-        for t in range(T):
-            pre = torch.addmm(pre_all[t], h, u_t)
-            if R is not None:  # FGR: + R a_{t−1} on i, f, o
-                pre[:, ifo].addmm_(a, r_t)
-            g = act["g"][t]
-            if variant.input_activation:
-                torch.tanh(pre[:, cols["g"]], out=g)
-            else:
-                g.copy_(pre[:, cols["g"]])
-            if act_if is not None:  # i and f side by side: one pass over both, (B, 2, H)
-                pre_if = pre[:, cols["i"].start:cols["f"].stop].view(B, 2, H)
-                torch.sigmoid(pre_if if p_if is None else torch.addcmul(pre_if, p_if, c.unsqueeze(1)), out=act_if[t])
-            else:
-                for name, peep in (("i", p_i), ("f", p_f)):
-                    if has[name]:
-                        z_gate = pre[:, cols[name]] if peep is None else torch.addcmul(pre[:, cols[name]], peep, c)
-                        torch.sigmoid(z_gate, out=act[name][t])
-            i = act["i"][t] if has["i"] else None
-            f = act["f"][t] if has["f"] else (1.0 - i) if variant.coupled else None
-            kept = c if f is None else f * c
-            c = kept + g if i is None else torch.addcmul(kept, i, g)
-            m = torch.tanh(c) if variant.output_activation else c
-            if has["o"]:
-                o = act["o"][t]
-                torch.sigmoid(pre[:, cols["o"]] if p_o is None else torch.addcmul(pre[:, cols["o"]], p_o, c), out=o)
-                h = o * m
-            else:
-                h = m
-            if R is not None:
-                a = acts[t, :, ifo]
-            cells.append(c)
-            tanh_c.append(m)
-            hs.append(h)
-        out = torch.stack(hs)
+        pre_all = (pre_all if b_hh is None else pre_all + layout.inward(b_hh)).contiguous()
+        u_t, r_t = w_hh.t(), None if R is None else R.t()
+        ctx.native = _native_steps(variant, xp)
+        if ctx.native is not None:
+            out, acts, cells, tanh_c = ctx.native.forward(pre_all, h0, c0, a0, u_t, r_t, p_i, p_f, p_o,
+                                                          layout.offsets())
+        else:
+            out, acts, cells, tanh_c = _forward_steps(variant, layout, pre_all, h0, c0, a0, u_t, r_t, p_i, p_f, p_o)
         ctx.variant, ctx.layout = variant, layout
-        ctx.save_for_backward(acts, torch.stack(cells), torch.stack(tanh_c), out, h0, a0, w_hh, p_i, p_f, p_o, R)
-        return out, h, c, (None if R is None else a.clone())
+        ctx.save_for_backward(acts, cells, tanh_c, out, h0, a0, w_hh, p_i, p_f, p_o, R)
+        a = None if R is None else acts[-1, :, layout.ifo].clone()
+        return out, out[-1].clone(), cells[-1].clone(), a
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT, d_aT):
         acts, cells, tanh_c, out, h0, a0, w_hh, p_i, p_f, p_o, R = ctx.saved_tensors
-        variant = ctx.variant
+        layout = ctx.layout
         T, B, n = acts.shape
         H = w_hh.size(1)
-        layout = ctx.layout
-        cols, has, ifo = layout.cols, layout.has, layout.ifo
-        deriv_all = _gate_derivatives(acts, cols, variant.input_activation)
-        deriv = deriv_all.unbind(0)
-        # ∂h_t/∂c_t through m = tanh(c_t) (or c_t) and o, and δ^o's way back to c_t through p_o: all steps at once
-        o_all = acts[..., cols["o"]] if has["o"] else None
-        h_to_c = _product(o_all, 1.0 - tanh_c * tanh_c if variant.output_activation else None)
-        h_to_c = h_to_c.unbind(0) if h_to_c is not None else None
-        o_to_c = (deriv_all[..., cols["o"]] * p_o).unbind(0) if p_o is not None else None
-        d_pre = torch.empty_like(acts)
-        d_act = torch.empty_like(acts[0])  # ∂ℓ/∂(i, f, g, o) at one step, before the derivatives
-        d_blk = {name: d_act[:, s] for name, s in cols.items()}
-        act = {name: acts[..., s].unbind(0) for name, s in cols.items()}
-        c_all, tc_all = cells.unbind(0), tanh_c.unbind(0)
-        dh_next, dc = d_hT, d_cT
-        da = d_aT if R is not None else None
-        for t in reversed(range(T)):
-            dh = d_out[t] + dh_next
-            g, c_prev = act["g"][t], c_all[t]
-            i = act["i"][t] if has["i"] else None
-            dp = d_pre[t]
-            if has["o"]:
-                torch.mul(dh, tc_all[t], out=d_blk["o"])
-            dc = dc + dh if h_to_c is None else torch.addcmul(dc, dh, h_to_c[t])
-            if o_to_c is not None:  # o saw c_t through its peephole
-                if da is not None:  # (o's share of ∂ℓ/∂a_t first)
-                    d_blk["o"] += da[:, 2 * H:]
-                dc = torch.addcmul(dc, d_blk["o"], o_to_c[t])
-            if i is None:
-                d_blk["g"].copy_(dc)
-            else:
-                torch.mul(dc, i, out=d_blk["g"])
-                torch.mul(dc, g, out=d_blk["i"])
-                if variant.coupled:  # f = 1 − i
-                    d_blk["i"].sub_(dc * c_prev)
-            if has["f"]:
-                torch.mul(dc, c_prev, out=d_blk["f"])
-            if da is not None:  # ∂ℓ/∂a_t into i, f, o (o's share already in when it has a peephole)
-                if o_to_c is None:
-                    d_act[:, ifo] += da
-                else:
-                    d_act[:, :2 * H] += da[:, :2 * H]
-            torch.mul(d_act, deriv[t], out=dp)
-            f = act["f"][t] if has["f"] else (1.0 - i) if variant.coupled else None
-            dc = dc if f is None else dc * f
-            for name, peep in (("i", p_i), ("f", p_f)):
-                if has[name] and peep is not None:
-                    dc = torch.addcmul(dc, dp[:, cols[name]], peep)
-            dh_next = dp @ w_hh
-            if da is not None:
-                da = dp[:, ifo] @ R
+        d_aT = d_aT if R is not None else None
+        if ctx.native is not None:
+            d_pre, dh0, dc0, da0 = ctx.native.backward(d_out, d_hT, d_cT, d_aT, acts, cells, tanh_c, w_hh, R,
+                                                       p_i, p_f, p_o, layout.offsets())
+        else:
+            d_pre, dh0, dc0, da0 = _backward_steps(ctx.variant, layout, d_out, d_hT, d_cT, d_aT, acts, cells,
+                                                   tanh_c, w_hh, R, p_i, p_f, p_o)
         flat = d_pre.reshape(T * B, n)
         need = ctx.needs_input_grad
         h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])
         d_w_hh = layout.outward(flat.t() @ h_prev.reshape(T * B, H), 0) if need[4] else None
         d_b_hh = layout.outward(flat.sum(0)) if need[5] else None
+        cols = layout.cols
 
         def peephole_grad(name: str, cell: Tensor) -> Tensor:
             return (d_pre[..., cols[name]] * cell).sum((0, 1))
@@ -198,6 +133,115 @@ class _LSTMLayer(torch.autograd.Function):
                for k, name, peep in ((6, "i", p_i), (7, "f", p_f), (8, "o", p_o))]
         d_R = None
         if R is not None and need[9]:
-            a_prev = torch.cat([a0.unsqueeze(0), acts[:-1, :, ifo]])
-            d_R = flat[:, ifo].t() @ a_prev.reshape(T * B, 3 * H)
-        return layout.outward(d_pre), dh_next, dc, da, d_w_hh, d_b_hh, *d_p, d_R, None
+            a_prev = torch.cat([a0.unsqueeze(0), acts[:-1, :, layout.ifo]])
+            d_R = flat[:, layout.ifo].t() @ a_prev.reshape(T * B, 3 * H)
+        return layout.outward(d_pre), dh0, dc0, da0, d_w_hh, d_b_hh, *d_p, d_R, None
+
+
+def _forward_steps(variant: LSTMVariant, layout: _Layout, pre_all: Tensor, h0: Tensor, c0: Tensor,
+                   a0: Tensor | None, u_t: Tensor, r_t: Tensor | None, p_i, p_f, p_o):
+    """The forward time loop in Python: (h_t for all t, activations, c_0 … c_T, tanh(c_t) or c_t)."""
+    T, B, n = pre_all.shape
+    H = u_t.size(0)
+    cols, has, ifo = layout.cols, layout.has, layout.ifo
+    pre_all = pre_all.unbind(0)
+    acts = pre_all[0].new_empty(T, B, n)
+    act = {name: acts[..., s].unbind(0) for name, s in cols.items()}  # per block, per step: views
+    act_if = p_if = None
+    if has["i"] and has["f"] and cols["i"].stop == cols["f"].start and (p_i is None) == (p_f is None):
+        act_if = acts[..., cols["i"].start:cols["f"].stop].view(T, B, 2, H).unbind(0)
+        p_if = None if p_i is None else torch.stack([p_i, p_f])
+    cells, tanh_c, hs = [c0], [], []
+    h, c, a = h0, c0, a0
+    for t in range(T):
+        pre = torch.addmm(pre_all[t], h, u_t)
+        if r_t is not None:  # FGR: + R a_{t−1} on i, f, o
+            pre[:, ifo].addmm_(a, r_t)
+        g = act["g"][t]
+        if variant.input_activation:
+            torch.tanh(pre[:, cols["g"]], out=g)
+        else:
+            g.copy_(pre[:, cols["g"]])
+        if act_if is not None:  # i and f side by side: one pass over both, (B, 2, H)
+            pre_if = pre[:, cols["i"].start:cols["f"].stop].view(B, 2, H)
+            torch.sigmoid(pre_if if p_if is None else torch.addcmul(pre_if, p_if, c.unsqueeze(1)), out=act_if[t])
+        else:
+            for name, peep in (("i", p_i), ("f", p_f)):
+                if has[name]:
+                    z_gate = pre[:, cols[name]] if peep is None else torch.addcmul(pre[:, cols[name]], peep, c)
+                    torch.sigmoid(z_gate, out=act[name][t])
+        i = act["i"][t] if has["i"] else None
+        f = act["f"][t] if has["f"] else (1.0 - i) if variant.coupled else None
+        kept = c if f is None else f * c
+        c = kept + g if i is None else torch.addcmul(kept, i, g)
+        m = torch.tanh(c) if variant.output_activation else c
+        if has["o"]:
+            o = act["o"][t]
+            torch.sigmoid(pre[:, cols["o"]] if p_o is None else torch.addcmul(pre[:, cols["o"]], p_o, c), out=o)
+            h = o * m
+        else:
+            h = m
+        if r_t is not None:
+            a = acts[t, :, ifo]
+        cells.append(c)
+        tanh_c.append(m)
+        hs.append(h)
+    return torch.stack(hs), acts, torch.stack(cells), torch.stack(tanh_c)
+
+
+def _backward_steps(variant: LSTMVariant, layout: _Layout, d_out: Tensor, d_hT: Tensor, d_cT: Tensor,
+                    d_aT: Tensor | None, acts: Tensor, cells: Tensor, tanh_c: Tensor, w_hh: Tensor,
+                    R: Tensor | None, p_i, p_f, p_o):
+    """The backward time loop in Python: (δ_t = ∂ℓ/∂pre_t for all t, ∂ℓ/∂h_0, ∂ℓ/∂c_0, ∂ℓ/∂a_0)."""
+    T, B, n = acts.shape
+    H = w_hh.size(1)
+    cols, has, ifo = layout.cols, layout.has, layout.ifo
+    deriv_all = _gate_derivatives(acts, cols, variant.input_activation)
+    deriv = deriv_all.unbind(0)
+    # ∂h_t/∂c_t through m = tanh(c_t) (or c_t) and o, and δ^o's way back to c_t through p_o: all steps at once
+    o_all = acts[..., cols["o"]] if has["o"] else None
+    h_to_c = _product(o_all, 1.0 - tanh_c * tanh_c if variant.output_activation else None)
+    h_to_c = h_to_c.unbind(0) if h_to_c is not None else None
+    o_to_c = (deriv_all[..., cols["o"]] * p_o).unbind(0) if p_o is not None else None
+    d_pre = torch.empty_like(acts)
+    d_act = torch.empty_like(acts[0])  # ∂ℓ/∂(i, f, g, o) at one step, before the derivatives
+    d_blk = {name: d_act[:, s] for name, s in cols.items()}
+    act = {name: acts[..., s].unbind(0) for name, s in cols.items()}
+    c_all, tc_all = cells.unbind(0), tanh_c.unbind(0)
+    dh_next, dc, da = d_hT, d_cT, d_aT
+    for t in reversed(range(T)):
+        dh = d_out[t] + dh_next
+        g, c_prev = act["g"][t], c_all[t]
+        i = act["i"][t] if has["i"] else None
+        dp = d_pre[t]
+        if has["o"]:
+            torch.mul(dh, tc_all[t], out=d_blk["o"])
+        dc = dc + dh if h_to_c is None else torch.addcmul(dc, dh, h_to_c[t])
+        if o_to_c is not None:  # o saw c_t through its peephole
+            if da is not None:  # (o's share of ∂ℓ/∂a_t first)
+                d_blk["o"] += da[:, 2 * H:]
+            dc = torch.addcmul(dc, d_blk["o"], o_to_c[t])
+        if i is None:
+            d_blk["g"].copy_(dc)
+        else:
+            torch.mul(dc, i, out=d_blk["g"])
+            torch.mul(dc, g, out=d_blk["i"])
+            if variant.coupled:  # f = 1 − i
+                d_blk["i"].sub_(dc * c_prev)
+        if has["f"]:
+            torch.mul(dc, c_prev, out=d_blk["f"])
+        if da is not None:  # ∂ℓ/∂a_t into i, f, o (o's share already in when it has a peephole)
+            if o_to_c is None:
+                d_act[:, ifo] += da
+            else:
+                d_act[:, :2 * H] += da[:, :2 * H]
+        torch.mul(d_act, deriv[t], out=dp)
+        f = act["f"][t] if has["f"] else (1.0 - i) if variant.coupled else None
+        dc = dc if f is None else dc * f
+        for name, peep in (("i", p_i), ("f", p_f)):
+            if has[name] and peep is not None:
+                dc = torch.addcmul(dc, dp[:, cols[name]], peep)
+        dh_next = dp @ w_hh
+        if da is not None:
+            da = dp[:, ifo] @ R
+    return d_pre, dh_next, dc, da

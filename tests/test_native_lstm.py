@@ -1,0 +1,80 @@
+"""The C++ time loop (lmcore/native/lstm_steps.cpp) computes what lstm_bptt's Python loop computes: the same
+outputs, final state and gradients of every input, for each variant it serves, in float32 and float64.
+.ci/run installs a C++ compiler, so in CI these tests build the extension and run it."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmcore import native
+from lmcore.cells import LSTM_VARIANTS
+from lmcore.lstm_bptt import _native_steps, run_lstm_layer
+
+NATIVE = ("vanilla", "np", "peephole", "fgr")  # all four blocks, both tanh
+
+
+def inputs(variant_key: str, dtype: torch.dtype, T: int = 7, B: int = 3, H: int = 5) -> dict:
+    """xp, the initial state, U, b and the extras, with a non-zero initial state (as TBPTT hands over)."""
+    v = LSTM_VARIANTS[variant_key]
+    n = len(v.blocks) * H
+    g = torch.Generator().manual_seed(11)
+
+    def rand(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_()
+
+    extra = {name: rand(H, scale=0.5) for name in ("p_i", "p_f", "p_o")} if v.peepholes else {}
+    if v.gate_recurrence:
+        extra["R"] = rand(3 * H, 3 * H, scale=0.3)
+    state = (rand(B, H), rand(B, H)) + ((torch.sigmoid(rand(B, 3 * H)).detach().requires_grad_(),)
+                                        if v.gate_recurrence else ())
+    return {"variant": v, "xp": rand(T, B, n), "state": state, "w_hh": rand(n, H, scale=0.4),
+            "b_hh": rand(n, scale=0.1), "extra": extra}
+
+
+def run(args: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(outputs and final state, gradients of every input) of one layer under a loss that uses them all."""
+    leaves = [args["xp"], *args["state"], args["w_hh"], args["b_hh"], *args["extra"].values()]
+    for leaf in leaves:
+        leaf.grad = None
+    out, final = run_lstm_layer(args["variant"], args["xp"], args["state"], args["w_hh"], args["b_hh"],
+                                args["extra"])
+    g = torch.Generator().manual_seed(5)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    loss = loss + sum((s * torch.randn(s.shape, generator=g, dtype=s.dtype)).sum() for s in final)
+    loss.backward()
+    return [out.detach(), *(s.detach() for s in final)], [leaf.grad.clone() for leaf in leaves]
+
+
+@pytest.fixture(scope="module")
+def ops():
+    built = native.lstm_steps()
+    assert built is not None, "the C++ time loop did not build (a compiler and ninja are needed)"
+    return built
+
+
+@pytest.mark.parametrize("variant_key", NATIVE)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+def test_native_loop_equals_the_python_loop(ops, variant_key, dtype, tol, monkeypatch):
+    args = inputs(variant_key, dtype)
+    assert _native_steps(args["variant"], args["xp"]) is ops
+    values, grads = run(args)
+    monkeypatch.setenv("LMCORE_NATIVE", "0")
+    assert _native_steps(args["variant"], args["xp"]) is None
+    ref_values, ref_grads = run(args)
+    assert len(grads) == len(ref_grads) == 5 + len(args["state"]) - 2 + len(args["extra"])
+    for k, (got, want) in enumerate(zip(values + grads, ref_values + ref_grads)):
+        assert want.abs().max() > 0, k
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=f"output/gradient {k}")
+
+
+@pytest.mark.parametrize("variant_key", sorted(set(LSTM_VARIANTS) - set(NATIVE)))
+def test_other_variants_keep_the_python_loop(ops, variant_key):
+    args = inputs(variant_key, torch.float64)
+    assert _native_steps(args["variant"], args["xp"]) is None
+
+
+def test_native_loop_is_not_used_for_half_precision_or_off(ops, monkeypatch):
+    args = inputs("fgr", torch.float32)
+    assert _native_steps(args["variant"], args["xp"].bfloat16()) is None
+    monkeypatch.setenv("LMCORE_NATIVE", "0")
+    assert native.lstm_steps() is None
