@@ -8,8 +8,8 @@ keep their Python loops, which compute the same thing. LMCORE_NATIVE=0 turns the
 """
 from __future__ import annotations
 
-import logging
 import os
+import sys
 import threading
 import warnings
 from functools import cache
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("lstm_steps.cpp")
 
 
@@ -25,11 +24,13 @@ def enabled() -> bool:
     return os.environ.get("LMCORE_NATIVE", "1") != "0"
 
 
-@cache
 def _build():
     from torch.utils import cpp_extension  # imported here: it is slow to import and rarely needed
 
-    log.info("building the C++ LSTM time loop (once per machine, some 20-40 s)")
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
+    built = [*root.glob("lmcore_lstm_steps*/*.so"), *root.glob("*/lmcore_lstm_steps*/*.so")]
+    if not built:  # a job's log and the CLI's output say why the start waits
+        print("note: building the C++ LSTM time loop (once per machine, some 20-40 s)", file=sys.stderr, flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the builder's notes about compiler versions
         cpp_extension.load(name="lmcore_lstm_steps", sources=[str(SOURCE)], extra_cflags=["-O3"],
@@ -37,10 +38,14 @@ def _build():
     return torch.ops.lmcore_lstm_steps
 
 
+_building = threading.Lock()  # the app's background build and a first caller may overlap
+
+
 @cache
 def _build_or_none():
     try:
-        return _build()
+        with _building:
+            return _build()
     except Exception as error:  # no compiler, no ninja, a failed build: the Python loops stand in
         warnings.warn(f"the C++ LSTM time loop could not be built ({type(error).__name__}: {error}); "
                       f"training uses the Python loop, which is slower", RuntimeWarning, stacklevel=3)
