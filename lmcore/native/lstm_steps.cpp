@@ -20,9 +20,11 @@ struct Blocks {
   int64_t ci, cf, cg, co;
 };
 
-Blocks blocks_of(at::IntArrayRef cols) {
+Blocks blocks_of(at::IntArrayRef cols, int64_t H, bool fgr) {
   TORCH_CHECK(cols.size() == 4, "cols: offsets of i, f, g, o");
-  return {cols[0], cols[1], cols[2], cols[3]};
+  Blocks k{cols[0], cols[1], cols[2], cols[3]};
+  TORCH_CHECK(!fgr || (k.ci == 0 && k.cf == H && k.co == 2 * H), "FGR needs i, f, o in columns [0, 3H)");
+  return k;
 }
 
 // acts_t[:, block] = σ(pre[:, block]) for one block of H columns (views, no copy)
@@ -188,7 +190,7 @@ std::vector<Tensor> lstm_forward(const Tensor& pre_all, const Tensor& h0, const 
   TORCH_CHECK(!fgr || peep, "lstm_forward: gate recurrence is built for the peephole LSTM (FGR)");
   Tensor pi = vec_or_empty(p_i), pf = vec_or_empty(p_f), po = vec_or_empty(p_o);
   Tensor a = fgr ? *a0 : Tensor(), r = fgr ? *r_t : Tensor();
-  Blocks k = blocks_of(cols);
+  Blocks k = blocks_of(cols, h0.size(1), fgr);
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(pre_all.scalar_type(), "lstm_forward", [&] {
     if (fgr) result = forward_steps<scalar_t, true, true>(pre_all, h0, c0, a, u_t, r, pi, pf, po, k);
@@ -207,7 +209,7 @@ std::vector<Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const
   TORCH_CHECK(!fgr || peep, "lstm_backward: gate recurrence is built for the peephole LSTM (FGR)");
   Tensor pi = vec_or_empty(p_i), pf = vec_or_empty(p_f), po = vec_or_empty(p_o);
   Tensor d_o = d_out.contiguous(), da = fgr ? *d_aT : Tensor(), r = fgr ? *R : Tensor();
-  Blocks k = blocks_of(cols);
+  Blocks k = blocks_of(cols, w_hh.size(1), fgr);
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
     if (fgr)
