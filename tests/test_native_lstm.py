@@ -77,12 +77,12 @@ def test_native_loop_equals_the_python_loop(ops, variant_key, dtype, tol, monkey
 
 
 @pytest.mark.parametrize("variant_key", sorted(set(LSTM_VARIANTS) - set(NATIVE)))
-def test_other_variants_keep_the_python_loop(ops, variant_key):
+def test_other_variants_keep_the_python_loop(variant_key):
     args = inputs(variant_key, torch.float64)
     assert _native_steps(args["variant"], args["xp"]) is None
 
 
-def test_native_loop_is_not_used_for_half_precision_or_off(ops, monkeypatch):
+def test_native_loop_is_not_used_for_half_precision_or_off(monkeypatch):
     args = inputs("fgr", torch.float32)
     assert _native_steps(args["variant"], args["xp"].bfloat16()) is None
     monkeypatch.setenv("LMCORE_NATIVE", "0")
