@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -249,6 +250,23 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(long_runs):
     steps = [m["step"] for m in store.metrics(run_id)]
     assert steps == sorted(set(steps)) and steps[-1] == at + 30  # one curve: no step logged twice
     assert load_checkpoint(store.checkpoints(run_id)["last"]["path"])[3]["step"] == at + 30
+
+
+def test_interrupted_run_gets_checkpoint_rows_that_match_its_files(store, grammar_file):
+    """Killed between writing last.pt and its row, the row is stale; marking the run interrupted fixes it."""
+    [run] = wait_for(store, [submit(store, tiny_config(grammar_file, "elman", max_steps=12))], timeout=60)
+    run_id, last = run["id"], store.checkpoints(run["id"])["last"]
+    assert run["status"] == "done" and last["step"] == 12
+    store.set_checkpoint(run_id, "last", Path(last["path"]), {"step": 4, "epoch": 0})  # the row one save behind
+    with store._connect() as db:
+        db.execute("DELETE FROM checkpoints WHERE run_id = ? AND kind = 'best'", (run_id,))  # a row never written
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    store.update_run(run_id, status="running", pid=gone.pid)
+    assert mark_interrupted(store) == [run_id]
+    rows = store.checkpoints(run_id)
+    assert rows["last"]["step"] == 12 == jobs.resume_point(store, run_id)["step"]
+    assert rows["best"]["path"] == str(store.run_dir(run_id) / "best.pt") and rows["best"]["step"] > 0
 
 
 def test_stop_request_ends_a_running_job(long_runs):

@@ -116,8 +116,24 @@ def mark_interrupted(store: RunStore) -> list[int]:
         if not grace and not pid_alive(run["pid"]):
             if store.claim(run["id"], run["status"], "interrupted", finished_at=time.time(),
                            message="the job's process ended without reporting (killed?)"):
+                sync_checkpoint_rows(store, run["id"])
                 lost.append(run["id"])
     return lost
+
+
+def sync_checkpoint_rows(store: RunStore, run_id: int) -> None:
+    """Make the store's checkpoint rows say what the files in the run's folder hold.
+
+    A job writes a checkpoint file and then its row; killed between the two, the row names an older
+    step than the file (or is missing), and the file is what a resume carries on from."""
+    for path in sorted(store.run_dir(run_id).glob("*.pt")):
+        try:
+            meta = read_payload(path)["meta"]
+        except CheckpointError:
+            continue  # an unreadable file is reported where it is loaded, not here
+        row = store.checkpoints(run_id).get(path.stem)
+        if row is None or row["step"] != meta.get("step") or row["path"] != str(path):
+            store.set_checkpoint(run_id, path.stem, path, meta)
 
 
 def pump(store: RunStore, max_parallel: int | None = None, executor=None) -> list[int]:
