@@ -126,12 +126,13 @@ def sync_checkpoint_rows(store: RunStore, run_id: int) -> None:
 
     A job writes a checkpoint file and then its row; killed between the two, the row names an older
     step than the file (or is missing), and the file is what a resume carries on from."""
+    rows = store.checkpoints(run_id)
     for path in sorted(store.run_dir(run_id).glob("*.pt")):
         try:
             meta = read_payload(path)["meta"]
         except CheckpointError:
             continue  # an unreadable file is reported where it is loaded, not here
-        row = store.checkpoints(run_id).get(path.stem)
+        row = rows.get(path.stem)
         if row is None or row["step"] != meta.get("step") or row["path"] != str(path):
             store.set_checkpoint(run_id, path.stem, path, meta)
 
