@@ -1,6 +1,9 @@
 """Sweeps beyond one machine: the job queue hands runs to a Ray instance; results land in the same store."""
 from __future__ import annotations
 
+import os
+import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +43,33 @@ def test_a_tiny_sweep_runs_on_ray_into_the_same_store(local_ray, lmcore_home, gr
         assert {"best", "last"} <= set(checkpoints) and all(Path(c["path"]).is_file() for c in checkpoints.values())
     jobs.mark_interrupted(store)  # a negated pid is Ray's, never taken for a dead local process
     assert all(store.get_run(i)["status"] == "done" for i in ids)
+
+
+def test_a_ray_task_killed_mid_run_leaves_its_run_interrupted_and_resumable(local_ray, lmcore_home, grammar_file,
+                                                                             monkeypatch):
+    """A worker that dies without reporting (kill -9, a lost node) must not leave its run 'running' for ever."""
+    store = RunStore()
+    (lmcore_home / "lmcore.toml").write_text("[limits]\nmax_epochs = 100_000\n")
+    monkeypatch.setenv("LMCORE_EXECUTOR", "ray")
+    try:
+        set_executor("ray")  # as `--executor ray` does; ray is initialised already
+        run_id = jobs.submit(store, tiny_config(grammar_file, "elman", epochs=100_000, max_steps=0, time_budget=60),
+                             max_parallel=1)
+        deadline = time.monotonic() + 60
+        while "last" not in store.checkpoints(run_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run = store.get_run(run_id)
+        assert run["status"] == "running" and run["pid"] < 0 and "last" in store.checkpoints(run_id), run
+        os.kill(-run["pid"], signal.SIGKILL)  # the Ray worker process running the job
+        [run] = jobs.wait_for(store, [run_id], timeout=60)
+        assert run["status"] == "interrupted" and "Ray task ended without reporting" in run["message"], run
+        at = jobs.resume_point(store, run_id)["step"]
+        assert at > 0 and store.checkpoints(run_id)["last"]["step"] == at
+        jobs.resume(store, run_id, max_steps=at + 10)  # queued again, and run on Ray to its new end
+        [run] = jobs.wait_for(store, [run_id], timeout=60)
+        assert run["status"] == "done" and run["step"] == at + 10, run["message"]
+    finally:
+        set_executor("local")
 
 
 def test_the_executor_is_chosen_by_name_and_local_stays_the_default(monkeypatch):

@@ -9,11 +9,14 @@
 Chosen by `python -m lmcore --executor ray --address ADDR ...` (any command that queues runs), or by
 $LMCORE_EXECUTOR / $LMCORE_RAY_ADDRESS. With Ray, the driver (`sweep --wait`, `jobs.wait_for`) pumps the
 queue: a Ray task does not start the next run itself. A Ray job records its pid negated, which tells
-`mark_interrupted` that the process lives on another machine and is Ray's to watch.
+`mark_interrupted` that the process lives on another machine and is Ray's to watch: the driver that started
+the task asks Ray how it ended (`reap`, on every pump), and a task that died without reporting (its worker
+killed, its node lost) leaves its run `interrupted`, resumable like a killed local job.
 """
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 EXECUTOR_ENV, ADDRESS_ENV = "LMCORE_EXECUTOR", "LMCORE_RAY_ADDRESS"
@@ -28,6 +31,9 @@ class LocalExecutor:
         from .jobs import start_process
         start_process(store, run_id, threads, max_parallel)
 
+    def reap(self, store) -> list[int]:
+        return []  # a local job's death is seen from its pid (jobs.mark_interrupted)
+
 
 class RayExecutor:
     """Hands each job to Ray; ray.init(address) on first use (None or "local": a local instance)."""
@@ -36,6 +42,7 @@ class RayExecutor:
     def __init__(self, address: str | None = None):
         self.address = address
         self.refs: list = []  # ObjectRefs of the tasks started here (ray.get them to wait)
+        self._running: dict = {}  # ObjectRef -> run id, for the tasks not yet reaped
 
     def _remote(self):
         try:
@@ -52,7 +59,31 @@ class RayExecutor:
                "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         task = self._remote().options(runtime_env={"env_vars": env})
         store.update_run(run_id, pid=-1)  # not a local process: mark_interrupted leaves it to Ray
-        self.refs.append(task.remote(str(store.home), run_id, threads, max_parallel))
+        ref = task.remote(str(store.home), run_id, threads, max_parallel)
+        self.refs.append(ref)
+        self._running[ref] = run_id
+
+    def reap(self, store) -> list[int]:
+        """Runs whose Ray task ended without recording an end (worker killed, node lost): now `interrupted`."""
+        if not self._running:
+            return []
+        import ray
+        from .jobs import sync_checkpoint_rows
+        ended, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
+        lost = []
+        for ref in ended:
+            run_id = self._running.pop(ref)
+            try:
+                ray.get(ref)
+                continue  # the job body recorded its own end
+            except Exception as error:  # noqa: BLE001 -- Ray's errors for a crashed worker or a lost node vary
+                why = type(error).__name__
+            for status in ("starting", "running"):
+                if store.claim(run_id, status, "interrupted", finished_at=time.time(),
+                               message=f"the Ray task ended without reporting ({why})"):
+                    sync_checkpoint_rows(store, run_id)
+                    lost.append(run_id)
+        return lost
 
 
 def _ray_job(home: str, run_id: int, threads: int, max_parallel: int) -> str:

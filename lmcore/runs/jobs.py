@@ -111,7 +111,7 @@ def mark_interrupted(store: RunStore) -> list[int]:
     lost = []
     for run in store.list_runs(("starting", "running")):
         if run["pid"] is not None and run["pid"] < 0:
-            continue  # a Ray task on some node (runs.executors): Ray watches it, not this machine
+            continue  # a Ray task on some node: its driver asks Ray how it ended (executors.RayExecutor.reap)
         grace = run["status"] == "starting" and time.time() - run["updated_at"] < 30
         if not grace and not pid_alive(run["pid"]):
             if store.claim(run["id"], run["status"], "interrupted", finished_at=time.time(),
@@ -144,6 +144,7 @@ def pump(store: RunStore, max_parallel: int | None = None, executor=None) -> lis
     from .executors import current_executor
     executor = executor or current_executor()
     _children[:] = [p for p in _children if p.poll() is None]
+    executor.reap(store)
     mark_interrupted(store)
     max_parallel = max_parallel or load_limits(store.home).max_parallel_jobs
     started = []
