@@ -107,3 +107,24 @@ def test_failed_build_falls_back_to_the_python_loop(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fallback ok" in done.stdout
+
+
+def test_one_build_folder_per_source_text_whatever_the_checkout(tmp_path, monkeypatch):
+    """Two clones of the same source share a build; an edited source gets a folder of its own; the copy the
+    build compiles is written once and never touched again (a newer file would make ninja rebuild)."""
+    from torch.utils import cpp_extension
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    text = native.SOURCE.read_bytes()
+    folders = []
+    for clone, body in (("a", text), ("b", text), ("c", text + b"\n// edited\n")):
+        (tmp_path / clone).mkdir()
+        (tmp_path / clone / native.SOURCE.name).write_bytes(body)
+        monkeypatch.setattr(native, "SOURCE", tmp_path / clone / native.SOURCE.name)
+        folders.append(native._build_dir(cpp_extension))
+    assert folders[0] == folders[1] != folders[2] and folders[0].parent == tmp_path / "ext"
+    placed = native._place_source(folders[2])
+    assert placed.read_bytes() == text + b"\n// edited\n" and placed.parent == folders[2]
+    stamp = placed.stat().st_mtime_ns
+    os.utime(native.SOURCE)  # the checkout's file is newer now; the placed copy must not follow it
+    assert native._place_source(folders[2]) == placed and placed.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in folders[2].iterdir()) == [native.SOURCE.name]  # no temporary file left

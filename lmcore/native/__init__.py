@@ -1,13 +1,14 @@
 """C++ for the few loops where Python's cost per operation is the bottleneck, built on first use.
 
 `lstm_steps()` returns the ops of lstm_steps.cpp (torch.ops.lmcore_lstm_steps: forward, backward), compiling
-them once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 20–40 s, then cached
-under ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR and reused by every process). Where that cannot
-be done — no compiler, a failed build — it returns None once and for all in this process, and the callers
-keep their Python loops, which compute the same thing. LMCORE_NATIVE=0 turns the C++ off.
+them once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
+under ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR in a folder named by the source's hash, and reused
+by every process and checkout). Where that cannot be done — no compiler, a failed build — it returns None
+once and for all in this process, and the callers keep their Python loops, which compute the same thing. LMCORE_NATIVE=0 turns the C++ off.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import threading
@@ -24,17 +25,45 @@ def enabled() -> bool:
     return os.environ.get("LMCORE_NATIVE", "1") != "0"
 
 
+def _build_dir(cpp_extension) -> Path:
+    """One build per source text and PyTorch/Python, shared by every checkout on the machine.
+
+    Named by a hash rather than by the source's path: PyTorch's builder keys on the path, so two clones
+    sharing the cache rebuilt over each other's library, and an edited source got no new folder."""
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
+    abi = f"{sys.version_info.major}.{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+    key = b"\0".join([SOURCE.read_bytes(), torch.__version__.encode(), abi.encode(),
+                       str(torch.version.cuda or torch.version.hip or "cpu").encode()])
+    return root / f"lmcore_lstm_steps_{hashlib.sha256(key).hexdigest()[:16]}"
+
+
+def _place_source(build_dir: Path) -> Path:
+    """Copy the source into the build folder once; never rewritten, so ninja sees no newer file later."""
+    source = build_dir / SOURCE.name
+    if not source.is_file():
+        build_dir.mkdir(parents=True, exist_ok=True)
+        tmp = build_dir / f".{SOURCE.name}.{os.getpid()}.{threading.get_ident()}"
+        tmp.write_bytes(SOURCE.read_bytes())
+        try:
+            os.link(tmp, source)  # fails if another process placed it first: theirs is the same text
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return source
+
+
 def _build():
     from torch.utils import cpp_extension  # imported here: it is slow to import and rarely needed
 
-    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
-    built = [*root.glob("lmcore_lstm_steps*/*.so"), *root.glob("*/lmcore_lstm_steps*/*.so")]
-    if not built:  # a job's log and the CLI's output say why the start waits
-        print("note: building the C++ LSTM time loop (once per machine, some 20-40 s)", file=sys.stderr, flush=True)
+    build_dir = _build_dir(cpp_extension)
+    source = _place_source(build_dir)
+    if not any(build_dir.glob("*.so")):  # a job's log and the CLI's output say why the start waits
+        print("note: building the C++ LSTM time loop (once per machine, some 10-40 s)", file=sys.stderr, flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the builder's notes about compiler versions
-        cpp_extension.load(name="lmcore_lstm_steps", sources=[str(SOURCE)], extra_cflags=["-O3"],
-                           is_python_module=False, verbose=False)
+        cpp_extension.load(name=build_dir.name, sources=[str(source)], build_directory=str(build_dir),
+                           extra_cflags=["-O3"], is_python_module=False, verbose=False)
     return torch.ops.lmcore_lstm_steps
 
 
