@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -98,6 +99,13 @@ def subprocess_env(home: Path | None = None) -> dict:
 
 
 PYTHON = sys.executable
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped): a job killed without a word."""
+    proc = subprocess.Popen([PYTHON, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 @pytest.fixture

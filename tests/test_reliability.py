@@ -18,22 +18,16 @@ from lmcore.runs import jobs
 from lmcore.runs.store import RunStore
 from lmcore.train import train
 
-from .conftest import REPO, grammar_lines, subprocess_env, tiny_config
+from .conftest import REPO, dead_pid, grammar_lines, subprocess_env, tiny_config
 
 
 pytestmark = pytest.mark.usefixtures("end_job_processes")  # see conftest.py
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
 def _lost_run(store: RunStore, grammar_file) -> int:
     """A run the store believes is training, whose process was killed (SIGKILL leaves no word)."""
     run_id = store.create_run(tiny_config(grammar_file, "elman").to_dict(), status="running")
-    store.update_run(run_id, pid=_dead_pid(), started_at=time.time())
+    store.update_run(run_id, pid=dead_pid(), started_at=time.time())
     return run_id
 
 

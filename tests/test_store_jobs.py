@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from lmcore.corpus.dataset import CorpusSpec
 from lmcore.runs import jobs
 from lmcore.runs.jobs import mark_interrupted, pid_alive, request_stop, submit, wait_for
 from lmcore.runs.store import RunStore, default_home
-from tests.conftest import grammar_lines, tiny_config
+from tests.conftest import dead_pid, grammar_lines, tiny_config
 
 
 @pytest.fixture
@@ -260,9 +259,7 @@ def test_interrupted_run_gets_checkpoint_rows_that_match_its_files(store, gramma
     store.set_checkpoint(run_id, "last", Path(last["path"]), {"step": 4, "epoch": 0})  # the row one save behind
     with store._connect() as db:
         db.execute("DELETE FROM checkpoints WHERE run_id = ? AND kind = 'best'", (run_id,))  # a row never written
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    store.update_run(run_id, status="running", pid=gone.pid)
+    store.update_run(run_id, status="running", pid=dead_pid())
     assert mark_interrupted(store) == [run_id]
     rows = store.checkpoints(run_id)
     assert rows["last"]["step"] == 12 == jobs.resume_point(store, run_id)["step"]
