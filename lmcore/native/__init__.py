@@ -48,8 +48,11 @@ def _place_source(build_dir: Path) -> Path:
             os.link(tmp, source)  # fails if another process placed it first: theirs is the same text
         except FileExistsError:
             pass
+        except OSError:  # a filesystem without hard links: a rename, unless someone placed it meanwhile
+            if not source.is_file():
+                os.replace(tmp, source)
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
     return source
 
 
