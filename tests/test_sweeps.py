@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -222,3 +223,19 @@ def test_sweep_cli_plans_a_grid_and_refuses_an_unknown_sweep(lmcore_home, capsys
     assert "no sweep 99" in capsys.readouterr().err
     assert main(["sweeps"]) == 0
     assert "no sweeps" in capsys.readouterr().out
+
+
+def test_a_relative_data_folder_names_the_same_store_for_the_cli_and_its_job_processes(tmp_path, monkeypatch,
+                                                                                        grammar_file, capsys):
+    """Job processes start in the repository: a relative --home once sent them to another store."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--home", "rel", "sweep", "--corpus", str(grammar_file), "--tokenizer", "word", "--arch", "elman",
+                 "--hidden", "8", "--max-steps", "5", "--wait"]) == 0
+    capsys.readouterr()
+    store = RunStore("rel")
+    assert store.home == tmp_path / "rel" and store.home.is_absolute()
+    runs = store.list_runs()
+    assert runs and all(r["status"] == "done" and r["step"] == 5 for r in runs), [r["message"] for r in runs]
+    rows = [c for r in runs for c in store.checkpoints(r["id"]).values()]
+    assert rows and all(Path(c["path"]).is_absolute() and Path(c["path"]).is_file() for c in rows)
+    assert not (REPO / "rel").exists()

@@ -78,7 +78,8 @@ def default_home() -> Path:
 
 class RunStore:
     def __init__(self, home: str | Path | None = None):
-        self.home = Path(home) if home else default_home()
+        # absolute: job processes start in the repository, and checkpoint rows must name the same files from anywhere
+        self.home = (Path(home) if home else default_home()).expanduser().resolve()
         try:
             self.home.mkdir(parents=True, exist_ok=True)
             (self.home / "runs").mkdir(exist_ok=True)
