@@ -256,6 +256,7 @@ def test_interrupted_run_gets_checkpoint_rows_that_match_its_files(store, gramma
     [run] = wait_for(store, [submit(store, tiny_config(grammar_file, "elman", max_steps=12))], timeout=60)
     run_id, last = run["id"], store.checkpoints(run["id"])["last"]
     assert run["status"] == "done" and last["step"] == 12
+    assert max(store.run_dir(run_id).glob("*.pt"), key=lambda f: f.stat().st_mtime).name == "last.pt"  # saved last
     store.set_checkpoint(run_id, "last", Path(last["path"]), {"step": 4, "epoch": 0})  # the row one save behind
     with store._connect() as db:
         db.execute("DELETE FROM checkpoints WHERE run_id = ? AND kind = 'best'", (run_id,))  # a row never written

@@ -72,17 +72,19 @@ class RayExecutor:
         ended, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
         lost = []
         for ref in ended:
-            run_id = self._running.pop(ref)
+            run_id = self._running[ref]
             try:
                 ray.get(ref)
-                continue  # the job body recorded its own end
+                why = None  # the job body recorded its own end
             except Exception as error:  # noqa: BLE001 -- Ray's errors for a crashed worker or a lost node vary
                 why = type(error).__name__
-            for status in ("starting", "running"):
-                if store.claim(run_id, status, "interrupted", finished_at=time.time(),
+            run = store.get_run(run_id) if why else None
+            if run and run["status"] in ("starting", "running"):
+                sync_checkpoint_rows(store, run_id)  # before the claim: once interrupted, it may be resumed
+                if store.claim(run_id, run["status"], "interrupted", finished_at=time.time(),
                                message=f"the Ray task ended without reporting ({why})"):
-                    sync_checkpoint_rows(store, run_id)
                     lost.append(run_id)
+            del self._running[ref]  # only once handled: a store error above leaves it for the next pump
         return lost
 
 

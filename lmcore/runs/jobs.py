@@ -114,26 +114,29 @@ def mark_interrupted(store: RunStore) -> list[int]:
             continue  # a Ray task on some node: its driver asks Ray how it ended (executors.RayExecutor.reap)
         grace = run["status"] == "starting" and time.time() - run["updated_at"] < 30
         if not grace and not pid_alive(run["pid"]):
+            sync_checkpoint_rows(store, run["id"])  # before the claim: once interrupted, it may be resumed
             if store.claim(run["id"], run["status"], "interrupted", finished_at=time.time(),
                            message="the job's process ended without reporting (killed?)"):
-                sync_checkpoint_rows(store, run["id"])
                 lost.append(run["id"])
     return lost
 
 
 def sync_checkpoint_rows(store: RunStore, run_id: int) -> None:
-    """Make the store's checkpoint rows say what the files in the run's folder hold.
+    """Make the checkpoint rows of a run whose process is gone say what its files hold.
 
-    A job writes a checkpoint file and then its row; killed between the two, the row names an older
-    step than the file (or is missing), and the file is what a resume carries on from."""
+    A job writes a checkpoint file and then its row; killed between the two, the newest file's row names
+    an older step (or is missing), and the file is what a resume carries on from. Only that file and
+    files without a row are read: a run may hold one checkpoint per epoch."""
     rows = store.checkpoints(run_id)
-    for path in sorted(store.run_dir(run_id).glob("*.pt")):
+    folder = Path(next(iter(rows.values()))["path"]).parent if rows else store.run_dir(run_id)  # or train --out
+    files = sorted(folder.glob("*.pt"), key=lambda f: f.stat().st_mtime)
+    for path in [f for f in files[:-1] if f.stem not in rows] + files[-1:]:
         try:
             meta = read_payload(path)["meta"]
         except CheckpointError:
             continue  # an unreadable file is reported where it is loaded, not here
         row = rows.get(path.stem)
-        if row is None or row["step"] != meta.get("step") or row["path"] != str(path):
+        if row is None or row["step"] != meta.get("step"):
             store.set_checkpoint(run_id, path.stem, path, meta)
 
 
