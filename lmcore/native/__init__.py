@@ -43,14 +43,15 @@ def _place_source(build_dir: Path) -> Path:
     if not source.is_file():
         build_dir.mkdir(parents=True, exist_ok=True)
         tmp = build_dir / f".{SOURCE.name}.{os.getpid()}.{threading.get_ident()}"
-        tmp.write_bytes(SOURCE.read_bytes())
         try:
-            os.link(tmp, source)  # fails if another process placed it first: theirs is the same text
-        except FileExistsError:
-            pass
-        except OSError:  # a filesystem without hard links: a rename, unless someone placed it meanwhile
-            if not source.is_file():
-                os.replace(tmp, source)
+            tmp.write_bytes(SOURCE.read_bytes())  # a failed write (disk full) is raised: the build fails
+            try:
+                os.link(tmp, source)  # fails if another process placed it first: theirs is the same text
+            except FileExistsError:
+                pass
+            except OSError:  # a filesystem without hard links: a rename, unless someone placed it meanwhile
+                if not source.is_file():
+                    os.replace(tmp, source)
         finally:
             tmp.unlink(missing_ok=True)
     return source
