@@ -4,7 +4,8 @@
 them once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
 under ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR in a folder named by the source's hash, and reused
 by every process and checkout). Where that cannot be done — no compiler, a failed build — it returns None
-once and for all in this process, and the callers keep their Python loops, which compute the same thing. LMCORE_NATIVE=0 turns the C++ off.
+once and for all in this process, and the callers keep their Python loops, which compute the same thing.
+LMCORE_NATIVE=0 turns the C++ off.
 """
 from __future__ import annotations
 
