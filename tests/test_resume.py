@@ -142,6 +142,22 @@ def test_cli_resume_by_id_and_by_folder_matches_an_uninterrupted_run(grammar_fil
     assert store.get_run(run_id)["step"] == 50 and store.metrics(run_id)[-1]["step"] == 50
 
 
+def test_a_relative_out_folder_is_recorded_so_that_the_run_resumes_from_anywhere(grammar_file, tmp_path, monkeypatch,
+                                                                                  capsys):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["--home", "home", "train", "--corpus", str(grammar_file), *TINY, "--max-steps", "10",
+                 "--out", "mine"]) == 0
+    rows = RunStore("home").checkpoints(1)
+    assert rows["last"]["path"] == str(tmp_path / "mine" / "last.pt")
+    assert all(Path(r["path"]).is_absolute() for r in rows.values())
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["--home", str(tmp_path / "home"), "train", "--resume", "1", "--max-steps", "20"]) == 0
+    assert "resuming from step 10" in capsys.readouterr().err
+    assert [m["step"] for m in RunStore(tmp_path / "home").metrics(1)] == [10, 20]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--resume", "999"], "no run 999"),
     (["--resume", "/nowhere/at/all"], "no run in"),

@@ -174,6 +174,7 @@ class RunStore:
         return [dict(r) for r in rows]
 
     def set_checkpoint(self, run_id: int, kind: str, path: Path, meta: dict) -> None:
+        path = Path(path).expanduser().resolve()  # a relative folder (train --out) must name it from anywhere
         with self._connect() as db:
             db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
                        (run_id, kind, str(path), meta.get("step"), meta.get("epoch"), meta.get("valid_ppl")))
