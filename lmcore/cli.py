@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .cells import GRU_CONVENTIONS, LSTM_VARIANTS
 from .config import OPTIMIZERS, RunConfig, TrainConfig
-from .corpus.dataset import SPLITS, CorpusSpec, load_corpus, tokenized_splits
+from .corpus.dataset import BUILTIN_PREFIX, SPLITS, CorpusSpec, load_corpus, tokenized_splits
 from .corpus.reading import CorpusError
 from .corpus.tokenize import TOKENIZERS, detokenize, tokenize_line
 from .model import ACTIVATION_NAMES, ARCHS, BACKENDS, ModelConfig
@@ -31,7 +31,10 @@ def _add_corpus_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _corpus_spec(a) -> CorpusSpec:
-    return CorpusSpec(a.corpus, a.tokenizer, a.lowercase, a.min_count, a.max_vocab)
+    """The spec a run records: a file or folder by its absolute path, since job processes start elsewhere."""
+    keep = not a.corpus or a.corpus.startswith(BUILTIN_PREFIX)
+    source = a.corpus if keep else str(Path(a.corpus).expanduser().resolve())
+    return CorpusSpec(source, a.tokenizer, a.lowercase, a.min_count, a.max_vocab)
 
 
 class _Parser(argparse.ArgumentParser):

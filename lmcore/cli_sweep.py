@@ -53,11 +53,11 @@ def add_sweep_parsers(command) -> None:
 
 
 def _spec(a):
-    from .corpus.dataset import CorpusSpec
+    from .cli import _corpus_spec
     from .runs.sweeps import SweepSpec
     lr = a.lr or [20.0 if a.optimizer == "sgd" else 0.002]
     base = RunConfig(
-        corpus=CorpusSpec(a.corpus, a.tokenizer, a.lowercase, a.min_count, a.max_vocab),
+        corpus=_corpus_spec(a),
         model=ModelConfig(activation=a.activation, emb=a.emb or a.hidden[0], layers=a.layers, dropout=a.dropout,
                           backend=a.backend),
         train=TrainConfig(bptt=a.bptt, batch=a.batch, optimizer=a.optimizer, lr=lr[0], clip=a.clip, epochs=a.epochs,

@@ -227,13 +227,13 @@ def test_sweep_cli_plans_a_grid_and_refuses_an_unknown_sweep(lmcore_home, capsys
 
 def test_a_relative_data_folder_names_the_same_store_for_the_cli_and_its_job_processes(tmp_path, monkeypatch,
                                                                                         grammar_file, capsys):
-    """Job processes start in the repository: a relative --home once sent them to another store."""
-    monkeypatch.chdir(tmp_path)
-    assert main(["--home", "rel", "sweep", "--corpus", str(grammar_file), "--tokenizer", "word", "--arch", "elman",
+    """Job processes start in the repository: a relative --home or --corpus once sent them elsewhere."""
+    monkeypatch.chdir(grammar_file.parent)
+    assert main(["--home", "rel", "sweep", "--corpus", grammar_file.name, "--tokenizer", "word", "--arch", "elman",
                  "--hidden", "8", "--max-steps", "5", "--wait"]) == 0
     capsys.readouterr()
     store = RunStore("rel")
-    assert store.home == tmp_path / "rel" and store.home.is_absolute()
+    assert store.home == tmp_path / "rel" and store.home.is_absolute() and grammar_file.parent == tmp_path
     runs = store.list_runs()
     assert runs and all(r["status"] == "done" and r["step"] == 5 for r in runs), [r["message"] for r in runs]
     rows = [c for r in runs for c in store.checkpoints(r["id"]).values()]
