@@ -36,6 +36,8 @@ from .model import RNNLM, detach_hidden
 
 EVAL_BATCH = 10
 LOSS_CHECK_EVERY = 25  # steps between reads of the losses kept on a GPU (divergence check, running mean)
+BLOW_UP_FACTOR = 10  # a run whose best validation perplexity is over this many uniform guesses ends diverged
+OVERFLOW_LOSS = 700.0  # exp() of a loss above this overflows a float: such a run ends diverged at once
 CPU_LOSS_CHECK_EVERY = 1  # on the CPU a read costs nothing: every step (tests raise it to try the GPU's way)
 
 
@@ -70,9 +72,9 @@ class Position:
     chunk: int = 0              # chunks of this epoch already trained
     step: int = 0               # optimizer steps so far
     lr: float = 0.0
-    best_valid: float = math.inf       # lowest valid loss of any evaluation: which weights best.pt holds
-    best_scheduled: float = math.inf   # lowest of the scheduled evaluations only: decides lr decay, so an
-                                       # evaluation made because a run was cut never changes its course
+    best_valid: float = math.inf       # lowest valid loss at an epoch's end or a cut: which weights best.pt holds
+    best_scheduled: float = math.inf   # lowest valid loss at an epoch's end: decides lr decay. Live (eval_every)
+                                       # evaluations and one made because a run was cut never change its course
     loss_sum: float = 0.0       # this epoch's training loss so far (for the mean in the metrics)
     loss_count: int = 0
     train_tokens: int = 0
@@ -144,7 +146,7 @@ def evaluate(model: RNNLM, grid: torch.Tensor, bptt: int) -> float:
 
 
 def safe_ppl(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else float("inf")
+    return math.exp(loss) if loss < OVERFLOW_LOSS else float("inf")
 
 
 def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus: Corpus | None = None,
@@ -224,10 +226,8 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
     started = time.perf_counter() - pos.elapsed  # wall time counts on from where the run was
     session_start = time.perf_counter()          # a time budget counts from this start
 
-    def report(epoch: float, scheduled: bool = True) -> float:
-        """Evaluate on valid, send the metrics row, keep the best checkpoint; returns valid loss.
-
-        scheduled: at eval_every or an epoch's end, as in an uninterrupted run (not because of a cut)."""
+    def report(epoch: float) -> float:
+        """Evaluate on valid and send the metrics row; returns valid loss."""
         valid_loss = evaluate(model, valid_grid, t_cfg.bptt)
         model.train()
         metrics = {"step": pos.step, "epoch": round(epoch, 4), "lr": pos.lr,
@@ -236,13 +236,18 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
                    "tokens_per_s": pos.train_tokens / max(pos.train_time, 1e-9),
                    "wall_time": time.perf_counter() - started}
         hooks.on_eval(metrics)
-        if valid_loss < pos.best_valid:
-            pos.best_valid = valid_loss
-            checkpoint("best", {"step": pos.step, "epoch": metrics["epoch"], "valid_ppl": metrics["valid_ppl"]})
-        if scheduled:
-            pos.best_scheduled = min(pos.best_scheduled, valid_loss)
         pos.evaluated_step, pos.evaluated_loss = pos.step, valid_loss
         return valid_loss
+
+    def overflowed(valid_loss: float) -> bool:
+        """A validation loss whose perplexity overflows (or is not a number): weights no schedule brings back."""
+        return not valid_loss < OVERFLOW_LOSS
+
+    def blow_up_message(valid_ppl: float, why: str, kept: str = "the last good checkpoint is kept") -> str:
+        clip = f"it was {t_cfg.clip:g}" if t_cfg.clip else "it was off; try 0.25"
+        return (f"blew up at step {pos.step}: {why} (validation perplexity {valid_ppl:.4g}; a uniform guess scores "
+                f"{len(corpus.vocab):,}); {kept}. Train it again with a lower learning rate (it was {t_cfg.lr:g}) "
+                f"or clip the gradient norm ({clip}).")
 
     def out_of_time() -> bool:
         return bool(t_cfg.time_budget) and time.perf_counter() - session_start >= t_cfg.time_budget
@@ -311,9 +316,13 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
             if t_cfg.eval_every and pos.step % t_cfg.eval_every == 0 and pos.chunk < steps_per_epoch:
                 if not read_losses():
                     break
+                # a live evaluation, for the curve only: it never gives best.pt nor decides the lr, so a run's
+                # course and its test perplexity are the same with or without them
                 valid_loss = report(epoch - 1 + pos.chunk / steps_per_epoch)
-                if math.isfinite(valid_loss):  # weights that blew up never replace the last good checkpoint
-                    save_last({"step": pos.step, "epoch": round(epoch - 1 + pos.chunk / steps_per_epoch, 4),
+                if overflowed(valid_loss):
+                    status, message = "diverged", blow_up_message(math.inf, "its perplexity overflowed")
+                    break
+                save_last({"step": pos.step, "epoch": round(epoch - 1 + pos.chunk / steps_per_epoch, 4),
                                "valid_ppl": safe_ppl(valid_loss)})
             if info.active:  # the ranks stop together, on rank 0's word, at a read
                 if t_cfg.max_steps and pos.step >= t_cfg.max_steps:
@@ -338,19 +347,28 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
         epoch_done = pos.chunk >= steps_per_epoch
         fraction = epoch - 1 + pos.chunk / max(steps_per_epoch, 1)
         # an evaluation may just have run at this step (then max-steps, time or a stop request cut the epoch)
-        valid_loss = pos.evaluated_loss if pos.evaluated_step == pos.step else report(fraction, epoch_done)
+        valid_loss = pos.evaluated_loss if pos.evaluated_step == pos.step else report(fraction)
+        if overflowed(valid_loss):  # the last good checkpoint stays; nothing after it is worth keeping
+            status, message = "diverged", blow_up_message(math.inf, "its perplexity overflowed")
+            break
         meta = {"step": pos.step, "epoch": round(fraction, 4), "valid_ppl": safe_ppl(valid_loss)}
-        if math.isfinite(valid_loss):  # the weights at this epoch's end, or where the run was cut in it
-            checkpoint(f"epoch_{epoch}", {**meta, "epoch": epoch})
+        if valid_loss < pos.best_valid:
+            pos.best_valid = valid_loss
+            checkpoint("best", meta)
+        checkpoint(f"epoch_{epoch}", {**meta, "epoch": epoch})  # the weights at this epoch's end, or at the cut
         if epoch_done:
-            if valid_loss > pos.best_scheduled:  # report() already lowered it if this epoch improved
+            # The schedule: lr ÷ lr_decay when an epoch ends no better than the best earlier epoch end.
+            if valid_loss > pos.best_scheduled:
                 pos.lr /= t_cfg.lr_decay
+            pos.best_scheduled = min(pos.best_scheduled, valid_loss)
             pos.epoch, pos.chunk, hidden = epoch + 1, 0, None
-        if math.isfinite(valid_loss):
-            save_last(meta)
+        save_last(meta)
         if cut or (halt if info.active else out_of_time()):
             break
 
+    if status == "done" and pos.best_valid > math.log(BLOW_UP_FACTOR * len(corpus.vocab)):
+        status, message = "diverged", blow_up_message(
+            safe_ppl(pos.best_valid), f"it never got below {BLOW_UP_FACTOR}× a uniform guess", "no checkpoint is usable")
     test_ppl = None
     best_path = run_dir / "best.pt"
     if info.main and best_path.exists():
