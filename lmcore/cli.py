@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 from .cells import GRU_CONVENTIONS, LSTM_VARIANTS
-from .config import OPTIMIZERS, RunConfig, TrainConfig
+from .config import DEFAULT_LR, OPTIMIZERS, RunConfig, TrainConfig
 from .corpus.dataset import BUILTIN_PREFIX, SPLITS, CorpusSpec, load_corpus, tokenized_splits
 from .corpus.reading import CorpusError
 from .corpus.tokenize import TOKENIZERS, detokenize, tokenize_line
 from .model import ACTIVATION_NAMES, ARCHS, BACKENDS, ModelConfig
+from .presets import PRESETS, run_config
 from .runs.store import RunStore
 
 
@@ -62,24 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", help="train one model (recorded in the run store)")
     _add_corpus_flags(p)
     p.add_argument("--name", default="")
-    p.add_argument("--arch", choices=list(ARCHS), default=m.arch)
-    p.add_argument("--activation", choices=ACTIVATION_NAMES, default=m.activation, help="Elman only")
-    p.add_argument("--variant", type=str.lower, choices=list(LSTM_VARIANTS), default=m.variant,
+    # Model and training flags default to None, "not given": the run is built by presets.run_config from the
+    # --preset (or the library's defaults, shown here) with only the given flags on top, as the Train page does.
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="start from one of the Train page's presets: " + "; ".join(PRESETS))
+    p.add_argument("--arch", choices=list(ARCHS), default=None, help=f"default {m.arch}")
+    p.add_argument("--activation", choices=ACTIVATION_NAMES, default=None, help=f"Elman only (default {m.activation})")
+    p.add_argument("--variant", type=str.lower, choices=list(LSTM_VARIANTS), default=None,
                    help="LSTM only (Greff et al. 2016): " + "; ".join(f"{k}: {v.description}" for k, v in LSTM_VARIANTS.items()))
-    p.add_argument("--gru-convention", choices=list(GRU_CONVENTIONS), default=m.gru_convention,
+    p.add_argument("--gru-convention", choices=list(GRU_CONVENTIONS), default=None,
                    help="GRU only: " + "; ".join(f"{k}: {d}" for k, d in GRU_CONVENTIONS.items()))
-    p.add_argument("--no-bias", action="store_true", help="drop b1 and b2, as in the coursework")
-    p.add_argument("--emb", type=int, default=m.emb)
-    p.add_argument("--hidden", "--nhid", type=int, default=m.hidden)
-    p.add_argument("--layers", "--nlayers", type=int, default=m.layers)
-    p.add_argument("--dropout", type=float, default=m.dropout)
-    p.add_argument("--tied", action="store_true")
-    p.add_argument("--backend", choices=BACKENDS, default=m.backend)
-    p.add_argument("--bptt", type=int, default=t.bptt)
-    p.add_argument("--batch", "--batch-size", type=int, default=t.batch)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=t.optimizer)
-    p.add_argument("--lr", type=float, default=None, help="default 20 for sgd, 0.002 for adam")
-    p.add_argument("--clip", type=float, default=t.clip)
+    p.add_argument("--no-bias", dest="bias", action="store_const", const=False, default=None,
+                   help="drop b1 and b2, as in the coursework")
+    p.add_argument("--emb", type=int, default=None, help=f"default {m.emb}; with --tied, the hidden size")
+    p.add_argument("--hidden", "--nhid", type=int, default=None, help=f"default {m.hidden}")
+    p.add_argument("--layers", "--nlayers", type=int, default=None, help=f"default {m.layers}")
+    p.add_argument("--dropout", type=float, default=None, help=f"default {m.dropout}")
+    p.add_argument("--tied", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--backend", choices=BACKENDS, default=None, help=f"default {m.backend}")
+    p.add_argument("--bptt", type=int, default=None, help=f"default {t.bptt}")
+    p.add_argument("--batch", "--batch-size", type=int, default=None, help=f"default {t.batch}")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"default {t.optimizer}")
+    p.add_argument("--lr", type=float, default=None,
+                   help="default the preset's, else " + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items()))
+    p.add_argument("--lr-decay", type=float, default=None,
+                   help=f"lr ÷ this when an epoch ends no better than the best earlier epoch end (default {t.lr_decay:g})")
+    p.add_argument("--clip", type=float, default=None, help=f"default {t.clip}")
     # None: "not given", so that --resume can tell a bound the user asked for from a default
     p.add_argument("--epochs", type=int, default=None, help=f"default {t.epochs}; with --resume, the new total")
     p.add_argument("--max-steps", type=int, default=None, help="default 0 (no bound)")
@@ -88,17 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="carry on a stopped, interrupted or finished run (its id or folder) from its last "
                         "checkpoint, with its own settings; only --epochs, --max-steps, --time-budget, --threads "
                         "and --json apply")
-    p.add_argument("--eval-every", type=int, default=t.eval_every)
-    p.add_argument("--seed", type=int, default=t.seed)
-    p.add_argument("--device", default=t.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    p.add_argument("--compile", choices=("auto", "on", "off"), default=t.compile,
-                   help="torch.compile the hand-written cells' step (auto: on CUDA only; on: also on the CPU)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA (ignored on the CPU)")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="steps between live evaluations inside an epoch, for the curve only (default 0: none)")
+    p.add_argument("--seed", type=int, default=None, help=f"default {t.seed}")
+    p.add_argument("--device", default=None, help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--compile", choices=("auto", "on", "off"), default=None,
+                   help="torch.compile the hand-written cells' step (auto, the default: on CUDA only; on: also on the CPU)")
+    p.add_argument("--bf16", action="store_const", const=True, default=None,
+                   help="bfloat16 autocast on CUDA (ignored on the CPU)")
     p.add_argument("--distributed", action="store_true",
                    help="one rank of a torchrun group (DDP: NCCL on GPUs, gloo on the CPU); --batch is the "
                         "global batch, split over the ranks: torchrun --nproc_per_node N -m lmcore train ... "
                         "--distributed")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="folder for checkpoints (default: the run's folder in the store)")
     p.add_argument("--json", action="store_true", help="one JSON object per evaluation on stdout")
 
@@ -152,11 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command != "worker":
             _mark_interrupted(args.home)
-        if args.command == "train" and not args.resume:
-            t = TrainConfig()
-            for name in ("epochs", "max_steps", "time_budget"):
-                if getattr(args, name) is None:
-                    setattr(args, name, getattr(t, name))
         if args.command == "train" and args.distributed:
             return cmd_train_distributed(args)
         return (cmd_resume if args.command == "train" and args.resume else COMMANDS[args.command])(args)
@@ -190,17 +196,16 @@ def _mark_interrupted(home: str | None) -> None:
             pass  # a read-only or damaged store: a command that needs it says so itself
 
 
+MODEL_FLAGS = ("arch", "activation", "bias", "emb", "hidden", "layers", "dropout", "tied", "backend", "variant",
+               "gru_convention")
+TRAIN_FLAGS = ("bptt", "batch", "optimizer", "lr", "lr_decay", "clip", "epochs", "max_steps", "time_budget",
+               "eval_every", "seed", "device", "threads", "compile", "bf16")
+
+
 def _train_config(a) -> RunConfig:
-    lr = a.lr if a.lr is not None else (20.0 if a.optimizer == "sgd" else 0.002)
-    cfg = RunConfig(
-        name=a.name, corpus=_corpus_spec(a),
-        model=ModelConfig(arch=a.arch, activation=a.activation, bias=not a.no_bias, emb=a.emb, hidden=a.hidden,
-                          layers=a.layers, dropout=a.dropout, tied=a.tied, backend=a.backend, variant=a.variant,
-                          gru_convention=a.gru_convention),
-        train=TrainConfig(bptt=a.bptt, batch=a.batch, optimizer=a.optimizer, lr=lr, clip=a.clip, epochs=a.epochs,
-                          max_steps=a.max_steps, time_budget=a.time_budget, eval_every=a.eval_every, seed=a.seed,
-                          device=a.device, threads=a.threads, compile=a.compile, bf16=a.bf16))
-    return cfg
+    """The run the flags describe, built by the same function as the Train page's runs."""
+    given = lambda names: {k: getattr(a, k) for k in names if getattr(a, k) is not None}
+    return run_config(a.preset, _corpus_spec(a), model=given(MODEL_FLAGS), train=given(TRAIN_FLAGS), name=a.name)
 
 
 def cmd_train(a) -> int:
@@ -210,7 +215,7 @@ def cmd_train(a) -> int:
     from .train import check_fits
     cfg = _train_config(a)
     validate_config(cfg)
-    if a.bf16 and not cfg.train.device.startswith("cuda") and not (cfg.train.device == "auto" and _has_cuda()):
+    if cfg.train.bf16 and not cfg.train.device.startswith("cuda") and not (cfg.train.device == "auto" and _has_cuda()):
         print("note: --bf16 is for CUDA GPUs; training in float32 here", file=sys.stderr)
     limits = load_limits(a.home)
     check_epochs(cfg.train.epochs, limits)
@@ -241,7 +246,7 @@ def cmd_train_distributed(a) -> int:
     from . import distributed
     if a.resume:
         raise ValueError("--resume does not go with --distributed yet; resume the run in one process")
-    info = distributed.setup(a.device)
+    info = distributed.setup(a.device or TrainConfig().device)
     a.dist_info, a.announced = info, False
     finished = False  # only ranks whose run went through wait for each other before leaving the group
     try:

@@ -7,6 +7,7 @@ from .corpus.dataset import CorpusSpec
 from .model import ModelConfig
 
 OPTIMIZERS = ("sgd", "adam")
+DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}  # an optimizer chosen without an lr gets this one
 
 
 @dataclass
@@ -20,7 +21,7 @@ class TrainConfig:
     max_steps: int = 0         # 0: no bound
     time_budget: float = 0.0   # seconds; 0: no bound
     eval_every: int = 0        # steps between evaluations inside an epoch; 0: at epoch end only
-    lr_decay: float = 4.0      # lr ÷ this when validation stops improving
+    lr_decay: float = 4.0      # lr ÷ this when an epoch ends no better (valid) than the best earlier epoch end
     seed: int = 1111
     device: str = "auto"       # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
     threads: int = 0           # torch threads in a job process; 0: chosen by the job queue

@@ -1,6 +1,7 @@
 """Tables the pages and the CLI show, built from the corpus and the run store."""
 from __future__ import annotations
 
+import math
 import time
 
 import pandas as pd
@@ -10,7 +11,7 @@ from .config import RunConfig
 from .corpus.dataset import SPLITS, Corpus
 
 COMPARE_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
-                   "tokens/s", "training time (s)", "device", "status", "corpus")
+                   "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status", "corpus")
 
 
 def corpus_stats_table(corpus: Corpus) -> pd.DataFrame:
@@ -36,14 +37,30 @@ def architecture_label(cfg: RunConfig) -> str:
     return f"{name} ({m.variant_label})" if m.variant_label else name
 
 
-def compare_table(runs: list[dict]) -> pd.DataFrame:
+def _finite(value: float | None) -> float | None:
+    """A perplexity that overflowed (a run that blew up) is shown as missing, never as 'Infinity'."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def final_lr(metrics: pd.DataFrame) -> dict[int, float]:
+    """Each run's learning rate at its latest evaluation (the schedule divides it when validation stalls)."""
+    if not len(metrics):
+        return {}
+    return metrics.sort_values("step").groupby("run_id")["lr"].last().to_dict()
+
+
+def compare_table(runs: list[dict], metrics: pd.DataFrame | None = None) -> pd.DataFrame:
+    """metrics: the runs' evaluation rows (metrics_frame), for the lr each run ended with."""
+    lr_now = final_lr(metrics) if metrics is not None else {}
     rows = []
     for run in runs:
         cfg = RunConfig.from_dict(run["config"])
         ended = run["finished_at"] or time.time()
         rows.append({"run": run["id"], "name": cfg.label(), "architecture": architecture_label(cfg),
                      "layers": cfg.model.layers, "units": cfg.model.hidden, "parameters": run["params"],
-                     "best valid ppl": run["best_valid_ppl"], "test ppl": run["test_ppl"], "tokens/s": run["tokens_per_s"],
+                     "best valid ppl": _finite(run["best_valid_ppl"]), "test ppl": _finite(run["test_ppl"]),
+                     "optimizer": cfg.train.optimizer, "lr": cfg.train.lr, "final lr": lr_now.get(run["id"]),
+                     "tokens/s": run["tokens_per_s"],
                      "training time (s)": round(ended - run["started_at"], 1) if run["started_at"] else None,
                      "device": run["device"], "status": run["status"], "corpus": run["corpus_source"]})
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
@@ -84,7 +101,7 @@ def lecture_table(runs: list[dict], baseline: pd.DataFrame | None = None) -> pd.
         unit = {"sigmoid": "σ units", "tanh": "tanh units", "relu": "ReLU units"}[m.activation] \
             if m.arch == "elman" else "units"
         method = f"{name} ({m.layers} layer{'s' if m.layers > 1 else ''}, {m.hidden} {unit})"
-        ppl = run["test_ppl"] if run["test_ppl"] is not None else run["best_valid_ppl"]
+        ppl = _finite(run["test_ppl"]) if run["test_ppl"] is not None else _finite(run["best_valid_ppl"])
         rows.append({"method": method, "units": m.hidden, "layers": m.layers, "parameters": run["params"],
                      "perplexity": None if ppl is None else round(ppl, 1),
                      "split": "test" if run["test_ppl"] is not None else "valid"})

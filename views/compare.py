@@ -28,11 +28,21 @@ try:
 except CorpusError as err:
     st.warning(f"No n-gram baseline: {appstate.md(err)}")
     baseline = pd.DataFrame()
-table = pd.concat([compare_table(runs), baseline], ignore_index=True) if len(baseline) else compare_table(runs)
+metrics = metrics_frame(store, [r["id"] for r in runs])
+ours = compare_table(runs, metrics)
+table = pd.concat([ours, baseline], ignore_index=True) if len(baseline) else ours
+for run in runs:
+    if run["status"] == "diverged":
+        st.warning(f"#{run['id']} {appstate.md(RunConfig.from_dict(run['config']).label())} diverged: "
+                   f"{appstate.md(run['message'])}")
 st.dataframe(table, hide_index=True, width="stretch",
              column_config={"best valid ppl": st.column_config.NumberColumn(format="%.2f"),
                             "test ppl": st.column_config.NumberColumn(format="%.2f"),
                             "tokens/s": st.column_config.NumberColumn(format="%.0f"),
+                            "lr": st.column_config.NumberColumn(format="%.4g", help="learning rate at the start"),
+                            "final lr": st.column_config.NumberColumn(
+                                format="%.4g", help="at the latest evaluation: ÷ lr-decay at each epoch end no "
+                                                    "better than the best earlier one"),
                             "parameters": st.column_config.NumberColumn(format="%d")})
 st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
 
@@ -41,10 +51,14 @@ default = appstate.selected_run_ids("compare") or list(labels)[-4:]
 ticked = st.multiselect("Runs to plot", list(labels), default=[i for i in default if i in labels],
                         format_func=labels.get)
 appstate.set_selected_run_ids(ticked, "compare")
-x = st.radio("Against", ["epoch", "wall_time", "step"], horizontal=True,
+c1, c2 = st.columns(2)
+x = c1.radio("Against", ["epoch", "wall_time", "step"], horizontal=True,
              format_func={"epoch": "epoch", "wall_time": "wall time", "step": "step"}.get)
-baselines = {f"KN {order}-gram (valid)": float(b) for b in baseline["best valid ppl"][:1]} if len(baseline) else {}
-st.plotly_chart(curves_figure(metrics_frame(store, ticked), {i: labels[i] for i in ticked}, x, "valid_ppl",
+y = c2.radio("Plot", ["valid_ppl", "lr"], horizontal=True,
+             format_func={"valid_ppl": "validation perplexity", "lr": "learning rate"}.get)
+baselines = {f"KN {order}-gram (valid)": float(b) for b in baseline["best valid ppl"][:1]} \
+    if len(baseline) and y == "valid_ppl" else {}
+st.plotly_chart(curves_figure(metrics[metrics["run_id"].isin(ticked)], {i: labels[i] for i in ticked}, x, y,
                               baselines), width="stretch")
 
 st.subheader("The lecture's perplexity table, on your corpus")

@@ -1,14 +1,12 @@
 """Train: up to four runs at once from presets, each in its own process; live curves; Stop; Resume."""
 import sqlite3
-from dataclasses import replace
-
 import streamlit as st
 
 import appstate
 from lmcore.config import OPTIMIZERS, RunConfig
 from lmcore.corpus.reading import CorpusError
 from lmcore.model import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS
-from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, hidden_for_budget, live_eval_every, preset
+from lmcore.presets import DEFAULT_LINEUP, LINEUP_TRAIN, PRESETS, RECIPE_NOTE, count_params, preset, run_config
 from lmcore.reports import metrics_frame
 from lmcore.runs import jobs
 from lmcore.runs.store import ACTIVE
@@ -29,13 +27,14 @@ limits = appstate.limits()
 
 with st.expander("Training settings shared by all runs", expanded=False):
     s1, s2, s3, s4, s5, s6 = st.columns(6)
-    epochs = s1.number_input("Epochs", 1, limits.max_epochs, min(4, limits.max_epochs))
-    bptt = s2.number_input("τ (BPTT steps)", 1, 1000, 35)
-    batch = s3.number_input("Batch", 1, 512, 20)
-    seed = s4.number_input("Seed", 0, 2**31 - 1, 1111)
+    epochs = s1.number_input("Epochs", 1, limits.max_epochs, min(LINEUP_TRAIN.epochs, limits.max_epochs))
+    bptt = s2.number_input("τ (BPTT steps)", 1, 1000, LINEUP_TRAIN.bptt)
+    batch = s3.number_input("Batch", 1, 512, LINEUP_TRAIN.batch)
+    seed = s4.number_input("Seed", 0, 2**31 - 1, LINEUP_TRAIN.seed)
     time_budget = s5.number_input("Time budget per run (s, 0: none)", 0, 36_000, 0)
     device = s6.selectbox("Device", ["auto", "cpu", "cuda"], help="auto: CUDA, then MPS, then CPU")
 
+st.caption(RECIPE_NOTE)
 n_runs = st.slider("Runs", 1, 4, len(DEFAULT_LINEUP))
 sizing = st.radio("Sizes", ["same hidden size", "same parameters"], horizontal=True,
                   help="same parameters: each run's hidden size is chosen so its parameter count matches run 1's")
@@ -62,25 +61,30 @@ for i, col in enumerate(st.columns(n_runs)):
             activation = st.selectbox("Activation f (Elman)", ACTIVATION_NAMES,
                                       index=ACTIVATION_NAMES.index(model.activation), key=f"act{k}")
             bias = st.checkbox("Biases b1, b2", value=model.bias, key=f"bias{k}")
-            emb = st.number_input("Embedding size", 1, 2048, model.emb, key=f"emb{k}")
+            emb = st.number_input("Embedding size", 1, 2048, model.emb, key=f"emb{k}",
+                                  help="with W tied to the embedding, the hidden size decides it")
             hidden = st.number_input("Hidden units", 1, 4096, model.hidden, key=f"hid{k}")
             layers = st.number_input("Layers", 1, 8, model.layers, key=f"lay{k}")
             dropout = st.number_input("Dropout", 0.0, 0.9, model.dropout, step=0.05, key=f"drop{k}")
-            tied = st.checkbox("Tie W to the embedding (needs equal sizes)", value=model.tied, key=f"tied{k}")
+            tied = st.checkbox("Tie W to the embedding (needs equal sizes)", value=model.tied, key=f"tied{k}",
+                               help="W shares the embedding matrix: fewer parameters, less overfitting on a "
+                                    "small corpus (Press & Wolf 2017)")
             optimizer = st.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(train.optimizer), key=f"opt{k}")
-            lr = st.number_input("Learning rate", 1e-5, 100.0, train.lr, format="%.4g", key=f"lr{k}")
+            lr = st.number_input("Learning rate", 1e-5, 100.0, train.lr, format="%.4g", key=f"lr{k}",
+                                 help="Adam: about 0.001–0.003. SGD: about 1–20 (the lecture's SGD recipe: 20 with "
+                                      "clipping at 0.25, and many epochs)")
             clip = st.number_input("Clip gradient norm (0: off)", 0.0, 100.0, train.clip, key=f"clip{k}")
-        model = replace(model, arch=arch, activation=activation, bias=bias, emb=int(emb), hidden=int(hidden),
-                        layers=int(layers), dropout=float(dropout), tied=tied, vocab_size=vocab_size, variant=variant,
-                        gru_convention=gru_convention)
-        if sizing == "same parameters" and configs:
-            h = hidden_for_budget(model, count_params(configs[0].model), vocab_size)
-            model = replace(model, hidden=h, emb=h if model.tied else model.emb)
-        train = replace(train, optimizer=optimizer, lr=float(lr), clip=float(clip), epochs=int(epochs),
-                        bptt=int(bptt), batch=int(batch), seed=int(seed), time_budget=float(time_budget),
-                        device=device, eval_every=live_eval_every(corpus.train.size, int(batch), int(bptt)))
-        shown = f"{name} {model.variant_label}".rstrip()  # "LSTM NIG", "GRU Cho"
-        configs.append(RunConfig(name=f"{shown} {model.layers}×{model.hidden}", corpus=spec, model=model, train=train))
+        cfg = run_config(
+            name, spec, vocab_size=vocab_size, train_tokens=corpus.train.size,
+            match_params=count_params(configs[0].model) if sizing == "same parameters" and configs else 0,
+            model=dict(arch=arch, activation=activation, bias=bias, hidden=int(hidden), layers=int(layers),
+                       dropout=float(dropout), tied=tied, variant=variant, gru_convention=gru_convention,
+                       **({} if tied else {"emb": int(emb)})),  # tied: the embedding size follows the hidden size
+            train=dict(optimizer=optimizer, lr=float(lr), clip=float(clip), epochs=int(epochs), bptt=int(bptt),
+                       batch=int(batch), seed=int(seed), time_budget=float(time_budget), device=device))
+        configs.append(cfg)
+        model = cfg.model
+        st.caption(PRESETS[name].note)
         st.caption(f"{model.layers}×{model.hidden} units · **{count_params(model):,}** parameters")
 
 if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary"):
@@ -131,10 +135,11 @@ def live_view():
             st.warning(f"#{run['id']}: {appstate.md(run['message'])}")
     metrics = metrics_frame(store, [r["id"] for r in runs])
     labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
-    left, right = st.columns(2)
+    left, middle, right = st.columns([5, 5, 3])
     left.plotly_chart(curves_figure(metrics, labels, "step", "valid_ppl"), width="stretch", key="live_ppl")
-    right.plotly_chart(curves_figure(metrics, labels, "step", "train_loss", log_y=False), width="stretch",
-                       key="live_loss")
+    middle.plotly_chart(curves_figure(metrics, labels, "step", "train_loss", log_y=False), width="stretch",
+                        key="live_loss")
+    right.plotly_chart(curves_figure(metrics, labels, "step", "lr"), width="stretch", key="live_lr")
 
 
 st.subheader("Progress")

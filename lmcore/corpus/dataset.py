@@ -22,7 +22,7 @@ class CorpusSpec:
     source: str = "builtin:python-docs"  # a .txt path, a folder with train/valid/test.txt, or builtin:NAME
     tokenizer: str = "words"
     lowercase: bool = True
-    min_count: int = 1
+    min_count: int = 3          # rarer words become <unk>: a network cannot learn a word from one or two uses
     max_vocab: int | None = None
 
     def validate(self) -> None:

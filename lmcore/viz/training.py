@@ -39,7 +39,8 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
             fig.add_trace(go.Scatter(x=[xs.min(), xs.max()], y=[value, value], mode="lines", name=plain(name),
                                      line=dict(dash="dash", color="grey")))
     axis_names = {"step": "training step", "epoch": "epoch", "wall_time": "wall time (s)",
-                  "valid_ppl": "validation perplexity", "train_loss": "training loss (nats/token)"}
+                  "valid_ppl": "validation perplexity", "train_loss": "training loss (nats/token)",
+                  "lr": "learning rate"}
     fig.update_layout(xaxis_title=axis_names.get(x, x), yaxis_title=axis_names.get(y, y), height=380,
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=30, b=40))
     if log_y:
