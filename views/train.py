@@ -6,7 +6,7 @@ import appstate
 from lmcore.config import OPTIMIZERS, RunConfig
 from lmcore.corpus.reading import CorpusError
 from lmcore.model import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS
-from lmcore.presets import DEFAULT_LINEUP, LINEUP_TRAIN, PRESETS, RECIPE_NOTE, count_params, preset, run_config
+from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, preset, recipe_note, run_config
 from lmcore.reports import metrics_frame
 from lmcore.runs import jobs
 from lmcore.runs.store import ACTIVE
@@ -27,14 +27,15 @@ limits = appstate.limits()
 
 with st.expander("Training settings shared by all runs", expanded=False):
     s1, s2, s3, s4, s5, s6 = st.columns(6)
-    epochs = s1.number_input("Epochs", 1, limits.max_epochs, min(LINEUP_TRAIN.epochs, limits.max_epochs))
-    bptt = s2.number_input("τ (BPTT steps)", 1, 1000, LINEUP_TRAIN.bptt)
-    batch = s3.number_input("Batch", 1, 512, LINEUP_TRAIN.batch)
-    seed = s4.number_input("Seed", 0, 2**31 - 1, LINEUP_TRAIN.seed)
+    shared = preset(DEFAULT_LINEUP[0], spec)[1]  # the corpus's recipe (every preset shares these settings)
+    epochs = s1.number_input("Epochs", 1, limits.max_epochs, min(shared.epochs, limits.max_epochs))
+    bptt = s2.number_input("τ (BPTT steps)", 1, 1000, shared.bptt)
+    batch = s3.number_input("Batch", 1, 512, shared.batch)
+    seed = s4.number_input("Seed", 0, 2**31 - 1, shared.seed)
     time_budget = s5.number_input("Time budget per run (s, 0: none)", 0, 36_000, 0)
     device = s6.selectbox("Device", ["auto", "cpu", "cuda"], help="auto: CUDA, then MPS, then CPU")
 
-st.caption(RECIPE_NOTE)
+st.caption(recipe_note(spec))
 n_runs = st.slider("Runs", 1, 4, len(DEFAULT_LINEUP))
 sizing = st.radio("Sizes", ["same hidden size", "same parameters"], horizontal=True,
                   help="same parameters: each run's hidden size is chosen so its parameter count matches run 1's")
@@ -44,7 +45,7 @@ for i, col in enumerate(st.columns(n_runs)):
     with col:
         default = DEFAULT_LINEUP[i] if i < len(DEFAULT_LINEUP) else "LSTM"
         name = st.selectbox(f"Run {i + 1}", names, index=names.index(default), key=f"preset{i}")
-        model, train = preset(name)
+        model, train = preset(name, spec)
         k = f"{i}_{name}"  # keys carry the preset so choosing another preset resets its fields
         with st.expander("Advanced"):
             arch = st.selectbox("Architecture", list(ARCHS), index=list(ARCHS).index(model.arch), key=f"arch{k}",
