@@ -16,13 +16,15 @@ from lmcore.config import RunConfig
 from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
 from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, load_corpus, spec_fingerprint
 from lmcore.corpus.reading import CorpusError, human_size, read_bytes
-from lmcore.corpus.tokenize import tokenize
+from lmcore.corpus.tokenize import UNK, detokenize, tokenize
+from lmcore.corpus.vocab import Vocab
 from lmcore.inspect.gradients import jacobian_decay, loss_gradient_decay
+from lmcore.inspect.texts import example_sentence, unknown_tokens
 from lmcore.inspect.trace import trace
 from lmcore.limits import LimitError, Limits, load_limits
 from lmcore.ngram import KneserNeyLM
 from lmcore.notation import equations, parameter_map
-from lmcore.runs.catalog import RunRef, inspectable_runs
+from lmcore.runs.catalog import RunRef, inspectable_runs, newest_finished, newest_lineup
 from lmcore.runs.jobs import mark_interrupted
 from lmcore.runs.store import RunStore, default_home
 
@@ -133,7 +135,7 @@ def corpus_spec() -> CorpusSpec:
     if source and allowed_source(source):
         try:
             spec = CorpusSpec(source=source, tokenizer=q.get("tokenizer", spec.tokenizer),
-                              lowercase=q.get("lowercase", "1") == "1", min_count=int(q.get("min_count", 1)),
+                              lowercase=q.get("lowercase", "1") == "1", min_count=int(q.get("min_count", spec.min_count)),
                               max_vocab=int(q["max_vocab"]) if q.get("max_vocab") else None)
             spec.validate()
         except (ValueError, CorpusError):
@@ -185,35 +187,96 @@ def load_run(ref: RunRef):
 
 
 def pick_run(label: str = "Run", key: str = "run", archs: tuple[str, ...] | None = None,
-             default: str | None = None, container=st) -> RunRef | None:
-    """A run chooser over the store's runs and the demo runs; the choice is kept in the URL."""
+             default: str | None = None, fallback: str | None = None, container=st) -> RunRef | None:
+    """A run chooser over the store's runs and the demo runs; the choice is kept in the URL.
+
+    Without a choice in the URL: `default`, else the user's newest finished run (of these architectures),
+    else `fallback` (a demo), else the newest run."""
     refs = [r for r in inspectable_runs(get_store()) if archs is None or r.arch in archs]
     if not refs:
         container.info("No run to inspect yet: train one on the Train page.")
         return None
     keys = [r.key for r in refs]
-    wanted = st.query_params.get(key) or default
+    newest = newest_finished(refs)
+    wanted = st.query_params.get(key) or default or (newest.key if newest else fallback)
     index = keys.index(wanted) if wanted in keys else 0
     chosen = container.selectbox(label, keys, index=index, format_func=lambda k: refs[keys.index(k)].label,
                                  key=f"pick_{key}")
     st.query_params[key] = chosen
-    return refs[keys.index(chosen)]
+    ref = refs[keys.index(chosen)]
+    if ref == newest:
+        kind = f" {label}" if archs else ""
+        container.caption(f"Showing {md(ref.name)} ({md(ref.corpus_name)}), your newest finished{md(kind)} run; "
+                          "pick another above.")
+    return ref
 
 
-DEFAULT_TEXTS = {"builtin:agreement": "the roses in the vase by the door to the kitchen are red .",
-                 "builtin:python-docs": "the assert statement is a convenient way to insert debugging "
-                                        "assertions into a program ."}
+def run_by_key(key: str) -> RunRef | None:
+    """A store or demo run by its key ("run:12", "demo:agreement-lstm"), None when there is none."""
+    return next((r for r in inspectable_runs(get_store()) if r.key == key), None)
 
 
-def pick_text(cfg: RunConfig, key: str = "text", default_length: int = 200, max_length: int = 2000,
+DEFAULT_TEXTS = {"builtin:agreement": "the roses in the vase by the door to the kitchen are red ."}  # the lecture's
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _example_text(spec_items: tuple, fingerprint: str) -> str:
+    corpus = _load_corpus(spec_items, fingerprint)
+    return detokenize(example_sentence(corpus), corpus.spec.tokenizer)
+
+
+def example_text(spec: CorpusSpec) -> str:
+    """The text a page starts on for a run of this corpus: the lecture's sentence on the agreement corpus,
+    else a validation line with the fewest <unk> (a sentence of its own corpus, which the run can read)."""
+    if spec.source in DEFAULT_TEXTS:
+        return DEFAULT_TEXTS[spec.source]
+    try:
+        return _example_text(tuple(sorted(asdict(spec).items())), spec_fingerprint(spec))
+    except (CorpusError, OSError):
+        return ""  # the corpus file is gone: the page asks for text
+
+
+def example_text_for(runs: list[tuple[RunRef, RunConfig]]) -> str:
+    """The default text of a figure over several runs: from the corpus most of the user's own runs among them
+    were trained on (of the demos' when none is the user's)."""
+    specs = [cfg.corpus for ref, cfg in runs if not ref.is_demo] or [cfg.corpus for _, cfg in runs]
+    return example_text(max(specs, key=specs.count)) if specs else ""
+
+
+def follow_default(key: str, default: str) -> None:
+    """A text widget's value follows its default (the chosen run's sentence) until the user edits it.
+
+    Call before the widget, which then takes no value: a keyed widget ignores a changed default."""
+    marker = f"_default_of_{key}"
+    if key not in st.session_state or st.session_state[key] == st.session_state.get(marker):
+        st.session_state[key] = default
+    st.session_state[marker] = default
+
+
+def unknown_caption(tokens: list[str], vocab: Vocab, container=st) -> None:
+    """How much of a typed text this run reads as <unk>, naming a few of those tokens."""
+    count, total, words = unknown_tokens(tokens, vocab)
+    if not total:
+        return
+    if not count:
+        container.caption(f"All {total} tokens are in this run's vocabulary.")
+        return
+    shown = ", ".join(f"“{md(w[:30])}”" for w in words[:5]) + (", …" if len(words) > 5 else "")
+    container.caption(f"{count} of {total} tokens ({count / total:.0%}) are not in this run's vocabulary and read "
+                      f"as {md(UNK)}: {shown}")
+
+
+def pick_text(cfg: RunConfig, vocab: Vocab, key: str = "text", default_length: int = 200, max_length: int = 2000,
               container=st) -> list[str]:
-    """Tokens to look at: a stretch of the run's validation text, or text the user types."""
+    """Tokens to look at: a stretch of the run's validation text, or text the user types (its sentence at first)."""
     source = container.radio("Text", ["from the validation split", "type my own"], horizontal=True,
                              key=f"{key}_source")
     if source == "type my own":
-        typed = container.text_area("Text", DEFAULT_TEXTS.get(cfg.corpus.source, ""), key=f"{key}_typed",
-                                    max_chars=20_000)
-        return tokenize(typed.splitlines(), cfg.corpus.tokenizer, cfg.corpus.lowercase)
+        follow_default(f"{key}_typed", example_text(cfg.corpus))
+        typed = container.text_area("Text", key=f"{key}_typed", max_chars=20_000)
+        tokens = tokenize(typed.splitlines(), cfg.corpus.tokenizer, cfg.corpus.lowercase)
+        unknown_caption(tokens, vocab, container)
+        return tokens
     corpus = cached_corpus(cfg.corpus)
     valid = corpus.valid
     c1, c2 = container.columns(2)
@@ -254,14 +317,22 @@ def cached_ngram(spec: CorpusSpec, order: int = 3) -> KneserNeyLM:
 
 
 def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, container=st) -> list[RunRef]:
-    """Several runs to compare on one figure; the choice is kept in the URL."""
+    """Several runs to compare on one figure; the choice is kept in the URL.
+
+    Without one: the user's newest finished runs on one corpus (up to 3, those trained side by side),
+    else the agreement demos."""
     refs = inspectable_runs(get_store())
     keys = [r.key for r in refs]
+    lineup = newest_lineup(refs, min(3, max_runs))
     wanted = [k for k in st.query_params.get(key, "").split(",") if k in keys]
-    default = wanted or [r.key for r in refs if r.is_demo and "agreement" in r.key][:3] or keys[:2]
+    default = wanted or [r.key for r in lineup] or [r.key for r in refs if r.is_demo and "agreement" in r.key][:3] \
+        or keys[:2]
     chosen = container.multiselect(label, keys, default=default, max_selections=max_runs,
                                    format_func=lambda k: refs[keys.index(k)].label, key=f"pick_{key}")
     st.query_params[key] = ",".join(chosen)
+    if lineup and chosen == [r.key for r in lineup]:
+        runs = "newest finished run" if len(lineup) == 1 else f"{len(lineup)} newest finished runs"
+        container.caption(f"Showing your {runs} on {md(lineup[0].corpus_name)}; pick others above.")
     return [refs[keys.index(k)] for k in chosen]
 
 

@@ -56,6 +56,7 @@ def test_upload_shows_stats_and_escapes_html():
                       "<img src=x onerror=alert(1)> is here ."] + grammar_lines(200)) + "\n"
     at = upload_corpus(open_page("views/corpus.py"), "my notes.txt", text.encode())
     at.selectbox[0].set_value("word").run()  # whitespace split keeps each tag whole
+    next(n for n in at.number_input if n.label == "Min count").set_value(1).run()  # each tag occurs once
     assert "my\\_notes.txt" in at.subheader[0].value  # markdown-escaped
     html_shown = " ".join(h.proto.body for h in at.get("html"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_shown and "<script>" not in html_shown
@@ -94,7 +95,7 @@ def test_train_page_trains_two_runs_in_processes_then_compare_shows_them(lmcore_
     assert all(r["pid"] and r["best_valid_ppl"] > 1 for r in finished)
 
     at.run()  # the live view now shows both runs finished, with their curves
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3  # validation perplexity, training loss, learning rate
     assert sum("done" in m.value for m in at.markdown) >= 2
 
     open_page("views/compare.py", at)

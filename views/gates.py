@@ -19,16 +19,18 @@ st.caption("An LSTM block can retain information indefinitely: if the forget gat
 
 picked = []
 for col, (label, archs, default, key) in zip(st.columns(3), MODELS):
-    ref = appstate.pick_run(label, key, archs=archs, default=default, container=col)
+    ref = appstate.pick_run(label, key, archs=archs, fallback=default, container=col)
     if ref is not None:
         model, cfg, vocab, _ = appstate.load_run(ref)
         picked.append((label, ref, model, cfg, vocab))
 if not picked:
     st.stop()
 
-if "gates_text_source" not in st.session_state:  # the lecture's sentence, typed, unless the user chose otherwise
+if "gates_text_source" not in st.session_state:  # one typed sentence, unless the user chose otherwise
     st.session_state["gates_text_source"] = "type my own"
-tokens = appstate.pick_text(picked[len(picked) // 2][3], key="gates_text")
+# the text follows the user's own run when one is shown, else the middle model's corpus
+_, _, _, text_cfg, text_vocab = next((p for p in picked if not p[1].is_demo), picked[len(picked) // 2])
+tokens = appstate.pick_text(text_cfg, text_vocab, key="gates_text")
 if len(tokens) < 2:
     st.warning("Type at least two tokens.")
     st.stop()

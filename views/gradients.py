@@ -48,39 +48,44 @@ st.header("Graves' Fig. 4.1, from real numbers")
 st.caption("The network unrolled over time; each node shaded by its sensitivity to the input at the first step "
            "(black: high, white: none): hidden nodes by ‖∂h̄_t/∂x_1‖ (the Gates page's Fig. 4.4 computation), output "
            "nodes by ‖∂y_t[w_{t+1}]/∂x_1‖. The simple RNN's shading fades as the first input is forgotten.")
-fig_text = st.text_input("Text for the figure", "the roses in the vase by the door to the kitchen are red .",
-                         key="fig41_text", max_chars=500)
+text_slot = st.container()  # the text goes above the figures but follows the runs picked in them
 archs = {"elman": "Elman RNN", "lstm": "LSTM", "gru": "GRU"}
+shown = []
 for col, (arch, name) in zip(st.columns(3), archs.items()):
     ref = appstate.pick_run(name, key=f"fig41_{arch}", archs=(arch,), container=col,
-                            default=f"demo:agreement-{arch}")
-    if ref is None:
-        continue
-    model, cfg, vocab, _ = appstate.load_run(ref)
+                            fallback=f"demo:agreement-{arch}")
+    if ref is not None:
+        shown.append((col, name, ref, *appstate.load_run(ref)))
+appstate.follow_default("fig41_text", appstate.example_text_for([(ref, cfg) for _, _, ref, _, cfg, _, _ in shown]))
+fig_text = text_slot.text_input("Text for the figure", key="fig41_text", max_chars=500)
+for col, name, ref, model, cfg, vocab, _ in shown:
     tokens = tokenize_line(fig_text, cfg.corpus.tokenizer, cfg.corpus.lowercase)[:20]
     if len(tokens) < 2:
         col.error("Type at least two tokens.")
         continue
+    appstate.unknown_caption(tokens, vocab, col)
     ids = vocab.encode(tokens)
     col.plotly_chart(fig41_figure(tokens, input_sensitivity(model, ids, 0), output_sensitivity(model, ids, 0),
-                                  title=name), width="stretch", key=f"fig41_chart_{arch}")
+                                  title=name), width="stretch", key=f"fig41_chart_{ref.arch}")
 
 st.header("Saliency over the past")
 st.caption("For one prediction, each earlier token coloured by ‖∂ log p(w_t)/∂x_{t−k}‖, the gradient with respect "
            "to its input embedding: how far back each model looks for that prediction.")
-text = st.text_input("Text", "the roses in the vase by the door to the kitchen are red .", key="saliency_text",
-                     max_chars=2000)
-pair = st.columns(2)
-for i, col in enumerate(pair):
+text_slot = st.container()
+picked = []
+for i, col in enumerate(st.columns(2)):
     ref = appstate.pick_run(f"Run {i + 1}", key=f"saliency{i}", container=col,
                             default=[r.key for r in refs][min(i, len(refs) - 1)])
-    if ref is None:
-        continue
-    model, cfg, vocab, _ = appstate.load_run(ref)
+    if ref is not None:
+        picked.append((i, col, ref, *appstate.load_run(ref)))
+appstate.follow_default("saliency_text", appstate.example_text_for([(ref, cfg) for _, _, ref, _, cfg, _, _ in picked]))
+text = text_slot.text_input("Text", key="saliency_text", max_chars=2000)
+for i, col, ref, model, cfg, vocab, _ in picked:
     tokens = tokenize_line(text, cfg.corpus.tokenizer, cfg.corpus.lowercase)
     if len(tokens) < 2:
         col.error("Type at least two tokens.")
         continue
+    appstate.unknown_caption(tokens, vocab, col)
     position = col.slider("Predicted token", 1, len(tokens) - 1, len(tokens) - 2, key=f"saliency_pos{i}",
                           format="%d")
     col.markdown(f"Predicting token {position}: **{appstate.md(tokens[position])}**")

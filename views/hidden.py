@@ -17,7 +17,7 @@ ref = appstate.pick_run("Run", key="run")
 if ref is None:
     st.stop()
 model, cfg, vocab, _ = appstate.load_run(ref)
-tokens = appstate.pick_text(cfg, key="hidden_text")
+tokens = appstate.pick_text(cfg, vocab, key="hidden_text")
 if len(tokens) < 2:
     st.info("Type at least two tokens.")
     st.stop()

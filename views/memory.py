@@ -5,8 +5,10 @@ import streamlit as st
 import appstate
 from lmcore.corpus.reading import CorpusError
 from lmcore.inspect.memory import (LECTURE_ITEMS, accuracy_by_distance, agreement_items, context_perplexity,
-                                   lm_margins, ngram_context_perplexity, ngram_margins, parse_probe_tsv, usable)
+                                   lm_margins, ngram_context_perplexity, ngram_margins, parse_probe_tsv,
+                                   probe_applies, readable)
 from lmcore.viz.memory import agreement_figure, context_figure
+
 
 st.title("Markov against memory")
 st.caption("An n-gram model conditions on the last n − 1 words only (the Markov assumption); a recurrent network "
@@ -20,14 +22,14 @@ first_cfg = next(iter(loaded.values()))[1]
 order = st.select_slider("n-gram baseline order", [2, 3, 4, 5], value=3)
 try:
     ngram = appstate.cached_ngram(first_cfg.corpus, order)
-    ngram_vocab = appstate.cached_corpus(first_cfg.corpus).vocab
 except CorpusError as err:
     st.error(appstate.md(err))
     st.stop()
 
 st.header("Long-range agreement")
 st.caption("At the verb of “the roses in the vase by the door are …”, is P(are) > P(is)? Accuracy against the "
-           "number of words between subject and verb. The n-gram baseline is fitted on the first run's corpus.")
+           "number of words between subject and verb. The n-gram baseline is fitted on the corpus of the first run the "
+           "probe applies to.")
 default_tsv = "\n".join(f"{' '.join(it.prefix)}\t{it.correct}\t{it.wrong}\t{it.distance}" for it in LECTURE_ITEMS)
 source = st.radio("Sentences", ["the agreement corpus (validation split)", "my own (prefix, correct, wrong, distance)"],
                   horizontal=True)
@@ -41,16 +43,23 @@ if source.startswith("my own"):
         st.stop()
 else:
     items = agreement_items("valid")
-tables = []
+tables, ngram_cfg = [], None
+demo = appstate.run_by_key("demo:agreement-lstm")
+agreement_demo = f"the demo run “{demo.label}”" if demo else "a demo run on the agreement corpus"
 for label, (model, cfg, vocab, _) in loaded.items():
-    kept = usable(items, vocab)
-    if kept:
-        tables.append(accuracy_by_distance(kept, lm_margins(model, vocab, kept), label))
-    else:
-        st.warning(f"{label}: its vocabulary lacks the verb forms of these sentences (train it on the agreement corpus).")
-kept = usable(items, ngram_vocab)
-if kept:
-    tables.append(accuracy_by_distance(kept, ngram_margins(ngram, ngram_vocab, kept), f"Kneser–Ney {order}-gram"))
+    if not probe_applies(items, vocab):  # e.g. a python-docs run knows "is" and "are" but not "roses"
+        st.info(f"{appstate.md(label)}: the agreement probe does not apply, since only "
+                f"{len(readable(items, vocab)):,} of {len(items):,} probe sentences have every word in this run's "
+                f"vocabulary; pick a run trained on the agreement corpus, e.g. {appstate.md(agreement_demo)}.")
+        continue
+    kept = readable(items, vocab)
+    tables.append(accuracy_by_distance(kept, lm_margins(model, vocab, kept), label))
+    ngram_cfg = ngram_cfg or cfg  # the baseline on the first run the probe applies to
+if ngram_cfg is not None:
+    kn = ngram if ngram_cfg.corpus == first_cfg.corpus else appstate.cached_ngram(ngram_cfg.corpus, order)
+    kn_vocab = appstate.cached_corpus(ngram_cfg.corpus).vocab
+    kept = readable(items, kn_vocab)
+    tables.append(accuracy_by_distance(kept, ngram_margins(kn, kn_vocab, kept), f"Kneser–Ney {order}-gram"))
 if tables:
     table = pd.concat(tables, ignore_index=True)
     st.plotly_chart(agreement_figure(table), width="stretch")

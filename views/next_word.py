@@ -16,7 +16,7 @@ if ref is None:
 model, cfg, vocab, _ = appstate.load_run(ref)
 appstate.show_equations(cfg)
 
-tokens = appstate.pick_text(cfg, key="nw")
+tokens = appstate.pick_text(cfg, vocab, key="nw")
 if len(tokens) < 2:
     st.info("Type at least two tokens to see predictions.")
     st.stop()
@@ -54,19 +54,21 @@ st.dataframe(surprisal_table(tokens, tr.surprisal, ranks), hide_index=True)
 st.caption("From a zero hidden state at the first token, so it can differ from the run's validation perplexity.")
 
 st.subheader("Sampling")
+appstate.follow_default("nw_prompt", " ".join(appstate.example_text(cfg.corpus).split()[:3]))
 with st.form("sample"):
-    prompt = st.text_input("Prompt", " ".join(appstate.DEFAULT_TEXTS.get(cfg.corpus.source, "").split()[:3]),
-                           key="nw_prompt", help="empty: start a new line", max_chars=2000)
+    prompt = st.text_input("Prompt", key="nw_prompt", help="empty: start a new line", max_chars=2000)
     c1, c2, c3, c4 = st.columns(4)
     n = c1.number_input("Tokens", 1, 500, 40)
     temperature = c2.slider("Temperature", 0.1, 2.0, 1.0, 0.05, help="divides the logits; low: safe, high: wild")
     top_k = c3.number_input("Top-k (0: all)", 0, len(vocab), 0, help="sample only among the k most probable")
     seed = c4.number_input("Seed", 0, 2**31 - 1, 0)
     clicked = st.form_submit_button("Sample", type="primary")
+context_tokens = prompt_tokens(prompt, cfg.corpus.tokenizer, cfg.corpus.lowercase)
+appstate.unknown_caption(context_tokens, vocab)
 out = st.empty()
 if clicked:
-    pieces = sample_pieces(model, vocab, prompt_tokens(prompt, cfg.corpus.tokenizer, cfg.corpus.lowercase),
-                           cfg.corpus.tokenizer, int(n), float(temperature), int(top_k), int(seed))
+    pieces = sample_pieces(model, vocab, context_tokens, cfg.corpus.tokenizer, int(n), float(temperature), int(top_k),
+                           int(seed))
     text = ""
     for piece in pieces:  # the text appears as it is produced
         text += piece

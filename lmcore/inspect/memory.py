@@ -69,6 +69,19 @@ def usable(items: Sequence[ProbeItem], vocab: Vocab) -> list[ProbeItem]:
     return [it for it in items if it.correct in vocab.stoi and it.wrong in vocab.stoi]
 
 
+def readable(items: Sequence[ProbeItem], vocab: Vocab) -> list[ProbeItem]:
+    """Items whose every word, the prefix's and both verb forms, is in the vocabulary: none reads as <unk>."""
+    return [it for it in usable(items, vocab) if all(w in vocab.stoi for w in it.prefix)]
+
+
+def probe_applies(items: Sequence[ProbeItem], vocab: Vocab, min_share: float = 0.5) -> bool:
+    """Whether a model with this vocabulary reads most probe sentences whole.
+
+    A python-docs run knows "is" and "are" but not "roses" or "vase": its P(are) > P(is) after <unk>s
+    measures nothing about agreement."""
+    return bool(items) and len(readable(items, vocab)) >= min_share * len(items)
+
+
 @torch.no_grad()
 def lm_margins(model: RNNLM, vocab: Vocab, items: Sequence[ProbeItem], batch: int = 512) -> np.ndarray:
     """log P(correct) − log P(wrong) at the verb, each sentence read from <eos> with a fresh state."""

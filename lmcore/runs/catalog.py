@@ -1,6 +1,7 @@
 """Every model a view can inspect: the demo runs shipped in assets/ and the runs in the store."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,10 +18,23 @@ class RunRef:
     checkpoint: Path
     arch: str
     corpus: str
+    name: str = ""     # the label without its status: "#12 lstm 1×200"
+    status: str = ""   # the store's status; "" for a demo
 
     @property
     def is_demo(self) -> bool:
         return self.key.startswith("demo:")
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def corpus_name(self) -> str:
+        """The corpus as a user named it: a built-in's name, an upload's file name without its content hash."""
+        if self.corpus.startswith("builtin:"):
+            return self.corpus.split(":", 1)[1]
+        return re.sub(r"^[0-9a-f]{12}-", "", Path(self.corpus).name)
 
 
 def demo_runs(demo_dir: Path = DEMO_DIR) -> list[RunRef]:
@@ -43,13 +57,27 @@ def store_runs(store: RunStore) -> list[RunRef]:
         if not chosen or not Path(chosen["path"]).is_file():
             continue
         cfg = RunConfig.from_dict(run["config"])
-        refs.append(RunRef(f"run:{run['id']}", f"#{run['id']} {cfg.label()} ({run['status']})",
-                           Path(chosen["path"]), cfg.model.arch, cfg.corpus.source))
+        name = f"#{run['id']} {cfg.label()}"
+        refs.append(RunRef(f"run:{run['id']}", f"{name} ({run['status']})", Path(chosen["path"]), cfg.model.arch,
+                           cfg.corpus.source, name, run["status"]))
     return refs
 
 
 def inspectable_runs(store: RunStore, demo_dir: Path = DEMO_DIR) -> list[RunRef]:
     return store_runs(store) + demo_runs(demo_dir)
+
+
+def newest_finished(refs: list[RunRef], archs: tuple[str, ...] | None = None) -> RunRef | None:
+    """The user's newest finished run (of these architectures): refs list the store's runs newest first."""
+    return next((r for r in refs if r.finished and (archs is None or r.arch in archs)), None)
+
+
+def newest_lineup(refs: list[RunRef], size: int = 3) -> list[RunRef]:
+    """The newest finished run and the next newest finished ones on its corpus: runs trained side by side."""
+    newest = newest_finished(refs)
+    if newest is None:
+        return []
+    return [r for r in refs if r.finished and r.corpus == newest.corpus][:size]
 
 
 def training_checkpoints(store: RunStore, ref: RunRef) -> list[tuple[str, Path]]:
