@@ -227,7 +227,7 @@ def test_app_corpus_too_small_for_batch_and_tau_is_refused_before_queueing(store
     assert not at.exception
     [error] = at.error
     shown = error.value.replace("\\", "")
-    assert shown.startswith("Not started: run 1: the training split has") and "too few for batch 20" in shown
+    assert shown.startswith("Not started: run 1: the training split has") and "too few for batch 10" in shown
     _intact(stored)  # no run queued
 
 

@@ -142,7 +142,7 @@ def test_vocab_built_from_train_only(tmp_path):
     (tmp_path / "train.txt").write_text("alpha beta\nalpha gamma\n", encoding="utf-8")
     (tmp_path / "valid.txt").write_text("alpha delta\n", encoding="utf-8")
     (tmp_path / "test.txt").write_text("epsilon beta\n", encoding="utf-8")
-    c = load_corpus(CorpusSpec(source=str(tmp_path), tokenizer="word"))
+    c = load_corpus(CorpusSpec(source=str(tmp_path), tokenizer="word", min_count=1))
     assert set(c.vocab.itos) == {UNK, EOS, "alpha", "beta", "gamma"}
     assert c.vocab.decode(c.valid) == ["alpha", UNK, EOS]
     assert c.vocab.decode(c.test) == [UNK, "beta", EOS]
@@ -178,7 +178,7 @@ def test_folder_source(tmp_path):
         (tmp_path / f"{name}.txt").write_text(text, encoding="utf-8")
     lines = source_text(str(tmp_path))
     assert lines["train"] == ["a b", "", "c"] and lines["test"] == ["a c"]
-    c = load_corpus(CorpusSpec(source=str(tmp_path), tokenizer="word"))
+    c = load_corpus(CorpusSpec(source=str(tmp_path), tokenizer="word", min_count=1))
     assert c.lines == {"train": 2, "valid": 1, "test": 1}
     assert c.stats()["train_tokens"] == 5  # a b <eos> c <eos>
 
