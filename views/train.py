@@ -140,7 +140,7 @@ def live_view():
     left.plotly_chart(curves_figure(metrics, labels, "step", "valid_ppl"), width="stretch", key="live_ppl")
     middle.plotly_chart(curves_figure(metrics, labels, "step", "train_loss", log_y=False), width="stretch",
                         key="live_loss")
-    right.plotly_chart(curves_figure(metrics, labels, "step", "lr"), width="stretch", key="live_lr")
+    right.plotly_chart(curves_figure(metrics, labels, "step", "lr", log_y=False), width="stretch", key="live_lr")
 
 
 st.subheader("Progress")
