@@ -5,10 +5,13 @@ A sweep is a row of the store's `sweeps` table (its grid spec, JSON) and the run
 Nothing here trains: `submit_sweep` queues one run per grid point and lets `jobs.pump` start them, so
 each run is still its own process and the queue's parallel limit applies. `resume_sweep` queues again
 the runs that did not finish (stopped, interrupted, failed, or never started) and leaves finished ones.
+`submit_sweep` refuses a grid identical to a sweep that is still running or queued (DuplicateSweepError),
+so a second click or a second terminal does not train the same runs twice.
 """
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from dataclasses import dataclass, field, replace
 
@@ -17,6 +20,14 @@ from ..limits import LimitError, Limits, load_limits
 from ..model import ARCHS
 from . import jobs
 from .store import ACTIVE, RunStore
+
+class DuplicateSweepError(ValueError):
+    """The grid is the same as that of a sweep still running or queued; `sweep` is that sweep's row."""
+
+    def __init__(self, message: str, sweep: dict):
+        super().__init__(message)
+        self.sweep = sweep
+
 
 FINISHED = ("done", "diverged")  # a result: kept by resume (a diverged run is Greff's "this variant fails")
 RESUMABLE = ("stopped", "interrupted", "failed")
@@ -94,6 +105,7 @@ def submit_sweep(store: RunStore, spec: SweepSpec, start: bool = True, limits: L
     vocab_size, when known, lets the parameter limit be checked now rather than in each job."""
     limits = limits or load_limits(store.home)
     configs = expand(spec)
+    refuse_duplicate(store, spec)
     for cfg in configs:
         cfg.model.vocab_size = vocab_size
         try:
@@ -114,6 +126,44 @@ def submit_sweep(store: RunStore, spec: SweepSpec, start: bool = True, limits: L
     return sweep_id
 
 
+def grid_key(spec: SweepSpec) -> frozenset[str]:
+    """What makes two sweeps the same experiment: the set of runs they expand to (corpus, model, training
+    settings, seed), whatever their names or the order the axes were listed in."""
+    def point(cfg: RunConfig) -> str:
+        d = cfg.to_dict()
+        d.pop("name", None)
+        d["model"]["vocab_size"] = 0  # set from the corpus by each job
+        return json.dumps(d, sort_keys=True)
+    return frozenset(point(cfg) for cfg in expand(spec))
+
+
+def running_twin(store: RunStore, spec: SweepSpec) -> dict | None:
+    """The sweep (its store row) with this grid that still has a run queued, starting or running, if any."""
+    active = {r["sweep_id"] for r in store.list_runs(ACTIVE) if r.get("sweep_id") is not None}
+    if not active:
+        return None
+    key = grid_key(spec)
+    for sweep in store.list_sweeps():
+        if sweep["id"] in active:
+            try:
+                if grid_key(SweepSpec.from_dict(sweep["spec"])) == key:
+                    return sweep
+            except (ValueError, TypeError, KeyError):  # a spec from an older version that no longer expands
+                continue
+    return None
+
+
+def refuse_duplicate(store: RunStore, spec: SweepSpec) -> None:
+    """Raise DuplicateSweepError naming the running sweep when this grid is already training."""
+    twin = running_twin(store, spec)
+    if twin is not None:
+        p = progress(store, twin["id"])
+        raise DuplicateSweepError(
+            f"sweep #{twin['id']} ({twin['name']}) has the same grid on the same corpus and is still running "
+            f"({progress_text(p)}); wait for it, stop it, or change the grid (another seed, size or variant)",
+            twin)
+
+
 def default_name(spec: SweepSpec) -> str:
     models = [a for a in spec.archs if a != "lstm"] + ([f"lstm×{len(spec.variants)}"] if "lstm" in spec.archs else [])
     hidden = "/".join(str(h) for h in spec.hidden)
@@ -124,13 +174,20 @@ def sweep_runs(store: RunStore, sweep_id: int) -> list[dict]:
     return [r for r in store.list_runs() if r.get("sweep_id") == sweep_id]
 
 
-def progress(store: RunStore, sweep_id: int) -> dict:
+def snapshot(store: RunStore, sweep_id: int) -> tuple[dict, list[dict]]:
+    """The sweep's progress and its runs from one read of the store, so a count and a table drawn from
+    them never disagree ("4/8 done" beside "no run has finished")."""
+    runs = sweep_runs(store, sweep_id)
+    return progress(store, sweep_id, runs), runs
+
+
+def progress(store: RunStore, sweep_id: int, runs: list[dict] | None = None) -> dict:
     """{"total", "done", "finished", "active", "counts": {status: n}, "status"} from the sweep's runs.
 
     done counts runs that trained to the end; finished adds diverged ones (a result too). The sweep's
     status is "running" while any run is active, "done" when every run has finished, else "incomplete"
     (some stopped, interrupted or failed: resume them); it is written back to the store."""
-    runs = sweep_runs(store, sweep_id)
+    runs = sweep_runs(store, sweep_id) if runs is None else runs
     counts: dict[str, int] = {}
     for r in runs:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
