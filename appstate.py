@@ -3,6 +3,7 @@ and the URL (query parameters) that makes a view shareable. Pages import this, n
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 from dataclasses import asdict
@@ -114,6 +115,10 @@ def save_upload(name: str, data: bytes) -> Path:
     return path
 
 
+UPLOAD_PREFIX = "upload:"  # how a URL names a kept upload: by its file name, never by a server path
+LAST_CORPUS = "last_corpus.json"  # the data folder's last chosen corpus, for a new tab or a bare URL
+
+
 def allowed_source(source: str) -> bool:
     """Sources a URL may name: a built-in corpus or a file this app saved from an upload."""
     if source.startswith(BUILTIN_PREFIX):
@@ -125,47 +130,107 @@ def allowed_source(source: str) -> bool:
     return path.parent == uploads_dir().resolve() and path.is_file()
 
 
-def corpus_spec() -> CorpusSpec:
-    """The corpus chosen on the Corpus page: session state first, then the URL, then the default."""
-    if CORPUS_KEY in st.session_state:
-        return st.session_state[CORPUS_KEY]
-    q = st.query_params
-    spec = CorpusSpec(source=f"{BUILTIN_PREFIX}{DEFAULT_CORPUS}")
-    source = q.get("corpus")
-    if source and allowed_source(source):
-        try:
-            spec = CorpusSpec(source=source, tokenizer=q.get("tokenizer", spec.tokenizer),
-                              lowercase=q.get("lowercase", "1") == "1", min_count=int(q.get("min_count", spec.min_count)),
-                              max_vocab=int(q["max_vocab"]) if q.get("max_vocab") else None)
-            spec.validate()
-        except (ValueError, CorpusError):
-            spec = CorpusSpec(source=f"{BUILTIN_PREFIX}{DEFAULT_CORPUS}")
-    st.session_state[CORPUS_KEY] = spec
+def kept_uploads() -> list[Path]:
+    """Files uploaded to this data folder, newest first."""
+    return sorted(uploads_dir().glob("*.txt"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def upload_label(path: Path | str) -> str:
+    return Path(path).name.split("-", 1)[-1]  # drop the content hash
+
+
+def _url_source(source: str) -> str:
+    return source if source.startswith(BUILTIN_PREFIX) else UPLOAD_PREFIX + Path(source).name
+
+
+def _local_source(value: str) -> str | None:
+    """A URL's corpus value as a source this app may read, None when it names nothing kept here."""
+    source = str(uploads_dir() / Path(value[len(UPLOAD_PREFIX):]).name) if value.startswith(UPLOAD_PREFIX) else value
+    return source if allowed_source(source) else None
+
+
+def corpus_params(spec: CorpusSpec) -> dict[str, str]:
+    """The URL parameters naming a corpus (also for links that open another page on it)."""
+    params = {"corpus": _url_source(spec.source), "tokenizer": spec.tokenizer,
+              "lowercase": "1" if spec.lowercase else "0", "min_count": str(spec.min_count)}
+    if spec.max_vocab:
+        params["max_vocab"] = str(spec.max_vocab)
+    return params
+
+
+def _spec_from(params) -> CorpusSpec | None:
+    """The spec named by URL parameters (or a saved copy of them), None when they name nothing usable here."""
+    source = _local_source(str(params.get("corpus", "")))
+    if source is None:
+        return None
+    default = CorpusSpec()
+    try:
+        spec = CorpusSpec(source=source, tokenizer=params.get("tokenizer", default.tokenizer),
+                          lowercase=params.get("lowercase", "1") == "1",
+                          min_count=int(params.get("min_count", default.min_count)),
+                          max_vocab=int(params["max_vocab"]) if params.get("max_vocab") else None)
+        spec.validate()
+    except (ValueError, CorpusError):
+        return None
     return spec
 
 
-def set_corpus_spec(spec: CorpusSpec) -> None:
+def _saved_spec() -> CorpusSpec | None:
+    try:
+        return _spec_from(json.loads((get_store().home / LAST_CORPUS).read_text()))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def corpus_spec() -> CorpusSpec:
+    """The chosen corpus: the URL's first (a link opens the view it names), then this tab's choice, then the
+    data folder's last choice, then the default. Written back to the URL, so a reload or a copied link keeps it."""
+    q = st.query_params
+    spec = _spec_from(q) if "corpus" in q else None
+    if spec is None and "corpus" in q and not st.session_state.get("_bad_corpus_warned"):
+        st.session_state["_bad_corpus_warned"] = True
+        st.warning(f"The corpus in this link ({md(q.get('corpus'))}) is not kept in this data folder; showing "
+                   "another one.")
+    spec = spec or st.session_state.get(CORPUS_KEY) or _saved_spec() or CorpusSpec(
+        source=f"{BUILTIN_PREFIX}{DEFAULT_CORPUS}")
     st.session_state[CORPUS_KEY] = spec
-    params = {"corpus": spec.source, "tokenizer": spec.tokenizer, "lowercase": "1" if spec.lowercase else "0",
-              "min_count": str(spec.min_count)}
-    if spec.max_vocab:
-        params["max_vocab"] = str(spec.max_vocab)
-    st.query_params.update(params)
+    _write_url(spec)
+    return spec
+
+
+def _write_url(spec: CorpusSpec) -> None:
+    params = corpus_params(spec)
+    if "max_vocab" not in params:
+        st.query_params.pop("max_vocab", None)
+    if any(st.query_params.get(k) != v for k, v in params.items()):
+        st.query_params.update(params)
+
+
+def set_corpus_spec(spec: CorpusSpec) -> None:
+    """Choose a corpus for this tab, its URL and (for new tabs) the data folder."""
+    st.session_state[CORPUS_KEY] = spec
+    _write_url(spec)
+    params = corpus_params(spec)
+    saved = get_store().home / LAST_CORPUS
+    tmp = saved.with_suffix(".part")
+    try:
+        tmp.write_text(json.dumps(params))
+        tmp.replace(saved)
+    except OSError:
+        pass  # a read-only data folder still works for this tab; only new tabs forget the choice
 
 
 def corpus_label(spec: CorpusSpec) -> str:
-    source = spec.source
-    if not source.startswith(BUILTIN_PREFIX):
-        source = Path(source).name.split("-", 1)[-1]  # drop the content hash of an upload
+    source = spec.source if spec.source.startswith(BUILTIN_PREFIX) else upload_label(spec.source)
     return f"{source} · {spec.tokenizer}{' · lowercased' if spec.lowercase else ''}"
 
 
-def selected_run_ids(key: str = "runs") -> list[int]:
+def selected_run_ids(key: str = "show") -> list[int]:
     raw = st.query_params.get(key, "")
     return [int(x) for x in raw.split(",") if x.strip().isdigit()]
 
 
-def set_selected_run_ids(ids: list[int], key: str = "runs") -> None:
+def set_selected_run_ids(ids: list[int], key: str = "show") -> None:
     st.query_params[key] = ",".join(str(i) for i in ids)
 
 
@@ -249,6 +314,16 @@ def follow_default(key: str, default: str) -> None:
     Call before the widget, which then takes no value: a keyed widget ignores a changed default."""
     marker = f"_default_of_{key}"
     if key not in st.session_state or st.session_state[key] == st.session_state.get(marker):
+        st.session_state[key] = default
+    st.session_state[marker] = default
+
+
+def track_default(key: str, default) -> None:
+    """A keyed (URL-bound) widget follows a default that changes (the corpus's recipe, the preset's value) until
+    the user edits it; on a fresh page the URL's value wins. Call before the widget, which takes value=default."""
+    marker = f"_default_of_{key}"
+    old = st.session_state.get(marker)
+    if key in st.session_state and old is not None and st.session_state[key] == old and default != old:
         st.session_state[key] = default
     st.session_state[marker] = default
 
@@ -344,3 +419,19 @@ def decay_curves(path: str, mtime_ns: int, K: int, positions: int):
     ids = vocab.encode(corpus.vocab.decode(corpus.valid[:5000]))
     return (loss_gradient_decay(model, ids, K=K, positions=positions),
             jacobian_decay(model, ids, K=K, positions=min(positions, 8)))
+
+
+# --- readable curves (issue 13, item 3): the same controls on every page that draws training curves ---
+def curve_controls(key: str = "", log_default: bool = True, smoothing_default: float = 0.0,
+                   container=st) -> dict:
+    """A log/linear switch and TensorBoard's smoothing slider, kept in the URL as `{key}scale` and
+    `{key}smooth`. Returns keyword arguments for lmcore.viz.training.curves_figure (log_y, smoothing)."""
+    left, right = container.columns(2)
+    scale = left.radio("y axis", ["log", "linear"], index=0 if log_default else 1, horizontal=True,
+                       key=f"{key}scale", bind="query-params",
+                       help="log: a halving looks the same at 1,000 as at 100, so early and late training both show")
+    smoothing = right.slider("Smoothing", 0.0, 0.99, smoothing_default, 0.01, key=f"{key}smooth",
+                             bind="query-params",
+                             help="TensorBoard's exponential moving average (0: off; 0.9: strong). The raw curve "
+                                  "stays faint behind the smoothed one.")
+    return {"log_y": scale == "log", "smoothing": float(smoothing)}

@@ -244,6 +244,8 @@ def test_app_number_fields_stay_in_bounds(page, stored):
     fields = list(at.number_input)
     assert fields, page
     for i in range(len(fields)):
+        if at.number_input[i].disabled:  # a browser user cannot type there
+            continue
         for typed in (10**12, -10**12):
             field = at.number_input[i]
             field.set_value(typed).run()
@@ -258,8 +260,8 @@ def test_app_number_fields_stay_in_bounds(page, stored):
 def test_app_model_over_the_parameter_limit_is_refused(stored):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("views/train.py").run()
-    at.number_input(key="hid1_LSTM").set_value(4000)
-    at.number_input(key="lay1_LSTM").set_value(4)
+    at.number_input(key="hid2").set_value(4000)
+    at.number_input(key="layers2").set_value(4)
     at.run()
     at.button[0].click().run()
     assert not at.exception

@@ -99,9 +99,9 @@ def test_train_page_and_cli_give_the_same_lr_sequence(lmcore_home, tmp_path):
     upload_corpus(at, "docs.txt", ("\n".join(docs_lines(400)) + "\n").encode())
     open_page("views/train.py", at)
     at.slider[0].set_value(1).run()
-    at.selectbox(key="preset0").set_value("LSTM").run()
-    at.number_input(key="hid0_LSTM").set_value(16)
-    at.number_input(key="lr0_LSTM").set_value(0.1)  # high enough that the schedule divides it
+    at.selectbox(key="preset1").set_value("LSTM").run()
+    at.number_input(key="hid1").set_value(16)
+    at.number_input(key="lr1").set_value(0.1)  # high enough that the schedule divides it
     at.number_input[0].set_value(6)  # epochs (shared settings: epochs, τ, batch, seed, budget)
     at.number_input[1].set_value(8)  # τ
     at.number_input[2].set_value(4)  # batch
@@ -109,7 +109,7 @@ def test_train_page_and_cli_give_the_same_lr_sequence(lmcore_home, tmp_path):
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
     store = RunStore(lmcore_home)
-    (page_id,) = [int(x) for x in at.query_params["runs"].split(",")]
+    (page_id,) = [int(x) for x in at.query_params["show"].split(",")]
     (page_run,) = jobs.wait_for(store, [page_id], timeout=240)
     assert page_run["status"] == "done", page_run["message"]
     page_cfg = RunConfig.from_dict(page_run["config"])

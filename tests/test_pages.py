@@ -77,9 +77,9 @@ def test_train_page_trains_two_runs_in_processes_then_compare_shows_them(lmcore_
     open_page("views/train.py", at)
     at.slider[0].set_value(2).run()
     # Shrink both runs so they train in a second or two.
-    for key in ("hid0_lecture RNN", "emb0_lecture RNN", "hid1_LSTM", "emb1_LSTM"):
+    for key in ("hid1", "hid2"):  # tied: the embedding follows the hidden size
         at.number_input(key=key).set_value(16)
-    at.number_input(key="lay1_LSTM").set_value(1)
+    at.number_input(key="layers2").set_value(1)
     at.number_input[2].set_value(4)  # batch (shared settings: epochs, τ, batch, seed, budget)
     at.number_input[1].set_value(10)
     at.run()
@@ -87,7 +87,7 @@ def test_train_page_trains_two_runs_in_processes_then_compare_shows_them(lmcore_
     assert "parameters" in captions
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    ids = [int(x) for x in at.query_params["runs"].split(",")]
+    ids = [int(x) for x in at.query_params["show"].split(",")]
     assert len(ids) == 2
     store = RunStore(lmcore_home)
     finished = jobs.wait_for(store, ids, timeout=240)

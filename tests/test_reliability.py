@@ -87,7 +87,7 @@ def test_diverged_run_keeps_its_last_good_checkpoint_and_the_train_page_says_so(
     for kind, row in store.checkpoints(run_id).items():
         model = load_checkpoint(row["path"])[0]
         assert all(torch.isfinite(t).all() for t in model.state_dict().values()), kind
-    at = _app("views/train.py", runs=str(run_id))
+    at = _app("views/train.py", show=str(run_id))
     warnings = [w.value.replace("\\", "") for w in at.warning]
     assert any(w.startswith(f"#{run_id}: blew up") and "lower learning rate" in w for w in warnings), warnings
     assert not [b for b in at.button if b.label == "Resume"]  # a diverged run is retrained, not resumed
@@ -111,7 +111,7 @@ def test_resume_button_carries_a_stopped_run_to_its_end(lmcore_home, grammar_fil
     jobs.record_result(store, run_id, train(cfg, store.run_dir(run_id), hooks))
     assert store.get_run(run_id)["status"] == "stopped" and store.get_run(run_id)["step"] == 40
 
-    at = _app("views/train.py", runs=str(run_id))
+    at = _app("views/train.py", show=str(run_id))
     [resume] = [b for b in at.button if b.label == "Resume"]
     resume.click().run()
     assert not at.exception and not at.error
@@ -170,8 +170,7 @@ def _session_with_one_tiny_run(name: str) -> AppTest:
     at.file_uploader[0].set_value((name, ("\n".join(grammar_lines(600)) + "\n").encode(), "text/plain")).run()
     at.switch_page("views/train.py").run()
     at.slider[0].set_value(1).run()
-    at.number_input(key="hid0_lecture RNN").set_value(16)
-    at.number_input(key="emb0_lecture RNN").set_value(16)
+    at.number_input(key="hid1").set_value(16)
     at.number_input[0].set_value(8)  # epochs: long enough to be seen running
     at.run()
     return at
@@ -182,7 +181,7 @@ def test_two_sessions_training_at_once_each_see_their_own_runs_progress(lmcore_h
     a.button[0].click().run()
     b.button[0].click().run()
     assert not a.exception and not b.exception
-    [ra], [rb] = (int(x) for x in a.query_params["runs"]), (int(x) for x in b.query_params["runs"])
+    [ra], [rb] = (int(x) for x in a.query_params["show"]), (int(x) for x in b.query_params["show"])
     assert ra != rb
     store = RunStore()
     seen = {ra: set(), rb: set()}

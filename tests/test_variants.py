@@ -439,7 +439,7 @@ def test_train_page_offers_the_variants_and_counts_their_parameters(lmcore_home)
     at.switch_page("views/train.py").run()
     assert not at.exception, [e.value for e in at.exception]
     before = [c.value for c in at.caption if "parameters" in c.value]
-    variant = at.selectbox(key="var1_LSTM")  # run 2 is the LSTM preset
+    variant = at.selectbox(key="variant2")  # run 2 is the LSTM preset
     assert variant.value == "vanilla" and "fgr" in variant.options[-1].lower()
     variant.set_value("nig").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -447,5 +447,5 @@ def test_train_page_offers_the_variants_and_counts_their_parameters(lmcore_home)
     count = lambda text: int(text.split("**")[1].replace(",", ""))
     assert count(after[1]) < count(before[1])  # no input gate: one block of V, U, b fewer
     assert count(after[0]) == count(before[0])
-    at.selectbox(key="gruc2_GRU").set_value("cho").run()
+    at.selectbox(key="gru3").set_value("cho").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -17,15 +17,22 @@ st.caption("Every run trains on one corpus. The text is split 80/10/10 into trai
            "the vocabulary comes from the training split only, and rarer or unseen words become <unk>.")
 current = appstate.corpus_spec()
 
-kind = st.radio("Text", ["built-in corpus", "upload a .txt file"], horizontal=True,
-                index=0 if current.source.startswith(BUILTIN_PREFIX) else 1)
+BUILTIN, UPLOAD, KEPT = "built-in corpus", "upload a .txt file", "a file uploaded before"
+kept = [str(p) for p in appstate.kept_uploads()]
+kinds = [BUILTIN, UPLOAD] + ([KEPT] if kept else [])
+chosen_kind = BUILTIN if current.source.startswith(BUILTIN_PREFIX) else KEPT if current.source in kept else UPLOAD
+kind = st.radio("Text", kinds, horizontal=True, index=kinds.index(chosen_kind),
+                help="Uploads are kept in the data folder, so a reload, a new tab or a link finds them again.")
 source = current.source
-if kind == "built-in corpus":
+if kind == BUILTIN:
     names = list(BUILTIN_CORPORA)
     name = current.source[len(BUILTIN_PREFIX):] if current.source.startswith(BUILTIN_PREFIX) else names[0]
     name = st.selectbox("Built-in corpus", names, index=names.index(name) if name in names else 0,
                         format_func=lambda n: f"{n}: {BUILTIN_CORPORA[n]}")
     source = BUILTIN_PREFIX + name
+elif kind == KEPT:
+    source = st.selectbox("Uploaded before (newest first)", kept, index=kept.index(source) if source in kept else 0,
+                          format_func=appstate.upload_label)
 else:
     cap_mb = appstate.limits().max_upload_mb
     upload = st.file_uploader("A UTF-8 text file (one sentence or paragraph per line works best)", type=["txt"],
@@ -46,11 +53,14 @@ else:
 c1, c2, c3, c4 = st.columns(4)
 tokenizer = c1.selectbox("Tokenizer", list(TOKENIZERS), index=list(TOKENIZERS).index(current.tokenizer),
                          help="; ".join(f"{k}: {v}" for k, v in TOKENIZERS.items()))
-lowercase = c2.checkbox("Lowercase", value=current.lowercase)
+lowercase = c2.checkbox("Lowercase", value=current.lowercase,
+                        help="'The' and 'the' become one word: a smaller vocabulary, more examples of each")
 min_count = c3.number_input("Min count", min_value=1, max_value=1000, value=current.min_count,
                             help="words seen fewer times in the training split become <unk>")
 max_vocab = c4.number_input("Max vocabulary (0: no limit)", min_value=0, max_value=200_000,
-                            value=current.max_vocab or 0, step=1000)
+                            value=current.max_vocab or 0, step=1000,
+                            help="keep only the most frequent words; the softmax over V words costs most of the time "
+                                 "of a word-level model")
 spec = CorpusSpec(source=source, tokenizer=tokenizer, lowercase=lowercase, min_count=int(min_count),
                   max_vocab=int(max_vocab) or None)
 if spec != current:
@@ -86,4 +96,7 @@ def clip(token: str, n: int = 60) -> str:
 st.html("<div style='line-height:2'>" + " ".join(f"<code>{html.escape(clip(t))}</code>" for t in tokens[:120])
         + "</div>")
 st.text(detokenize([clip(t) for t in tokens], spec.tokenizer))
-st.page_link("views/train.py", label="Train models on this corpus →", icon=":material/model_training:")
+st.divider()
+st.markdown("**Next:** train the lecture's three models (σ-RNN, LSTM, GRU) on this corpus side by side.")
+st.page_link("views/train.py", label="Train models on this corpus →", icon=":material/model_training:",
+             query_params=appstate.corpus_params(spec))

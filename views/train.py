@@ -1,5 +1,7 @@
-"""Train: up to four runs at once from presets, each in its own process; live curves; Stop; Resume."""
+"""Train: up to four runs at once from presets, each in its own process; live curves; every run of the data
+folder; Stop; Resume. The whole form is in the URL, so a reload or a link brings back the same runs to train."""
 import sqlite3
+
 import streamlit as st
 
 import appstate
@@ -9,14 +11,17 @@ from lmcore.model import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS
 from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, preset, recipe_note, run_config
 from lmcore.reports import metrics_frame
 from lmcore.runs import jobs
+from lmcore.runs.history import history_table
 from lmcore.runs.store import ACTIVE
 from lmcore.train import check_fits
 from lmcore.viz.training import curves_figure
 
 st.title("Train")
 spec = appstate.corpus_spec()
-st.caption(f"Corpus: **{appstate.md(appstate.corpus_label(spec))}** (change it on the Corpus page). Each run trains in its own "
-           "process; you can leave or reload this page and come back.")
+st.markdown(f"Training on **{appstate.md(appstate.corpus_label(spec))}**.")
+st.page_link("views/corpus.py", label="Change the corpus", icon=":material/description:",
+             query_params=appstate.corpus_params(spec))
+st.caption("Each run trains in its own process: you can leave or reload this page, or close the tab, and come back.")
 try:
     corpus = appstate.cached_corpus(spec)
     vocab_size = len(corpus.vocab)
@@ -25,68 +30,122 @@ except CorpusError as err:
     st.stop()
 limits = appstate.limits()
 
+
+def field(widget, label: str, key: str, default, *args, **kwargs):
+    """A form field bound to the URL whose value follows its default (the preset's or the corpus recipe's)
+    until the user edits it."""
+    appstate.track_default(key, default)
+    if widget in (st.selectbox, st.radio):
+        return widget(label, *args, index=list(args[0]).index(default), key=key, bind="query-params", **kwargs)
+    return widget(label, *args, value=default, key=key, bind="query-params", **kwargs)
+
+
+recipe = preset(DEFAULT_LINEUP[0], spec)[1]  # the corpus's recipe (every preset shares these settings)
 with st.expander("Training settings shared by all runs", expanded=False):
     s1, s2, s3, s4, s5, s6 = st.columns(6)
-    shared = preset(DEFAULT_LINEUP[0], spec)[1]  # the corpus's recipe (every preset shares these settings)
-    epochs = s1.number_input("Epochs", 1, limits.max_epochs, min(shared.epochs, limits.max_epochs))
-    bptt = s2.number_input("τ (BPTT steps)", 1, 1000, shared.bptt)
-    batch = s3.number_input("Batch", 1, 512, shared.batch)
-    seed = s4.number_input("Seed", 0, 2**31 - 1, shared.seed)
-    time_budget = s5.number_input("Time budget per run (s, 0: none)", 0, 36_000, 0)
-    device = s6.selectbox("Device", ["auto", "cpu", "cuda"], help="auto: CUDA, then MPS, then CPU")
+    with s1:
+        epochs = field(st.number_input, "Epochs", "epochs", min(recipe.epochs, limits.max_epochs), 1,
+                       limits.max_epochs, help="passes over the training split; the lr is divided by the decay "
+                                               "factor after each epoch that does not improve validation")
+    with s2:
+        bptt = field(st.number_input, "τ (BPTT steps)", "tau", recipe.bptt, 1, 1000,
+                     help="truncated backprop through time: the gradient flows back at most τ tokens; the hidden "
+                          "state is still carried over from chunk to chunk")
+    with s3:
+        batch = field(st.number_input, "Batch", "batch", recipe.batch, 1, 512,
+                      help="parallel streams of text: more is faster per token, fewer updates per epoch")
+    with s4:
+        seed = field(st.number_input, "Seed", "seed", recipe.seed, 0, 2**31 - 1,
+                     help="the same seed gives the same initial weights and batches")
+    with s5:
+        time_budget = field(st.number_input, "Time budget per run (s, 0: none)", "budget", 0, 0, 36_000,
+                            help="stop a run after this long, keeping its best checkpoint")
+    with s6:
+        device = field(st.selectbox, "Device", "device", "auto", ["auto", "cpu", "cuda"],
+                       help="auto: CUDA, then MPS, then CPU")
 
 st.caption(recipe_note(spec))
-n_runs = st.slider("Runs", 1, 4, len(DEFAULT_LINEUP))
-sizing = st.radio("Sizes", ["same hidden size", "same parameters"], horizontal=True,
-                  help="same parameters: each run's hidden size is chosen so its parameter count matches run 1's")
+n_runs = field(st.slider, "Runs", "n", len(DEFAULT_LINEUP), 1, 4, help="trained at once, each in its own process "
+               f"(this server runs {limits.max_parallel_jobs} at a time; the others wait in a queue)")
+sizing = field(st.radio, "Sizes", "sizing", "same hidden size", ["same hidden size", "same parameters"],
+               horizontal=True, help="same parameters: each run's hidden size is chosen so its parameter count "
+                                     "matches run 1's (an LSTM has 4 weight sets per unit, a GRU 3, an RNN 1)")
 names = list(PRESETS)
+FIELDS = {"arch": "arch", "variant": "variant", "gru": "gru_convention", "act": "activation", "bias": "bias",
+          "tied": "tied", "emb": "emb", "hid": "hidden", "layers": "layers", "drop": "dropout"}  # URL name: ModelConfig
+TRAIN_FIELDS = {"opt": "optimizer", "lr": "lr", "clip": "clip"}  # URL name: TrainConfig
+
+
+def reset_run_fields(i: int) -> None:
+    """Choosing another preset resets that run's advanced fields to the new preset's values."""
+    model, train = preset(st.session_state[f"preset{i}"], spec)
+    values = {k: getattr(model, a) for k, a in FIELDS.items()} | {k: getattr(train, a) for k, a in TRAIN_FIELDS.items()}
+    for short, value in values.items():
+        st.session_state[f"{short}{i}"] = st.session_state[f"_default_of_{short}{i}"] = value
+
+
+def model_fields(i: int, name: str) -> tuple[dict, dict]:
+    """Run i's advanced fields, starting from preset `name` on this corpus: (model overrides, train overrides)."""
+    model, train = preset(name, spec)
+    with st.expander("Advanced"):
+        arch = field(st.selectbox, "Architecture", f"arch{i}", model.arch, list(ARCHS),
+                     help="\n".join(f"{a}: {d}" for a, d in ARCHS.items()))
+        variant = field(
+            st.selectbox, "LSTM variant", f"variant{i}", model.variant, list(LSTM_VARIANTS),
+            format_func=lambda v: f"{LSTM_VARIANTS[v].name}: {LSTM_VARIANTS[v].description}",
+            help="Greff et al. 2016, LSTM: A Search Space Odyssey. Their vanilla LSTM has peepholes ('peephole' "
+                 "here); NIG … FGR each change one thing in it. 'vanilla' is PyTorch's LSTM, the only one "
+                 "that trains on the fused module.") if arch == "lstm" else "vanilla"
+        gru_convention = field(st.selectbox, "GRU convention", f"gru{i}", model.gru_convention,
+                               list(GRU_CONVENTIONS), format_func=GRU_CONVENTIONS.get) if arch == "gru" else "pytorch"
+        activation = field(st.selectbox, "Activation f (Elman)", f"act{i}", model.activation, ACTIVATION_NAMES,
+                           help="σ: the lecture's RNN, states in [0, 1]; tanh: states in [−1, 1], zero-centred; "
+                                "relu with identity init: the IRNN (Le et al. 2015)")
+        bias = field(st.checkbox, "Biases b1, b2", f"bias{i}", model.bias)
+        tied = field(st.checkbox, "Tie W to the embedding (needs equal sizes)", f"tied{i}", model.tied,
+                     help="W shares the embedding matrix: fewer parameters, less overfitting on a small corpus "
+                          "(Press & Wolf 2017)")
+        emb = field(st.number_input, "Embedding size", f"emb{i}", model.emb, 1, 2048, disabled=tied,
+                    help="the size of x_t; with W tied to the embedding, the hidden size decides it")
+        hidden = field(st.number_input, "Hidden units", f"hid{i}", model.hidden, 1, 4096,
+                       help="the size of h_t, the model's memory")
+        layers = field(st.number_input, "Layers", f"layers{i}", model.layers, 1, 8,
+                       help="stacked: layer 2 reads layer 1's h_t as its input")
+        dropout = field(st.number_input, "Dropout", f"drop{i}", model.dropout, 0.0, 0.9, step=0.05,
+                        help="share of units zeroed at random while training, between layers (not through time): "
+                             "fights overfitting on small corpora")
+        optimizer = field(st.selectbox, "Optimizer", f"opt{i}", train.optimizer, OPTIMIZERS,
+                          help="adam adapts a step size per weight and needs little tuning; sgd is the lecture's")
+        lr = field(st.number_input, "Learning rate", f"lr{i}", train.lr, 1e-5, 100.0, format="%.4g",
+                   help="Adam: about 0.001–0.003. SGD: about 1–20 (the lecture's SGD recipe: 20 with "
+                        "clipping at 0.25, and many epochs)")
+        clip = field(st.number_input, "Clip gradient norm (0: off)", f"clip{i}", train.clip, 0.0, 100.0,
+                     help="rescale the gradient when its norm is above this: the cure for exploding gradients "
+                          "(Pascanu et al. 2013)")
+    model_overrides = dict(arch=arch, activation=activation, bias=bias, hidden=int(hidden), layers=int(layers),
+                           dropout=float(dropout), tied=tied, variant=variant, gru_convention=gru_convention,
+                           **({} if tied else {"emb": int(emb)}))  # tied: the embedding size follows the hidden size
+    return model_overrides, dict(optimizer=optimizer, lr=float(lr), clip=float(clip))
+
+
 configs: list[RunConfig] = []
-for i, col in enumerate(st.columns(n_runs)):
+for i, col in enumerate(st.columns(n_runs), start=1):
     with col:
-        default = DEFAULT_LINEUP[i] if i < len(DEFAULT_LINEUP) else "LSTM"
-        name = st.selectbox(f"Run {i + 1}", names, index=names.index(default), key=f"preset{i}")
-        model, train = preset(name, spec)
-        k = f"{i}_{name}"  # keys carry the preset so choosing another preset resets its fields
-        with st.expander("Advanced"):
-            arch = st.selectbox("Architecture", list(ARCHS), index=list(ARCHS).index(model.arch), key=f"arch{k}",
-                                help="\n".join(f"{a}: {d}" for a, d in ARCHS.items()))
-            variant = st.selectbox(
-                "LSTM variant", list(LSTM_VARIANTS), index=list(LSTM_VARIANTS).index(model.variant), key=f"var{k}",
-                format_func=lambda v: f"{LSTM_VARIANTS[v].name}: {LSTM_VARIANTS[v].description}",
-                help="Greff et al. 2016, LSTM: A Search Space Odyssey. Their vanilla LSTM has peepholes ('peephole' "
-                     "here); NIG … FGR each change one thing in it. 'vanilla' is PyTorch's LSTM, the only one "
-                     "that trains on the fused module.") if arch == "lstm" else "vanilla"
-            gru_convention = st.selectbox(
-                "GRU convention", list(GRU_CONVENTIONS), index=list(GRU_CONVENTIONS).index(model.gru_convention),
-                key=f"gruc{k}", format_func=lambda c: GRU_CONVENTIONS[c]) if arch == "gru" else "pytorch"
-            activation = st.selectbox("Activation f (Elman)", ACTIVATION_NAMES,
-                                      index=ACTIVATION_NAMES.index(model.activation), key=f"act{k}")
-            bias = st.checkbox("Biases b1, b2", value=model.bias, key=f"bias{k}")
-            emb = st.number_input("Embedding size", 1, 2048, model.emb, key=f"emb{k}",
-                                  help="with W tied to the embedding, the hidden size decides it")
-            hidden = st.number_input("Hidden units", 1, 4096, model.hidden, key=f"hid{k}")
-            layers = st.number_input("Layers", 1, 8, model.layers, key=f"lay{k}")
-            dropout = st.number_input("Dropout", 0.0, 0.9, model.dropout, step=0.05, key=f"drop{k}")
-            tied = st.checkbox("Tie W to the embedding (needs equal sizes)", value=model.tied, key=f"tied{k}",
-                               help="W shares the embedding matrix: fewer parameters, less overfitting on a "
-                                    "small corpus (Press & Wolf 2017)")
-            optimizer = st.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(train.optimizer), key=f"opt{k}")
-            lr = st.number_input("Learning rate", 1e-5, 100.0, train.lr, format="%.4g", key=f"lr{k}",
-                                 help="Adam: about 0.001–0.003. SGD: about 1–20 (the lecture's SGD recipe: 20 with "
-                                      "clipping at 0.25, and many epochs)")
-            clip = st.number_input("Clip gradient norm (0: off)", 0.0, 100.0, train.clip, key=f"clip{k}")
+        default = DEFAULT_LINEUP[i - 1] if i <= len(DEFAULT_LINEUP) else "LSTM"
+        name = field(st.selectbox, f"Run {i}", f"preset{i}", default, names,
+                     help="\n\n".join(f"**{n}**: {p.note}" for n, p in PRESETS.items()),
+                     on_change=reset_run_fields, args=(i,))
+        model_overrides, train_overrides = model_fields(i, name)
         cfg = run_config(
             name, spec, vocab_size=vocab_size, train_tokens=corpus.train.size,
             match_params=count_params(configs[0].model) if sizing == "same parameters" and configs else 0,
-            model=dict(arch=arch, activation=activation, bias=bias, hidden=int(hidden), layers=int(layers),
-                       dropout=float(dropout), tied=tied, variant=variant, gru_convention=gru_convention,
-                       **({} if tied else {"emb": int(emb)})),  # tied: the embedding size follows the hidden size
-            train=dict(optimizer=optimizer, lr=float(lr), clip=float(clip), epochs=int(epochs), bptt=int(bptt),
-                       batch=int(batch), seed=int(seed), time_budget=float(time_budget), device=device))
+            model=model_overrides,
+            train=dict(train_overrides, epochs=int(epochs), bptt=int(bptt), batch=int(batch), seed=int(seed),
+                       time_budget=float(time_budget), device=device))
         configs.append(cfg)
-        model = cfg.model
         st.caption(PRESETS[name].note)
-        st.caption(f"{model.layers}×{model.hidden} units · **{count_params(model):,}** parameters")
+        st.caption(f"{cfg.model.layers}×{cfg.model.hidden} units · **{count_params(cfg.model):,}** parameters")
+
 
 if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary"):
     store = appstate.get_store()
@@ -107,40 +166,80 @@ if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary")
         st.toast(f"Queued runs {', '.join(map(str, ids))}")
 
 
+def run_controls(run: dict, store) -> None:
+    """One run's line: name, status, progress bar, Stop / Resume, and why it failed."""
+    cfg = RunConfig.from_dict(run["config"])
+    c1, c2, c3 = st.columns([3, 6, 1])
+    c1.markdown(f"**#{run['id']} {appstate.md(cfg.label())}** · `{run['status']}`"
+                + (f" · {appstate.md(run['device'])}" if run["device"] else ""))
+    c2.progress(min(1.0, run["step"] / run["total_steps"]) if run["total_steps"] else 0.0,
+                text=jobs.progress_text(run))
+    if run["status"] in ACTIVE and c3.button("Stop", key=f"stop{run['id']}"):
+        jobs.request_stop(store, run["id"])
+    if run["status"] in jobs.RESUMABLE and c3.button("Resume", key=f"resume{run['id']}",
+                                                     help="carry on from the last checkpoint: to the planned "
+                                                          "epochs, or one more epoch if all are done"):
+        try:
+            jobs.resume(store, run["id"], limits=limits)
+        except (ValueError, OSError, sqlite3.Error) as err:
+            st.error(f"#{run['id']} not resumed: {appstate.md(err)}")
+    if run["status"] in ("failed", "diverged", "interrupted") and run["message"]:
+        st.warning(f"#{run['id']}: {appstate.md(run['message'])}")
+
+
+def next_steps(runs: list[dict]) -> None:
+    """Once runs are done, where to look next: their comparison, then inside the best of them."""
+    done = [r for r in runs if r["status"] == "done" and r["best_valid_ppl"] is not None]
+    if not done:
+        return
+    best = min(done, key=lambda r: r["best_valid_ppl"])
+    run = {"run": f"run:{best['id']}"}
+    st.markdown(f"**Next:** compare these runs with the n-gram baseline, then look inside the best one "
+                f"(#{best['id']}).")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.page_link("views/compare.py", label="Compare →", icon=":material/leaderboard:",
+                 query_params=appstate.corpus_params(spec))
+    c2.page_link("views/hidden.py", label="Hidden states →", icon=":material/grid_on:", query_params=run)
+    c3.page_link("views/gates.py", label="Gates →", icon=":material/door_open:")
+    c4.page_link("views/gradients.py", label="Gradients through time →", icon=":material/trending_down:")
+
+
 @st.fragment(run_every=1.5)
 def live_view():
     store = appstate.get_store()
     jobs.pump(store)  # start queued runs if a slot is free; mark killed ones
-    ids = appstate.selected_run_ids() or [r["id"] for r in store.list_runs(ACTIVE)]
-    runs = [r for r in (store.get_run(i) for i in ids) if r]
-    if not runs:
-        st.info("No runs yet: pick presets above and press Train.")
+    every = store.list_runs()
+    if not every:
+        st.info("No runs in this data folder yet: pick presets above and press Train.")
         return
+    by_id = {r["id"]: r for r in every}
+    shown = [i for i in appstate.selected_run_ids() if i in by_id] \
+        or [r["id"] for r in every if r["status"] in ACTIVE] or sorted(by_id)[-len(configs):]
+    shown = st.multiselect("Runs shown", sorted(by_id, reverse=True), default=shown, max_selections=8,
+                           format_func=lambda i: f"#{i} {RunConfig.from_dict(by_id[i]['config']).label()} "
+                                                 f"({by_id[i]['status']})",
+                           help="the runs you just started, else the ones running, else the newest; add any "
+                                "run of the history below")
+    appstate.set_selected_run_ids(shown)
+    runs = [by_id[i] for i in shown]
     for run in runs:
-        cfg = RunConfig.from_dict(run["config"])
-        c1, c2, c3 = st.columns([3, 6, 1])
-        c1.markdown(f"**#{run['id']} {appstate.md(cfg.label())}** · `{run['status']}`"
-                    + (f" · {appstate.md(run['device'])}" if run["device"] else ""))
-        c2.progress(min(1.0, run["step"] / run["total_steps"]) if run["total_steps"] else 0.0,
-                    text=jobs.progress_text(run))
-        if run["status"] in ACTIVE and c3.button("Stop", key=f"stop{run['id']}"):
-            jobs.request_stop(store, run["id"])
-        if run["status"] in jobs.RESUMABLE and c3.button("Resume", key=f"resume{run['id']}",
-                                                         help="carry on from the last checkpoint: to the planned "
-                                                              "epochs, or one more epoch if all are done"):
-            try:
-                jobs.resume(store, run["id"], limits=limits)
-            except (ValueError, OSError, sqlite3.Error) as err:
-                st.error(f"#{run['id']} not resumed: {appstate.md(err)}")
-        if run["status"] in ("failed", "diverged", "interrupted") and run["message"]:
-            st.warning(f"#{run['id']}: {appstate.md(run['message'])}")
-    metrics = metrics_frame(store, [r["id"] for r in runs])
-    labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
-    left, middle, right = st.columns([5, 5, 3])
-    left.plotly_chart(curves_figure(metrics, labels, "step", "valid_ppl"), width="stretch", key="live_ppl")
-    middle.plotly_chart(curves_figure(metrics, labels, "step", "train_loss", log_y=False), width="stretch",
-                        key="live_loss")
-    right.plotly_chart(curves_figure(metrics, labels, "step", "lr", log_y=False), width="stretch", key="live_lr")
+        run_controls(run, store)
+    if runs:
+        metrics = metrics_frame(store, shown)
+        labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
+        left, middle, right = st.columns([5, 5, 3])
+        left.plotly_chart(curves_figure(metrics, labels, "step", "valid_ppl"), width="stretch", key="live_ppl")
+        middle.plotly_chart(curves_figure(metrics, labels, "step", "train_loss", log_y=False), width="stretch",
+                            key="live_loss")
+        right.plotly_chart(curves_figure(metrics, labels, "step", "lr", log_y=False), width="stretch",
+                           key="live_lr")
+        next_steps(runs)
+    st.subheader("Every run in this data folder")
+    st.dataframe(history_table(every), hide_index=True, width="stretch", height=min(38 + 35 * len(every), 400),
+                 column_config={"progress": st.column_config.ProgressColumn(format="percent", min_value=0,
+                                                                           max_value=1),
+                                "best valid ppl": st.column_config.NumberColumn(format="%.2f"),
+                                "test ppl": st.column_config.NumberColumn(format="%.2f")})
 
 
 st.subheader("Progress")

@@ -31,10 +31,14 @@ class RunRef:
 
     @property
     def corpus_name(self) -> str:
-        """The corpus as a user named it: a built-in's name, an upload's file name without its content hash."""
-        if self.corpus.startswith("builtin:"):
-            return self.corpus.split(":", 1)[1]
-        return re.sub(r"^[0-9a-f]{12}-", "", Path(self.corpus).name)
+        return corpus_name(self.corpus)
+
+
+def corpus_name(source: str) -> str:
+    """A corpus as a user named it: a built-in's name, an upload's file name without its content hash."""
+    if source.startswith("builtin:"):
+        return source.split(":", 1)[1]
+    return re.sub(r"^[0-9a-f]{12}-", "", Path(source).name)
 
 
 def demo_runs(demo_dir: Path = DEMO_DIR) -> list[RunRef]:
