@@ -36,7 +36,7 @@ def test_corpus_page_opens_on_the_builtin_default():
     assert at.title[0].value == "Corpus"
     assert "python-docs" in at.subheader[0].value
     assert len(at.get("plotly_chart")) == 1  # Zipf plot
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["split"]) == ["train", "valid", "test"] and table["tokens"].min() > 1000
 
 

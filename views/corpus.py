@@ -83,7 +83,7 @@ m2.metric("Vocabulary", f"{stats['vocab']:,}")
 m3.metric("Types in training split", f"{stats['train_types']:,}")
 m4.metric("<unk> rate (valid)", f"{stats['valid_unk_rate']:.2%}")
 left, right = st.columns([2, 3])
-left.dataframe(corpus_stats_table(corpus), hide_index=True, width="stretch")
+left.table(corpus_stats_table(corpus), hide_index=True)  # plain HTML: paints before the grid's script loads
 right.plotly_chart(zipf_figure(corpus.rank_frequency()), width="stretch")
 
 st.subheader("Preview: the first training tokens")

@@ -13,6 +13,7 @@ import hashlib
 import os
 import sys
 import threading
+import time
 import warnings
 from functools import cache
 from pathlib import Path
@@ -91,8 +92,18 @@ def lstm_steps():
     return _build_or_none() if enabled() else None
 
 
-def build_in_background() -> threading.Thread:
-    """Build (or load) the C++ loop in a daemon thread, so that no training job waits for the compiler."""
-    thread = threading.Thread(target=lstm_steps, name="lmcore-native-build", daemon=True)
+def _quiet_build(delay: float) -> None:
+    time.sleep(delay)  # let the first page paint: on two cores the compiler would take the CPU it needs
+    try:  # nice 19 for this thread, and so for the compiler processes it starts (they inherit it)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (OSError, AttributeError):
+        pass
+    lstm_steps()
+
+
+def build_in_background(delay: float = 5.0) -> threading.Thread:
+    """Build (or load) the C++ loop in a daemon thread, at low priority after `delay` seconds, so that no training
+    job waits for the compiler and no page waits for it either."""
+    thread = threading.Thread(target=_quiet_build, args=(delay,), name="lmcore-native-build", daemon=True)
     thread.start()
     return thread
