@@ -188,7 +188,8 @@ def test_figures_from_a_trace_shaped_layer():
     fig = fig44_figure(tokens, s, glyphs, source=1, arch="lstm", title="LSTM")
     nodes = fig.data[0]
     assert np.allclose(nodes.marker.color, s)
-    assert "&lt;b&gt;roses&lt;/b&gt;" in fig.layout.xaxis.ticktext and "<b>roses</b>" not in fig.layout.xaxis.ticktext
+    ticks = " ".join(fig.layout.xaxis.ticktext)  # each token above its step number
+    assert "&lt;b&gt;roses&lt;/b&gt;<br>" in ticks and "<b>roses</b>" not in ticks
     texts = [t for t in fig.data if t.mode == "text"]
     assert len(texts) == 3 and all(set(t.text) <= {OPEN, CLOSED, PARTLY} for t in texts)
     assert len(saturation_figure(layer).data) == 6  # 3 gates × (bound line + units)
@@ -223,13 +224,12 @@ def test_gates_page_draws_three_fig44_charts_and_saturation(page):
 
 
 def test_gates_page_other_unit_source_thresholds_and_validation_text(page):
-    page.select_slider[0].set_value(4).run()
-    page.selectbox[3].set_value(5).run()  # three run pickers, then the unit
-    page.slider[0].set_value((0.3, 0.7)).run()
+    page.slider(key="src").set_value(4).run()
+    page.selectbox(key="unit").set_value(5).run()
+    page.slider(key="thr").set_value((0.3, 0.7)).run()
     assert not page.exception, [e.value for e in page.exception]
     titles = chart_titles(page)
     assert sum("unit 5: ‖∂h_t/∂x_4‖" in t for t in titles) == 3
-    page.radio[0].set_value("from the validation split").run()
-    page.toggle[0].set_value(True).run()  # one above the other
+    page.radio(key="text_source").set_value("from the validation split").run()
     assert not page.exception, [e.value for e in page.exception]
     assert len(page.get("plotly_chart")) == 9

@@ -1,16 +1,30 @@
-"""Gates: Graves' Fig. 4.4 from three real models (Elman RNN, LSTM, GRU), gate saturation, gate histograms."""
+"""Gates: Graves' Fig. 4.4 from three real models (Elman RNN, LSTM, GRU), one per row over a window of the text
+that can be read at full width; gate saturation, gate histograms, the state over time. Every choice is in the URL."""
 import streamlit as st
 
 import appstate
 from lmcore.inspect.sensitivity import input_sensitivity, normalise, unit_sensitivity
 from lmcore.inspect.trace import gate_notes
 from lmcore.viz.gates import (PLACES, fig44_figure, fig44_window, gate_histogram_figure, glyph_layout,
-                              saturation_figure, select_units, state_over_time_figure)
+                              saturation_figure, select_units, sigmoid_gates, state_over_time_figure, tokens_that_fit)
 
 MODELS = [("Elman RNN", ("elman", "irnn"), "demo:agreement-elman", "gates_elman"),
           ("LSTM", ("lstm",), "demo:agreement-lstm", "gates_lstm"),
           ("GRU", ("gru",), "demo:agreement-gru", "gates_gru")]
-MEAN, KEEPER = "mean of all units", "the unit that keeps the source longest"
+KEEPER, MEAN = "keeper unit", "mean of all"
+URL = "query-params"  # the widget's value lives in the page's URL, under its key
+
+
+def unit_label(unit) -> str:
+    return unit if isinstance(unit, str) else f"unit {unit}"
+
+
+def follow_source(n_tokens: int, width: int) -> None:
+    """When the source step moves out of the window, move the window to show it (and what follows it)."""
+    source, start = st.session_state["src"], st.session_state.get("at", 0)
+    if not start <= source < start + width:
+        st.session_state["at"] = fig44_window(n_tokens, source, width)[0]
+
 
 st.title("Gates")
 st.caption("An LSTM block can retain information indefinitely: if the forget gate is open and the input gate is "
@@ -26,77 +40,104 @@ for col, (label, archs, default, key) in zip(st.columns(3), MODELS):
 if not picked:
     st.stop()
 
-if "gates_text_source" not in st.session_state:  # one typed sentence, unless the user chose otherwise
-    st.session_state["gates_text_source"] = "type my own"
 # the text follows the user's own run when one is shown, else the middle model's corpus
 _, _, _, text_cfg, text_vocab = next((p for p in picked if not p[1].is_demo), picked[len(picked) // 2])
-tokens = appstate.pick_text(text_cfg, text_vocab, key="gates_text")
+tokens = appstate.pick_text(text_cfg, text_vocab, key="text", typed_first=True)
 if len(tokens) < 2:
     st.warning("Type at least two tokens.")
     st.stop()
 
+fit = tokens_that_fit()
 c1, c2, c3, c4 = st.columns([3, 1, 2, 2])
-source = c1.select_slider("Source step: the input x whose influence is traced", range(len(tokens)),
-                          value=min(1, len(tokens) - 1), format_func=lambda t: f"{t}: {tokens[t]}")
-width = c2.number_input("Window (tokens)", 5, 40, 20)
-stacked = c2.toggle("Stack", help="One chart above the other, full width: easier to read for long windows.")
+width = min(len(tokens), int(c2.number_input(
+    "Tokens shown", 5, fit, fit, key="win", bind=URL,
+    help=f"Steps per figure: at most {fit}, what stays legible on a wide screen. A longer text is shown a window "
+         "at a time; move the window with the slider below the figures' settings.")))
+source = c1.slider(
+    "Source step", 0, len(tokens) - 1, min(1, len(tokens) - 1), key="src", bind=URL, on_change=follow_source,
+    args=(len(tokens), width),
+    help="The input x_source whose influence is traced: each circle is shaded by ‖∂h_t/∂x_source‖, how much "
+         "the hidden state at step t still depends on that one input. Steps are the grey numbers under the tokens.")
+c1.caption(f"x_{source} = **{appstate.md(tokens[source])}**")
 hidden = min(p[3].model.hidden for p in picked)
-unit = c3.selectbox("Unit", [KEEPER, MEAN] + list(range(hidden)), format_func=str)
-closed_below, open_above = c4.slider("Closed below · open above", 0.0, 1.0, (0.1, 0.9), 0.05)
+unit = c3.selectbox(
+    "Unit", [KEEPER, MEAN, *range(hidden)], format_func=unit_label, key="unit", bind=URL,
+    help="Whose h_t and gates are drawn. Keeper unit: in each model, the unit whose state at the window's last "
+         "step depends most on the source (it differs between models); mean of all: the average over all units.")
+closed_below, open_above = c4.slider(
+    "Gate closed below · open above", 0.0, 1.0, (0.1, 0.9), 0.05, key="thr", bind=URL,
+    help="A gate is a sigmoid in [0, 1]. Below the first number it is drawn closed (—: it blocks), above the "
+         "second open (O: it lets through), in between ◐. The saturation charts below count with the same numbers.")
 max_layers = max(p[3].model.layers for p in picked)
-layer = st.selectbox("Layer", range(max_layers), index=max_layers - 1, format_func=lambda i: f"layer {i + 1}") \
-    if max_layers > 1 else 0
+layer = st.selectbox("Layer", range(max_layers), index=max_layers - 1, format_func=lambda i: str(i + 1), key="layer",
+                     bind=URL, help="Which layer's hidden state and gates (1: next to the input). A model with "
+                                    "fewer layers shows its top one.") if max_layers > 1 else 0
+if len(tokens) > width:
+    last = len(tokens) - width
+    if st.session_state.get("at", 0) > last:  # the text got shorter
+        st.session_state["at"] = last
+    if "at" not in st.session_state and "at" not in st.query_params:  # a link naming only the source step
+        st.session_state["at"] = fig44_window(len(tokens), source, width)[0]
+    start = st.slider("Window: first step shown", 0, last, key="at", bind=URL,
+                      help="Slide along the text to follow the source's influence as far as it reaches.")
+else:
+    start = 0
+stop = start + width
+st.caption(f"Showing steps {start}–{stop - 1} of {len(tokens)}.")
 
-start, stop = fig44_window(len(tokens), source, width)
 traces = {}
-for col, (label, ref, model, cfg, vocab) in zip([st.container()] * 3 if stacked else st.columns(3), picked):
+for label, ref, model, cfg, vocab in picked:
     arch, lay = cfg.model.arch, min(layer, cfg.model.layers - 1)
-    ids = vocab.encode(tokens[:stop])
+    ids = vocab.encode(tokens[:max(stop, source + 1)])
     if unit == KEEPER:  # this model's unit most sensitive to the source at the window's last step
         units = int(unit_sensitivity(model, ids, source, stop - 1, lay).argmax())
     else:
         units = None if unit == MEAN else int(unit)
     tr = appstate.run_trace(ref, tokens)
     traces[label] = (tr, lay, arch)
-    raw = input_sensitivity(model, ids, source, lay, units)[start:]
+    raw = input_sensitivity(model, ids, source, lay, units)  # over the whole text up to the window's end
     gates = {g: select_units(tr.layers[lay][g], units)[start:stop] for g in PLACES[arch]}
     notes, constant = gate_notes(cfg.model), cfg.model.constant_gates  # an LSTM variant without a gate
     glyphs = glyph_layout(gates, arch, closed_below, open_above, start, constant)
     which = "mean of all units" if units is None else f"unit {units}"
     name = f"{label} {cfg.model.variant_label}".rstrip()
-    col.plotly_chart(fig44_figure(tr.tokens[start:stop], normalise(raw), glyphs, start, source, arch,
-                                  f"{name}, {which}: ‖∂h_t/∂x_{source}‖", 12 if stacked else None, notes, constant),
-                     key=f"fig44_{label}", width="stretch")
+    st.plotly_chart(fig44_figure(tr.tokens[start:stop], normalise(raw)[start:stop], glyphs, start, source, arch,
+                                 f"{name}, {which}: ‖∂h_t/∂x_{source}‖", notes, constant, (closed_below, open_above)),
+                    key=f"fig44_{label}", width="stretch")
     for note in notes.values():
-        col.caption(f"**{cfg.model.variant_label}** — {note}.")
-    peak = raw.max()
-    col.caption(f"Last step shown: {raw[-1] / peak:.0%} of the peak ({peak:.2g})." if peak > 0 else
-                "No sensitivity: this unit does not depend on the source input.")
-    with col:
-        appstate.show_equations(cfg)
+        st.caption(f"**{cfg.model.variant_label}** — {note}.")
+    peak, last_shown = raw.max(), raw[stop - 1] if stop - 1 < len(raw) else 0.0
+    st.caption(f"{label}: the last step shown keeps {last_shown / peak:.0%} of the peak sensitivity ({peak:.2g})."
+               if peak > 0 else f"{label}: no sensitivity; this unit does not depend on the source input.")
+    appstate.show_equations(cfg)
 st.caption("Each circle is the hidden state h_t (of the chosen unit, or the mean of all units): black where it is "
            "most sensitive to the input at the source step (ringed in red), white where it no longer depends on "
-           "it. LSTM: input gate below, forget gate left, output gate above (an LSTM variant without one of them "
-           "draws it permanently open, in grey). GRU: update gate z left (open = keep "
-           f"h_t−1), reset gate r below. O: open (> {open_above:g}), —: closed (< {closed_below:g}), ◐: in between. "
-           "Hover for values.")
+           "it; shades are relative to the peak over the whole text. LSTM: input gate i below, forget gate f left, "
+           "output gate o above (an LSTM variant without one of them draws it permanently open, in grey). GRU: "
+           "update gate z left (open = keep h_t−1), reset gate r below. Hover for values.")
+st.page_link("views/gradients.py", label="Next: gradients through time, how far back each model's error signal "
+             "reaches (Fig. 4.1 and the decay with k)", icon=":material/trending_down:",
+             query_params={"decay_runs": ",".join(ref.key for _, ref, *_ in picked)})
 
 st.subheader("Gate saturation")
-st.caption("Karpathy et al. (2015): each point is one unit's gate; x: the fraction of steps it is closed, y: the "
-           "fraction it is open, over the whole text. Points on the dotted line are always saturated (a switch); "
-           "points near (0, 0) are never saturated. Use a longer text (the validation split) for stable fractions.")
+st.caption("Karpathy et al. (2015): each point is one unit's gate; x: the share of steps it is closed, y: the share "
+           "it is open, over the whole text. Points on the dotted line are always saturated (a switch); points near "
+           "(0, 0) are never saturated. Use a longer text (the validation split) for stable fractions.")
 gated = [(label, *traces[label]) for label, *_ in picked if traces[label][2] in ("lstm", "gru")]
-for col, (label, tr, lay, arch) in zip(st.columns(2), gated):
+panels = [len(sigmoid_gates(tr.layers[lay])) for _, tr, lay, _ in gated]  # column widths: one panel per gate
+for col, (label, tr, lay, arch) in zip(st.columns(panels) if gated else [], gated):
     col.plotly_chart(saturation_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}",
                                        tr.gate_notes), key=f"sat_{label}", width="stretch")
 
 st.subheader("Gate values and the state over time")
-st.caption("Histograms of every gate value (all steps, all units); then, per step, a box of the units' cell state c "
-           "(LSTM: its linear memory, free to grow) or hidden state h (GRU: its only state, kept in [−1, 1]).")
-for col, (label, tr, lay, arch) in zip(st.columns(2), gated):
+st.caption("Histograms of every gate value (all steps, all units), the thresholds dotted in red; then, per step, a "
+           "box of the units' cell state c (LSTM: its linear memory, free to grow) or hidden state h (GRU: its only "
+           "state, kept in [−1, 1]), over the whole text, the figures' window shaded.")
+for col, (label, tr, lay, arch) in zip(st.columns(panels) if gated else [], gated):
     col.plotly_chart(gate_histogram_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}",
                                            tr.gate_notes), key=f"hist_{label}", width="stretch")
-    state = "c" if arch == "lstm" else "h"
-    name = "cell state c" if state == "c" else "hidden state h"
-    col.plotly_chart(state_over_time_figure(tr.layers[lay][state], tr.tokens, name, f"{label}, layer {lay + 1}: {name}"),
-                     key=f"state_{label}", width="stretch")
+for label, tr, lay, arch in gated:
+    name = "cell state c" if arch == "lstm" else "hidden state h"
+    st.plotly_chart(state_over_time_figure(tr.layers[lay]["c" if arch == "lstm" else "h"], tr.tokens, name,
+                                           f"{label}, layer {lay + 1}: {name}", (start, stop)),
+                    key=f"state_{label}", width="stretch")

@@ -79,52 +79,125 @@ def fig44_window(n_steps: int, source: int, width: int = 40, before: int = 2) ->
     return start, start + width
 
 
+# --- readable at 1440 px -------------------------------------------------------------------------------
+# Sizes in px. At a 1440 px wide browser window with the sidebar open, the page's main column (and so a
+# full-width figure) is about 980 px wide (measured in Chromium). A figure shows a window of the text that
+# fits at these sizes rather than shrinking glyphs and labels until a whole text fits.
+FIGURE_PX = 980     # a full-width figure at 1440 px
+AXIS_PX = 150       # left margin of a Graves figure: the row names ("forget gate f ◂ h_t")
+RIGHT_PX = 20
+GLYPH_PX = 18       # a gate glyph (O, —, ◐)
+NODE_PX = 24        # the circle of h_t
+FONT_PX = 13        # token labels, row names, axis titles
+CHAR_PX = 0.5 * FONT_PX  # the mean width of a lowercase character of the app's sans-serif font, about
+TOKEN_PX = 54       # least room per token: the node, the glyph on its left, a 7-character label
+ROW_PX = 46         # one row of glyphs or nodes
+
+
+def plot_width_px(figure_px: float = FIGURE_PX, axis_px: float = AXIS_PX) -> float:
+    return figure_px - axis_px - RIGHT_PX
+
+
+def tokens_that_fit(figure_px: float = FIGURE_PX, axis_px: float = AXIS_PX) -> int:
+    """The most tokens a figure this wide shows with TOKEN_PX each: the largest window."""
+    return max(1, int(plot_width_px(figure_px, axis_px) // TOKEN_PX))
+
+
+def token_spacing_px(n_tokens: int, figure_px: float = FIGURE_PX, axis_px: float = AXIS_PX) -> float:
+    """px between neighbouring tokens when `n_tokens` share the plot's width (its x range is n_tokens wide)."""
+    return plot_width_px(figure_px, axis_px) / max(n_tokens, 1)
+
+
+def token_label(token, max_chars: int) -> str:
+    """A token as a one-line label: spaces and line ends made visible, cut to `max_chars` with …, escaped."""
+    shown = str(token).replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
+    if len(shown) > max_chars:
+        shown = shown[:max(1, max_chars - 1)] + "…"
+    return html.escape(shown)
+
+
+def token_ticks(tokens: list[str], steps, spacing_px: float = TOKEN_PX) -> tuple[list[int], list[str]]:
+    """Horizontal tick labels for tokens at these steps, `spacing_px` apart: each token cut to the room it
+    has, its step number in grey below it (the number the source and window sliders use)."""
+    room = max(2, int((spacing_px - 6) // CHAR_PX))  # 6 px between neighbouring labels
+    steps = [int(t) for t in steps]
+    return steps, [f"{token_label(tok, room)}<br><span style='color:#888888'>{t}</span>"
+                   for t, tok in zip(steps, tokens)]
+
+
 def _escape(tokens) -> list[str]:
     return [html.escape(str(t)) for t in tokens]  # plotly reads a subset of HTML in text
 
 
+def row_names(arch: str) -> dict[float, str]:
+    """y position -> the name of that row of a Fig. 4.4: h_t in the middle (with the gate on its left),
+    a gate above or below."""
+    rows: dict[float, list[str]] = {0.0: []}
+    for name, (dx, dy, _) in PLACES.get(arch, {}).items():
+        rows.setdefault(dy * DY, []).append(GATE_NAMES[name] + (" ◂" if dx < 0 else ""))
+    return {y: " ".join(names + (["h_t"] if y == 0 else [])) for y, names in sorted(rows.items())}
+
+
+def _glyph_key(thresholds: tuple[float, float] | None) -> str:
+    if thresholds is None:
+        return "O open · — closed · ◐ in between"
+    closed_below, open_above = thresholds
+    return f"O open (> {open_above:g}) · — closed (< {closed_below:g}) · ◐ in between"
+
+
 def fig44_figure(tokens: list[str], sensitivity: np.ndarray, glyphs: list[Glyph], start: int = 0,
                  source: int | None = None, arch: str = "lstm", title: str = "",
-                 node_size: float | None = None, notes: dict[str, str] | None = None,
-                 constant: tuple[str, ...] = ()) -> go.Figure:
-    """Graves' Fig. 4.4: nodes at steps start..start+T-1 shaded white (0) → black (1) by `sensitivity`
-    (already normalised to [0, 1]), the gate glyphs around them, the source step ringed in red.
-    node_size: marker size in px (glyphs scale with it); default: smaller as the window grows.
-    notes: gate -> what to say about it (in the subtitle and on hover); constant: gates drawn in grey,
-    permanently open (a variant without them)."""
+                 notes: dict[str, str] | None = None, constant: tuple[str, ...] = (),
+                 thresholds: tuple[float, float] | None = None, figure_px: float = FIGURE_PX) -> go.Figure:
+    """Graves' Fig. 4.4 over a window of steps start..start+T-1: nodes shaded white (0) → black (1) by
+    `sensitivity` (already normalised to [0, 1], e.g. by its peak over the whole text), the gate glyphs
+    around them, the source step ringed in red. Sized to be read at `figure_px` wide: pass a window of at
+    most `tokens_that_fit(figure_px)` tokens. notes: gate -> what to say about it (in the subtitle and on
+    hover); constant: gates drawn in grey, permanently open (a variant without them); thresholds:
+    (closed_below, open_above), said in the glyph key."""
     notes = notes or {}
     steps = np.arange(start, start + len(tokens))
     shown = _escape(tokens)
     s = np.clip(np.asarray(sensitivity, dtype=float), 0.0, 1.0)
-    size = node_size or float(np.clip(160 / max(len(steps), 1), 6, 12))  # room for the left glyph between nodes
     fig = go.Figure()
     fig.add_trace(go.Scatter(
         x=steps, y=np.zeros(len(steps)), mode="markers", name="h_t", showlegend=False,
-        marker=dict(size=size, color=s, cmin=0.0, cmax=1.0, colorscale=[[0, "white"], [1, "black"]],
-                    line=dict(color="black", width=1)),
+        marker=dict(size=NODE_PX, color=s, cmin=0.0, cmax=1.0, colorscale=[[0, "white"], [1, "black"]],
+                    line=dict(color="black", width=1.5)),
         customdata=np.stack([shown, s.round(3)], axis=1) if len(steps) else None,
         hovertemplate="step %{x}: %{customdata[0]}<br>sensitivity to x_source: %{customdata[1]}<extra></extra>"))
     if source is not None and start <= source < start + len(tokens):
         fig.add_trace(go.Scatter(x=[source], y=[0], mode="markers", name="source step", hoverinfo="skip",
-                                 marker=dict(symbol="circle-open", size=size + 8, color="#d62728", line=dict(width=2))))
+                                 marker=dict(symbol="circle-open", size=NODE_PX + 12, color="#d62728",
+                                             line=dict(width=2.5))))
     places = PLACES.get(arch, {})
     for name, (_, _, side) in places.items():
         mine = [g for g in glyphs if g.gate == name]
         fig.add_trace(go.Scatter(
             x=[g.x for g in mine], y=[g.y for g in mine], mode="text", text=[g.glyph for g in mine],
-            textfont=dict(size=max(8.0, size * 0.9), color="#999999" if name in constant else "black"),
+            textfont=dict(size=GLYPH_PX, color="#999999" if name in constant else "black"),
             name=f"{name} ({side})", showlegend=False,
             customdata=[[notes.get(name, GATE_NAMES[name]), round(g.value, 3)] for g in mine],
             hovertemplate="step %{x:.0f}: %{customdata[0]} = %{customdata[1]}<extra></extra>"))
-    where = " · ".join(f"{GATE_NAMES[name]} {side}" for name, (_, _, side) in places.items()) or "no gates"
+    lines = [_glyph_key(thresholds) if places else "no gates", "circle: h_t, black where it depends most on x_source"]
+    lines = [" · ".join(lines)]
     if notes:
-        where += "<br>" + html.escape("; ".join(notes.values()))
-    fig.update_layout(title=dict(text=title, font=dict(size=14), subtitle=dict(text=where, font=dict(size=11))),
-                      height=250, margin=dict(l=10, r=10, t=55, b=10), plot_bgcolor="white", showlegend=False,
+        lines.append(html.escape("; ".join(notes.values())))
+    if source is not None and source < start:
+        lines.append(f"the source step {source} is left of this window")
+    rows = row_names(arch)
+    top = 40 + 17 * len(lines)
+    fig.update_layout(title=dict(text=title, font=dict(size=15), subtitle=dict(text="<br>".join(lines),
+                                                                                font=dict(size=FONT_PX))),
+                      height=top + 50 + ROW_PX * len(rows), font=dict(size=FONT_PX),
+                      margin=dict(l=AXIS_PX, r=RIGHT_PX, t=top, b=50), plot_bgcolor="white", showlegend=False,
                       hovermode="closest")
-    fig.update_xaxes(tickvals=steps, ticktext=shown, tickangle=-60, showgrid=False, zeroline=False,
-                     range=[start - 0.8, start + len(tokens) - 0.2])
-    fig.update_yaxes(visible=False, range=[-1.5 * DY, 1.5 * DY], fixedrange=True)
+    tickvals, ticktext = token_ticks(tokens, steps, token_spacing_px(len(tokens), figure_px))
+    fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, tickangle=0, showgrid=False, zeroline=False,
+                     tickfont=dict(size=FONT_PX), range=[start - 0.5, start + len(tokens) - 0.5], fixedrange=True)
+    fig.update_yaxes(tickvals=list(rows), ticktext=list(rows.values()), tickfont=dict(size=FONT_PX),
+                     showgrid=False, zeroline=False, showline=False, fixedrange=True,
+                     range=[min(rows) - 0.5 * DY, max(rows) + 0.5 * DY])
     return fig
 
 
@@ -148,12 +221,19 @@ def _panel_titles(gates: list[str], notes: dict[str, str] | None) -> list[str]:
 
 def _title(title: str, gates: list[str], notes: dict[str, str] | None) -> dict:
     said = [f"† {notes[g]}" for g in gates if g in (notes or {})]
-    return dict(text=title, font=dict(size=14), subtitle=dict(text=html.escape("; ".join(said)), font=dict(size=11)))
+    return dict(text=title, font=dict(size=15), subtitle=dict(text=html.escape("; ".join(said)), font=dict(size=FONT_PX)))
 
 
 def _top(gates: list[str], notes: dict[str, str] | None) -> int:
     """Top margin: room for the subtitle above the panel titles when there is one."""
-    return 95 if any(g in (notes or {}) for g in gates) else 70
+    return 100 if any(g in (notes or {}) for g in gates) else 75
+
+
+def _readable(fig: go.Figure, title: dict, height: int, top: int) -> go.Figure:
+    """Fonts of at least FONT_PX everywhere, panel titles a little larger."""
+    fig.update_layout(title=title, height=height, margin=dict(MARGIN, l=60, t=top, b=50), font=dict(size=FONT_PX))
+    fig.update_annotations(font=dict(size=14))
+    return fig
 
 
 def saturation_figure(layer: dict[str, np.ndarray], closed_below: float = 0.1, open_above: float = 0.9,
@@ -164,20 +244,20 @@ def saturation_figure(layer: dict[str, np.ndarray], closed_below: float = 0.1, o
     about it (a removed gate, the constant 1, sits at (0, 1) for every unit: permanently open)."""
     gates = sigmoid_gates(layer)
     fig = make_subplots(rows=1, cols=max(1, len(gates)), subplot_titles=_panel_titles(gates, notes),
-                        shared_yaxes=True, horizontal_spacing=0.06)
+                        shared_yaxes=True, horizontal_spacing=0.09)
     for k, name in enumerate(gates, start=1):
         left, right = saturation_fractions(layer[name], closed_below, open_above)
         fig.add_trace(go.Scatter(x=[0, 1], y=[1, 0], mode="lines", line=dict(dash="dot", color="#bbbbbb"),
                                  hoverinfo="skip", showlegend=False), row=1, col=k)
         fig.add_trace(go.Scatter(x=left, y=right, mode="markers", showlegend=False,
-                                 marker=dict(size=6, opacity=0.6, color=run_colour(SIGMOID_GATES.index(name))),
+                                 marker=dict(size=7, opacity=0.6, color=run_colour(SIGMOID_GATES.index(name))),
                                  text=[f"unit {u}" for u in range(left.size)],
                                  hovertemplate="%{text}<br>closed %{x:.0%} · open %{y:.0%}<extra></extra>"),
                       row=1, col=k)
-        fig.update_xaxes(title_text=f"left-saturated (< {closed_below:g})", range=[-0.03, 1.03], row=1, col=k)
-    fig.update_yaxes(title_text=f"right-saturated (> {open_above:g})", range=[-0.03, 1.03], row=1, col=1)
-    fig.update_layout(title=_title(title, gates, notes), height=320, margin=dict(MARGIN, t=_top(gates, notes)))
-    return fig
+        fig.update_xaxes(title_text=f"steps closed (< {closed_below:g})", range=[-0.03, 1.03], tickformat=".0%",
+                         row=1, col=k)
+    fig.update_yaxes(title_text=f"steps open (> {open_above:g})", range=[-0.03, 1.03], tickformat=".0%", row=1, col=1)
+    return _readable(fig, _title(title, gates, notes), 360, _top(gates, notes))
 
 
 def gate_histogram_figure(layer: dict[str, np.ndarray], closed_below: float = 0.1, open_above: float = 0.9,
@@ -187,7 +267,7 @@ def gate_histogram_figure(layer: dict[str, np.ndarray], closed_below: float = 0.
     counts in the last bin."""
     gates = sigmoid_gates(layer)
     fig = make_subplots(rows=1, cols=max(1, len(gates)), subplot_titles=_panel_titles(gates, notes),
-                        horizontal_spacing=0.06)
+                        horizontal_spacing=0.09)
     for k, name in enumerate(gates, start=1):
         values = np.minimum(np.asarray(layer[name], dtype=float).ravel(), 1 - 1e-9)  # [0.975, 1) takes the 1s
         fig.add_trace(go.Histogram(x=values, xbins=dict(start=0, end=1, size=0.025),
@@ -196,22 +276,28 @@ def gate_histogram_figure(layer: dict[str, np.ndarray], closed_below: float = 0.
             fig.add_vline(x=v, line=dict(dash="dot", color="#d62728", width=1), row=1, col=k)
         fig.update_xaxes(title_text="value", range=[0, 1], row=1, col=k)
     fig.update_yaxes(title_text="fraction of values", row=1, col=1)
-    fig.update_layout(title=_title(title, gates, notes), height=300, margin=dict(MARGIN, t=_top(gates, notes)),
-                      bargap=0.05)
-    return fig
+    fig.update_layout(bargap=0.05)
+    return _readable(fig, _title(title, gates, notes), 320, _top(gates, notes))
 
 
-def state_over_time_figure(values: np.ndarray, tokens: list[str], name: str = "cell state c",
-                           title: str = "") -> go.Figure:
-    """values: (T, H). A box per time step of the H units' values, tokens along the bottom."""
+def state_over_time_figure(values: np.ndarray, tokens: list[str], name: str = "cell state c", title: str = "",
+                           window: tuple[int, int] | None = None, figure_px: float = FIGURE_PX) -> go.Figure:
+    """values: (T, H). A box per time step of the H units' values; along the bottom as many tokens as fit
+    horizontally at `figure_px` wide (every k-th one for a long text); `window` (start, stop): the steps a
+    Graves figure shows, shaded."""
     values = np.asarray(values, dtype=float)
     T, H = values.shape
     steps = np.repeat(np.arange(T), H)
     fig = go.Figure(go.Box(x=steps, y=values.ravel(), boxpoints=False, marker_color="#1f77b4", line=dict(width=1),
                            name=name, showlegend=False))
-    ticks = np.arange(T) if T <= 60 else np.arange(0, T, int(np.ceil(T / 60)))
-    shown = _escape(tokens)
-    fig.update_xaxes(tickvals=ticks, ticktext=[shown[t] for t in ticks], tickangle=-60)
+    every = int(np.ceil(T / tokens_that_fit(figure_px, axis_px=70)))  # a label per TOKEN_PX at most
+    ticks = np.arange(0, T, every)
+    tickvals, ticktext = token_ticks([tokens[t] for t in ticks], ticks, token_spacing_px(T, figure_px, 70) * every)
+    fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, tickangle=0, range=[-0.6, T - 0.4])
+    if window is not None:
+        fig.add_vrect(x0=window[0] - 0.5, x1=window[1] - 0.5, fillcolor="#d62728", opacity=0.08, line_width=0,
+                      annotation_text="window of the figures above", annotation_position="outside top left")
     fig.update_yaxes(title_text=name)
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=320, margin=dict(MARGIN, t=50))
+    fig.update_layout(title=dict(text=title, font=dict(size=15)), height=340, font=dict(size=FONT_PX),
+                      margin=dict(MARGIN, l=60, t=50, b=55))
     return fig
