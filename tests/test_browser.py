@@ -96,7 +96,8 @@ def page(app):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        # 1440 px wide as a laptop; tall, because Streamlit scrolls inside the page and a screenshot shows the viewport
+        context = browser.new_context(viewport={"width": 1440, "height": 2600})
         context.set_default_timeout(60_000)
         yield context.new_page()
         browser.close()
@@ -127,6 +128,25 @@ def test_the_app_listens_on_localhost_only(app):
     assert addresses and addresses <= LOOPBACK, addresses
 
 
+def test_first_paint_of_the_default_page(app, page):
+    """Issue 13's target: the default page's table and chart within 4 s of opening (2 cores). Measured and kept
+    in the artifacts, not asserted: the machines are noisy; the README gives the figure."""
+    times = []
+    page = page.context.new_page()
+    page.set_viewport_size({"width": 1440, "height": 900})
+    for attempt in ("first open", "second open"):
+        start = time.monotonic()
+        page.goto(app["url"])
+        page.locator('[data-testid="stTable"] table').first.wait_for(timeout=60_000)
+        table = time.monotonic() - start
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+        times.append(f"{attempt}: table {table:.2f} s, chart {time.monotonic() - start:.2f} s")
+    (ARTIFACTS / "first-paint.txt").write_text("\n".join(times) + "\n")
+    print("first paint:", "; ".join(times))
+    assert page.get_by_role("heading", name="python-docs").count() >= 1  # the built-in default corpus
+    page.close()
+
+
 def test_upload_train_two_and_inspect_in_a_real_browser(app, page):
     page.goto(app["url"])
     page.get_by_role("heading", name="Corpus").first.wait_for()
@@ -150,13 +170,19 @@ def test_upload_train_two_and_inspect_in_a_real_browser(app, page):
     page.get_by_role("button", name="Train 2 models").wait_for()
     for i in range(2):
         page.get_by_test_id("stExpander").filter(has_text="Advanced").nth(i).locator("summary").click()
-        for label in ("Embedding size", "Hidden units"):
-            field = page.get_by_label(label, exact=True).nth(i)
-            field.fill("16")
-            field.press("Enter")
-            settle(page, "2-train-settings")
+        field = page.get_by_label("Hidden units", exact=True).nth(i)  # tied: the embedding follows it
+        field.fill("16")
+        field.press("Enter")
+        settle(page, "2-train-settings")
     page.get_by_role("button", name="Train 2 models").click()
     store = RunStore(app["home"])
+    while len(store.list_runs()) < 2:
+        time.sleep(0.2)
+    page.reload()  # mid-training: the corpus, the form and the runs are all still there
+    page.get_by_text("Training on notes.txt · word").wait_for()
+    page.get_by_role("button", name="Train 2 models").wait_for()  # the form came back with its 2 runs
+    page.get_by_text("Every run in this data folder").wait_for()
+    settle(page, "2b-train-reloaded")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         runs = store.list_runs()
