@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
+import re
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -37,9 +39,70 @@ def architecture_label(cfg: RunConfig) -> str:
     return f"{name} ({m.variant_label})" if m.variant_label else name
 
 
+def corpus_name(source: str) -> str:
+    """A corpus as the user named it: a built-in's name, an upload's file name without its content hash."""
+    if source.startswith("builtin:"):
+        return source.split(":", 1)[1]
+    return re.sub(r"^[0-9a-f]{12}-", "", Path(source).name)
+
+
+def run_summary(run: dict) -> str:
+    """A run's whole configuration in a few "key: value" lines (a curve's hover): model, sizes, training."""
+    cfg = RunConfig.from_dict(run["config"])
+    m, t = cfg.model, cfg.train
+    params = f" · {run['params']:,} parameters" if run.get("params") else ""
+    extras = ", ".join(x for x in (f"dropout {m.dropout:g}" if m.dropout else "", "tied" if m.tied else "",
+                                   "" if m.bias else "no bias") if x)
+    clip = f"clip {t.clip:g}" if t.clip else "no clipping"
+    return "\n".join([
+        f"model: {architecture_label(cfg)} · {m.layers} layer{'s' if m.layers > 1 else ''} × {m.hidden} units · "
+        f"embedding {m.emb}{params}" + (f" ({extras})" if extras else ""),
+        f"training: {t.optimizer} lr {t.lr:g} (÷ {t.lr_decay:g} on a plateau) · {clip} · τ {t.bptt} · "
+        f"batch {t.batch} · {t.epochs} epoch{'s' if t.epochs > 1 else ''} · seed {t.seed}",
+        f"corpus: {corpus_name(cfg.corpus.source)} · {cfg.corpus.tokenizer} · min count {cfg.corpus.min_count}",
+        f"status: {run['status']}" + (f" on {run['device']}" if run.get("device") else "")])
+
+
+_NOT_FINITE = ((re.compile(r"(?<![\w.])-?(inf|infinity)(?![\w])", re.IGNORECASE), "∞"),
+               (re.compile(r"(?<![\w.])nan(?![\w])", re.IGNORECASE), "not a number"))
+
+
+def readable_message(message: str | None) -> str:
+    """A run's message for people: Python's "inf" and "nan" (a loss that blew up) written as ∞ and "not a
+    number"; nothing for none."""
+    text = message or ""
+    for pattern, word in _NOT_FINITE:
+        text = pattern.sub(word, text)
+    return text
+
+
+def best_runs(runs: list[dict]) -> dict[str, dict]:
+    """The lowest finite validation perplexity among runs that finished ("done"), overall ("all") and per
+    architecture family as the Gates page groups them ("elman" holds the IRNN too)."""
+    best: dict[str, dict] = {}
+    for run in runs:
+        ppl = _finite(run["best_valid_ppl"])
+        if run["status"] != "done" or ppl is None:
+            continue
+        family = "elman" if run["config"]["model"]["arch"] in ("elman", "irnn") else run["config"]["model"]["arch"]
+        for group in ("all", family):
+            if group not in best or ppl < best[group]["best_valid_ppl"]:
+                best[group] = run
+    return best
+
+
 def _finite(value: float | None) -> float | None:
     """A perplexity that overflowed (a run that blew up) is shown as missing, never as 'Infinity'."""
     return value if value is not None and math.isfinite(value) else None
+
+
+def _believable(run: dict, key: str) -> float | None:
+    """A run's perplexity, missing when it overflowed or is over BLOWN_UP uniform guesses (a run that blew
+    up: 7e36 says nothing more than its status "diverged" does, and no column is wide enough for it)."""
+    value = _finite(run[key])
+    if value is not None and run.get("vocab") and value > BLOWN_UP * run["vocab"]:
+        return None
+    return value
 
 
 def final_lr(metrics: pd.DataFrame) -> dict[int, float]:
@@ -58,11 +121,11 @@ def compare_table(runs: list[dict], metrics: pd.DataFrame | None = None) -> pd.D
         ended = run["finished_at"] or time.time()
         rows.append({"run": run["id"], "name": cfg.label(), "architecture": architecture_label(cfg),
                      "layers": cfg.model.layers, "units": cfg.model.hidden, "parameters": run["params"],
-                     "best valid ppl": _finite(run["best_valid_ppl"]), "test ppl": _finite(run["test_ppl"]),
+                     "best valid ppl": _believable(run, "best_valid_ppl"), "test ppl": _believable(run, "test_ppl"),
                      "optimizer": cfg.train.optimizer, "lr": cfg.train.lr, "final lr": lr_now.get(run["id"]),
                      "tokens/s": run["tokens_per_s"],
                      "training time (s)": round(ended - run["started_at"], 1) if run["started_at"] else None,
-                     "device": run["device"], "status": run["status"], "corpus": run["corpus_source"]})
+                     "device": run["device"], "status": run["status"], "corpus": corpus_name(run["corpus_source"])})
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
 
 
@@ -76,10 +139,10 @@ def baseline_rows(store, runs: list[dict], order: int = 3) -> pd.DataFrame:
             continue
         seen.add(key)
         b = cached_baseline(store, spec, order)
-        rows.append({"run": None, "name": f"Kneser–Ney {order}-gram", "architecture": f"{order}-gram (interpolated KN)",
+        rows.append({"run": None, "name": f"Kneser–Ney {order}-gram", "architecture": f"{order}-gram (KN)",
                      "layers": None, "units": None, "parameters": None, "best valid ppl": b["valid_ppl"],
                      "test ppl": b["test_ppl"], "tokens/s": None, "training time (s)": round(b["seconds"], 1),
-                     "device": "cpu", "status": "baseline", "corpus": spec["source"]})
+                     "device": "cpu", "status": "baseline", "corpus": corpus_name(spec["source"])})
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
 
 
@@ -101,7 +164,7 @@ def lecture_table(runs: list[dict], baseline: pd.DataFrame | None = None) -> pd.
         unit = {"sigmoid": "σ units", "tanh": "tanh units", "relu": "ReLU units"}[m.activation] \
             if m.arch == "elman" else "units"
         method = f"{name} ({m.layers} layer{'s' if m.layers > 1 else ''}, {m.hidden} {unit})"
-        ppl = _finite(run["test_ppl"]) if run["test_ppl"] is not None else _finite(run["best_valid_ppl"])
+        ppl = _believable(run, "test_ppl") if run["test_ppl"] is not None else _believable(run, "best_valid_ppl")
         rows.append({"method": method, "units": m.hidden, "layers": m.layers, "parameters": run["params"],
                      "perplexity": None if ppl is None else round(ppl, 1),
                      "split": "test" if run["test_ppl"] is not None else "valid"})

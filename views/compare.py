@@ -5,10 +5,18 @@ import streamlit as st
 import appstate
 from lmcore.config import RunConfig
 from lmcore.corpus.reading import CorpusError
-from lmcore.reports import LE_2015, baseline_rows, compare_table, lecture_table, metrics_frame
+from lmcore.reports import (LE_2015, baseline_rows, best_runs, compare_table, corpus_name, lecture_table,
+                            metrics_frame, readable_message, run_summary)
 from lmcore.viz.training import curves_figure
 
+SHOWN_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
+                 "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "status")
+MISSING = "—"  # a cell with no value (the n-gram has no layers; a run that blew up has no perplexity)
+
 st.title("Compare")
+st.caption("Perplexity is 2 to the average surprisal in bits (e to the loss in nats): the number of words the model "
+           "is, on average, as unsure between as a uniform guess. Lower is better; a uniform guess scores the "
+           "vocabulary size.")
 store = appstate.get_store()
 runs = [r for r in store.list_runs() if r["best_valid_ppl"] is not None]
 if not runs:
@@ -18,10 +26,15 @@ if not runs:
 
 corpora = sorted({r["corpus_source"] for r in runs})
 current = appstate.corpus_spec().source
-corpus = st.selectbox("Corpus", corpora, index=corpora.index(current) if current in corpora else 0,
-                      format_func=lambda s: s.rsplit("/", 1)[-1])
+left, right = st.columns(2)
+corpus = left.selectbox("Corpus", corpora, index=corpora.index(current) if current in corpora else 0,
+                        format_func=corpus_name, key="runs_on", bind="query-params",
+                        help="Runs on different corpora (or vocabularies) cannot be compared by perplexity.")
 runs = [r for r in runs if r["corpus_source"] == corpus]
-order = st.select_slider("n-gram baseline order", options=[1, 2, 3, 4, 5], value=3)
+order = right.select_slider("n-gram baseline order", options=[1, 2, 3, 4, 5], value=3, key="order",
+                            bind="query-params",
+                            help="The Kneser–Ney model reads the last n − 1 words only (the Markov assumption); "
+                                 "3 is the classic trigram.")
 try:
     with st.spinner("Fitting the Kneser–Ney baseline (once per corpus)…"):
         baseline = baseline_rows(store, runs, order)
@@ -34,32 +47,52 @@ table = pd.concat([ours, baseline], ignore_index=True) if len(baseline) else our
 for run in runs:
     if run["status"] == "diverged":
         st.warning(f"#{run['id']} {appstate.md(RunConfig.from_dict(run['config']).label())} diverged: "
-                   f"{appstate.md(run['message'])}")
-st.dataframe(table, hide_index=True, width="stretch",
-             column_config={"best valid ppl": st.column_config.NumberColumn(format="%.2f"),
-                            "test ppl": st.column_config.NumberColumn(format="%.2f"),
-                            "tokens/s": st.column_config.NumberColumn(format="%.0f"),
-                            "lr": st.column_config.NumberColumn(format="%.4g", help="learning rate at the start"),
-                            "final lr": st.column_config.NumberColumn(
-                                format="%.4g", help="at the latest evaluation: ÷ lr-decay at each epoch end no "
-                                                    "better than the best earlier one"),
-                            "parameters": st.column_config.NumberColumn(format="%d")})
+                   f"{appstate.md(readable_message(run['message']))}")
+Col = st.column_config
+# widths in pixels so the table fits the page at 1440 px; the CSV keeps every column (device, corpus too)
+st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, column_order=SHOWN_COLUMNS,
+             column_config={"run": Col.NumberColumn(format="%d", width=42),
+                            "name": Col.TextColumn(width=140),
+                            "architecture": Col.TextColumn(width=100),
+                            "layers": Col.NumberColumn(width=50),
+                            "units": Col.NumberColumn(width=50),
+                            "parameters": Col.NumberColumn(format="localized", width=80),
+                            "best valid ppl": Col.NumberColumn(
+                                "valid ppl", format="%.2f", width=72,
+                                help="best validation perplexity: the lowest at an evaluation (that checkpoint is "
+                                     "kept as best.pt)"),
+                            "test ppl": Col.NumberColumn(
+                                format="%.2f", width=68, help="of the best checkpoint, on the test split, measured once"),
+                            "optimizer": Col.TextColumn(width=72),
+                            "lr": Col.NumberColumn(format="%.4g", width=50, help="learning rate at the start"),
+                            "final lr": Col.NumberColumn(
+                                format="%.4g", width=60, help="at the latest evaluation: ÷ lr-decay at each epoch end "
+                                                              "no better than the best earlier one"),
+                            "tokens/s": Col.NumberColumn(format="compact", width=68, help="training speed"),
+                            "training time (s)": Col.NumberColumn("time (s)", format="%.0f", width=60),
+                            "status": Col.TextColumn(width=80)})
 st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
 
 labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
 default = appstate.selected_run_ids("compare") or list(labels)[-4:]
 ticked = st.multiselect("Runs to plot", list(labels), default=[i for i in default if i in labels],
-                        format_func=labels.get)
+                        format_func=labels.get, help="Each run keeps its colour on every page.")
 appstate.set_selected_run_ids(ticked, "compare")
-c1, c2 = st.columns(2)
-x = c1.radio("Against", ["epoch", "wall_time", "step"], horizontal=True,
-             format_func={"epoch": "epoch", "wall_time": "wall time", "step": "step"}.get)
-y = c2.radio("Plot", ["valid_ppl", "lr"], horizontal=True,
-             format_func={"valid_ppl": "validation perplexity", "lr": "learning rate"}.get)
+c1, c2, c3 = st.columns([1, 1, 2])
+x = c1.radio("Against", ["epoch", "wall_time", "step"], horizontal=True, key="x", bind="query-params",
+             format_func={"epoch": "epoch", "wall_time": "wall time", "step": "step"}.get,
+             help="wall time compares speed: a cheaper model may reach the same perplexity sooner")
+y = c2.radio("Plot", ["valid_ppl", "lr"], horizontal=True, key="y", bind="query-params",
+             format_func={"valid_ppl": "perplexity", "lr": "learning rate"}.get,
+             help="validation perplexity, or the learning rate the schedule divided along the way")
+options = appstate.curve_controls(container=c3)
 baselines = {f"KN {order}-gram (valid)": float(b) for b in baseline["best valid ppl"][:1]} \
     if len(baseline) and y == "valid_ppl" else {}
+summaries = {r["id"]: run_summary(r) for r in runs if r["id"] in ticked}
 st.plotly_chart(curves_figure(metrics[metrics["run_id"].isin(ticked)], {i: labels[i] for i in ticked}, x, y,
-                              baselines), width="stretch")
+                              baselines, configs=summaries, **options), width="stretch")
+st.caption("Hover a curve for the run's whole configuration; click a legend entry to hide it. Points far above the "
+           "rest (a run that blew up) are left out of the y range, and the figure says how many.")
 
 st.subheader("The lecture's perplexity table, on your corpus")
 st.caption("The lecture shows the table of Le et al. (2015), whose models were trained on a corpus of about a "
@@ -67,8 +100,26 @@ st.caption("The lecture shows the table of Le et al. (2015), whose models were t
            "of different corpora and vocabularies are not comparable with each other.")
 ours, theirs = st.columns([3, 2])
 lecture = lecture_table(runs, baseline if len(baseline) else None)
-ours.dataframe(lecture, hide_index=True, width="stretch")
+ours.dataframe(lecture, hide_index=True, width="stretch", placeholder=MISSING,
+               column_config={"parameters": st.column_config.NumberColumn(format="localized")})
 ours.download_button("Download (CSV)", lecture.to_csv(index=False).encode(), "lecture_table.csv", "text/csv",
                      key="lecture_csv")
 theirs.caption("Le et al. (2015), as in the lecture")
 theirs.dataframe(LE_2015, hide_index=True, width="stretch")
+
+best = best_runs(runs)
+if best:
+    st.subheader("Look inside")
+    top = best["all"]
+    st.caption(f"Open the inspection pages on the best finished run here, #{top['id']} "
+               f"{appstate.md(RunConfig.from_dict(top['config']).label())} "
+               f"(validation perplexity {top['best_valid_ppl']:.1f}).")
+    gates = {f"gates_{family}": f"run:{best[family]['id']}" for family in ("elman", "lstm", "gru") if family in best}
+    c1, c2, c3 = st.columns(3)
+    c1.page_link("views/hidden.py", label="Hidden states: what each unit tracks", icon=":material/grid_on:",
+                 query_params={"run": f"run:{top['id']}"})
+    c2.page_link("views/gates.py", label="Gates: how long the memory lasts", icon=":material/door_open:",
+                 query_params=gates)
+    c3.page_link("views/gradients.py", label="Gradients through time", icon=":material/trending_down:",
+                 query_params={"decay_runs": ",".join(f"run:{r['id']}" for r in sorted(
+                     (r for k, r in best.items() if k != "all"), key=lambda r: r["best_valid_ppl"]))})

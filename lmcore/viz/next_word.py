@@ -1,7 +1,8 @@
 """Next-word view: the text coloured by surprisal (HTML), the top-k next tokens (bar chart), sampled text.
 
 Every token is html.escape'd here: tokens come from the user's text and uploaded corpora, and the page
-shows this HTML as is. Plotly also reads tags in labels (<b>, <br>, <a>), so its labels are escaped too.
+shows this HTML as is. Plotly also reads tags in labels (<b>, <br>, <a>), so its labels are escaped too,
+with style.plain: Plotly turns &amp; &lt; &gt; back into characters but prints &quot; as it is.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..corpus.tokenize import EOS
-from .style import MARGIN, PALETTE
+from .style import MARGIN, PALETTE, plain
 
 HIGHLIGHT = PALETTE[0]   # the chosen position and the actual next token
 BAR = "#9ecae1"
@@ -91,12 +92,12 @@ def topk_figure(tokens: Sequence[str], probs: Sequence[float], actual: str | Non
     The title is plain text (escaped here); a newline in it starts a new line.
     """
     probs = np.asarray(probs, dtype=float)
-    labels = [esc(shown(t)) for t in tokens]
+    labels = [plain(shown(t)) for t in tokens]
     colours = [HIGHLIGHT if t == actual else BAR for t in tokens]
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=colours,
                            text=[f"{p:.3f}" for p in probs], textposition="outside", cliponaxis=False,
                            hovertemplate="%{y}: P = %{x:.4f}<extra></extra>"))
-    lines = esc(title).split("\n") if title else []
+    lines = plain(title).split("\n") if title else []
     fig.update_layout(title=dict(text="<br>".join(lines), font=dict(size=14)) if title else None,
                       height=60 + 28 * max(len(labels), 1) + 20 * len(lines),
                       margin=dict(MARGIN, l=90, r=50, t=20 + 22 * len(lines)), xaxis_title="probability")

@@ -2,18 +2,121 @@
 from __future__ import annotations
 
 import html
+import math
+import numbers
+import zlib
+
+import numpy as np
+import plotly.graph_objects as go
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 # Diverging scale for activations in [-1, 1] (blue negative, white 0, red positive), as in Karpathy et al.
 DIVERGING = "RdBu_r"
 MARGIN = dict(l=40, r=10, t=40, b=40)
+NOTE_FONT = dict(size=11, color="#666")
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def plain(text) -> str:
     """Text shown as typed in a Plotly label, legend or title: Plotly reads tags such as <b>, <br> and <a>
-    in them (and shows entities as characters), so anything from a user is escaped with this."""
+    in them, so anything from a user is escaped with this. Only &, < and > are escaped: Plotly turns
+    &amp; &lt; &gt; back into characters but would print &quot; or &#x27; literally."""
     return html.escape(str(text), quote=False)
 
 
-def run_colour(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
+def run_colour(run: int | str) -> str:
+    """One colour per run on every page, decided by the run alone (never by its place in a figure).
+
+    run: a store run's id (12) or key ("run:12", both give the same colour), a demo's key
+    ("demo:agreement-lstm", hashed), or any name. Consecutive run ids get different colours."""
+    if isinstance(run, str) and run.startswith("run:") and run[4:].isdigit():
+        run = int(run[4:])
+    if isinstance(run, numbers.Integral):
+        return PALETTE[int(run) % len(PALETTE)]
+    return PALETTE[zlib.crc32(str(run).encode()) % len(PALETTE)]
+
+
+def faded(colour: str, alpha: float) -> str:
+    """A "#rrggbb" colour as rgba with this opacity (a raw curve behind its smoothed one, a band)."""
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def readable_number(x: float) -> str:
+    """3 significant digits with thousands separators: 2,000 · 836,000 · 6.4 · 0.0031."""
+    if not math.isfinite(x):
+        return "infinite"
+    if abs(x) >= 1e6:  # 8.5 × 10²² rather than 85,000,000,000,000,000,000,000
+        mantissa, exponent = f"{x:.2e}".split("e")
+        return f"{float(mantissa):g} × 10{str(int(exponent)).translate(SUPERSCRIPT)}"
+    if abs(x) >= 1000:
+        return f"{float(f'{x:.3g}'):,.0f}"
+    return f"{x:.3g}"
+
+
+# --- an axis range that outliers cannot take over ---------------------------------------------------
+FENCE = 7.0  # Tukey's "far out" fence Q3 + 3 IQR, for symmetric data: median + 7 (median − Q1)
+MIN_POINTS = 5  # with fewer points nothing can be called an outlier
+
+
+def _round_up(x: float) -> float:
+    """Up to 2 significant digits, so the axis top (and the note that names it) is a round number."""
+    if x <= 0:
+        return x
+    scale = 10 ** (math.floor(math.log10(x)) - 1)
+    return math.ceil(x / scale - 1e-9) * scale
+
+
+def outlier_ceiling(values, log: bool) -> float | None:
+    """The value above which points are outliers, or None when no point is.
+
+    Tukey's far-out fence measured on the lower half only, median + 7 (median − Q1), so up to half of the
+    points (one run that blew up among three) can be outliers without dragging the fence up with them.
+    In log10 units on a log axis (10× the bulk is as far as 10× below). The spread median − Q1 is at least
+    0.05 decade (log) or 5% of the median (linear), so a flat curve does not call a wiggle an outlier.
+    One spike to 836k among values of 100–300 is cut at 2,000."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & ((v > 0) if log else True)]
+    if v.size < MIN_POINTS:
+        return None
+    a = np.log10(v) if log else v
+    q1, median = np.percentile(a, [25, 50])
+    spread = max(median - q1, 0.05 if log else 0.05 * abs(median))
+    fence = median + FENCE * spread
+    if a.max() <= fence:
+        return None
+    return _round_up(10 ** fence if log else fence)
+
+
+def fit_y_axis(fig: go.Figure, values, log: bool, keep=(), what: str = "points") -> int:
+    """Put the y axis on a log or linear scale and keep outliers (and infinite values) from taking it
+    over; `keep` (e.g. baselines) always stays in view. When points are cut, the figure says how many.
+    Returns the number of points not shown."""
+    v = np.asarray(values, dtype=float)
+    finite = v[np.isfinite(v)]
+    infinite = int(np.isinf(v).sum())  # an overflow; NaN is a value never measured, drawn as a gap
+    fig.update_yaxes(type="log" if log else "linear")
+    ceiling = outlier_ceiling(finite, log)
+    kept = [float(k) for k in keep if k is not None and math.isfinite(k) and (k > 0 or not log)]
+    if ceiling is not None and kept and max(kept) > ceiling:
+        ceiling = _round_up(max(kept) * 1.05)
+    above = int((finite > ceiling).sum()) if ceiling is not None else 0
+    if ceiling is not None:  # the axis ends just above the highest point kept: nothing lies between it and the fence
+        shown = np.concatenate([finite[finite <= ceiling], kept])
+        shown = shown[shown > 0] if log else shown
+        low, top = (float(shown.min()), float(shown.max())) if shown.size else (ceiling / 10, ceiling)
+        if log:
+            low, top = math.log10(low), math.log10(top)
+        pad = 0.05 * max(top - low, 0.1 if log else 1e-9)
+        fig.update_yaxes(range=[low - pad, top + pad])
+        ceiling = min(_round_up(10 ** top if log else top), ceiling)  # a round number for the note
+    hidden = above + infinite
+    if hidden:
+        parts = []
+        if above:
+            parts.append(f"{above:,} {what if above > 1 else what.rstrip('s')} above {readable_number(ceiling)}")
+        if infinite:
+            parts.append(f"{infinite:,} infinite (a run that blew up)")
+        fig.add_annotation(text=" and ".join(parts) + " not shown", xref="paper", yref="paper", x=1, y=1,
+                           xanchor="right", yanchor="bottom", showarrow=False, font=NOTE_FONT)
+    return hidden

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import MARGIN, plain, run_colour
+from .style import MARGIN, faded, fit_y_axis, plain, run_colour
 
 
 
@@ -25,24 +25,76 @@ def zipf_figure(counts: np.ndarray, title: str = "Rank–frequency (Zipf) plot")
     return fig
 
 
+AXIS_NAMES = {"step": "training step", "epoch": "epoch", "wall_time": "wall time (s)",
+              "valid_ppl": "validation perplexity", "train_loss": "training loss (nats/token)", "lr": "learning rate"}
+MARKERS_UP_TO = 60  # points per run: beyond this, markers only clutter the line
+
+
+def smooth(values, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average s_t = w s_{t-1} + (1 − w) v_t, divided by
+    1 − w^t so the start is not pulled towards 0 (the first point equals the raw one). weight in [0, 1);
+    non-finite values are kept as they are and skipped."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    out = np.array(values, dtype=float)
+    average, norm = 0.0, 0.0
+    for t, v in enumerate(out):
+        if not np.isfinite(v):
+            continue
+        average = weight * average + (1 - weight) * v
+        norm = weight * norm + (1 - weight)
+        out[t] = average / norm
+    return out
+
+
+def _hover(label: str, config: str | None, x: str, y: str, smoothed: bool) -> dict:
+    """Per-run hover: the run, the value (and the raw one under smoothing), the run's config.
+    The run's own text travels in `meta`, so a "%{...}" in a run name is shown, not read as a field."""
+    value = f"{AXIS_NAMES.get(y, y)} %{{y:.4g}}" + (" (raw %{customdata:.4g})" if smoothed else "")
+    config_lines = "<br>".join(plain(line) for line in (config or "").splitlines())
+    return dict(meta=[plain(label), config_lines],
+                hovertemplate=f"%{{meta[0]}}<br>{value} at {AXIS_NAMES.get(x, x)} %{{x:.4g}}"
+                              + ("<br>%{meta[1]}" if config_lines else "") + "<extra></extra>")
+
+
 def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step", y: str = "valid_ppl",
-                  baselines: dict[str, float] | None = None, log_y: bool = True) -> go.Figure:
-    """One line per run of `y` against `x` from rows of the metrics table; baselines as dashed lines."""
+                  baselines: dict[str, float] | None = None, log_y: bool = True, smoothing: float = 0.0,
+                  configs: dict[int, str] | None = None) -> go.Figure:
+    """One line per run of `y` against `x` from rows of the metrics table; baselines as dashed lines.
+
+    Each run keeps its colour (run_colour of its id) on every page. smoothing > 0 draws TensorBoard's
+    smoothed curve over the raw one, which stays faint in the same colour. The y range ignores outliers
+    (a spike of one run does not squash the others) and the figure says how many points it leaves out.
+    configs: per run id, lines of "key: value" shown on hover."""
     fig = go.Figure()
-    for i, (run_id, label) in enumerate(labels.items()):
-        rows = metrics[metrics["run_id"] == run_id] if len(metrics) else metrics
-        fig.add_trace(go.Scatter(x=rows[x] if len(rows) else [], y=rows[y] if len(rows) else [],
-                                 mode="lines+markers", name=plain(label), line=dict(color=run_colour(i))))
+    shown = []
+    for run_id, label in labels.items():
+        rows = metrics[metrics["run_id"] == run_id].sort_values("step") if len(metrics) else metrics
+        xs = rows[x].to_numpy(dtype=float) if len(rows) else np.array([])
+        raw = rows[y].to_numpy(dtype=float) if len(rows) else np.array([])
+        raw = np.where(np.isfinite(raw), raw, np.nan)  # a blown-up value is a gap, not "Infinity"
+        shown.append(rows[y].to_numpy(dtype=float) if len(rows) else raw)
+        colour = run_colour(run_id)
+        mode = "lines+markers" if len(rows) <= MARKERS_UP_TO else "lines"
+        hover = _hover(label, (configs or {}).get(run_id), x, y, smoothing > 0)
+        if smoothing > 0:
+            fig.add_trace(go.Scatter(x=xs, y=raw, mode="lines", line=dict(color=faded(colour, 0.3), width=1),
+                                     legendgroup=str(run_id), showlegend=False, hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=xs, y=smooth(raw, smoothing), customdata=raw, mode=mode, name=plain(label),
+                                     legendgroup=str(run_id), line=dict(color=colour, width=2),
+                                     marker=dict(size=5), **hover))
+        else:
+            fig.add_trace(go.Scatter(x=xs, y=raw, mode=mode, name=plain(label), legendgroup=str(run_id),
+                                     line=dict(color=colour), **hover))
     xs = metrics[x].dropna() if len(metrics) else pd.Series([0, 1])
+    kept = []
     for name, value in (baselines or {}).items():
         if value and np.isfinite(value):  # a trace, not add_hline: shapes on a log axis take log10 units
+            kept.append(value)
             fig.add_trace(go.Scatter(x=[xs.min(), xs.max()], y=[value, value], mode="lines", name=plain(name),
-                                     line=dict(dash="dash", color="grey")))
-    axis_names = {"step": "training step", "epoch": "epoch", "wall_time": "wall time (s)",
-                  "valid_ppl": "validation perplexity", "train_loss": "training loss (nats/token)",
-                  "lr": "learning rate"}
-    fig.update_layout(xaxis_title=axis_names.get(x, x), yaxis_title=axis_names.get(y, y), height=380,
+                                     line=dict(dash="dash", color="grey"),
+                                     meta=[plain(name)], hovertemplate="%{meta[0]}: %{y:.4g}<extra></extra>"))
+    fig.update_layout(xaxis_title=AXIS_NAMES.get(x, x), yaxis_title=AXIS_NAMES.get(y, y), height=380,
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=30, b=40))
-    if log_y:
-        fig.update_yaxes(type="log")
+    fit_y_axis(fig, np.concatenate(shown) if shown else [], log_y, keep=kept)
     return fig

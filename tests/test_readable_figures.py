@@ -1,0 +1,243 @@
+"""Curves people can read (issue 13, items 3 and 8): smoothing, an outlier-proof y range that says what it
+leaves out, one colour per run on every figure, hover with the config, and pages free of None / inf / &quot;."""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lmcore.runs.store import RunStore
+from lmcore.viz.memory import agreement_figure, context_figure
+from lmcore.viz.next_word import topk_figure
+from lmcore.viz.style import outlier_ceiling, run_colour
+from lmcore.viz.training import curves_figure, smooth
+
+from .conftest import REPO, tiny_config
+from .test_pages import open_page
+
+
+def metrics_rows(values: dict[int, list[float]]) -> pd.DataFrame:
+    """Evaluation rows of the metrics table, one per value, 10 steps apart."""
+    return pd.DataFrame([{"run_id": run, "step": 10 * (i + 1), "epoch": (i + 1) / 4, "valid_ppl": v, "lr": 1.0,
+                          "wall_time": float(i)} for run, vs in values.items() for i, v in enumerate(vs)])
+
+
+def y_top(fig) -> float:
+    top = fig.layout.yaxis.range[1]
+    return 10 ** top if fig.layout.yaxis.type == "log" else top
+
+
+def notes(fig) -> str:
+    return " ".join(a.text for a in fig.layout.annotations)
+
+
+# --- smoothing -------------------------------------------------------------------------------------
+def test_smoothing_a_step_starts_on_the_raw_value_and_approaches_the_new_level():
+    raw = [1.0] * 5 + [5.0] * 20
+    s = smooth(raw, 0.6)
+    assert s[0] == raw[0]  # debiased: no pull towards 0 at the start
+    assert np.allclose(s[:5], 1.0)  # a constant stays constant
+    after = s[5:]
+    assert np.all(np.diff(after) > 0) and after[0] < 3 and 4.99 < after[-1] < 5  # lags, then reaches the step
+    assert np.array_equal(smooth(raw, 0.0), raw)
+    stronger = smooth(raw, 0.9)
+    assert stronger[6] < s[6]  # a heavier weight follows the step more slowly
+
+
+def test_smoothing_skips_values_that_are_not_finite():
+    s = smooth([2.0, math.inf, 2.0, math.nan, 2.0], 0.5)
+    assert s[0] == s[2] == s[4] == 2.0 and math.isinf(s[1]) and math.isnan(s[3])
+    with pytest.raises(ValueError):
+        smooth([1.0], 1.0)
+
+
+def test_smoothed_curve_is_drawn_over_the_faint_raw_one_in_the_same_colour():
+    fig = curves_figure(metrics_rows({4: [300, 200, 150, 120, 110]}), {4: "#4 lstm"}, smoothing=0.6)
+    raw, smoothed = fig.data[0], fig.data[1]
+    assert list(raw.y) == [300, 200, 150, 120, 110] and raw.showlegend is False
+    assert smoothed.y[0] == 300 and smoothed.y[-1] > 110  # smoothed lags behind the raw curve
+    assert raw.line.color.startswith("rgba(") and smoothed.line.color == run_colour(4)
+    r, g, b = (int(run_colour(4)[i:i + 2], 16) for i in (1, 3, 5))
+    assert raw.line.color.startswith(f"rgba({r},{g},{b},")
+
+
+# --- an axis outliers cannot take over -------------------------------------------------------------
+def bulk_with_spike(seed: int = 0) -> dict[int, list[float]]:
+    """Three runs of 20 evaluations between 100 and 300; run 2 spikes once to 836k (the issue's GRU)."""
+    rng = np.random.default_rng(seed)
+    runs = {run: list(100 + 200 * rng.random(20)) for run in (1, 2, 3)}
+    runs[2][7] = 836_000.0
+    return runs
+
+
+@pytest.mark.parametrize("log_y", [True, False])
+def test_one_spike_is_left_out_of_the_range_and_counted(log_y):
+    runs = bulk_with_spike()
+    fig = curves_figure(metrics_rows(runs), {1: "a", 2: "b", 3: "c"}, log_y=log_y)
+    bulk = max(v for vs in runs.values() for v in vs if v < 1000)
+    assert bulk <= y_top(fig) < 1.2 * bulk  # every ordinary point in view, the spike not stretching the axis
+    assert re.fullmatch(r"1 point above [\d,]+ not shown", notes(fig)), notes(fig)
+    assert fig.data[1].y[7] == 836_000.0  # still in the data: hover and zoom find it
+
+
+def test_without_outliers_the_axis_is_left_alone_and_nothing_is_said():
+    runs = bulk_with_spike()
+    runs[2][7] = 250.0
+    fig = curves_figure(metrics_rows(runs), {1: "a", 2: "b", 3: "c"})
+    assert fig.layout.yaxis.range is None and not fig.layout.annotations
+
+
+def test_a_run_that_blew_up_is_cut_even_when_it_is_a_quarter_of_the_points():
+    runs = bulk_with_spike()
+    runs[4] = [1e30] * 15 + [math.inf]
+    fig = curves_figure(metrics_rows(runs), {i: str(i) for i in runs}, log_y=True)
+    assert y_top(fig) < 2000
+    assert notes(fig).startswith("16 points above") and "1 infinite" in notes(fig)
+    assert "Infinity" not in fig.to_json() and "NaN" not in fig.to_json()
+
+
+def test_baselines_stay_in_view_when_outliers_are_cut():
+    runs = bulk_with_spike()
+    fig = curves_figure(metrics_rows(runs), {1: "a", 2: "b", 3: "c"}, baselines={"KN 3-gram": 900.0}, log_y=False)
+    assert 900 <= y_top(fig) < 1000 and "1 point above" in notes(fig)
+
+
+def test_too_few_points_are_never_called_outliers():
+    assert outlier_ceiling([100, 836_000], log=True) is None
+
+
+def test_context_figure_keeps_the_rest_and_the_ngram_line_in_view():
+    ks = [1, 2, 5, 10, 20, 50, 100, 200]
+    def curve(ppl, full):
+        return pd.DataFrame({"context": [str(k) for k in ks] + ["all"], "tokens": ks + [200], "ppl": ppl + [full]})
+    curves = {"elman": curve([95_651, 3000, 800, 400, 300, 280, 270, 268], 265),
+              "lstm": curve([900, 500, 300, 200, 160, 150, 148, 147], 146),
+              "gru": curve([1000, 520, 310, 210, 170, 155, 150, 149], 148)}
+    for log_y in (False, True):
+        fig = context_figure(curves, baseline=400.0, baseline_name="KN 3-gram", log_y=log_y)
+        assert 1000 <= y_top(fig) < 10_000 and notes(fig).startswith("1 point above" if log_y else "2 points above")
+        assert (y_top(fig) >= 3000) == log_y  # log: 3,000 is within 10× of the rest and stays
+        assert fig.layout.yaxis.type == ("log" if log_y else "linear")
+
+
+# --- one colour per run ----------------------------------------------------------------------------
+def test_a_run_has_the_same_colour_in_every_figure():
+    curves = curves_figure(metrics_rows({7: [200, 150, 120], 3: [210, 160, 130]}), {7: "#7", 3: "#3"})
+    reordered = curves_figure(metrics_rows({3: [210, 160, 130], 7: [200, 150, 120]}), {3: "#3", 7: "#7"})
+    ctx = pd.DataFrame({"context": ["1", "2", "all"], "tokens": [1, 2, 2], "ppl": [300.0, 250.0, 240.0]})
+    context = context_figure({"#3": ctx, "#7": ctx}, run_keys={"#7": "run:7", "#3": "run:3"})
+    table = pd.DataFrame({"model": ["#7", "#7"], "distance": [1, 2], "accuracy": [0.9, 0.8], "items": [5, 5]})
+    agreement = agreement_figure(table, run_keys={"#7": "run:7"})
+
+    def colour(fig, name):
+        return next(t.line.color for t in fig.data if t.name == name)
+    assert colour(curves, "#7") == colour(reordered, "#7") == colour(context, "#7") == colour(agreement, "#7")
+    assert colour(curves, "#7") != colour(curves, "#3")
+    assert run_colour(7) == run_colour("run:7")
+    assert run_colour("demo:agreement-lstm") == run_colour("demo:agreement-lstm")
+
+
+def test_hover_shows_the_config_and_reads_no_template_field_from_a_run_name():
+    fig = curves_figure(metrics_rows({1: [200, 150]}), {1: "#1 my %{y} <b>run</b>"},
+                        configs={1: "model: LSTM · 1 layer × 32 units\ntraining: sgd lr 20"})
+    trace = fig.data[0]
+    assert "%{y}" not in trace.meta[0] or "%{meta[0]}" in trace.hovertemplate
+    assert "<b>run</b>" not in trace.meta[0] and "&lt;b&gt;run" in trace.meta[0]
+    assert "sgd lr 20" in trace.meta[1] and "my %{y}" not in trace.hovertemplate
+
+
+# --- clean output ----------------------------------------------------------------------------------
+def test_bar_labels_and_title_carry_no_html_entities():
+    tokens = ['"', "it's", "a&b", "<unk>"]
+    fig = topk_figure(tokens, [0.4, 0.3, 0.2, 0.1], actual='"', title='after “he said "”\nactual next: “"”')
+    spec = fig.to_json()
+    assert "&quot;" not in spec and "&#x27;" not in spec and "&#34;" not in spec
+    assert list(fig.data[0].y) == ['"', "it's", "a&amp;b", "&lt;unk&gt;"]  # Plotly shows &amp; &lt; as & <
+    assert '"' in fig.layout.title.text
+
+
+UNREADABLE = re.compile(r"\b(None|nan|NaN|inf|Infinity)\b|&quot;")
+
+
+def add_run(store: RunStore, cfg, status: str, ppl: list[float], best: float | None, test: float | None,
+            message: str = "") -> int:
+    run = store.create_run(cfg.to_dict(), status=status)
+    store.update_run(run, best_valid_ppl=best, test_ppl=test, params=1234, vocab=40, tokens_per_s=5000.0,
+                     device="cpu", started_at=1.0, finished_at=3.5, message=message)
+    for i, value in enumerate(ppl):
+        store.add_metrics(run, {"step": 10 * (i + 1), "epoch": (i + 1) / len(ppl), "lr": 1.0, "train_loss": 3.0,
+                                "valid_loss": math.log(value), "valid_ppl": value, "tokens_per_s": 5000.0,
+                                "wall_time": float(i)})
+    return run
+
+
+def page_text(at) -> str:
+    parts = [e.value for kind in ("title", "subheader", "caption", "markdown", "warning", "info", "error")
+             for e in getattr(at, kind)]
+    for frame in at.dataframe:
+        values = frame.value
+        parts += [str(v) for v in values.select_dtypes(exclude="number").stack().dropna()]
+        parts += ["inf"] * int(np.isinf(values.select_dtypes(include="number").to_numpy(dtype=float)).sum())
+        if values.isna().any().any():  # a missing cell shows the placeholder, never "None" or "nan"
+            assert frame.proto.placeholder.strip(), "a table with missing cells has no placeholder"
+            parts.append(frame.proto.placeholder)
+    return "\n".join(parts)
+
+
+def test_compare_shows_a_diverged_run_without_none_nan_or_infinity(lmcore_home, grammar_file):
+    store = RunStore(lmcore_home)
+    good = add_run(store, tiny_config(grammar_file, "lstm"), "done", [40.0, 25.0, 20.0], 20.0, 21.0)
+    add_run(store, tiny_config(grammar_file, "gru", lr=1000.0), "diverged", [35.0, math.inf], math.inf, None,
+            "blew up at step 20: its perplexity overflowed (validation perplexity inf); loss became nan")
+    add_run(store, tiny_config(grammar_file, "elman"), "done", [60.0, 45.0, 1e30], 45.0, 47.0)
+    at = open_page("views/compare.py")
+    table = at.dataframe[0].value
+    assert "diverged" in set(table["status"]) and "baseline" in set(table["status"])
+    assert not UNREADABLE.search(page_text(at)), UNREADABLE.findall(page_text(at))
+    assert "∞" in " ".join(w.value for w in at.warning)
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "Infinity" not in spec and "NaN" not in spec
+    assert "not shown" in json.dumps(json.loads(spec)["layout"].get("annotations", []))
+    links = {link.proto.label.split(":")[0]: link.proto.query_string for link in at.get("page_link")}
+    assert f"run=run%3A{good}" in links["Hidden states"] or f"run=run:{good}" in links["Hidden states"]
+
+
+def open_link(page: str, **params) -> AppTest:
+    """A page opened from a shared link: its query parameters are there before the first run."""
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    for name, value in params.items():
+        at.query_params[name] = value
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_compare_link_reopens_the_same_view(lmcore_home, grammar_file):
+    store = RunStore(lmcore_home)
+    ids = [add_run(store, tiny_config(grammar_file, arch), "done", [40.0, 25.0, 20.0, 18.0, 17.0], 17.0, 18.0)
+           for arch in ("lstm", "gru", "elman")]
+    at = open_link("views/compare.py", scale="linear", smooth="0.5", x="step", y="learning rate", order="2",
+                   compare=f"{ids[0]},{ids[2]}")
+    assert (at.radio(key="scale").value, at.slider(key="smooth").value) == ("linear", 0.5)
+    assert (at.radio(key="x").value, at.radio(key="y").value, at.select_slider(key="order").value) == ("step", "lr", 2)
+    assert at.multiselect[0].value == [ids[0], ids[2]]
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["yaxis"]["type"] == "linear" and fig["layout"]["xaxis"]["title"]["text"] == "training step"
+    assert fig["layout"]["yaxis"]["title"]["text"] == "learning rate"
+    assert len(fig["data"]) == 2 * 2  # per run the faint raw and the smoothed curve (no KN line for the lr)
+    assert "Kneser–Ney 2-gram" in set(at.dataframe[0].value["name"])
+
+
+def test_next_word_page_shows_a_typed_quote_as_a_quote(lmcore_home):
+    at = open_page("views/next_word.py")
+    at.radio[0].set_value("type my own").run()
+    at.text_area[0].set_value('the " roses " are red .').run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.slider[0].set_value(2).run()
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "&quot;" not in spec and '\\"' in spec
