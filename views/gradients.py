@@ -6,8 +6,11 @@ from lmcore.corpus.tokenize import tokenize_line
 from lmcore.inspect.gradients import input_saliency
 from lmcore.inspect.sensitivity import input_sensitivity, output_sensitivity
 from lmcore.runs.catalog import training_checkpoints
-from lmcore.viz.gradients import decay_figure, fig41_figure
+from lmcore.viz.gates import FIGURE_PX, tokens_that_fit
+from lmcore.viz.gradients import ROW_AXIS_PX, decay_figure, fig41_figure
 from lmcore.viz.hidden import coloured_text_html
+
+URL = "query-params"  # the widget's value lives in the page's URL, under its key
 
 st.title("Gradients through time")
 st.caption("The lecture: “as we backpropagate through time, gradients tend toward 0” for the simple RNN, while "
@@ -24,10 +27,15 @@ stages = {ref.key: training_checkpoints(appstate.get_store(), ref) for ref in re
 longest = max(stages.values(), key=len)
 c1, c2, c3 = st.columns(3)
 stage = c1.select_slider("Through training", options=list(range(len(longest))), value=len(longest) - 1,
-                         format_func=lambda i: longest[i][0],
-                         help="initialisation, then the checkpoint kept after each epoch (demo runs: trained only)")
-K = c2.slider("K (steps back)", 5, 200, 50)
-positions = c3.slider("Target positions averaged", 4, 64, 32)
+                         format_func=lambda i: longest[i][0], key="stage", bind=URL,
+                         help="Which checkpoint: the initialisation, then the one kept after each epoch (demo runs: "
+                              "trained only). Watch the curves change as the model learns.")
+K = c2.slider("K (steps back)", 5, 200, 50, key="k", bind=URL,
+              help="How far back the gradient is followed: the curves run from k = 0 (the step of the loss) to k = K "
+                   "steps before it.")
+positions = c3.slider("Target positions averaged", 4, 64, 32, key="pos", bind=URL,
+                      help="How many loss positions t of the validation text each curve averages: more gives a "
+                           "smoother curve and a narrower band, and takes longer.")
 loss_curves, jac_curves = {}, {}
 for ref in refs:
     label, path = stages[ref.key][min(stage, len(stages[ref.key]) - 1)]
@@ -43,6 +51,8 @@ left.plotly_chart(decay_figure(loss_curves, "Error signal reaching back", "‖�
 right.plotly_chart(decay_figure(jac_curves, "State Jacobian", "‖∂h_t/∂h_{t−k}‖_F"), width="stretch")
 st.caption("For the LSTM the state at t−k is the whole memory block (h, c). A straight line on this log axis is "
            "geometric decay; a flat line is memory.")
+st.page_link("views/bptt.py", label="Why it decays: backprop through time by hand, the delta rule multiplying by "
+             "Uᵀ·f′(net) once per step back", icon=":material/calculate:")
 
 st.header("Graves' Fig. 4.1, from real numbers")
 st.caption("The network unrolled over time; each node shaded by its sensitivity to the input at the first step "
@@ -57,16 +67,30 @@ for col, (arch, name) in zip(st.columns(3), archs.items()):
     if ref is not None:
         shown.append((col, name, ref, *appstate.load_run(ref)))
 appstate.follow_default("fig41_text", appstate.example_text_for([(ref, cfg) for _, _, ref, _, cfg, _, _ in shown]))
-fig_text = text_slot.text_input("Text for the figure", key="fig41_text", max_chars=500)
+fig_text = text_slot.text_input("Text for the figure", key="fig41_text", max_chars=500, bind=URL,
+                                help="The input at its first token is x_1, the one whose influence is traced.")
+texts = {ref.key: tokenize_line(fig_text, cfg.corpus.tokenizer, cfg.corpus.lowercase) for _, _, ref, _, cfg, _, _ in shown}
+fit = tokens_that_fit(FIGURE_PX, ROW_AXIS_PX)
+longest_text = max(map(len, texts.values()), default=0)
+start = text_slot.slider("Window: first step shown", 0, longest_text - fit, key="fig41_at", bind=URL,
+                         help=f"Each figure shows {fit} steps, what stays legible on a wide screen; slide along a "
+                              "longer text to see where the first input is forgotten.") \
+    if longest_text > fit else 0
 for col, name, ref, model, cfg, vocab, _ in shown:
-    tokens = tokenize_line(fig_text, cfg.corpus.tokenizer, cfg.corpus.lowercase)[:20]
+    tokens = texts[ref.key]
     if len(tokens) < 2:
         col.error("Type at least two tokens.")
         continue
     appstate.unknown_caption(tokens, vocab, col)
+for _, name, ref, model, cfg, vocab, _ in shown:  # one model per row, full width, the same steps one above the other
+    tokens = texts[ref.key]
+    if len(tokens) < 2:
+        continue
     ids = vocab.encode(tokens)
-    col.plotly_chart(fig41_figure(tokens, input_sensitivity(model, ids, 0), output_sensitivity(model, ids, 0),
-                                  title=name), width="stretch", key=f"fig41_chart_{ref.arch}")
+    first = min(start, max(0, len(tokens) - fit))
+    st.plotly_chart(fig41_figure(tokens, input_sensitivity(model, ids, 0), output_sensitivity(model, ids, 0),
+                                 title=name, start=first, stop=min(len(tokens), first + fit)),
+                    width="stretch", key=f"fig41_chart_{ref.arch}")
 
 st.header("Saliency over the past")
 st.caption("For one prediction, each earlier token coloured by ‖∂ log p(w_t)/∂x_{t−k}‖, the gradient with respect "
@@ -79,7 +103,7 @@ for i, col in enumerate(st.columns(2)):
     if ref is not None:
         picked.append((i, col, ref, *appstate.load_run(ref)))
 appstate.follow_default("saliency_text", appstate.example_text_for([(ref, cfg) for _, _, ref, _, cfg, _, _ in picked]))
-text = text_slot.text_input("Text", key="saliency_text", max_chars=2000)
+text = text_slot.text_input("Text", key="saliency_text", max_chars=2000, bind=URL)
 for i, col, ref, model, cfg, vocab, _ in picked:
     tokens = tokenize_line(text, cfg.corpus.tokenizer, cfg.corpus.lowercase)
     if len(tokens) < 2:
@@ -87,7 +111,9 @@ for i, col, ref, model, cfg, vocab, _ in picked:
         continue
     appstate.unknown_caption(tokens, vocab, col)
     position = col.slider("Predicted token", 1, len(tokens) - 1, len(tokens) - 2, key=f"saliency_pos{i}",
-                          format="%d")
+                          format="%d", bind=URL,
+                          help="The position t of the predicted token w_t; the tokens before it are coloured by how much "
+                               "the prediction p(w_t | w_<t) depends on each of them.")
     col.markdown(f"Predicting token {position}: **{appstate.md(tokens[position])}**")
     saliency = input_saliency(model, vocab.encode(tokens), position)
     col.html(coloured_text_html(tokens[:position + 1], saliency[:position + 1], name="‖∂ log p/∂x‖"))

@@ -142,7 +142,7 @@ def _glyph_key(thresholds: tuple[float, float] | None) -> str:
     if thresholds is None:
         return "O open · — closed · ◐ in between"
     closed_below, open_above = thresholds
-    return f"O open (> {open_above:g}) · — closed (< {closed_below:g}) · ◐ in between"
+    return f"O open (&gt; {open_above:g}) · — closed (&lt; {closed_below:g}) · ◐ in between"  # Plotly reads tags
 
 
 def fig44_figure(tokens: list[str], sensitivity: np.ndarray, glyphs: list[Glyph], start: int = 0,
@@ -295,9 +295,10 @@ def state_over_time_figure(values: np.ndarray, tokens: list[str], name: str = "c
     tickvals, ticktext = token_ticks([tokens[t] for t in ticks], ticks, token_spacing_px(T, figure_px, 70) * every)
     fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, tickangle=0, range=[-0.6, T - 0.4])
     if window is not None:
-        fig.add_vrect(x0=window[0] - 0.5, x1=window[1] - 0.5, fillcolor="#d62728", opacity=0.08, line_width=0,
-                      annotation_text="window of the figures above", annotation_position="outside top left")
+        fig.add_vrect(x0=window[0] - 0.5, x1=window[1] - 0.5, fillcolor="#d62728", opacity=0.08, line_width=0)
+        fig.add_annotation(x=window[0] - 0.5, y=1, xref="x", yref="paper", xanchor="left", yanchor="bottom",
+                           text="window of the figures above", showarrow=False, font=dict(color="#d62728"))
     fig.update_yaxes(title_text=name)
-    fig.update_layout(title=dict(text=title, font=dict(size=15)), height=340, font=dict(size=FONT_PX),
-                      margin=dict(MARGIN, l=60, t=50, b=55))
+    fig.update_layout(title=dict(text=title, font=dict(size=15)), height=350, font=dict(size=FONT_PX),
+                      margin=dict(MARGIN, l=60, t=60, b=55))
     return fig

@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from .gates import FIGURE_PX, FONT_PX, NODE_PX, token_spacing_px, token_ticks
 from .style import MARGIN, plain, run_colour
+
+ROW_AXIS_PX = 90  # left margin of Fig. 4.1: the row names ("outputs y")
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -31,31 +34,36 @@ def decay_figure(curves: dict, title: str, y_title: str) -> go.Figure:
 
 
 def fig41_figure(tokens: list[str], hidden: np.ndarray, output: np.ndarray, source: int = 0,
-                 title: str = "") -> go.Figure:
+                 title: str = "", start: int = 0, stop: int | None = None,
+                 figure_px: float = FIGURE_PX) -> go.Figure:
     """Graves (2012) Fig. 4.1 from real numbers: inputs (bottom), hidden layer (middle) and outputs (top)
     unrolled over time, each node shaded by its sensitivity to the input at `source` (black = high,
-    white = none). `hidden` and `output` are normalised here, each by its own maximum."""
-    import html
-    T = len(tokens)
-    rows = {"inputs": np.eye(T)[source], "hidden": hidden, "outputs": output}
+    white = none). `hidden` and `output` cover the whole text and are normalised here, each by its own
+    maximum over the whole text; the figure draws the window of steps start..stop-1, sized to be read at
+    `figure_px` wide (a window of at most `tokens_that_fit(figure_px, ROW_AXIS_PX)` tokens)."""
+    stop = len(tokens) if stop is None else stop
+    steps = list(range(start, stop))
+    rows = {"inputs x": np.eye(len(tokens))[source], "hidden h": hidden, "outputs y": output}
     fig = go.Figure()
-    for y in range(3):  # edges first, so nodes sit on top: x_t → h_t → y_t and h_t → h_{t+1}
-        if y < 2:
-            for t in range(T):
-                fig.add_trace(go.Scatter(x=[t, t], y=[y, y + 1], mode="lines", line=dict(color="#bbb", width=1),
-                                         hoverinfo="skip", showlegend=False))
-    fig.add_trace(go.Scatter(x=list(range(T)), y=[1] * T, mode="lines", line=dict(color="#bbb", width=1),
+    for t in steps:  # edges first, so nodes sit on top: x_t → h_t → y_t and h_t → h_{t+1}
+        fig.add_trace(go.Scatter(x=[t, t], y=[0, 2], mode="lines", line=dict(color="#bbb", width=1),
+                                 hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=steps, y=[1] * len(steps), mode="lines", line=dict(color="#bbb", width=1),
                              hoverinfo="skip", showlegend=False))
     for y, (name, values) in enumerate(rows.items()):
         v = np.asarray(values, dtype=float)
-        v = v / v.max() if v.max() > 0 else v
+        v = (v / v.max() if v.max() > 0 else v)[start:stop]
         grey = [f"rgb({int(255 * (1 - s))},{int(255 * (1 - s))},{int(255 * (1 - s))})" for s in v]
-        fig.add_trace(go.Scatter(x=list(range(T)), y=[y] * T, mode="markers", name=name, showlegend=False,
-                                 marker=dict(size=20, color=grey, line=dict(color="black", width=1)),
+        fig.add_trace(go.Scatter(x=steps, y=[y] * len(steps), mode="markers", name=name, showlegend=False,
+                                 marker=dict(size=NODE_PX, color=grey, line=dict(color="black", width=1.5)),
                                  customdata=v, hovertemplate=f"{name} t=%{{x}}: %{{customdata:.3f}}<extra></extra>"))
-    fig.update_xaxes(tickvals=list(range(T)), ticktext=[html.escape(t) for t in tokens], tickangle=-45,
-                     showgrid=False, zeroline=False)
-    fig.update_yaxes(tickvals=[0, 1, 2], ticktext=["inputs x", "hidden h", "outputs y"], range=[-0.5, 2.5],
-                     showgrid=False, zeroline=False)
-    fig.update_layout(title=title, height=300, margin=dict(l=70, r=10, t=40, b=70), plot_bgcolor="white")
+    if source < start:
+        title += f"<br><span style='font-size:{FONT_PX}px'>the source step {source} is left of this window</span>"
+    tickvals, ticktext = token_ticks(tokens[start:stop], steps, token_spacing_px(len(steps), figure_px, ROW_AXIS_PX))
+    fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, tickangle=0, showgrid=False, zeroline=False,
+                     range=[start - 0.5, stop - 0.5], fixedrange=True)
+    fig.update_yaxes(tickvals=[0, 1, 2], ticktext=list(rows), range=[-0.5, 2.5], showgrid=False, zeroline=False,
+                     fixedrange=True)
+    fig.update_layout(title=dict(text=title, font=dict(size=15)), height=90 + 3 * 50, font=dict(size=FONT_PX),
+                      margin=dict(l=ROW_AXIS_PX, r=20, t=40, b=50), plot_bgcolor="white")
     return fig
