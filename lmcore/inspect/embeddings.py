@@ -85,3 +85,88 @@ def neighbour_table(matrix: np.ndarray, vocab: Vocab, query: int, k: int = 10,
     return pd.DataFrame({"rank": np.arange(1, len(ids) + 1), "word": vocab.decode(ids), "cosine similarity": sims,
                          "frequency rank": pd.array([i - 1 if vocab.itos[i] not in (UNK, EOS) else None for i in ids],
                                                    dtype="Int64")})
+
+
+# --- maps of the most frequent words: t-SNE or PCA, and how many neighbours each keeps -------------------------
+METHODS = {"t-SNE": "keeps each word's near neighbours near; distances between groups mean little",
+           "PCA": "the two straight directions of largest variance; a linear view that loses most of the variance"}
+NEIGHBOURS = 10  # k of "neighbours kept"
+
+
+@dataclass
+class WordMap:
+    ids: np.ndarray               # (n,) vocabulary ids, most frequent first
+    coords: np.ndarray            # (n, 2) each word's place on the map
+    method: str                   # a key of METHODS
+    kept: np.ndarray              # (n,) share of each word's NEIGHBOURS nearest (cosine, full space) also nearest on the map
+    perplexity: float | None      # t-SNE: the perplexity used (capped below the number of words)
+    explained: np.ndarray | None  # PCA: fraction of these words' variance along each axis
+
+    @property
+    def score(self) -> float:
+        """Neighbours kept, averaged over the words: 1 keeps every neighbourhood, a random map about k/(n-1)."""
+        return float(self.kept.mean()) if self.kept.size else 0.0
+
+
+def usable_perplexity(perplexity: float, n: int) -> float:
+    """t-SNE's perplexity (an effective number of neighbours) must stay below n; keep it under (n-1)/3,
+    as each point's affinities are computed over its 3·perplexity nearest points."""
+    return float(min(perplexity, max((n - 1) / 3, 1.0)))
+
+
+def tsne(matrix: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
+    """(n, 2) t-SNE map of the rows by cosine distance (the measure of the neighbour table), the same on every call:
+    it starts from the PCA map, not at random (the seed is passed for scikit-learn's other random draws).
+
+    One thread: on 2 shared cores OpenMP's second thread made it 3x slower."""
+    from sklearn.manifold import TSNE  # here, not above: importing scikit-learn takes ~1.5 s of every page's start
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    x = np.asarray(matrix, dtype=np.float64)  # (n, d)
+    if x.shape[0] < 3:
+        return pca(x, 2).coords if x.shape[0] else np.zeros((0, 2))
+    model = TSNE(n_components=2, perplexity=usable_perplexity(perplexity, x.shape[0]), metric="cosine",
+                 init="pca", random_state=seed)
+    with threadpool_limits(limits=1):
+        return model.fit_transform(x)
+
+
+def _nearest(distances: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) indices of each row's k smallest distances (in no order), itself left out."""
+    d = distances.copy()
+    np.fill_diagonal(d, np.inf)
+    return np.argpartition(d, k - 1, axis=1)[:, :k]
+
+
+def neighbours_kept(full: np.ndarray, coords: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """(n,) for each row: the share of its k nearest rows by cosine in the full space that are also among its
+    k nearest points on the map (Euclidean). 1: the map keeps every neighbourhood; a random map: about k/(n-1)."""
+    x = np.asarray(full, dtype=np.float64)
+    n = x.shape[0]
+    k = min(k, n - 1)
+    if k < 1:
+        return np.ones(n)
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    y = np.asarray(coords, dtype=np.float64)
+    squared = (y ** 2).sum(axis=1)
+    on_map = squared[:, None] + squared[None, :] - 2 * y @ y.T  # (n, n) squared distances: same order
+    near_full, near_map = _nearest(-(unit @ unit.T), k), _nearest(on_map, k)
+    shared = (near_full[:, :, None] == near_map[:, None, :]).any(axis=2).sum(axis=1)  # (n,)
+    return shared / k
+
+
+def word_map(matrix: np.ndarray, ids: np.ndarray, method: str = "t-SNE", perplexity: float = 30.0,
+             seed: int = 0) -> WordMap:
+    """The rows `ids` of the matrix (the most frequent words) on a 2-D map by t-SNE or PCA."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    ids = np.asarray(ids, dtype=np.int64)
+    x = np.asarray(matrix, dtype=np.float64)[ids]  # (n, d)
+    if method == "PCA":
+        proj = pca(x, 2)
+        coords, used, explained = proj.coords, None, proj.explained
+    else:
+        coords = pca(tsne(x, perplexity, seed), 2).coords  # turned so its long side lies along x, as a screen does
+        used, explained = usable_perplexity(perplexity, len(ids)), None
+    return WordMap(ids=ids, coords=coords, method=method, kept=neighbours_kept(x, coords), perplexity=used,
+                   explained=explained)
