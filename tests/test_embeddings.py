@@ -1,4 +1,5 @@
-"""Word representations: PCA, cosine neighbours, frequency order, escaped labels; the page via AppTest."""
+"""Word representations: PCA, cosine neighbours, frequency order, escaped labels; the page via AppTest.
+The t-SNE map, its labels and its URL are in test_projection.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ from lmcore.corpus.vocab import Vocab
 from lmcore.inspect.embeddings import (cosine_neighbours, embedding_matrix, find_word, most_frequent_ids,
                                        neighbour_table, pca)
 from lmcore.model import ModelConfig, RNNLM
-from lmcore.viz.embeddings import pca_figure
+from lmcore.viz.embeddings import word_map_figure
 
 from .test_pages import open_page
 
@@ -60,28 +61,30 @@ def test_input_and_output_matrices(tied):
         embedding_matrix(model, "hidden")
 
 
-def test_pca_figure_labels_are_escaped():
-    words = ["<unk>", "<eos>", "<b>bold</b>", "<img src=x onerror=alert(1)>", "plain"]
-    fig = pca_figure(np.arange(10.0).reshape(5, 2), words, [2, 3], [0.5, 0.25])
-    labelled = fig.data[-1]
-    assert list(labelled.text) == ["&lt;b&gt;bold&lt;/b&gt;", "&lt;img src=x onerror=alert(1)&gt;"]
-    assert list(fig.data[0].text) == ["&lt;unk&gt;", "&lt;eos&gt;", "plain"]
-    assert "50.0%" in fig.layout.xaxis.title.text and "25.0%" in fig.layout.yaxis.title.text
+def test_map_figure_labels_are_escaped():
+    words = ["<b>bold</b>", "<img src=x onerror=alert(1)>", "plain"]
+    fig = word_map_figure(np.array([[0.0, 0.0], [10.0, 0.0], [20.0, 5.0]]), words, [0.5, 0.25, 1.0])
+    labels = fig.data[-1]
+    assert list(labels.text) == ["&lt;b&gt;bold&lt;/b&gt;", "&lt;img src=x onerror=alert(1)&gt;", "plain"]
+    assert all("<img" not in h and "<b>bold" not in h for h in fig.data[0].hovertext)
+    assert "neighbours kept 25%" in fig.data[0].hovertext[1]
 
 
 def test_page_draws_the_map_and_finds_neighbours():
     at = open_page("views/embeddings.py")
     assert len(at.get("plotly_chart")) == 1
     assert len(at.dataframe[-1].value) == 10 and "cosine similarity" in at.dataframe[-1].value.columns
-    at.select_slider[0].set_value(100).run()
+    at.select_slider(key="among").set_value(100).run()
     assert len(at.dataframe[-1].value) == 10 and at.dataframe[-1].value["frequency rank"].max() < 100
-    at.slider[0].set_value(5).run()
-    at.radio[0].set_value("output").run()
+    at.slider(key="words").set_value(30).run()
+    at.radio(key="vectors").set_value("output").run()
+    at.radio(key="method").set_value("PCA").run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert any("PCA of the 30 most frequent" in c.value for c in at.caption)
 
 
 def test_page_answers_an_unknown_word_with_a_message():
     at = open_page("views/embeddings.py")
-    at.text_input[0].set_value("<script>zzzq</script>").run()
+    at.text_input(key="word").set_value("<script>zzzq</script>").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.warning and "not in this run's vocabulary" in at.warning[0].value
