@@ -139,5 +139,6 @@ for col, (label, tr, lay, arch) in zip(st.columns(panels) if gated else [], gate
 for label, tr, lay, arch in gated:
     name = "cell state c" if arch == "lstm" else "hidden state h"
     st.plotly_chart(state_over_time_figure(tr.layers[lay]["c" if arch == "lstm" else "h"], tr.tokens, name,
-                                           f"{label}, layer {lay + 1}: {name}", (start, stop)),
+                                           f"{label}, layer {lay + 1}: {name}",
+                                           (start, stop) if len(tokens) > width else None),
                     key=f"state_{label}", width="stretch")

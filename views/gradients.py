@@ -55,9 +55,10 @@ st.page_link("views/bptt.py", label="Why it decays: backprop through time by han
              "Uᵀ·f′(net) once per step back", icon=":material/calculate:")
 
 st.header("Graves' Fig. 4.1, from real numbers")
-st.caption("The network unrolled over time; each node shaded by its sensitivity to the input at the first step "
-           "(black: high, white: none): hidden nodes by ‖∂h̄_t/∂x_1‖ (the Gates page's Fig. 4.4 computation), output "
-           "nodes by ‖∂y_t[w_{t+1}]/∂x_1‖. The simple RNN's shading fades as the first input is forgotten.")
+st.caption("The network unrolled over time; each node shaded by its sensitivity to the input at the first step, x_0 "
+           "(steps are numbered from 0, as on the Gates page; black: high, white: none): hidden nodes by ‖∂h̄_t/∂x_0‖ "
+           "(the Gates page's Fig. 4.4 computation), output nodes by ‖∂y_t[w_{t+1}]/∂x_0‖. The simple RNN's shading "
+           "fades as the first input is forgotten.")
 text_slot = st.container()  # the text goes above the figures but follows the runs picked in them
 archs = {"elman": "Elman RNN", "lstm": "LSTM", "gru": "GRU"}
 shown = []
@@ -68,8 +69,9 @@ for col, (arch, name) in zip(st.columns(3), archs.items()):
         shown.append((col, name, ref, *appstate.load_run(ref)))
 appstate.follow_default("fig41_text", appstate.example_text_for([(ref, cfg) for _, _, ref, _, cfg, _, _ in shown]))
 fig_text = text_slot.text_input("Text for the figure", key="fig41_text", max_chars=500, bind=URL,
-                                help="The input at its first token is x_1, the one whose influence is traced.")
-texts = {ref.key: tokenize_line(fig_text, cfg.corpus.tokenizer, cfg.corpus.lowercase) for _, _, ref, _, cfg, _, _ in shown}
+                                help="The input at its first token, x_0, is the one whose influence is traced.")
+texts = {ref.key: tokenize_line(fig_text, cfg.corpus.tokenizer, cfg.corpus.lowercase)
+         for _, _, ref, _, cfg, _, _ in shown}
 fit = tokens_that_fit(FIGURE_PX, ROW_AXIS_PX)
 longest_text = max(map(len, texts.values()), default=0)
 start = text_slot.slider("Window: first step shown", 0, longest_text - fit, key="fig41_at", bind=URL,

@@ -194,7 +194,8 @@ def fig44_figure(tokens: list[str], sensitivity: np.ndarray, glyphs: list[Glyph]
                       hovermode="closest")
     tickvals, ticktext = token_ticks(tokens, steps, token_spacing_px(len(tokens), figure_px))
     fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, tickangle=0, showgrid=False, zeroline=False,
-                     tickfont=dict(size=FONT_PX), range=[start - 0.5, start + len(tokens) - 0.5], fixedrange=True)
+                     tickfont=dict(size=FONT_PX), fixedrange=True,
+                     range=[start - 0.7, start + len(tokens) - 0.7])  # room for the first step's left glyph
     fig.update_yaxes(tickvals=list(rows), ticktext=list(rows.values()), tickfont=dict(size=FONT_PX),
                      showgrid=False, zeroline=False, showline=False, fixedrange=True,
                      range=[min(rows) - 0.5 * DY, max(rows) + 0.5 * DY])
@@ -221,7 +222,8 @@ def _panel_titles(gates: list[str], notes: dict[str, str] | None) -> list[str]:
 
 def _title(title: str, gates: list[str], notes: dict[str, str] | None) -> dict:
     said = [f"† {notes[g]}" for g in gates if g in (notes or {})]
-    return dict(text=title, font=dict(size=15), subtitle=dict(text=html.escape("; ".join(said)), font=dict(size=FONT_PX)))
+    return dict(text=title, font=dict(size=15),
+                subtitle=dict(text=html.escape("; ".join(said)), font=dict(size=FONT_PX)))
 
 
 def _top(gates: list[str], notes: dict[str, str] | None) -> int:
