@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lmcore.inspect.hidden import (FEATURE_EXAMPLES, MAX_PATTERN, correlation, matches_table, order_units,
+from lmcore.inspect.hidden import (MAX_PATTERN, WORD_FEATURES, correlation, matches_table, order_units,
                                    regex_feature, search_pattern, select_units, token_text)
 from lmcore.viz.hidden import WINDOW, coloured_text_html, heatmap_figure
 
@@ -37,11 +37,11 @@ def test_order_by_variance_mean_and_correlation():
 
 def test_regex_feature_marks_tokens_inside_quotes_and_parentheses():
     tokens = 'he said " hello there " ( and , then ) . <eos> so'.split()
-    quotes = regex_feature(tokens, FEATURE_EXAMPLES["inside quotes"])
+    quotes = regex_feature(tokens, WORD_FEATURES["inside quotes"])
     assert [t for t, f in zip(tokens, quotes) if f] == ["hello", "there"]
-    parens = regex_feature(tokens, FEATURE_EXAMPLES["inside parentheses"])
+    parens = regex_feature(tokens, WORD_FEATURES["inside parentheses"])
     assert [t for t, f in zip(tokens, parens) if f] == ["and", ",", "then"]
-    comma = regex_feature(tokens, FEATURE_EXAMPLES["after a comma"])
+    comma = regex_feature(tokens, WORD_FEATURES["after a comma"])
     assert [t for t, f in zip(tokens, comma) if f] == ["then"]
     whole = regex_feature(tokens, r"said \S+")  # no group: the whole match, over two tokens
     assert list(np.flatnonzero(whole)) == [1, 2]
@@ -117,7 +117,7 @@ def test_heatmap_of_2000_tokens_carries_only_the_window():
     assert np.asarray(heat.z).shape == (256, WINDOW) and len(heat.x) == WINDOW
     assert heat.x[0] == "900 t900" and heat.y[0] == "u255"
     np.testing.assert_allclose(np.asarray(heat.z)[0, 0], values[900, 255])
-    assert "900–1199 of 2000" in fig.layout.title.text and "window slider" in fig.layout.title.text
+    assert f"900–{899 + WINDOW} of 2000" in fig.layout.title.text and "slide the window" in fig.layout.title.text
     last = heatmap_figure(values, tokens, start=5000)  # the window stays inside the text
     assert last.data[0].x[-1] == "1999 t1999"
     with_feature = heatmap_figure(values[:50], tokens[:50], feature=np.arange(50) % 2, highlight=(3, 6))
@@ -136,21 +136,24 @@ def test_hidden_page_on_a_demo_run(lmcore_home):
     at.selectbox(key="pick_run").set_value("demo:python-docs-lstm").run()
     at.number_input(key="hidden_text_len").set_value(600).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.get("plotly_chart")) == 1 and at.slider  # 600 tokens: a window slider
-    at.radio[1].set_value("c").run()
-    at.selectbox[1].set_value("correlation").run()
+    assert len(at.get("plotly_chart")) == 1 and at.slider(key="window")  # 600 tokens: a window slider
+    at.radio(key="quantity").set_value("c").run()
+    at.selectbox(key="sort").set_value("correlation").run()
     assert not at.exception, [e.value for e in at.exception]
     assert "The feature marks" in " ".join(c.value for c in at.caption)
-    at.text_input[0].set_value("(unclosed").run()
+    at.selectbox(key="feature").set_value("my own").run()
+    at.text_input(key="pattern").set_value("(unclosed").run()
     assert at.error and "not a valid regular expression" in at.error[0].value
-    at.text_input[0].set_value(r"\b(the)\b").run()
+    at.text_input(key="pattern").set_value(r"\b(the)\b").run()
     assert not at.error and len(at.get("plotly_chart")) == 1
     at.number_input(key="hidden_text_len").set_value(200).run()
-    at.radio[1].set_value("h").run()
-    at.slider(key="hidden_span_200").set_value((5, 5)).run()  # "false" in "... truth values false and true"
+    at.radio(key="quantity").set_value("h").run()
+    at.number_input(key="threshold").set_value(0.3).run()
+    at.slider(key="span").set_value((5, 5)).run()  # "false" in "... truth values false and true"
     assert not at.exception, [e.value for e in at.exception]
     matches = at.dataframe[0].value
-    assert len(matches) and list(matches["rank"])[:1] == [1] and "Span: false" in at.text[0].value
+    assert len(matches) and list(matches["rank"])[:1] == [1]
+    assert any("Span 5–5" in m.value and "false" in m.value for m in at.markdown)
 
 
 def test_hidden_page_escapes_typed_text(lmcore_home):

@@ -1,7 +1,9 @@
-"""Hidden states: order the units, mark tokens with a user's regex, and LSTMVis-style pattern search.
+"""Hidden states: order the units, mark tokens with a regex, LSTMVis-style pattern search, and the
+defaults that make each of these find something on a new text (a threshold, a span and features proposed
+from the data; the range the activation function allows, for the colour scale).
 
 Every function takes the (T, H) matrix of one quantity of a trace (h, or an LSTM's cell state c):
-T tokens in time order, H units. Pure numpy (and one short-lived child process for the regex).
+T tokens in time order, H units. Pure numpy (and one short-lived child process for a user's regex).
 """
 from __future__ import annotations
 
@@ -14,14 +16,37 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..cells import LSTM_VARIANTS
 from ..corpus.tokenize import EOS
+from ..model import ModelConfig
+from .trace import SIGMOID_GATES
 
 ORDERS = {"variance": "variance over the text", "mean": "mean activation",
-          "correlation": "correlation with the regex feature", "unit": "unit number"}
-# Features a user can start from. With a group in the pattern, only group 1 marks tokens.
-FEATURE_EXAMPLES = {"inside quotes": r'"([^"\n]*)"',
-                    "inside parentheses": r"\(([^()\n]*)\)",
-                    "after a comma": r",\s*(\S+)"}
+          "correlation": "correlation with a feature", "unit": "unit number"}
+SCORE_NAMES = {"variance": "var", "mean": "mean", "correlation": "r"}  # the score shown beside each unit
+# Features over word tokens joined by spaces (<eos> is a line break), in the order they are offered:
+# long-range structure first (what an RNN must remember), then punctuation. With a group, only group 1 marks.
+WORD_FEATURES = {"inside parentheses": r"\(([^()\n]*)\)",
+                 "inside quotes": r'"([^"\n]*)"',
+                 "line ends": r"\n",
+                 "sentence starts": r"(?:^|\n) *(\S+)",
+                 "commas": r",",
+                 "after a comma": r",\s*(\S+)",
+                 "full stops": r"\.",
+                 "digits": r"\d",
+                 "capitalised words": r"\b[A-Z]\w*",
+                 "brackets": r"[()\[\]{}]"}
+# Features over characters joined with nothing between them.
+CHAR_FEATURES = {"inside parentheses": r"\(([^()\n]*)\)",
+                 "inside quotes": r'"([^"\n]*)"',
+                 "spaces": r" ",
+                 "word starts": r"(?<![A-Za-z])[A-Za-z]",
+                 "line ends": r"\n",
+                 "vowels": r"[aeiouAEIOU]",
+                 "punctuation": r"[^\w\s]",
+                 "digits": r"\d",
+                 "capital letters": r"[A-Z]"}
+FREQUENT_WORDS = 3       # the text's most frequent words are offered as features too
 MAX_PATTERN = 200        # characters in a pattern
 MAX_TEXT = 100_000       # characters of text a pattern runs over
 REGEX_TIMEOUT_S = 2.0    # a pattern that backtracks for longer is stopped
@@ -68,6 +93,15 @@ def token_text(tokens: list[str], sep: str = " ") -> tuple[str, np.ndarray, np.n
     lengths = np.array([len(p) for p in pieces], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths[:-1] + len(sep))]) if pieces else np.zeros(0, np.int64)
     return sep.join(pieces), starts, starts + lengths
+
+
+def _match_spans(rx: re.Pattern, text: str) -> list[tuple[int, int]]:
+    """[start, end) of every match of a compiled pattern, of group 1 when it has a group and the group took part."""
+    spans = []
+    for m in rx.finditer(text):
+        g = 1 if rx.groups and m.start(1) >= 0 else 0
+        spans.append((m.start(g), m.end(g)))
+    return spans
 
 
 # Runs in a fresh interpreter (-I -S: no site, no user env) that can be killed if the pattern backtracks.
@@ -139,9 +173,14 @@ def select_units(values: np.ndarray, start: int, end: int, threshold: float) -> 
     """Units on (≥ threshold) at every position start..end (inclusive) and off (< threshold) just before."""
     if not 0 <= start <= end < len(values):
         raise ValueError(f"the span {start}–{end} is not inside the text of {len(values)} tokens")
-    on = (values[start:end + 1] >= threshold).all(axis=0)
-    off_before = values[start - 1] < threshold if start > 0 else np.ones(values.shape[1], dtype=bool)
-    return np.flatnonzero(on & off_before)
+    return _switched_on(values >= threshold, start, end)
+
+
+def _switched_on(on: np.ndarray, start: int, end: int) -> np.ndarray:
+    """The units of the (T, H) on/off matrix that are on throughout start..end and off just before."""
+    throughout = on[start:end + 1].all(axis=0)
+    off_before = ~on[start - 1] if start > 0 else np.ones(on.shape[1], dtype=bool)
+    return np.flatnonzero(throughout & off_before)
 
 
 @dataclass(frozen=True)
@@ -171,12 +210,15 @@ def search_pattern(values: np.ndarray, units: np.ndarray, threshold: float, min_
     the Jaccard overlap of the selection with every unit on throughout (more specific first), then longer
     first. A match overlapping `exclude` (the selection itself) is left out.
     """
-    units = np.asarray(units, dtype=int)
+    return _search(values >= threshold, np.asarray(units, dtype=int), min_fraction, min_length, exclude)
+
+
+def _search(on: np.ndarray, units: np.ndarray, min_fraction: float = 1.0, min_length: int = 1,
+            exclude: tuple[int, int] | None = None) -> list[Match]:
     if units.size == 0:
         return []
-    on = values >= threshold                                  # (T, H)
     share = on[:, units].mean(axis=1)                         # (T,)
-    selected = np.zeros(values.shape[1], dtype=bool)
+    selected = np.zeros(on.shape[1], dtype=bool)
     selected[units] = True
     matches = []
     for a, b in _runs(share >= min_fraction - 1e-9):
@@ -198,3 +240,136 @@ def matches_table(matches: list[Match], tokens: list[str], context: int = 4, sep
                            f"{shown(tokens[m.end + 1:m.end + 1 + context])}".strip()}
             for i, m in enumerate(matches)]
     return pd.DataFrame(rows, columns=["rank", "start", "end", "length", "units on", "Jaccard", "text", "in context"])
+
+
+# --- defaults proposed from the data --------------------------------------------------------------------
+PROPOSED_PERCENTILE = 80   # about one (token, unit) value in five counts as "on"
+SPAN_CANDIDATES = 120      # positions from the window's start where a default span may begin
+MAX_SPAN = 3               # tokens in a proposed span
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float
+    percentile: int    # of every (token, unit) value of the quantity over the text
+    name: str          # the quantity: "h", "c"
+
+    def describe(self) -> str:
+        return f"{self.value:.3g} = the {ordinal(self.percentile)} percentile of {self.name} over this text"
+
+
+def propose_threshold(values: np.ndarray, percentile: int = PROPOSED_PERCENTILE, name: str = "h") -> Threshold:
+    """A threshold from the data, whatever the activation's range: the given percentile of all values (T, H),
+    so about (100 − percentile)% of the (token, unit) cells are on."""
+    if not 0 < percentile < 100:
+        raise ValueError(f"the percentile must be between 0 and 100, not {percentile}")
+    return Threshold(float(np.percentile(values, percentile)), percentile, name)
+
+
+def propose_span(values: np.ndarray, threshold: float, first: int = 0, stop: int | None = None,
+                 min_fraction: float = 1.0) -> tuple[int, int]:
+    """A span worth searching from, inside the window [first, stop): one whose units (on throughout, off
+    just before) switch on together somewhere else in the text too.
+
+    Candidates start in the window's first SPAN_CANDIDATES tokens (not at token 0, where every unit counts
+    as off before) and last 1 to MAX_SPAN tokens; the one with the most units (counting up to 4, so a few
+    clear units beat many) that has a match wins, the earliest on ties. Without any match, the candidate
+    with the most units; without units, the window's start.
+    """
+    n_tokens = len(values)
+    stop = n_tokens if stop is None else min(stop, n_tokens)
+    on = values >= threshold                                  # (T, H)
+    begin = max(first, 1) if stop > 1 else first
+    candidates = [(a, a + length - 1) for a in range(begin, min(stop, begin + SPAN_CANDIDATES))
+                  for length in range(1, MAX_SPAN + 1) if a + length - 1 < stop]
+    units = {span: _switched_on(on, *span) for span in candidates}
+    ranked = sorted((span for span in candidates if units[span].size),
+                    key=lambda span: (-min(units[span].size, 4), span[0], span[1]))
+    for span in ranked:
+        if _search(on, units[span], min_fraction, exclude=span):
+            return span
+    return ranked[0] if ranked else (first, first)
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    pattern: str
+    mask: np.ndarray   # (T,) 1 for each token of the text it marks
+
+    @property
+    def marks(self) -> int:
+        return int(self.mask.sum())
+
+
+def _feature_patterns(tokens: list[str], sep: str) -> dict[str, str]:
+    """Every candidate feature for this text: the fixed ones for its tokenizer, then its most frequent words."""
+    if sep == "":
+        return dict(CHAR_FEATURES)
+    words = pd.Series([t for t in tokens if re.fullmatch(r"\w+", t)], dtype=object).value_counts()
+    frequent = {f'the word "{w}"': rf"\b{w}\b" for w in words.index[:FREQUENT_WORDS]}
+    return {**WORD_FEATURES, **frequent}
+
+
+def suggest_features(tokens: list[str], sep: str = " ") -> list[Feature]:
+    """Features worth correlating the units with on this text, in the order offered: each marks at least a
+    few tokens (3, fewer on a text under 30 tokens) and at most 60% of them, so the feature varies.
+
+    The patterns are this module's own (no nested repetition), so they run here, without a child process."""
+    text, starts, ends = token_text(tokens, sep)
+    least = max(1, min(3, len(tokens) // 10))
+    found = []
+    for name, pattern in _feature_patterns(tokens, sep).items():
+        mask = spans_to_tokens(_match_spans(re.compile(pattern), text), starts, ends)
+        if least <= mask.sum() <= 0.6 * len(tokens):
+            found.append(Feature(name, pattern, mask))
+    return found
+
+
+# --- the range a quantity can take, for its colour scale -------------------------------------------------
+ROBUST_PERCENTILE = 95     # an unbounded quantity reaches full colour here, so a few large units cannot wash out the rest
+
+
+def value_bounds(model: ModelConfig, name: str) -> tuple[float | None, float | None]:
+    """The interval the model's activation functions keep `name` in; None where it is unbounded."""
+    variant = LSTM_VARIANTS[model.variant]
+    if name in SIGMOID_GATES:
+        return 0.0, 1.0
+    if name == "c":
+        return None, None
+    if name == "g":
+        return (-1.0, 1.0) if variant.input_activation else (None, None)
+    if name == "n" or model.arch == "gru":               # GRU: h mixes h_{t-1} and n = tanh(…)
+        return -1.0, 1.0
+    if model.arch == "lstm":                              # h = o ⊙ tanh(c); NOAF: h = o ⊙ c
+        return (-1.0, 1.0) if variant.output_activation else (None, None)
+    return {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, None)}[model.cell_activation]
+
+
+@dataclass(frozen=True)
+class ColourRange:
+    low: float
+    high: float
+    diverging: bool    # white at 0 between two hues (a range around 0), else white at `low` rising to one hue
+    note: str          # where the range comes from, for a caption
+
+
+def colour_range(values: np.ndarray, bounds: tuple[float | None, float | None], name: str = "h") -> ColourRange:
+    """The colour scale's ends: the activation's own range where it has one ([0, 1] for σ, [−1, 1] for tanh),
+    else the ROBUST_PERCENTILE-th percentile of |values| (symmetric about 0, or from 0 for a ReLU)."""
+    low, high = bounds
+    if low is not None and high is not None:
+        return ColourRange(low, high, low < 0 < high, f"{name} lies in [{low:g}, {high:g}]: the colours span "
+                                                      "that whole range")
+    robust = float(np.percentile(np.abs(values), ROBUST_PERCENTILE)) if np.size(values) else 0.0
+    robust = robust or float(np.abs(values).max(initial=0.0)) or 1.0
+    where = f"the {ordinal(ROBUST_PERCENTILE)} percentile of |{name}| over this text; beyond it, full colour"
+    if low == 0:
+        return ColourRange(0.0, robust, False, f"{name} ≥ 0 has no upper bound: the colours end at {robust:.3g}, "
+                                               f"{where}")
+    return ColourRange(-robust, robust, True, f"{name} has no bound: the colours end at ±{robust:.3g}, {where}")
