@@ -439,6 +439,20 @@ def curve_controls(key: str = "", log_default: bool = True, smoothing_default: f
     return {"log_y": scale == "log", "smoothing": float(smoothing)}
 
 
+# --- Markov vs memory (issue 13, item 1): context use kept per checkpoint, so a link shows it again at once ---
+@st.cache_data(max_entries=32, show_spinner=False)
+def _context_curve(path: str, mtime_ns: int, max_targets: int):
+    from lmcore.inspect.memory import context_perplexity  # only this page needs it
+    model, cfg, vocab, _ = _load_model(path, mtime_ns)
+    corpus = cached_corpus(cfg.corpus)
+    return context_perplexity(model, vocab.encode(corpus.vocab.decode(corpus.valid)), max_targets=max_targets)
+
+
+def context_curve(ref: RunRef, max_targets: int):
+    """Perplexity of the run against the tokens of context it may read (its corpus's validation text)."""
+    return _context_curve(str(ref.checkpoint), ref.checkpoint.stat().st_mtime_ns, max_targets)
+
+
 # --- word maps (issue 13, item 6): t-SNE or PCA of the most frequent words, once per checkpoint version ---
 @st.cache_data(max_entries=32, show_spinner=False)
 def _word_map(path: str, mtime_ns: int, which: str, method: str, n: int, perplexity: float):

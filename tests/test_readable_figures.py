@@ -107,6 +107,15 @@ def test_baselines_stay_in_view_when_outliers_are_cut():
     assert 900 <= y_top(fig) < 1000 and "1 point above" in notes(fig)
 
 
+@pytest.mark.parametrize("log_y", [True, False])
+def test_curves_that_flatten_out_keep_their_first_points(log_y):
+    """Plateaus make many equal values (a tiny quartile spread): the high start of a curve is no outlier."""
+    runs = {3: [47.9, 30.7, 27.2] + [27.0] * 6, 2: [24.2, 25.6, 15.9, 14.7] + [14.1] * 5,
+            1: [34.9, 25.0, 18.4] + [17.4] * 6}
+    fig = curves_figure(metrics_rows(runs), {1: "a", 2: "b", 3: "c"}, log_y=log_y)
+    assert fig.layout.yaxis.range is None and not fig.layout.annotations
+
+
 def test_too_few_points_are_never_called_outliers():
     assert outlier_ceiling([100, 836_000], log=True) is None
 
@@ -241,3 +250,20 @@ def test_next_word_page_shows_a_typed_quote_as_a_quote(lmcore_home):
     at.slider[0].set_value(2).run()
     spec = at.get("plotly_chart")[0].proto.spec
     assert "&quot;" not in spec and '\\"' in spec
+
+
+def test_a_next_word_link_reopens_the_position_and_the_sample(lmcore_home):
+    params = dict(run="demo:agreement-lstm", t="5", prompt="the roses", seed="7", sampled="1")
+    first, again = open_link("views/next_word.py", **params), open_link("views/next_word.py", **params)
+    assert first.slider(key="t").value == 5 and first.text_input(key="prompt").value == "the roses"
+    sample = first.get("html")[-1].proto.body
+    assert "the roses" in sample and sample == again.get("html")[-1].proto.body  # the same seed, the same text
+
+
+def test_next_word_position_follows_a_shorter_text(lmcore_home):
+    at = open_link("views/next_word.py", run="demo:agreement-lstm", t="9")
+    at.radio[0].set_value("type my own").run()
+    at.text_area[0].set_value("the roses are red .").run()
+    assert not at.exception, [e.value for e in at.exception]
+    slider = at.slider(key="t")
+    assert slider.value == slider.max < 9  # the last token of the new text

@@ -62,7 +62,8 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, colum
                                 help="best validation perplexity: the lowest at an evaluation (that checkpoint is "
                                      "kept as best.pt)"),
                             "test ppl": Col.NumberColumn(
-                                format="%.2f", width=68, help="of the best checkpoint, on the test split, measured once"),
+                                format="%.2f", width=68,
+                                help="of the best checkpoint, on the test split, measured once"),
                             "optimizer": Col.TextColumn(width=72),
                             "lr": Col.NumberColumn(format="%.4g", width=50, help="learning rate at the start"),
                             "final lr": Col.NumberColumn(

@@ -1,14 +1,15 @@
 """Markov against memory: long-range agreement and how much context each model uses, beside the n-gram."""
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 import appstate
 from lmcore.corpus.reading import CorpusError
-from lmcore.inspect.memory import (LECTURE_ITEMS, accuracy_by_distance, agreement_items, context_perplexity,
-                                   lm_margins, ngram_context_perplexity, ngram_margins, parse_probe_tsv,
-                                   probe_applies, readable)
+from lmcore.inspect.memory import (LECTURE_ITEMS, accuracy_by_distance, agreement_items, lm_margins,
+                                   ngram_context_perplexity, ngram_margins, parse_probe_tsv, probe_applies, readable)
 from lmcore.viz.memory import agreement_figure, context_figure
 
+MISSING = "—"  # a distance a model has no sentence at; a perplexity that overflowed
 
 st.title("Markov against memory")
 st.caption("An n-gram model conditions on the last n − 1 words only (the Markov assumption); a recurrent network "
@@ -18,8 +19,11 @@ if not refs:
     st.info("Pick one or more runs (the demo runs on the agreement corpus are a good start).")
     st.stop()
 loaded = {ref.label: appstate.load_run(ref) for ref in refs}
+run_keys = {ref.label: ref.key for ref in refs}  # each run's colour, the same as on every other page
 first_cfg = next(iter(loaded.values()))[1]
-order = st.select_slider("n-gram baseline order", [2, 3, 4, 5], value=3)
+order = st.select_slider("n-gram baseline order", [2, 3, 4, 5], value=3, key="order", bind="query-params",
+                         help="The Kneser–Ney baseline sees the last n − 1 words: at n = 3 the verb of a sentence "
+                              "whose subject is 5 words back is guessed without it.")
 try:
     ngram = appstate.cached_ngram(first_cfg.corpus, order)
 except CorpusError as err:
@@ -32,10 +36,13 @@ st.caption("At the verb of “the roses in the vase by the door are …”, is P
            "probe applies to.")
 default_tsv = "\n".join(f"{' '.join(it.prefix)}\t{it.correct}\t{it.wrong}\t{it.distance}" for it in LECTURE_ITEMS)
 source = st.radio("Sentences", ["the agreement corpus (validation split)", "my own (prefix, correct, wrong, distance)"],
-                  horizontal=True)
+                  horizontal=True, key="sentences", bind="query-params",
+                  help="Each sentence is a prefix ending just before the verb, the verb that agrees with the subject, "
+                       "the one that does not, and how many words stand between subject and verb.")
 if source.startswith("my own"):
     typed = st.text_area("One per line, tab-separated: prefix, correct next word, wrong next word, words between "
-                         "subject and verb", default_tsv, height=140, max_chars=50_000)
+                         "subject and verb", default_tsv, height=140, max_chars=50_000, key="probes",
+                         bind="query-params")
     try:
         items = parse_probe_tsv(typed)
     except ValueError as err:
@@ -62,29 +69,33 @@ if ngram_cfg is not None:
     tables.append(accuracy_by_distance(kept, ngram_margins(kn, kn_vocab, kept), f"Kneser–Ney {order}-gram"))
 if tables:
     table = pd.concat(tables, ignore_index=True)
-    st.plotly_chart(agreement_figure(table), width="stretch")
-    wide = table.pivot_table(index="distance", columns="model", values="accuracy").reset_index()
-    st.dataframe(wide, hide_index=True, width="stretch")
+    st.plotly_chart(agreement_figure(table, run_keys), width="stretch")
+    wide = table.pivot_table(index="distance", columns="model", values="accuracy", sort=False).sort_index()
+    st.dataframe(wide.round(3).reset_index(), hide_index=True, width="stretch", placeholder=MISSING)
 
 st.header("How much context is used")
 st.caption("Khandelwal et al. (2018): validation perplexity when the model may read only the last k tokens before "
            "each prediction, all k scored on the same targets. Where the curve flattens, more context stops helping.")
-max_targets = st.select_slider("Validation targets", [2000, 5000, 10000, 20000], value=5000)
-if st.button("Measure context use", type="primary"):
+c1, c2 = st.columns(2)
+max_targets = c1.select_slider("Validation targets", [2000, 5000, 10000, 20000], value=5000, key="targets",
+                               bind="query-params",
+                               help="How many predictions of the validation text are scored at each k: more is "
+                                    "steadier and slower (each costs up to 200 steps of the model).")
+log_y = c2.radio("y axis", ["log", "linear"], horizontal=True, key="ctx_scale", bind="query-params",
+                 help="log: one model that is lost at k = 1 does not flatten the others") == "log"
+# measured once per checkpoint; the URL remembers that it was asked for, so a link shows the curves again
+if st.button("Measure context use", type="primary",
+             help="Reads the validation text once per run with k = 1…200 tokens of context: seconds to a minute"):
+    st.query_params["context"] = "1"
+if st.query_params.get("context") == "1":
     curves = {}
-    bar = st.progress(0.0, text="starting")
-    for i, (label, (model, cfg, vocab, _)) in enumerate(loaded.items()):
-        corpus = appstate.cached_corpus(cfg.corpus)
-        ids = vocab.encode(corpus.vocab.decode(corpus.valid))
-        def report(fraction, what, i=i, label=label):
-            bar.progress((i + fraction) / len(loaded), text=f"{label}: {what}")
-        curves[label] = context_perplexity(model, ids, max_targets=max_targets, progress=report)
-    bar.empty()
+    for i, ref in enumerate(refs):
+        with st.spinner(f"{ref.label}: perplexity with 1 to 200 tokens of context ({i + 1} of {len(refs)})…"):
+            curves[ref.label] = appstate.context_curve(ref, max_targets)
     corpus = appstate.cached_corpus(first_cfg.corpus)
     baseline = ngram_context_perplexity(ngram, corpus.valid, max_targets=max_targets)
-    st.session_state["context_curves"] = (curves, baseline, order)
-if "context_curves" in st.session_state:
-    curves, baseline, shown_order = st.session_state["context_curves"]
-    st.plotly_chart(context_figure(curves, baseline, f"Kneser–Ney {shown_order}-gram"), width="stretch")
-    st.dataframe(pd.concat([df.assign(run=name) for name, df in curves.items()]).pivot_table(
-        index="context", columns="run", values="ppl", sort=False).reset_index(), hide_index=True)
+    st.plotly_chart(context_figure(curves, baseline, f"Kneser–Ney {order}-gram", log_y=log_y, run_keys=run_keys),
+                    width="stretch")
+    ppl = pd.concat([df.assign(run=name) for name, df in curves.items()]).pivot_table(
+        index="context", columns="run", values="ppl", sort=False).reset_index()
+    st.dataframe(ppl.replace([np.inf, -np.inf], np.nan).round(1), hide_index=True, placeholder=MISSING)

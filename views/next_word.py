@@ -23,7 +23,10 @@ if len(tokens) < 2:
 tr = appstate.run_trace(ref, tokens, top_k=TOP_K)
 ranks = next_token_ranks(model, tr.ids)
 
-t = st.slider("Position t: the model has read tokens 0…t", 0, len(tokens) - 1, min(3, len(tokens) - 1),
+if st.session_state.get("t", 0) > len(tokens) - 1:  # a shorter text than the position kept (or linked)
+    st.session_state["t"] = len(tokens) - 1
+t = st.slider("Position t: the model has read tokens 0…t", 0, len(tokens) - 1, min(3, len(tokens) - 1), key="t",
+              bind="query-params",
               help="Streamlit cannot click on text; pick a position by number. Its token has a solid box.")
 st.html(surprisal_html(tokens, tr.surprisal, selected=t, unknown=tr.ids == vocab.unk_id, kind=cfg.corpus.tokenizer))
 
@@ -54,25 +57,30 @@ st.dataframe(surprisal_table(tokens, tr.surprisal, ranks), hide_index=True)
 st.caption("From a zero hidden state at the first token, so it can differ from the run's validation perplexity.")
 
 st.subheader("Sampling")
-appstate.follow_default("nw_prompt", " ".join(appstate.example_text(cfg.corpus).split()[:3]))
+appstate.follow_default("prompt", " ".join(appstate.example_text(cfg.corpus).split()[:3]))
 with st.form("sample"):
-    prompt = st.text_input("Prompt", key="nw_prompt", help="empty: start a new line", max_chars=2000)
+    prompt = st.text_input("Prompt", key="prompt", bind="query-params", max_chars=2000,
+                           help="The text the model reads before it writes; empty: start a new line")
     c1, c2, c3, c4 = st.columns(4)
-    n = c1.number_input("Tokens", 1, 500, 40)
-    temperature = c2.slider("Temperature", 0.1, 2.0, 1.0, 0.05, help="divides the logits; low: safe, high: wild")
-    top_k = c3.number_input("Top-k (0: all)", 0, len(vocab), 0, help="sample only among the k most probable")
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0)
+    n = c1.number_input("Tokens", 1, 500, 40, key="length", bind="query-params", help="how many tokens to write")
+    temperature = c2.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key="temperature", bind="query-params",
+                            help="divides the logits before the softmax; low: safe and repetitive, high: wild")
+    top_k = c3.number_input("Top-k (0: all)", 0, len(vocab), 0, key="top_k", bind="query-params",
+                            help="sample only among the k most probable next tokens")
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="seed", bind="query-params",
+                           help="the same seed and settings write the same text")
     clicked = st.form_submit_button("Sample", type="primary")
 context_tokens = prompt_tokens(prompt, cfg.corpus.tokenizer, cfg.corpus.lowercase)
 appstate.unknown_caption(context_tokens, vocab)
 out = st.empty()
-if clicked:
+if clicked:  # the URL remembers that a sample was asked for; the seed makes it the same sample again
+    st.query_params["sampled"] = "1"
+if clicked or st.query_params.get("sampled") == "1":
     pieces = sample_pieces(model, vocab, context_tokens, cfg.corpus.tokenizer, int(n), float(temperature), int(top_k),
                            int(seed))
     text = ""
-    for piece in pieces:  # the text appears as it is produced
+    for piece in pieces:
         text += piece
-        out.html(sample_html(prompt, text))
-    st.session_state["nw_sample"] = (prompt, text)
-elif "nw_sample" in st.session_state:
-    out.html(sample_html(*st.session_state["nw_sample"]))
+        if clicked:  # the text appears as it is produced
+            out.html(sample_html(prompt, text))
+    out.html(sample_html(prompt, text))

@@ -58,7 +58,9 @@ def context_figure(curves: dict[str, pd.DataFrame], baseline: float | None = Non
         fig.add_trace(go.Scatter(x=[xs.min(), xs.max()], y=[baseline] * 2, mode="lines", name=plain(baseline_name),
                                  line=dict(color="grey", dash="dash"),
                                  hovertemplate="%{y:,.4g}<extra>" + plain(baseline_name) + "</extra>"))
-    fig.update_xaxes(type="log", title="tokens of context the model may see")
+    ks = sorted({int(k) for df in curves.values() for k in df.loc[df["context"] != "all", "tokens"]})
+    fig.update_xaxes(type="log", title="tokens of context the model may see", tickvals=ks or None,
+                     ticktext=[str(k) for k in ks] or None)  # the k measured, not Plotly's 2 3 4 … 9 per decade
     fig.update_layout(yaxis_title="validation perplexity", height=380, margin=dict(MARGIN, t=30),
                       legend=dict(orientation="h", y=-0.25))
     fit_y_axis(fig, np.concatenate(values) if values else [], log_y, keep=[baseline] if baseline is not None else ())

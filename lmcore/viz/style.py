@@ -55,7 +55,7 @@ def readable_number(x: float) -> str:
 
 
 # --- an axis range that outliers cannot take over ---------------------------------------------------
-FENCE = 7.0  # Tukey's "far out" fence Q3 + 3 IQR, for symmetric data: median + 7 (median − Q1)
+FENCE = 7.0  # how many spreads above the median a point must lie to be an outlier
 MIN_POINTS = 5  # with fewer points nothing can be called an outlier
 
 
@@ -68,20 +68,21 @@ def _round_up(x: float) -> float:
 
 
 def outlier_ceiling(values, log: bool) -> float | None:
-    """The value above which points are outliers, or None when no point is.
+    """The value above which points are outliers, or None when no point is: median + 7 × (median − 5th
+    percentile), in log10 units on a log axis (10× the bulk is as far as 10× below).
 
-    Tukey's far-out fence measured on the lower half only, median + 7 (median − Q1), so up to half of the
-    points (one run that blew up among three) can be outliers without dragging the fence up with them.
-    In log10 units on a log axis (10× the bulk is as far as 10× below). The spread median − Q1 is at least
-    0.05 decade (log) or 5% of the median (linear), so a flat curve does not call a wiggle an outlier.
-    One spike to 836k among values of 100–300 is cut at 2,000."""
+    The spread is measured below the median only, so up to half of the points (one run that blew up among
+    three) can be outliers without dragging the fence up with them, and from the 5th percentile rather than
+    the lower quartile, so curves that flatten out (many equal values) keep their first, higher points. It
+    is at least 0.05 decade (log) or 5% of the median (linear). One spike to 836k among values of 100–300 is
+    cut; a perplexity of 48 at k = 1 above curves that settle at 14–27 is not."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & ((v > 0) if log else True)]
     if v.size < MIN_POINTS:
         return None
     a = np.log10(v) if log else v
-    q1, median = np.percentile(a, [25, 50])
-    spread = max(median - q1, 0.05 if log else 0.05 * abs(median))
+    low, median = np.percentile(a, [5, 50])
+    spread = max(median - low, 0.05 if log else 0.05 * abs(median))
     fence = median + FENCE * spread
     if a.max() <= fence:
         return None
