@@ -17,6 +17,7 @@ from lmcore.viz.gates import (AXIS_PX, CHAR_PX, DX, FIGURE_PX, FONT_PX, GLYPH_PX
 from lmcore.viz.gradients import ROW_AXIS_PX, fig41_figure
 
 from .conftest import REPO
+from .test_pages import open_page
 
 WORDS = "the roses in the vase by the door to the kitchen are red . internationalisation".split()
 
@@ -108,13 +109,10 @@ def test_fig41_draws_a_window_shaded_against_the_whole_text():
 
 # --- the pages, reopened from a URL -----------------------------------------------------------------------
 def open_with(page: str, **params) -> AppTest:
+    """The page as a link with these URL parameters opens it."""
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    at.query_params.update(params)
+    return open_page(page, at.run())
 
 
 def values(data) -> np.ndarray:
