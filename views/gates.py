@@ -86,7 +86,8 @@ stop = start + width
 st.caption(f"Showing steps {start}–{stop - 1} of {len(tokens)}.")
 
 traces = {}
-for label, ref, model, cfg, vocab in picked:
+figures = st.container()  # the figures one right under the other, so a step lines up across models
+for col, (label, ref, model, cfg, vocab) in zip(st.columns(len(picked)), picked):
     arch, lay = cfg.model.arch, min(layer, cfg.model.layers - 1)
     ids = vocab.encode(tokens[:max(stop, source + 1)])
     if unit == KEEPER:  # this model's unit most sensitive to the source at the window's last step
@@ -101,15 +102,16 @@ for label, ref, model, cfg, vocab in picked:
     glyphs = glyph_layout(gates, arch, closed_below, open_above, start, constant)
     which = "mean of all units" if units is None else f"unit {units}"
     name = f"{label} {cfg.model.variant_label}".rstrip()
-    st.plotly_chart(fig44_figure(tr.tokens[start:stop], normalise(raw)[start:stop], glyphs, start, source, arch,
-                                 f"{name}, {which}: ‖∂h_t/∂x_{source}‖", notes, constant, (closed_below, open_above)),
-                    key=f"fig44_{label}", width="stretch")
+    figures.plotly_chart(fig44_figure(tr.tokens[start:stop], normalise(raw)[start:stop], glyphs, start, source,
+                                      arch, f"{name}, {which}: ‖∂h_t/∂x_{source}‖", notes, constant,
+                                      (closed_below, open_above)), key=f"fig44_{label}", width="stretch")
     for note in notes.values():
-        st.caption(f"**{cfg.model.variant_label}** — {note}.")
+        col.caption(f"**{cfg.model.variant_label}** — {note}.")
     peak, last_shown = raw.max(), raw[stop - 1] if stop - 1 < len(raw) else 0.0
-    st.caption(f"{label}: the last step shown keeps {last_shown / peak:.0%} of the peak sensitivity ({peak:.2g})."
-               if peak > 0 else f"{label}: no sensitivity; this unit does not depend on the source input.")
-    appstate.show_equations(cfg)
+    col.caption(f"{name}: the last step shown keeps {last_shown / peak:.0%} of the peak sensitivity ({peak:.2g})."
+                if peak > 0 else f"{name}: no sensitivity; this unit does not depend on the source input.")
+    with col:
+        appstate.show_equations(cfg)
 st.caption("Each circle is the hidden state h_t (of the chosen unit, or the mean of all units): black where it is "
            "most sensitive to the input at the source step (ringed in red), white where it no longer depends on "
            "it; shades are relative to the peak over the whole text. LSTM: input gate i below, forget gate f left, "
