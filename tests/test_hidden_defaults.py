@@ -11,8 +11,9 @@ from streamlit.testing.v1 import AppTest
 
 from lmcore.checkpoint import load_checkpoint
 from lmcore.corpus.dataset import load_corpus
-from lmcore.inspect.hidden import (PROPOSED_PERCENTILE, colour_range, ordinal, propose_span, propose_threshold,
-                                   regex_feature, search_pattern, select_units, suggest_features, value_bounds)
+from lmcore.inspect.hidden import (PROPOSED_PERCENTILE, clearest_feature, colour_range, ordinal, propose_span,
+                                   propose_threshold, regex_feature, search_pattern, select_units, suggest_features,
+                                   value_bounds)
 from lmcore.inspect.trace import trace
 from lmcore.model import ModelConfig
 from lmcore.runs import jobs
@@ -80,7 +81,19 @@ def test_default_features_mark_tokens_of_the_text():
     chars = list("print(x) if (a) else (b)\n")
     names = [f.name for f in suggest_features(chars, sep="")]
     assert names[0] == "inside parentheses" and "spaces" in names and "vowels" in names
-    assert suggest_features(["a", "b"]) == [] or all(f.marks > 0 for f in suggest_features(["a", "b"]))
+    short = "the roses in the vase by the door to the kitchen are red . <eos>".split()
+    assert [(f.name, f.marks) for f in suggest_features(short)][:2] == [('the word "the"', 4), ("line ends", 1)]
+
+
+def test_the_default_feature_is_the_one_a_unit_follows():
+    tokens = "a , b ( c d ) e , f . <eos> g ( h ) i , j k . <eos>".split() * 3
+    features = suggest_features(tokens)
+    names = [f.name for f in features]
+    follows = names.index("commas")
+    values = np.random.default_rng(4).normal(0, 0.1, (len(tokens), 6))
+    values[:, 3] += features[follows].mask  # unit 3 fires at every comma
+    assert names[0] != "commas" and clearest_feature(values, features) == follows
+    assert clearest_feature(values, []) == 0
 
 
 @pytest.mark.parametrize("demo", DEMOS)
@@ -197,6 +210,8 @@ def test_page_with_defaults_finds_units_and_matches(lmcore_home: Path, demo: str
     at.selectbox(key="sort").set_value("correlation").run()
     marks = next(c.value for c in at.caption if c.value.startswith("The feature marks"))
     assert int(marks.split()[3]) > 0
+    top = next(c.value for c in at.caption if "row 1 of" in c.value)  # "u104 · r +0.959, row 1 of 128. …"
+    assert abs(float(top.split(" r ")[1].split(",")[0])) > 0.5  # the default feature has a unit that follows it
 
 
 def test_page_on_a_freshly_trained_sigmoid_run(sigmoid_run: int):

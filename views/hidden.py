@@ -8,9 +8,9 @@ import streamlit as st
 
 import appstate
 from lmcore.corpus.tokenize import EOS
-from lmcore.inspect.hidden import (ORDERS, SCORE_NAMES, colour_range, matches_table, order_units, ordinal,
-                                   propose_span, propose_threshold, regex_feature, search_pattern, select_units,
-                                   suggest_features, value_bounds)
+from lmcore.inspect.hidden import (ORDERS, SCORE_NAMES, clearest_feature, colour_range, matches_table, order_units,
+                                   ordinal, propose_span, propose_threshold, regex_feature, search_pattern,
+                                   select_units, suggest_features, value_bounds)
 from lmcore.inspect.trace import GATE_NAMES
 from lmcore.viz.hidden import WINDOW, brushed_span, coloured_text_html, heatmap_figure, unit_label, window_bounds
 
@@ -18,13 +18,19 @@ OWN = "my own"
 URL = "query-params"
 
 
-def pick_feature(tokens: list[str], sep: str):
-    """The 0/1 feature the units are correlated with: one proposed from this text, or the user's regex."""
-    suggested = {f.name: f for f in suggest_features(tokens, sep)}
+def pick_feature(tokens: list[str], sep: str, values, context):
+    """The 0/1 feature the units are correlated with: one proposed from this text (at first the one some
+    unit follows most closely), or the user's regex."""
+    features = suggest_features(tokens, sep)
+    suggested = {f.name: f for f in features}
+    clearest = clearest_feature(values, features)
+    appstate.follow_context("feature", context, features[clearest].name if features else OWN)
     r1, r2 = st.columns([1, 2])
-    choice = r1.selectbox("Feature", [*suggested, OWN], key="feature", bind=URL, on_change=_start_own_pattern,
-                          help="Proposed from this text: each marks at least a few of its tokens and at most 60%. "
-                               "Pick “my own” to write a regular expression.")
+    choice = r1.selectbox("Feature", [*suggested, OWN], index=clearest if features else 0, key="feature", bind=URL,
+                          on_change=_start_own_pattern,
+                          help="Proposed from this text: each marks at least a few of its tokens and at most 60%; "
+                               "the first shown is the one some unit follows most closely. Pick “my own” to write "
+                               "a regular expression.")
     if choice != OWN:
         st.session_state["_feature_pattern"] = suggested[choice].pattern
         r2.markdown(f"Regular expression: `{suggested[choice].pattern}`")
@@ -87,7 +93,8 @@ by = c2.selectbox("Sort units by", list(ORDERS), format_func=ORDERS.get, key="so
 values = tr.quantity(name, layer)  # (T, H)
 colour = colour_range(values, value_bounds(cfg.model, name), name)
 
-feature = pick_feature(tokens, sep) if by == "correlation" else None
+feature = pick_feature(tokens, sep, values, (ref.key, hash(tuple(tokens)), layer, name)) \
+    if by == "correlation" else None
 if feature is not None:
     st.caption(f"The feature marks {int(feature.sum())} of {len(feature)} tokens (green strip above the heatmap).")
 order, scores = order_units(values, by, feature)

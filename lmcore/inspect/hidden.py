@@ -47,6 +47,7 @@ CHAR_FEATURES = {"inside parentheses": r"\(([^()\n]*)\)",
                  "digits": r"\d",
                  "capital letters": r"[A-Z]"}
 FREQUENT_WORDS = 3       # the text's most frequent words are offered as features too
+FEW = 3                  # tokens a feature should mark to be worth correlating with
 MAX_PATTERN = 200        # characters in a pattern
 MAX_TEXT = 100_000       # characters of text a pattern runs over
 REGEX_TIMEOUT_S = 2.0    # a pattern that backtracks for longer is stopped
@@ -318,21 +319,30 @@ def _feature_patterns(tokens: list[str], sep: str) -> dict[str, str]:
 
 def suggest_features(tokens: list[str], sep: str = " ") -> list[Feature]:
     """Features worth correlating the units with on this text, in the order offered: each marks at least a
-    few tokens (3, fewer on a text under 30 tokens) and at most 60% of them, so the feature varies.
+    few tokens (FEW, fewer on a text under 30 tokens) and at most 60% of them, so the feature varies. Those
+    marking FEW or more come first, in the order of the lists above; on a short text the rest follow, most
+    marks first.
 
     The patterns are this module's own (no nested repetition), so they run here, without a child process."""
     text, starts, ends = token_text(tokens, sep)
-    least = max(1, min(3, len(tokens) // 10))
+    least = max(1, min(FEW, len(tokens) // 10))
     found = []
     for name, pattern in _feature_patterns(tokens, sep).items():
         mask = spans_to_tokens(_match_spans(re.compile(pattern), text), starts, ends)
         if least <= mask.sum() <= 0.6 * len(tokens):
             found.append(Feature(name, pattern, mask))
-    return found
+    return sorted(found, key=lambda f: (f.marks < FEW, -f.marks if f.marks < FEW else 0))  # stable
+
+
+def clearest_feature(values: np.ndarray, features: list[Feature]) -> int:
+    """The index of the feature some unit follows most closely (the largest |r| of any unit), so sorting by
+    correlation opens on a unit that visibly tracks it; 0 when there are none."""
+    best = [np.abs(correlation(values, f.mask)).max(initial=0.0) for f in features]
+    return int(np.argmax(best)) if best else 0
 
 
 # --- the range a quantity can take, for its colour scale -------------------------------------------------
-ROBUST_PERCENTILE = 95     # an unbounded quantity reaches full colour here, so a few large units cannot wash out the rest
+ROBUST_PERCENTILE = 95     # an unbounded quantity is at full colour here: a few large units cannot wash out the rest
 
 
 def value_bounds(model: ModelConfig, name: str) -> tuple[float | None, float | None]:
