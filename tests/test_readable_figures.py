@@ -267,3 +267,11 @@ def test_next_word_position_follows_a_shorter_text(lmcore_home):
     assert not at.exception, [e.value for e in at.exception]
     slider = at.slider(key="t")
     assert slider.value == slider.max < 9  # the last token of the new text
+
+
+def test_smoothing_skips_the_points_the_axis_leaves_out():
+    runs = bulk_with_spike()
+    fig = curves_figure(metrics_rows(runs), {1: "a", 2: "b", 3: "c"}, smoothing=0.6)
+    smoothed = np.array(fig.data[3].y, dtype=float)  # run 2: raw, smoothed
+    assert np.isnan(smoothed[7]) and np.nanmax(smoothed) < y_top(fig)  # the spike does not carry it off the chart
+    assert fig.data[3].customdata[7] == 836_000.0  # hover still reads the raw value around it

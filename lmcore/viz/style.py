@@ -118,6 +118,7 @@ def fit_y_axis(fig: go.Figure, values, log: bool, keep=(), what: str = "points")
             parts.append(f"{above:,} {what if above > 1 else what.rstrip('s')} above {readable_number(ceiling)}")
         if infinite:
             parts.append(f"{infinite:,} infinite (a run that blew up)")
-        fig.add_annotation(text=" and ".join(parts) + " not shown", xref="paper", yref="paper", x=1, y=1,
-                           xanchor="right", yanchor="bottom", showarrow=False, font=NOTE_FONT)
+        # top left: Plotly's toolbar takes the top right on hover
+        fig.add_annotation(text=" and ".join(parts) + " not shown", xref="paper", yref="paper", x=0, y=1,
+                           xanchor="left", yanchor="bottom", showarrow=False, font=NOTE_FONT)
     return hidden

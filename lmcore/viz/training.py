@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import MARGIN, faded, fit_y_axis, plain, run_colour
+from .style import MARGIN, faded, fit_y_axis, outlier_ceiling, plain, run_colour
 
 
 
@@ -50,10 +50,10 @@ def smooth(values, weight: float) -> np.ndarray:
 def _hover(label: str, config: str | None, x: str, y: str, smoothed: bool) -> dict:
     """Per-run hover: the run, the value (and the raw one under smoothing), the run's config.
     The run's own text travels in `meta`, so a "%{...}" in a run name is shown, not read as a field."""
-    value = f"{AXIS_NAMES.get(y, y)} %{{y:.4g}}" + (" (raw %{customdata:.4g})" if smoothed else "")
+    value = f"{AXIS_NAMES.get(y, y)} %{{y:.4~g}}" + (" (raw %{customdata:.4~g})" if smoothed else "")
     config_lines = "<br>".join(plain(line) for line in (config or "").splitlines())
     return dict(meta=[plain(label), config_lines],
-                hovertemplate=f"%{{meta[0]}}<br>{value} at {AXIS_NAMES.get(x, x)} %{{x:.4g}}"
+                hovertemplate=f"%{{meta[0]}}<br>{value} at {AXIS_NAMES.get(x, x)} %{{x:.4~g}}"
                               + ("<br>%{meta[1]}" if config_lines else "") + "<extra></extra>")
 
 
@@ -64,27 +64,30 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
 
     Each run keeps its colour (run_colour of its id) on every page. smoothing > 0 draws TensorBoard's
     smoothed curve over the raw one, which stays faint in the same colour. The y range ignores outliers
-    (a spike of one run does not squash the others) and the figure says how many points it leaves out.
+    (a spike of one run does not squash the others) and the figure says how many points it leaves out;
+    the smoothing skips those points too, so one spike does not carry a smoothed curve off the chart.
     configs: per run id, lines of "key: value" shown on hover."""
     fig = go.Figure()
-    shown = []
-    for run_id, label in labels.items():
-        rows = metrics[metrics["run_id"] == run_id].sort_values("step") if len(metrics) else metrics
+    runs = {run_id: metrics[metrics["run_id"] == run_id].sort_values("step") if len(metrics) else metrics
+            for run_id in labels}
+    values = [rows[y].to_numpy(dtype=float) for rows in runs.values() if len(rows)]
+    ceiling = outlier_ceiling(np.concatenate(values), log_y) if values else None
+    for run_id, rows in runs.items():
         xs = rows[x].to_numpy(dtype=float) if len(rows) else np.array([])
         raw = rows[y].to_numpy(dtype=float) if len(rows) else np.array([])
         raw = np.where(np.isfinite(raw), raw, np.nan)  # a blown-up value is a gap, not "Infinity"
-        shown.append(rows[y].to_numpy(dtype=float) if len(rows) else raw)
         colour = run_colour(run_id)
         mode = "lines+markers" if len(rows) <= MARKERS_UP_TO else "lines"
-        hover = _hover(label, (configs or {}).get(run_id), x, y, smoothing > 0)
+        hover = _hover(labels[run_id], (configs or {}).get(run_id), x, y, smoothing > 0)
         if smoothing > 0:
+            bulk = raw if ceiling is None else np.where(raw > ceiling, np.nan, raw)
             fig.add_trace(go.Scatter(x=xs, y=raw, mode="lines", line=dict(color=faded(colour, 0.3), width=1),
                                      legendgroup=str(run_id), showlegend=False, hoverinfo="skip"))
-            fig.add_trace(go.Scatter(x=xs, y=smooth(raw, smoothing), customdata=raw, mode=mode, name=plain(label),
-                                     legendgroup=str(run_id), line=dict(color=colour, width=2),
-                                     marker=dict(size=5), **hover))
+            fig.add_trace(go.Scatter(x=xs, y=smooth(bulk, smoothing), customdata=raw, mode=mode, connectgaps=True,
+                                     name=plain(labels[run_id]), legendgroup=str(run_id),
+                                     line=dict(color=colour, width=2), marker=dict(size=5), **hover))
         else:
-            fig.add_trace(go.Scatter(x=xs, y=raw, mode=mode, name=plain(label), legendgroup=str(run_id),
+            fig.add_trace(go.Scatter(x=xs, y=raw, mode=mode, name=plain(labels[run_id]), legendgroup=str(run_id),
                                      line=dict(color=colour), **hover))
     xs = metrics[x].dropna() if len(metrics) else pd.Series([0, 1])
     kept = []
@@ -93,8 +96,8 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
             kept.append(value)
             fig.add_trace(go.Scatter(x=[xs.min(), xs.max()], y=[value, value], mode="lines", name=plain(name),
                                      line=dict(dash="dash", color="grey"),
-                                     meta=[plain(name)], hovertemplate="%{meta[0]}: %{y:.4g}<extra></extra>"))
+                                     meta=[plain(name)], hovertemplate="%{meta[0]}: %{y:.4~g}<extra></extra>"))
     fig.update_layout(xaxis_title=AXIS_NAMES.get(x, x), yaxis_title=AXIS_NAMES.get(y, y), height=380,
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=30, b=40))
-    fit_y_axis(fig, np.concatenate(shown) if shown else [], log_y, keep=kept)
+    fit_y_axis(fig, np.concatenate(values) if values else [], log_y, keep=kept)
     return fig
