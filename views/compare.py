@@ -114,13 +114,15 @@ if best:
     top = best["all"]
     st.caption(f"Open the inspection pages on the best finished run here, #{top['id']} "
                f"{appstate.md(RunConfig.from_dict(top['config']).label())} "
-               f"(validation perplexity {top['best_valid_ppl']:.1f}).")
+               f"(validation perplexity {top['best_valid_ppl']:.1f}); Gates and Gradients side by side on the best run "
+               "of each architecture.")
     gates = {f"gates_{family}": f"run:{best[family]['id']}" for family in ("elman", "lstm", "gru") if family in best}
     c1, c2, c3 = st.columns(3)
     c1.page_link("views/hidden.py", label="Hidden states: what each unit tracks", icon=":material/grid_on:",
                  query_params={"run": f"run:{top['id']}"})
     c2.page_link("views/gates.py", label="Gates: how long the memory lasts", icon=":material/door_open:",
                  query_params=gates)
-    c3.page_link("views/gradients.py", label="Gradients through time", icon=":material/trending_down:",
+    c3.page_link("views/gradients.py", label="Gradients: how far back the error reaches",
+                 icon=":material/trending_down:",
                  query_params={"decay_runs": ",".join(f"run:{r['id']}" for r in sorted(
                      (r for k, r in best.items() if k != "all"), key=lambda r: r["best_valid_ppl"]))})
