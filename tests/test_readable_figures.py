@@ -275,3 +275,17 @@ def test_smoothing_skips_the_points_the_axis_leaves_out():
     smoothed = np.array(fig.data[3].y, dtype=float)  # run 2: raw, smoothed
     assert np.isnan(smoothed[7]) and np.nanmax(smoothed) < y_top(fig)  # the spike does not carry it off the chart
     assert fig.data[3].customdata[7] == 836_000.0  # hover still reads the raw value around it
+
+
+def test_a_markov_vs_memory_link_draws_the_context_use_again_cleanly(lmcore_home):
+    at = open_link("views/memory.py", runs_view="demo:agreement-lstm,demo:agreement-elman", context="1",
+                   targets="2000", ctx_scale="linear", order="2")
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 2  # agreement, and context use without a click
+    context = charts[1]
+    assert context["layout"]["yaxis"]["type"] == "linear"
+    assert any(t["name"] == "Kneser–Ney 2-gram" for t in context["data"])
+    colours = {t["name"]: t["line"]["color"] for t in context["data"]}
+    lstm = next(name for name in colours if "lstm" in name and "all context" not in name)
+    assert colours[lstm] == run_colour("demo:agreement-lstm")
+    assert not UNREADABLE.search(page_text(at)), UNREADABLE.findall(page_text(at))
