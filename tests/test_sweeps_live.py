@@ -13,14 +13,16 @@ from lmcore.reports import sweep_table
 from lmcore.runs import sweeps
 from lmcore.runs.store import RunStore
 from lmcore.runs.sweeps import DuplicateSweepError, SweepSpec
+from lmcore.viz.style import run_colour
+from lmcore.viz.sweeps import params_figure
 
 from .conftest import REPO, tiny_config
 
 pytestmark = pytest.mark.usefixtures("end_job_processes")  # see conftest.py
 
 # The page's form, filled through the URL: one tiny LSTM on the agreement corpus.
-TINY_FORM = {"corpus": "builtin:agreement", "tokenizer": "word", "variants": ["vanilla"], "seeds": "1",
-             "hidden": "8", "max_steps": "5", "bptt": "8", "batch": "4", "epochs": "1"}
+TINY_FORM = {"corpus": "builtin:agreement", "tokenizer": "word", "sw_variants": ["vanilla"], "sw_seeds": "1",
+             "sw_hidden": "8", "sw_steps": "5", "sw_bptt": "8", "sw_batch": "4", "sw_epochs": "1"}
 
 
 @pytest.fixture
@@ -79,6 +81,8 @@ def test_a_snapshot_shows_runs_that_finished_since_the_last_one_and_agrees_with_
     p, runs = sweeps.snapshot(store, sid)
     table = sweep_table(runs)
     assert p["done"] == 2 == int((table["status"] == "done").sum()) and table["test ppl"].notna().all()
+    [points] = params_figure(table).data  # each run in its own colour, the one it has on every page
+    assert list(points.marker.color) == [run_colour(r["id"]) for r in runs]
 
 
 def open_sweeps(query: dict) -> AppTest:
@@ -91,22 +95,22 @@ def open_sweeps(query: dict) -> AppTest:
 
 def test_start_is_off_while_its_sweep_trains_a_second_tab_is_refused_and_the_results_appear(store):
     tab = open_sweeps(TINY_FORM)
-    assert tab.text_input(key="seeds").value == "1" and tab.number_input(key="max_steps").value == 5  # from the URL
-    assert not tab.button(key="start").disabled
-    tab.button(key="start").click().run()
+    assert tab.text_input(key="sw_seeds").value == "1" and tab.number_input(key="sw_steps").value == 5  # from the URL
+    assert not tab.button(key="sw_start").disabled
+    tab.button(key="sw_start").click().run()
     assert not tab.exception, [e.value for e in tab.exception]
     [sweep] = store.list_sweeps()
     assert tab.query_params["sweep"] == str(sweep["id"])
-    assert tab.button(key="start").disabled  # a second click in this tab cannot queue the grid again
+    assert tab.button(key="sw_start").disabled  # a second click in this tab cannot queue the grid again
     assert "0/1 done" in tab.get("progress")[0].proto.text
     assert "no run of this sweep has a result yet" in tab.info[0].value.lower()
 
     other = open_sweeps(TINY_FORM)  # another tab (or a reload): Start is on, and the service refuses
-    other.button(key="start").click().run()
+    other.button(key="sw_start").click().run()
     refusal = other.error[0].value.replace("\\", "")  # as rendered: the markdown escapes gone
     assert f"sweep #{sweep['id']} ({sweep['name']})" in refusal and "still running" in refusal
     assert len(store.list_sweeps()) == 1 and len(store.list_runs()) == 1
-    assert other.button(key="show_twin").label == f"Show sweep #{sweep['id']}"
+    assert other.button(key="sw_show_twin").label == f"Show sweep #{sweep['id']}"
 
     p = sweeps.wait_sweep(store, sweep["id"], poll=0.2, timeout=240)
     assert p["status"] == "done", [r["message"] for r in sweeps.sweep_runs(store, sweep["id"])]
@@ -114,7 +118,7 @@ def test_start_is_off_while_its_sweep_trains_a_second_tab_is_refused_and_the_res
     assert not tab.exception, [e.value for e in tab.exception]
     assert "1/1 done" in tab.get("progress")[0].proto.text and not tab.info
     assert json.loads(tab.get("plotly_chart")[0].proto.spec)["data"][0]["type"] == "box"
-    assert not tab.button(key="start").disabled  # the sweep has ended: the same grid may run again
+    assert not tab.button(key="sw_start").disabled  # the sweep has ended: the same grid may run again
     links = {link.proto.page: link.proto.query_string for link in tab.get("page_link")}
     assert links["compare"] == f"compare={store.list_runs()[0]['id']}"  # onward: the runs' curves on Compare
 

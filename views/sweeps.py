@@ -65,49 +65,52 @@ def show_outcome() -> None:
         st.error(f"Not started: {appstate.md(message)}")
     elif kind == "duplicate":
         st.error(f"Not started: {appstate.md(message)}.")
-        st.button(f"Show sweep #{sweep_id}", key="show_twin", on_click=show_sweep, args=(sweep_id,))
+        st.button(f"Show sweep #{sweep_id}", key="sw_show_twin", on_click=show_sweep, args=(sweep_id,))
 
 
 def grid_form() -> tuple[sweeps.SweepSpec | None, list[RunConfig]]:
-    """The form (every field in the URL under its key); the grid it describes and its runs, or (None, [])."""
+    """The form; the grid it describes and its runs, or (None, []).
+
+    Every field is in the URL under its key. The keys start with sw_: a key is also the session's name for the
+    value on every page, so a plain "epochs" would carry this form's value into the Train page's field."""
     st.markdown(f"Corpus: **{appstate.md(appstate.corpus_label(spec))}** (change it on the Corpus page)")
     c1, c2 = st.columns(2)
-    archs = c1.multiselect("Architectures", list(ARCHS), default=["lstm"], key="archs", bind="query-params",
+    archs = c1.multiselect("Architectures", list(ARCHS), default=["lstm"], key="sw_archs", bind="query-params",
                            help="one model per architecture; the LSTM once per variant, the GRU once per convention")
     variants = c2.multiselect(
-        "LSTM variants", list(LSTM_VARIANTS), default=["vanilla", "nig", "nfg", "noaf"], key="variants",
+        "LSTM variants", list(LSTM_VARIANTS), default=["vanilla", "nig", "nfg", "noaf"], key="sw_variants",
         bind="query-params", format_func=lambda v: LSTM_VARIANTS[v].name, disabled="lstm" not in archs,
         help="Greff et al.'s variants, each one change to the LSTM:  \n"
              + "  \n".join(f"**{v.name}**: {appstate.md(v.description)}" for v in LSTM_VARIANTS.values()))
     conventions = ["pytorch"]
     if "gru" in archs:
-        conventions = c2.multiselect("GRU conventions", list(GRU_CONVENTIONS), default=["pytorch"], key="gru",
+        conventions = c2.multiselect("GRU conventions", list(GRU_CONVENTIONS), default=["pytorch"], key="sw_gru",
                                      bind="query-params", help="  \n".join(
                                          f"**{k}**: {appstate.md(v)}" for k, v in GRU_CONVENTIONS.items()))
     c1, c2, c3, c4 = st.columns(4)
-    seeds_text = c1.text_input("Seeds", "1 2", key="seeds", bind="query-params",
+    seeds_text = c1.text_input("Seeds", "1 2", key="sw_seeds", bind="query-params",
                                help="every model trains once per seed; the spread over seeds tells a real "
                                     "difference from luck (Greff et al. compare means over seeds)")
-    hidden_text = c2.text_input("Hidden sizes", "64", key="hidden", bind="query-params",
+    hidden_text = c2.text_input("Hidden sizes", "64", key="sw_hidden", bind="query-params",
                                 help="units per layer, e.g. '32 64' for two sizes; the embedding is as wide")
-    epochs = c3.number_input("Epochs", 1, limits.max_epochs, min(3, limits.max_epochs), key="epochs",
+    epochs = c3.number_input("Epochs", 1, limits.max_epochs, min(3, limits.max_epochs), key="sw_epochs",
                              bind="query-params", help="passes over the training text, per run")
-    layers = c4.number_input("Layers", 1, 4, 1, key="layers", bind="query-params")
+    layers = c4.number_input("Layers", 1, 4, 1, key="sw_layers", bind="query-params")
     with st.expander("Training settings"):
         t1, t2, t3, t4, t5, t6 = st.columns(6)
-        optimizer = t1.selectbox("Optimizer", OPTIMIZERS, key="opt", bind="query-params")
+        optimizer = t1.selectbox("Optimizer", OPTIMIZERS, key="sw_opt", bind="query-params")
         lr_default = "20" if optimizer == "sgd" else "0.002"
-        lr_text = t2.text_input("Learning rates", "", key="lr", bind="query-params", placeholder=lr_default,
+        lr_text = t2.text_input("Learning rates", "", key="sw_lr", bind="query-params", placeholder=lr_default,
                                 help=f"empty: {lr_default}, a usual rate for {optimizer}; several values "
                                      "('0.001 0.003') add a grid axis")
-        bptt = t3.number_input("τ (BPTT steps)", 1, 1000, default_train.bptt, key="bptt", bind="query-params",
+        bptt = t3.number_input("τ (BPTT steps)", 1, 1000, default_train.bptt, key="sw_bptt", bind="query-params",
                                help="how many steps back the gradient flows (truncated backpropagation "
                                     "through time); the hidden state itself carries on across chunks")
-        batch = t4.number_input("Batch", 1, 512, default_train.batch, key="batch", bind="query-params",
+        batch = t4.number_input("Batch", 1, 512, default_train.batch, key="sw_batch", bind="query-params",
                                 help="streams of text trained side by side")
-        dropout = t5.number_input("Dropout", 0.0, 0.9, 0.2, step=0.05, key="dropout", bind="query-params",
+        dropout = t5.number_input("Dropout", 0.0, 0.9, 0.2, step=0.05, key="sw_dropout", bind="query-params",
                                   help="share of activations zeroed while training, against overfitting")
-        max_steps = t6.number_input("Max steps per run (0: none)", 0, 10**7, 0, key="max_steps", bind="query-params",
+        max_steps = t6.number_input("Max steps per run (0: none)", 0, 10**7, 0, key="sw_steps", bind="query-params",
                                     help="stop each run after this many updates: a quick trial of the grid")
     try:
         seeds, hidden, lrs = ints(seeds_text), ints(hidden_text), floats(lr_text or lr_default)
@@ -136,7 +139,7 @@ def start_row(grid: sweeps.SweepSpec, configs: list[RunConfig]) -> None:
                + ", ".join(f"{appstate.md(name)} {n:,}" for name, n in sizes))
     twin = sweeps.running_twin(store, grid)
     mine = twin is not None and twin["id"] == st.session_state.get(STARTED)
-    st.button(f"Start sweep of {len(configs)} run{'s' if len(configs) > 1 else ''}", type="primary", key="start", disabled=mine,
+    st.button(f"Start sweep of {len(configs)} run{'s' if len(configs) > 1 else ''}", type="primary", key="sw_start", disabled=mine,
               on_click=start_sweep, args=(grid, corpus),
               help=f"sweep #{twin['id']} with this grid is training below; change the grid to start another"
               if mine else "queues every run of the grid; they train in the background, so you can leave the page")
@@ -158,10 +161,10 @@ def pick_sweep(listed: list[dict]) -> int:
 def progress_row(sweep_id: int, p: dict) -> None:
     c1, c2 = st.columns([6, 1])
     c1.progress(p["done"] / p["total"] if p["total"] else 0.0, text=sweeps.progress_text(p))
-    if p["active"] and c2.button("Stop sweep", key="stop"):
+    if p["active"] and c2.button("Stop sweep", key="sw_stop"):
         sweeps.stop_sweep(store, sweep_id)
     elif not p["active"] and p["status"] == "incomplete" and c2.button(
-            "Resume sweep", key="resume", help="queue again the stopped, interrupted and failed runs; "
+            "Resume sweep", key="sw_resume", help="queue again the stopped, interrupted and failed runs; "
                                                "finished runs are kept"):
         try:
             sweeps.resume_sweep(store, sweep_id, limits=limits)
@@ -183,7 +186,7 @@ def sweep_view(sweep_id: int, refreshing: bool) -> None:
 
 
 def results(sweep_id: int, table) -> None:
-    metric = st.radio("Perplexity", ["test ppl", "best valid ppl"], horizontal=True, key="metric",
+    metric = st.radio("Perplexity", ["test ppl", "best valid ppl"], horizontal=True, key="sw_metric",
                       bind="query-params", help="test: on the held-out test split after training; best valid: "
                                                 "the lowest on the validation split during training")
     done = table[table["status"] == "done"]
@@ -194,22 +197,29 @@ def results(sweep_id: int, table) -> None:
     if done.empty:
         st.info("No run of this sweep has a result yet; they appear here by themselves as runs end.")
         return
-    st.plotly_chart(sweep_box_figure(table, metric), width="stretch", key="box")
+    st.plotly_chart(sweep_box_figure(table, metric), width="stretch", key="sw_box")
 
     models = list(dict.fromkeys(done["model"]))
     reference = st.selectbox("Change measured from", models, index=models.index("LSTM") if "LSTM" in models else 0,
-                             key="ref", bind="query-params",
+                             key="sw_ref", bind="query-params",
                              help="each run minus this model's run with the same seed and setting. 'LSTM' is "
                                   "PyTorch's (no peepholes); Greff's vanilla LSTM, with peepholes, is LSTM-peephole")
     change = change_from_reference(table, metric, reference)
     left, right = st.columns(2)
-    left.dataframe(change, hide_index=True, width="stretch",
-                   column_config={c: st.column_config.NumberColumn(format="%.2f") for c in change.columns[3:]})
-    right.plotly_chart(change_figure(change, metric, reference), width="stretch", key="change")
-    st.plotly_chart(params_figure(table, metric), width="stretch", key="params")
+    if change.loc[change["model"] != reference, f"mean Δ {metric}"].notna().any():
+        left.plotly_chart(change_figure(change, metric, reference), width="stretch", key="sw_change")
+    else:
+        left.caption(f"The change from {appstate.md(reference)} is drawn once another model has a finished run "
+                     "with the same seed.")
+    right.plotly_chart(params_figure(table, metric), width="stretch", key="sw_params")
+    st.dataframe(change, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.2f") for c in change.columns[3:]})
 
     st.subheader("Per model")
-    st.dataframe(sweep_summary(table, metric), hide_index=True, width="stretch")
+    summary = sweep_summary(table, metric)
+    st.dataframe(summary, hide_index=True, width="stretch",
+                 column_config={"parameters": st.column_config.NumberColumn(format="localized"),
+                                **{c: st.column_config.NumberColumn(format="%.2f") for c in summary.columns[4:]}})
     with st.expander("Every run"):
         st.dataframe(table, hide_index=True, width="stretch")
     c1, c2 = st.columns(2)
@@ -219,7 +229,7 @@ def results(sweep_id: int, table) -> None:
                  query_params={"compare": ",".join(str(r) for r in done["run"])})
 
 
-with st.expander("New sweep", expanded=not store.list_sweeps()):
+with st.expander("New sweep", expanded=not store.list_sweeps(), key="new_sweep"):  # keyed: stays open after Start
     grid, configs = grid_form()
     if configs:
         start_row(grid, configs)

@@ -46,17 +46,24 @@ def change_figure(change: pd.DataFrame, metric: str = "test ppl", reference: str
     return fig
 
 
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon")
+
+
 def params_figure(table: pd.DataFrame, metric: str = "test ppl") -> go.Figure:
-    """Parameter count against perplexity, one colour per model, one point per run."""
+    """Parameter count against perplexity, one point per run in the run's own colour (as on every page),
+    one marker shape per model."""
     done = _done(table, metric).dropna(subset=["parameters"])
     fig = go.Figure()
     for i, model in enumerate(done["model"].unique()):
         rows = done[done["model"] == model]
         fig.add_trace(go.Scatter(x=rows["parameters"], y=rows[metric], mode="markers", name=plain(model),
-                                 marker=dict(size=9, color=run_colour(i)),
-                                 text=[f"{plain(s)} · seed {sd}" for s, sd in zip(rows["setting"], rows["seed"])],
+                                 marker=dict(size=11, symbol=SYMBOLS[i % len(SYMBOLS)],
+                                             color=[run_colour(int(r)) for r in rows["run"]],
+                                             line=dict(width=1, color="#333")),
+                                 text=[f"run {r} · {plain(s)} · seed {sd}"
+                                       for r, s, sd in zip(rows["run"], rows["setting"], rows["seed"])],
                                  hovertemplate="%{x:,} parameters<br>%{text}<br>" + metric
                                                + " %{y:.2f}<extra>" + plain(model) + "</extra>"))
     fig.update_layout(title=f"parameters against {metric}", xaxis_title="parameters", yaxis_title=metric,
-                      height=380, margin=MARGIN)
+                      legend_title_text="shape: model<br>colour: run", height=380, margin=MARGIN)
     return fig
