@@ -424,10 +424,10 @@ def decay_curves(path: str, mtime_ns: int, K: int, positions: int):
 
 
 # --- readable curves (issue 13, item 3): the same controls on every page that draws training curves ---
-def curve_controls(key: str = "", log_default: bool = True, smoothing_default: float = 0.0,
-                   container=st) -> dict:
+def curve_controls(key: str, log_default: bool = True, smoothing_default: float = 0.0, container=st) -> dict:
     """A log/linear switch and TensorBoard's smoothing slider, kept in the URL as `{key}scale` and
-    `{key}smooth`. Returns keyword arguments for lmcore.viz.training.curves_figure (log_y, smoothing)."""
+    `{key}smooth`; key is the page's prefix ("cmp_"), since a bound key names the value on every page.
+    Returns keyword arguments for lmcore.viz.training.curves_figure (log_y, smoothing)."""
     left, right = container.columns(2)
     scale = left.radio("y axis", ["log", "linear"], index=0 if log_default else 1, horizontal=True,
                        key=f"{key}scale", bind="query-params",

@@ -230,10 +230,11 @@ def test_a_compare_link_reopens_the_same_view(lmcore_home, grammar_file):
     store = RunStore(lmcore_home)
     ids = [add_run(store, tiny_config(grammar_file, arch), "done", [40.0, 25.0, 20.0, 18.0, 17.0], 17.0, 18.0)
            for arch in ("lstm", "gru", "elman")]
-    at = open_link("views/compare.py", scale="linear", smooth="0.5", x="step", y="learning rate", order="2",
-                   compare=f"{ids[0]},{ids[2]}")
-    assert (at.radio(key="scale").value, at.slider(key="smooth").value) == ("linear", 0.5)
-    assert (at.radio(key="x").value, at.radio(key="y").value, at.select_slider(key="order").value) == ("step", "lr", 2)
+    at = open_link("views/compare.py", cmp_scale="linear", cmp_smooth="0.5", cmp_x="step", cmp_y="learning rate",
+                   cmp_order="2", compare=f"{ids[0]},{ids[2]}")
+    assert (at.radio(key="cmp_scale").value, at.slider(key="cmp_smooth").value) == ("linear", 0.5)
+    assert (at.radio(key="cmp_x").value, at.radio(key="cmp_y").value) == ("step", "lr")
+    assert at.select_slider(key="cmp_order").value == 2
     assert at.multiselect[0].value == [ids[0], ids[2]]
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert fig["layout"]["yaxis"]["type"] == "linear" and fig["layout"]["xaxis"]["title"]["text"] == "training step"
@@ -253,19 +254,19 @@ def test_next_word_page_shows_a_typed_quote_as_a_quote(lmcore_home):
 
 
 def test_a_next_word_link_reopens_the_position_and_the_sample(lmcore_home):
-    params = dict(run="demo:agreement-lstm", t="5", prompt="the roses", seed="7", sampled="1")
+    params = dict(run="demo:agreement-lstm", nw_t="5", nw_prompt="the roses", nw_seed="7", nw_sampled="1")
     first, again = open_link("views/next_word.py", **params), open_link("views/next_word.py", **params)
-    assert first.slider(key="t").value == 5 and first.text_input(key="prompt").value == "the roses"
+    assert first.slider(key="nw_t").value == 5 and first.text_input(key="nw_prompt").value == "the roses"
     sample = first.get("html")[-1].proto.body
     assert "the roses" in sample and sample == again.get("html")[-1].proto.body  # the same seed, the same text
 
 
 def test_next_word_position_follows_a_shorter_text(lmcore_home):
-    at = open_link("views/next_word.py", run="demo:agreement-lstm", t="9")
+    at = open_link("views/next_word.py", run="demo:agreement-lstm", nw_t="9")
     at.radio[0].set_value("type my own").run()
     at.text_area[0].set_value("the roses are red .").run()
     assert not at.exception, [e.value for e in at.exception]
-    slider = at.slider(key="t")
+    slider = at.slider(key="nw_t")
     assert slider.value == slider.max < 9  # the last token of the new text
 
 
@@ -278,8 +279,8 @@ def test_smoothing_skips_the_points_the_axis_leaves_out():
 
 
 def test_a_markov_vs_memory_link_draws_the_context_use_again_cleanly(lmcore_home):
-    at = open_link("views/memory.py", runs_view="demo:agreement-lstm,demo:agreement-elman", context="1",
-                   targets="2000", ctx_scale="linear", order="2")
+    at = open_link("views/memory.py", runs_view="demo:agreement-lstm,demo:agreement-elman", mem_context="1",
+                   mem_targets="2000", mem_scale="linear", mem_order="2")
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 2  # agreement, and context use without a click
     context = charts[1]
@@ -289,3 +290,34 @@ def test_a_markov_vs_memory_link_draws_the_context_use_again_cleanly(lmcore_home
     lstm = next(name for name in colours if "lstm" in name and "all context" not in name)
     assert colours[lstm] == run_colour("demo:agreement-lstm")
     assert not UNREADABLE.search(page_text(at)), UNREADABLE.findall(page_text(at))
+
+
+def bound_keys(path) -> set[str]:
+    """The literal keys of a page's widgets bound to the URL."""
+    import ast
+    keys = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            kw = {k.arg: k.value for k in node.keywords}
+            if "bind" in kw and isinstance(kw.get("key"), ast.Constant):
+                keys.add(kw["key"].value)
+    return keys
+
+
+@pytest.mark.parametrize("page", ["compare.py", "memory.py", "next_word.py"])
+def test_bound_keys_are_this_pages_own(page):
+    """A bound key names one value in the session on every page: Compare's log/linear "scale" once crashed the
+    BPTT page's float slider of that name."""
+    mine = bound_keys(REPO / "views" / page)
+    others = set().union(*(bound_keys(p) for p in (REPO / "views").glob("*.py") if p.name != page))
+    assert mine and not mine & others, mine & others
+
+
+def test_compare_settings_do_not_leak_into_other_pages(lmcore_home, grammar_file):
+    add_run(RunStore(lmcore_home), tiny_config(grammar_file, "lstm"), "done", [40.0, 25.0, 20.0], 20.0, 21.0)
+    at = open_page("views/compare.py")
+    at.radio(key="cmp_scale").set_value("linear").run()
+    at.select_slider(key="cmp_order").set_value(1).run()
+    for page in ("views/bptt.py", "views/memory.py"):
+        open_page(page, at)  # asserts no exception
+    assert at.select_slider(key="mem_order").value == 3

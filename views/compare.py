@@ -11,6 +11,7 @@ from lmcore.viz.training import curves_figure
 
 SHOWN_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
                  "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "status")
+# bound keys name a value in the URL and in the session, on every page: hence the page's prefix cmp_
 MISSING = "—"  # a cell with no value (the n-gram has no layers; a run that blew up has no perplexity)
 
 st.title("Compare")
@@ -28,10 +29,10 @@ corpora = sorted({r["corpus_source"] for r in runs})
 current = appstate.corpus_spec().source
 left, right = st.columns(2)
 corpus = left.selectbox("Corpus", corpora, index=corpora.index(current) if current in corpora else 0,
-                        format_func=corpus_name, key="runs_on", bind="query-params",
+                        format_func=corpus_name, key="cmp_corpus", bind="query-params",
                         help="Runs on different corpora (or vocabularies) cannot be compared by perplexity.")
 runs = [r for r in runs if r["corpus_source"] == corpus]
-order = right.select_slider("n-gram baseline order", options=[1, 2, 3, 4, 5], value=3, key="order",
+order = right.select_slider("n-gram baseline order", options=[1, 2, 3, 4, 5], value=3, key="cmp_order",
                             bind="query-params",
                             help="The Kneser–Ney model reads the last n − 1 words only (the Markov assumption); "
                                  "3 is the classic trigram.")
@@ -80,13 +81,13 @@ ticked = st.multiselect("Runs to plot", list(labels), default=[i for i in defaul
                         format_func=labels.get, help="Each run keeps its colour on every page.")
 appstate.set_selected_run_ids(ticked, "compare")
 c1, c2, c3 = st.columns([1, 1, 2])
-x = c1.radio("Against", ["epoch", "wall_time", "step"], horizontal=True, key="x", bind="query-params",
+x = c1.radio("Against", ["epoch", "wall_time", "step"], horizontal=True, key="cmp_x", bind="query-params",
              format_func={"epoch": "epoch", "wall_time": "wall time", "step": "step"}.get,
              help="wall time compares speed: a cheaper model may reach the same perplexity sooner")
-y = c2.radio("Plot", ["valid_ppl", "lr"], horizontal=True, key="y", bind="query-params",
+y = c2.radio("Plot", ["valid_ppl", "lr"], horizontal=True, key="cmp_y", bind="query-params",
              format_func={"valid_ppl": "perplexity", "lr": "learning rate"}.get,
              help="validation perplexity, or the learning rate the schedule divided along the way")
-options = appstate.curve_controls(container=c3)
+options = appstate.curve_controls("cmp_", container=c3)
 baselines = {f"KN {order}-gram (valid)": float(b) for b in baseline["best valid ppl"][:1]} \
     if len(baseline) and y == "valid_ppl" else {}
 summaries = {r["id"]: run_summary(r) for r in runs if r["id"] in ticked}

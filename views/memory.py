@@ -9,6 +9,7 @@ from lmcore.inspect.memory import (LECTURE_ITEMS, accuracy_by_distance, agreemen
                                    ngram_context_perplexity, ngram_margins, parse_probe_tsv, probe_applies, readable)
 from lmcore.viz.memory import agreement_figure, context_figure
 
+# bound keys name a value in the URL and in the session, on every page: hence the page's prefix mem_
 MISSING = "—"  # a distance a model has no sentence at; a perplexity that overflowed
 
 st.title("Markov against memory")
@@ -21,7 +22,7 @@ if not refs:
 loaded = {ref.label: appstate.load_run(ref) for ref in refs}
 run_keys = {ref.label: ref.key for ref in refs}  # each run's colour, the same as on every other page
 first_cfg = next(iter(loaded.values()))[1]
-order = st.select_slider("n-gram baseline order", [2, 3, 4, 5], value=3, key="order", bind="query-params",
+order = st.select_slider("n-gram baseline order", [2, 3, 4, 5], value=3, key="mem_order", bind="query-params",
                          help="The Kneser–Ney baseline sees the last n − 1 words: at n = 3 the verb of a sentence "
                               "whose subject is 5 words back is guessed without it.")
 try:
@@ -36,12 +37,12 @@ st.caption("At the verb of “the roses in the vase by the door are …”, is P
            "probe applies to.")
 default_tsv = "\n".join(f"{' '.join(it.prefix)}\t{it.correct}\t{it.wrong}\t{it.distance}" for it in LECTURE_ITEMS)
 source = st.radio("Sentences", ["the agreement corpus (validation split)", "my own (prefix, correct, wrong, distance)"],
-                  horizontal=True, key="sentences", bind="query-params",
+                  horizontal=True, key="mem_sentences", bind="query-params",
                   help="Each sentence is a prefix ending just before the verb, the verb that agrees with the subject, "
                        "the one that does not, and how many words stand between subject and verb.")
 if source.startswith("my own"):
     typed = st.text_area("One per line, tab-separated: prefix, correct next word, wrong next word, words between "
-                         "subject and verb", default_tsv, height=140, max_chars=50_000, key="probes",
+                         "subject and verb", default_tsv, height=140, max_chars=50_000, key="mem_probes",
                          bind="query-params")
     try:
         items = parse_probe_tsv(typed)
@@ -77,17 +78,17 @@ st.header("How much context is used")
 st.caption("Khandelwal et al. (2018): validation perplexity when the model may read only the last k tokens before "
            "each prediction, all k scored on the same targets. Where the curve flattens, more context stops helping.")
 c1, c2 = st.columns(2)
-max_targets = c1.select_slider("Validation targets", [2000, 5000, 10000, 20000], value=5000, key="targets",
+max_targets = c1.select_slider("Validation targets", [2000, 5000, 10000, 20000], value=5000, key="mem_targets",
                                bind="query-params",
                                help="How many predictions of the validation text are scored at each k: more is "
                                     "steadier and slower (each costs up to 200 steps of the model).")
-log_y = c2.radio("y axis", ["log", "linear"], horizontal=True, key="ctx_scale", bind="query-params",
+log_y = c2.radio("y axis", ["log", "linear"], horizontal=True, key="mem_scale", bind="query-params",
                  help="log: one model that is lost at k = 1 does not flatten the others") == "log"
 # measured once per checkpoint; the URL remembers that it was asked for, so a link shows the curves again
 if st.button("Measure context use", type="primary",
              help="Reads the validation text once per run with k = 1…200 tokens of context: seconds to a minute"):
-    st.query_params["context"] = "1"
-if st.query_params.get("context") == "1":
+    st.query_params["mem_context"] = "1"
+if st.query_params.get("mem_context") == "1":
     curves = {}
     for i, ref in enumerate(refs):
         with st.spinner(f"{ref.label}: perplexity with 1 to 200 tokens of context ({i + 1} of {len(refs)})…"):

@@ -23,9 +23,9 @@ if len(tokens) < 2:
 tr = appstate.run_trace(ref, tokens, top_k=TOP_K)
 ranks = next_token_ranks(model, tr.ids)
 
-if st.session_state.get("t", 0) > len(tokens) - 1:  # a shorter text than the position kept (or linked)
-    st.session_state["t"] = len(tokens) - 1
-t = st.slider("Position t: the model has read tokens 0…t", 0, len(tokens) - 1, min(3, len(tokens) - 1), key="t",
+if st.session_state.get("nw_t", 0) > len(tokens) - 1:  # a shorter text than the position kept (or linked)
+    st.session_state["nw_t"] = len(tokens) - 1
+t = st.slider("Position t: the model has read tokens 0…t", 0, len(tokens) - 1, min(3, len(tokens) - 1), key="nw_t",
               bind="query-params",
               help="Streamlit cannot click on text; pick a position by number. Its token has a solid box.")
 st.html(surprisal_html(tokens, tr.surprisal, selected=t, unknown=tr.ids == vocab.unk_id, kind=cfg.corpus.tokenizer))
@@ -57,25 +57,25 @@ st.dataframe(surprisal_table(tokens, tr.surprisal, ranks), hide_index=True)
 st.caption("From a zero hidden state at the first token, so it can differ from the run's validation perplexity.")
 
 st.subheader("Sampling")
-appstate.follow_default("prompt", " ".join(appstate.example_text(cfg.corpus).split()[:3]))
+appstate.follow_default("nw_prompt", " ".join(appstate.example_text(cfg.corpus).split()[:3]))
 with st.form("sample"):
-    prompt = st.text_input("Prompt", key="prompt", bind="query-params", max_chars=2000,
+    prompt = st.text_input("Prompt", key="nw_prompt", bind="query-params", max_chars=2000,
                            help="The text the model reads before it writes; empty: start a new line")
     c1, c2, c3, c4 = st.columns(4)
-    n = c1.number_input("Tokens", 1, 500, 40, key="length", bind="query-params", help="how many tokens to write")
-    temperature = c2.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key="temperature", bind="query-params",
+    n = c1.number_input("Tokens", 1, 500, 40, key="nw_length", bind="query-params", help="how many tokens to write")
+    temperature = c2.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key="nw_temperature", bind="query-params",
                             help="divides the logits before the softmax; low: safe and repetitive, high: wild")
-    top_k = c3.number_input("Top-k (0: all)", 0, len(vocab), 0, key="top_k", bind="query-params",
+    top_k = c3.number_input("Top-k (0: all)", 0, len(vocab), 0, key="nw_top_k", bind="query-params",
                             help="sample only among the k most probable next tokens")
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="seed", bind="query-params",
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="nw_seed", bind="query-params",
                            help="the same seed and settings write the same text")
     clicked = st.form_submit_button("Sample", type="primary")
 context_tokens = prompt_tokens(prompt, cfg.corpus.tokenizer, cfg.corpus.lowercase)
 appstate.unknown_caption(context_tokens, vocab)
 out = st.empty()
 if clicked:  # the URL remembers that a sample was asked for; the seed makes it the same sample again
-    st.query_params["sampled"] = "1"
-if clicked or st.query_params.get("sampled") == "1":
+    st.query_params["nw_sampled"] = "1"
+if clicked or st.query_params.get("nw_sampled") == "1":
     pieces = sample_pieces(model, vocab, context_tokens, cfg.corpus.tokenizer, int(n), float(temperature), int(top_k),
                            int(seed))
     text = ""
