@@ -105,12 +105,16 @@ def test_start_is_off_while_its_sweep_trains_a_second_tab_is_refused_and_the_res
     assert "0/1 done" in tab.get("progress")[0].proto.text
     assert "no run of this sweep has a result yet" in tab.info[0].value.lower()
 
+    newer = sweeps.submit_sweep(store, tiny_spec(variants=["nig"], seeds=[1]), start=False)  # another grid
+    sweeps.stop_sweep(store, newer)
     other = open_sweeps(TINY_FORM)  # another tab (or a reload): Start is on, and the service refuses
+    assert other.selectbox(key="sweep_pick").value == newer
     other.button(key="sw_start").click().run()
     refusal = other.error[0].value.replace("\\", "")  # as rendered: the markdown escapes gone
     assert f"sweep #{sweep['id']} ({sweep['name']})" in refusal and "still running" in refusal
-    assert len(store.list_sweeps()) == 1 and len(store.list_runs()) == 1
-    assert other.button(key="sw_show_twin").label == f"Show sweep #{sweep['id']}"
+    assert len(store.list_sweeps()) == 2 and len(sweeps.sweep_runs(store, sweep["id"])) == 1
+    other.button(key="sw_show_twin").click().run()  # the refusal leads to the running sweep
+    assert other.selectbox(key="sweep_pick").value == sweep["id"] and other.query_params["sweep"] == str(sweep["id"])
 
     p = sweeps.wait_sweep(store, sweep["id"], poll=0.2, timeout=240)
     assert p["status"] == "done", [r["message"] for r in sweeps.sweep_runs(store, sweep["id"])]
@@ -120,7 +124,7 @@ def test_start_is_off_while_its_sweep_trains_a_second_tab_is_refused_and_the_res
     assert json.loads(tab.get("plotly_chart")[0].proto.spec)["data"][0]["type"] == "box"
     assert not tab.button(key="sw_start").disabled  # the sweep has ended: the same grid may run again
     links = {link.proto.page: link.proto.query_string for link in tab.get("page_link")}
-    assert links["compare"] == f"compare={store.list_runs()[0]['id']}"  # onward: the runs' curves on Compare
+    assert links["compare"] == f"compare={sweeps.sweep_runs(store, sweep['id'])[0]['id']}"  # onward: the runs' curves on Compare
 
 
 def test_the_sweep_shown_follows_the_url_and_a_choice_goes_back_into_it(store):

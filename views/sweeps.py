@@ -76,7 +76,8 @@ def grid_form() -> tuple[sweeps.SweepSpec | None, list[RunConfig]]:
     st.markdown(f"Corpus: **{appstate.md(appstate.corpus_label(spec))}** (change it on the Corpus page)")
     c1, c2 = st.columns(2)
     archs = c1.multiselect("Architectures", list(ARCHS), default=["lstm"], key="sw_archs", bind="query-params",
-                           help="one model per architecture; the LSTM once per variant, the GRU once per convention")
+                           help="one model per architecture; the LSTM once per variant, the GRU once per "
+                                "convention:  \n" + "  \n".join(f"**{a}**: {appstate.md(d)}" for a, d in ARCHS.items()))
     variants = c2.multiselect(
         "LSTM variants", list(LSTM_VARIANTS), default=["vanilla", "nig", "nfg", "noaf"], key="sw_variants",
         bind="query-params", format_func=lambda v: LSTM_VARIANTS[v].name, disabled="lstm" not in archs,
@@ -95,10 +96,13 @@ def grid_form() -> tuple[sweeps.SweepSpec | None, list[RunConfig]]:
                                 help="units per layer, e.g. '32 64' for two sizes; the embedding is as wide")
     epochs = c3.number_input("Epochs", 1, limits.max_epochs, min(3, limits.max_epochs), key="sw_epochs",
                              bind="query-params", help="passes over the training text, per run")
-    layers = c4.number_input("Layers", 1, 4, 1, key="sw_layers", bind="query-params")
+    layers = c4.number_input("Layers", 1, 4, 1, key="sw_layers", bind="query-params",
+                             help="recurrent layers stacked; each reads the h of the one below")
     with st.expander("Training settings"):
         t1, t2, t3, t4, t5, t6 = st.columns(6)
-        optimizer = t1.selectbox("Optimizer", OPTIMIZERS, key="sw_opt", bind="query-params")
+        optimizer = t1.selectbox("Optimizer", OPTIMIZERS, key="sw_opt", bind="query-params",
+                                 help="sgd: the lecture's, one step size for every weight; adam: a step per "
+                                      "weight from its gradients' history, with a far smaller learning rate")
         lr_default = "20" if optimizer == "sgd" else "0.002"
         lr_text = t2.text_input("Learning rates", "", key="sw_lr", bind="query-params", placeholder=lr_default,
                                 help=f"empty: {lr_default}, a usual rate for {optimizer}; several values "
@@ -135,11 +139,12 @@ def start_row(grid: sweeps.SweepSpec, configs: list[RunConfig]) -> None:
         return
     sizes = sorted({(f"{sweep_model_label(c)} {c.model.layers}×{c.model.hidden}",
                      count_params(c.model, len(corpus.vocab))) for c in configs}, key=lambda x: x[1])
-    st.caption(f"**{len(configs)} run{'s' if len(configs) > 1 else ''}**, at most {limits.max_parallel_jobs} at a time · parameters: "
+    runs = f"{len(configs)} run{'s' if len(configs) > 1 else ''}"
+    st.caption(f"**{runs}**, at most {limits.max_parallel_jobs} at a time · parameters: "
                + ", ".join(f"{appstate.md(name)} {n:,}" for name, n in sizes))
     twin = sweeps.running_twin(store, grid)
     mine = twin is not None and twin["id"] == st.session_state.get(STARTED)
-    st.button(f"Start sweep of {len(configs)} run{'s' if len(configs) > 1 else ''}", type="primary", key="sw_start", disabled=mine,
+    st.button(f"Start sweep of {runs}", type="primary", key="sw_start", disabled=mine,
               on_click=start_sweep, args=(grid, corpus),
               help=f"sweep #{twin['id']} with this grid is training below; change the grid to start another"
               if mine else "queues every run of the grid; they train in the background, so you can leave the page")
@@ -161,7 +166,8 @@ def pick_sweep(listed: list[dict]) -> int:
 def progress_row(sweep_id: int, p: dict) -> None:
     c1, c2 = st.columns([6, 1])
     c1.progress(p["done"] / p["total"] if p["total"] else 0.0, text=sweeps.progress_text(p))
-    if p["active"] and c2.button("Stop sweep", key="sw_stop"):
+    if p["active"] and c2.button("Stop sweep", key="sw_stop", help="waiting runs stop at once, training ones after "
+                                                                    "their current step; Resume carries them on"):
         sweeps.stop_sweep(store, sweep_id)
     elif not p["active"] and p["status"] == "incomplete" and c2.button(
             "Resume sweep", key="sw_resume", help="queue again the stopped, interrupted and failed runs; "
