@@ -124,7 +124,8 @@ def test_start_is_off_while_its_sweep_trains_a_second_tab_is_refused_and_the_res
     assert json.loads(tab.get("plotly_chart")[0].proto.spec)["data"][0]["type"] == "box"
     assert not tab.button(key="sw_start").disabled  # the sweep has ended: the same grid may run again
     links = {link.proto.page: link.proto.query_string for link in tab.get("page_link")}
-    assert links["compare"] == f"compare={sweeps.sweep_runs(store, sweep['id'])[0]['id']}"  # onward: the runs' curves on Compare
+    [run] = sweeps.sweep_runs(store, sweep["id"])
+    assert links["compare"] == f"compare={run['id']}"  # onward: the runs' curves on Compare
 
 
 def test_the_sweep_shown_follows_the_url_and_a_choice_goes_back_into_it(store):
