@@ -235,7 +235,9 @@ def results(sweep_id: int, table) -> None:
                  query_params={"compare": ",".join(str(r) for r in done["run"])})
 
 
-with st.expander("New sweep", expanded=not store.list_sweeps(), key="new_sweep"):  # keyed: stays open after Start
+# Open when there is no sweep yet or a link carries a grid; keyed, so that it stays open after Start.
+with st.expander("New sweep", expanded=not store.list_sweeps() or any(k.startswith("sw_") for k in st.query_params),
+                 key="new_sweep"):
     grid, configs = grid_form()
     if configs:
         start_row(grid, configs)
