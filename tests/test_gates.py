@@ -225,7 +225,7 @@ def test_gates_page_draws_three_fig44_charts_and_saturation(page):
 
 def test_gates_page_other_unit_source_thresholds_and_validation_text(page):
     page.slider(key="src").set_value(4).run()
-    page.selectbox(key="unit").set_value(5).run()
+    page.selectbox(key="g_unit").set_value(5).run()
     page.slider(key="thr").set_value((0.3, 0.7)).run()
     assert not page.exception, [e.value for e in page.exception]
     titles = chart_titles(page)

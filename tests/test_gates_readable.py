@@ -135,9 +135,9 @@ def in_columns(at: AppTest) -> list[dict]:
 
 
 def test_gates_page_from_a_url_shows_its_source_window_unit_and_thresholds(lmcore_home):
-    at = open_with("views/gates.py", src="3", win="12", unit="unit 5", thr=["0.2", "0.8"])
+    at = open_with("views/gates.py", src="3", win="12", g_unit="unit 5", thr=["0.2", "0.8"])
     assert at.slider(key="src").value == 3 and at.number_input(key="win").value == 12
-    assert at.selectbox(key="unit").value == 5 and at.slider(key="thr").value == (0.2, 0.8)
+    assert at.selectbox(key="g_unit").value == 5 and at.slider(key="thr").value == (0.2, 0.8)
     figures = fig44_specs(at)
     assert [f["layout"]["title"]["text"].split(",")[0] for f in figures] == ["Elman RNN", "LSTM", "GRU"]
     assert all("unit 5: ‖∂h_t/∂x_3‖" in f["layout"]["title"]["text"] for f in figures)

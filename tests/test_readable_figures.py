@@ -292,25 +292,52 @@ def test_a_markov_vs_memory_link_draws_the_context_use_again_cleanly(lmcore_home
     assert not UNREADABLE.search(page_text(at)), UNREADABLE.findall(page_text(at))
 
 
+SHARED_FIELDS = {"pick_text": ("{}_source", "{}_typed", "{}_len", "{}_start"),  # appstate's bound widgets, by key
+                 "curve_controls": ("{}scale", "{}smooth")}
+
+
+def _key_name(node) -> str | None:
+    """A key as written: a literal, or an f-string with '#' for its values (f"hid{i}" -> "hid#")."""
+    import ast
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "#" for v in node.values)
+    return None
+
+
 def bound_keys(path) -> set[str]:
-    """The literal keys of a page's widgets bound to the URL."""
+    """The keys of a page's widgets bound to the URL: bind=..., Train's field(widget, label, key, ...), and the
+    fields appstate's shared widgets make from the key a page gives them."""
     import ast
     keys = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call):
-            kw = {k.arg: k.value for k in node.keywords}
-            if "bind" in kw and isinstance(kw.get("key"), ast.Constant):
-                keys.add(kw["key"].value)
-    return keys
+        if not isinstance(node, ast.Call):
+            continue
+        kw = {k.arg: k.value for k in node.keywords}
+        name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+        if "bind" in kw:
+            keys.add(_key_name(kw.get("key")))
+        elif name == "field" and len(node.args) >= 3:
+            keys.add(_key_name(node.args[2]))
+        elif name in SHARED_FIELDS:
+            key = _key_name(kw.get("key") or (node.args[0] if name == "curve_controls" and node.args else None))
+            keys.update(f.format(key) for f in SHARED_FIELDS[name] if key is not None)
+    return keys - {None}
 
 
-@pytest.mark.parametrize("page", ["compare.py", "memory.py", "next_word.py"])
+PAGES = sorted(p.name for p in (REPO / "views").glob("*.py"))
+
+
+@pytest.mark.parametrize("page", PAGES)
 def test_bound_keys_are_this_pages_own(page):
     """A bound key names one value in the session on every page: Compare's log/linear "scale" once crashed the
-    BPTT page's float slider of that name."""
+    BPTT page's float slider of that name, and the Sweeps form's "epochs" filled Train's."""
     mine = bound_keys(REPO / "views" / page)
     others = set().union(*(bound_keys(p) for p in (REPO / "views").glob("*.py") if p.name != page))
-    assert mine and not mine & others, mine & others
+    assert not mine & others, mine & others
+    if page not in ("corpus.py",):  # the corpus page keeps its choice in the URL through appstate.corpus_spec
+        assert mine, page
 
 
 def test_compare_settings_do_not_leak_into_other_pages(lmcore_home, grammar_file):

@@ -61,7 +61,7 @@ source = c1.slider(
 c1.caption(f"x_{source} = **{appstate.md(tokens[source])}**")
 hidden = min(p[3].model.hidden for p in picked)
 unit = c3.selectbox(
-    "Unit", [KEEPER, MEAN, *range(hidden)], format_func=unit_label, key="unit", bind=URL,
+    "Unit", [KEEPER, MEAN, *range(hidden)], format_func=unit_label, key="g_unit", bind=URL,
     help="Whose h_t and gates are drawn. Keeper unit: in each model, the unit whose state at the window's last "
          "step depends most on the source (it differs between models); mean of all: the average over all units.")
 closed_below, open_above = c4.slider(
@@ -69,7 +69,7 @@ closed_below, open_above = c4.slider(
     help="A gate is a sigmoid in [0, 1]. Below the first number it is drawn closed (—: it blocks), above the "
          "second open (O: it lets through), in between ◐. The saturation charts below count with the same numbers.")
 max_layers = max(p[3].model.layers for p in picked)
-layer = st.selectbox("Layer", range(max_layers), index=max_layers - 1, format_func=lambda i: str(i + 1), key="layer",
+layer = st.selectbox("Layer", range(max_layers), index=max_layers - 1, format_func=lambda i: str(i + 1), key="g_layer",
                      bind=URL, help="Which layer's hidden state and gates (1: next to the input). A model with "
                                     "fewer layers shows its top one.") if max_layers > 1 else 0
 if len(tokens) > width:

@@ -48,14 +48,14 @@ with st.expander("Training settings shared by all runs", expanded=False):
                        limits.max_epochs, help="passes over the training split; the lr is divided by the decay "
                                                "factor after each epoch that does not improve validation")
     with s2:
-        bptt = field(st.number_input, "τ (BPTT steps)", "tau", recipe.bptt, 1, 1000,
+        bptt = field(st.number_input, "τ (BPTT steps)", "bptt", recipe.bptt, 1, 1000,
                      help="truncated backprop through time: the gradient flows back at most τ tokens; the hidden "
                           "state is still carried over from chunk to chunk")
     with s3:
         batch = field(st.number_input, "Batch", "batch", recipe.batch, 1, 512,
                       help="parallel streams of text: more is faster per token, fewer updates per epoch")
     with s4:
-        seed = field(st.number_input, "Seed", "seed", recipe.seed, 0, 2**31 - 1,
+        seed = field(st.number_input, "Seed", "train_seed", recipe.seed, 0, 2**31 - 1,
                      help="the same seed gives the same initial weights and batches")
     with s5:
         time_budget = field(st.number_input, "Time budget per run (s, 0: none)", "budget", 0, 0, 36_000,
