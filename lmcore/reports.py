@@ -4,13 +4,13 @@ from __future__ import annotations
 import math
 import re
 import time
-from pathlib import Path
 
 import pandas as pd
 
 from .baseline import cached_baseline
 from .config import RunConfig
 from .corpus.dataset import SPLITS, Corpus
+from .runs.catalog import corpus_name
 
 COMPARE_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
                    "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status", "corpus")
@@ -37,13 +37,6 @@ def architecture_label(cfg: RunConfig) -> str:
         return f"Elman ({'σ' if m.activation == 'sigmoid' else m.activation}{'' if m.bias else ', no bias'})"
     name = ARCH_NAMES[m.arch]
     return f"{name} ({m.variant_label})" if m.variant_label else name
-
-
-def corpus_name(source: str) -> str:
-    """A corpus as the user named it: a built-in's name, an upload's file name without its content hash."""
-    if source.startswith("builtin:"):
-        return source.split(":", 1)[1]
-    return re.sub(r"^[0-9a-f]{12}-", "", Path(source).name)
 
 
 def run_summary(run: dict) -> str:

@@ -14,6 +14,8 @@ from streamlit.testing.v1 import AppTest
 from lmcore.runs.store import RunStore
 from lmcore.viz.memory import agreement_figure, context_figure
 from lmcore.viz.next_word import topk_figure
+from lmcore.inspect.gradients import DecayCurve
+from lmcore.viz.gradients import decay_figure
 from lmcore.viz.style import outlier_ceiling, run_colour
 from lmcore.viz.training import curves_figure, smooth
 
@@ -143,9 +145,14 @@ def test_a_run_has_the_same_colour_in_every_figure():
     table = pd.DataFrame({"model": ["#7", "#7"], "distance": [1, 2], "accuracy": [0.9, 0.8], "items": [5, 5]})
     agreement = agreement_figure(table, run_keys={"#7": "run:7"})
 
+    k = np.arange(4)
+    decay = DecayCurve(k, 0.5 ** k, 0 * k, 0.4 ** k, 0.6 ** k, np.ones((2, 4)), np.arange(2))
+    gradients = decay_figure({"#3": decay, "#7": decay}, "decay", "norm", run_keys={"#7": "run:7", "#3": "run:3"})
+
     def colour(fig, name):
         return next(t.line.color for t in fig.data if t.name == name)
-    assert colour(curves, "#7") == colour(reordered, "#7") == colour(context, "#7") == colour(agreement, "#7")
+    assert colour(curves, "#7") == colour(reordered, "#7") == colour(context, "#7") == colour(agreement, "#7") \
+        == colour(gradients, "#7")
     assert colour(curves, "#7") != colour(curves, "#3")
     assert run_colour(7) == run_colour("run:7")
     assert run_colour("demo:agreement-lstm") == run_colour("demo:agreement-lstm")

@@ -36,7 +36,7 @@ K = c2.slider("K (steps back)", 5, 200, 50, key="k", bind=URL,
 positions = c3.slider("Target positions averaged", 4, 64, 32, key="pos", bind=URL,
                       help="How many loss positions t of the validation text each curve averages: more gives a "
                            "smoother curve and a narrower band, and takes longer.")
-loss_curves, jac_curves = {}, {}
+loss_curves, jac_curves, run_keys = {}, {}, {}
 for ref in refs:
     label, path = stages[ref.key][min(stage, len(stages[ref.key]) - 1)]
     try:
@@ -46,9 +46,10 @@ for ref in refs:
         continue
     loss_curves[f"{ref.label} · {label}"] = loss
     jac_curves[f"{ref.label} · {label}"] = jac
+    run_keys[f"{ref.label} · {label}"] = ref.key
 left, right = st.columns(2)
-left.plotly_chart(decay_figure(loss_curves, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖"), width="stretch")
-right.plotly_chart(decay_figure(jac_curves, "State Jacobian", "‖∂h_t/∂h_{t−k}‖_F"), width="stretch")
+left.plotly_chart(decay_figure(loss_curves, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖", run_keys), width="stretch")
+right.plotly_chart(decay_figure(jac_curves, "State Jacobian", "‖∂h_t/∂h_{t−k}‖_F", run_keys), width="stretch")
 st.caption("For the LSTM the state at t−k is the whole memory block (h, c). A straight line on this log axis is "
            "geometric decay; a flat line is memory.")
 st.page_link("views/bptt.py", label="Why it decays: backprop through time by hand, the delta rule multiplying by "

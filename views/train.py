@@ -9,7 +9,7 @@ from lmcore.config import OPTIMIZERS, RunConfig
 from lmcore.corpus.reading import CorpusError
 from lmcore.model import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS
 from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, preset, recipe_note, run_config
-from lmcore.reports import metrics_frame
+from lmcore.reports import metrics_frame, readable_message, run_summary
 from lmcore.runs import jobs
 from lmcore.runs.history import history_table
 from lmcore.runs.store import ACTIVE
@@ -184,7 +184,22 @@ def run_controls(run: dict, store) -> None:
         except (ValueError, OSError, sqlite3.Error) as err:
             st.error(f"#{run['id']} not resumed: {appstate.md(err)}")
     if run["status"] in ("failed", "diverged", "interrupted") and run["message"]:
-        st.warning(f"#{run['id']}: {appstate.md(run['message'])}")
+        st.warning(f"#{run['id']}: {appstate.md(readable_message(run['message']))}")
+
+
+def curves(store, runs: list[dict]) -> None:
+    """Validation perplexity, training loss and the lr of these runs, each run in its own colour on every page."""
+    metrics = metrics_frame(store, [r["id"] for r in runs])
+    labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
+    configs = {r["id"]: run_summary(r) for r in runs}
+    options = appstate.curve_controls("train_", container=st.container())
+    left, middle, right = st.columns([5, 5, 3])
+    left.plotly_chart(curves_figure(metrics, labels, "step", "valid_ppl", configs=configs, **options),
+                      width="stretch", key="live_ppl")
+    middle.plotly_chart(curves_figure(metrics, labels, "step", "train_loss", configs=configs,
+                                      **dict(options, log_y=False)), width="stretch", key="live_loss")
+    right.plotly_chart(curves_figure(metrics, labels, "step", "lr", log_y=False, configs=configs), width="stretch",
+                       key="live_lr")
 
 
 def next_steps(runs: list[dict]) -> None:
@@ -225,14 +240,7 @@ def live_view():
     for run in runs:
         run_controls(run, store)
     if runs:
-        metrics = metrics_frame(store, shown)
-        labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
-        left, middle, right = st.columns([5, 5, 3])
-        left.plotly_chart(curves_figure(metrics, labels, "step", "valid_ppl"), width="stretch", key="live_ppl")
-        middle.plotly_chart(curves_figure(metrics, labels, "step", "train_loss", log_y=False), width="stretch",
-                            key="live_loss")
-        right.plotly_chart(curves_figure(metrics, labels, "step", "lr", log_y=False), width="stretch",
-                           key="live_lr")
+        curves(store, runs)
         next_steps(runs)
     st.subheader("Every run in this data folder")
     st.dataframe(history_table(every), hide_index=True, width="stretch", height=min(38 + 35 * len(every), 400),

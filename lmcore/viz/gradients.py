@@ -15,11 +15,12 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def decay_figure(curves: dict, title: str, y_title: str) -> go.Figure:
-    """curves: name -> DecayCurve. The band spans the 10th to 90th percentile over target positions."""
+def decay_figure(curves: dict, title: str, y_title: str, run_keys: dict | None = None) -> go.Figure:
+    """curves: name -> DecayCurve; run_keys: name -> the run's key, for its colour on every page (else its place).
+    The band spans the 10th to 90th percentile over target positions."""
     fig = go.Figure()
     for i, (name, c) in enumerate(curves.items()):
-        colour = run_colour(i)
+        colour = run_colour((run_keys or {}).get(name, i))
         floor = 1e-30  # a log axis cannot show 0 (an exactly vanished gradient)
         fig.add_trace(go.Scatter(x=np.concatenate([c.k, c.k[::-1]]),
                                  y=np.maximum(np.concatenate([c.high, c.low[::-1]]), floor),
