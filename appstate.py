@@ -31,6 +31,7 @@ from lmcore.runs.jobs import mark_interrupted
 from lmcore.runs.store import RunStore, default_home
 
 CORPUS_KEY = "corpus_spec"
+MISSING = "—"  # what a table shows in a cell with no value (never "None" or "nan")
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>~$#|:])")  # markdown, HTML, LaTeX and Streamlit's :color[] / :icon:
 
 
@@ -318,6 +319,16 @@ def follow_default(key: str, default: str) -> None:
     st.session_state[marker] = default
 
 
+def keep_across_pages(key: str) -> None:
+    """A keyed widget's value comes back when the user returns to its page (Streamlit forgets the widgets of a
+    page left behind); a value in the URL wins. Call before the widget, every run."""
+    kept = f"_kept_{key}"
+    if key in st.session_state:
+        st.session_state[kept] = st.session_state[key]  # as of the end of the last run (the user's latest edit)
+    elif kept in st.session_state and key not in st.query_params:
+        st.session_state[key] = st.session_state[kept]
+
+
 def track_default(key: str, default) -> None:
     """A keyed (URL-bound) widget follows a default that changes (the corpus's recipe, the preset's value) until
     the user edits it; on a fresh page the URL's value wins. Call before the widget, which takes value=default."""
@@ -379,7 +390,7 @@ def show_equations(cfg: RunConfig, expanded: bool = False) -> None:
     with st.expander("Equations, in the lecture's notation", expanded=expanded):
         for eq in equations(cfg.model):
             st.latex(eq)
-        st.dataframe(parameter_map(cfg.model), hide_index=True, width="stretch")
+        st.dataframe(parameter_map(cfg.model), hide_index=True, width="stretch", placeholder=MISSING)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Fitting the Kneser–Ney baseline…")

@@ -212,3 +212,28 @@ def test_upload_train_two_and_inspect_in_a_real_browser(app, page):
     open_view(page, "Gradients through time")
     assert charts(page, 2) >= 2
     settle(page, "7-gradients")
+
+    for title, at_least in (("Next word", 1), ("Word representations", 1)):
+        open_view(page, title)
+        assert charts(page, at_least) >= at_least
+        page.get_by_text("your newest finished").first.wait_for()  # the user's own run, not a demo
+        settle(page, f"8-{title.lower().replace(' ', '-')}")
+
+    open_view(page, "Train")  # the form the user left is still there (Streamlit forgets a page's widgets)
+    page.get_by_role("button", name="Train 2 models").wait_for()
+    assert page.get_by_label("Hidden units", exact=True).first.input_value() == "16"
+
+
+def test_a_sweep_refreshes_by_itself(app, page):
+    """Start a tiny sweep on the user's corpus and watch it finish without a reload: the fragment redraws."""
+    page.goto(f"{app['url']}/sweeps?sw_variants=vanilla&sw_variants=NIG&sw_seeds=1&sw_hidden=8&sw_bptt=8"
+              "&sw_batch=4&sw_epochs=1")
+    start = page.get_by_role("button", name="Start sweep of 2 runs")
+    start.click()
+    page.wait_for_timeout(1500)
+    assert start.is_disabled()  # a second click cannot start the same sweep again
+    settle(page, "9-sweep-running")
+    page.locator("[data-testid='stProgress']").filter(has_text="2/2 done").wait_for(timeout=240_000)
+    assert charts(page, 1) >= 1
+    settle(page, "10-sweep-done")
+    assert len(RunStore(app["home"]).list_sweeps()) == 1

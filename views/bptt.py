@@ -47,7 +47,7 @@ st.markdown(f"Walking back from y({t}), which predicts **{appstate.md(w.tokens[t
 st.plotly_chart(walk_back_figure(w), width="stretch")
 errors = pd.DataFrame([{"weights": n, "relative error, delta rule vs autograd": e} for n, e in w.rel_errors.items()])
 left, right = st.columns([2, 3])
-left.dataframe(errors, hide_index=True, width="stretch",
+left.dataframe(errors, hide_index=True, placeholder=appstate.MISSING, width="stretch",
                column_config={"relative error, delta rule vs autograd": st.column_config.NumberColumn(format="%.2e")})
 if guo:
     right.warning("With f′(g) the delta rule no longer matches autograd: the lecture's correction matters.")

@@ -12,7 +12,7 @@ from lmcore.viz.training import curves_figure
 SHOWN_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
                  "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "status")
 # bound keys name a value in the URL and in the session, on every page: hence the page's prefix cmp_
-MISSING = "—"  # a cell with no value (the n-gram has no layers; a run that blew up has no perplexity)
+MISSING = appstate.MISSING  # the n-gram has no layers; a run that blew up has no perplexity
 
 st.title("Compare")
 st.caption("Perplexity is 2 to the average surprisal in bits (e to the loss in nats): the number of words the model "
@@ -26,7 +26,8 @@ if not runs:
     st.stop()
 
 corpora = sorted({r["corpus_source"] for r in runs})
-current = appstate.corpus_spec().source
+linked = appstate.selected_run_ids("compare")  # a link from Sweeps or Train names runs: open on their corpus
+current = next((r["corpus_source"] for r in runs if r["id"] in linked), None) or appstate.corpus_spec().source
 left, right = st.columns(2)
 corpus = left.selectbox("Corpus", corpora, index=corpora.index(current) if current in corpora else 0,
                         format_func=corpus_name, key="cmp_corpus", bind="query-params",
@@ -107,7 +108,7 @@ ours.dataframe(lecture, hide_index=True, width="stretch", placeholder=MISSING,
 ours.download_button("Download (CSV)", lecture.to_csv(index=False).encode(), "lecture_table.csv", "text/csv",
                      key="lecture_csv")
 theirs.caption("Le et al. (2015), as in the lecture")
-theirs.dataframe(LE_2015, hide_index=True, width="stretch")
+theirs.dataframe(LE_2015, hide_index=True, placeholder=appstate.MISSING, width="stretch")
 
 best = best_runs(runs)
 if best:

@@ -47,7 +47,7 @@ if wid is None and word:
                   icon=":material/search_off:")
 table = neighbour_table(matrix, vocab, wid, NEIGHBOURS, among) if wid is not None else None
 if table is not None:
-    right.dataframe(table, hide_index=True, column_config={"cosine similarity": st.column_config.NumberColumn(format="%.3f")})
+    right.dataframe(table, hide_index=True, placeholder=appstate.MISSING, column_config={"cosine similarity": st.column_config.NumberColumn(format="%.3f")})
 
 with map_area:
     wmap = appstate.cached_word_map(ref, which, method, n, perplexity)

@@ -156,7 +156,7 @@ if len(units):
                 f"{'s' if len(matches) != 1 else ''} where {'they switch' if len(units) > 1 else 'it switches'} on"
                 f"{' together' if len(units) > 1 else ''}:")
     if matches:
-        st.dataframe(matches_table(matches, tokens, sep=sep), hide_index=True, width="stretch")
+        st.dataframe(matches_table(matches, tokens, sep=sep), hide_index=True, placeholder=appstate.MISSING, width="stretch")
     else:
         st.info("These units never switch on together elsewhere in this text: lower the share above, or pick "
                 "another span.")

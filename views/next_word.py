@@ -53,7 +53,7 @@ else:
     right.caption("The actual next token's bar is dark blue when it is among the top ten.")
 
 st.subheader("This text")
-st.dataframe(surprisal_table(tokens, tr.surprisal, ranks), hide_index=True)
+st.dataframe(surprisal_table(tokens, tr.surprisal, ranks), hide_index=True, placeholder=appstate.MISSING)
 st.caption("From a zero hidden state at the first token, so it can differ from the run's validation perplexity.")
 
 st.subheader("Sampling")

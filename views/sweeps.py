@@ -12,6 +12,7 @@ from lmcore.model import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig
 from lmcore.presets import count_params
 from lmcore.reports import BLOWN_UP, change_from_reference, sweep_model_label, sweep_summary, sweep_table
 from lmcore.runs import jobs, sweeps
+from lmcore.runs.catalog import corpus_name
 from lmcore.train import check_fits
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure
 
@@ -154,7 +155,7 @@ def start_row(grid: sweeps.SweepSpec, configs: list[RunConfig]) -> None:
 def pick_sweep(listed: list[dict]) -> int:
     """The sweep shown: the URL's `sweep`, else the newest. Always written back, so a link opens the same one."""
     ids = [s["id"] for s in listed]
-    names = {s["id"]: f"#{s['id']} {s['name']} · {s['spec']['base']['corpus']['source']}" for s in listed}
+    names = {s["id"]: f"#{s['id']} {s['name']} · {corpus_name(s['spec']['base']['corpus']['source'])}" for s in listed}
     wanted = st.query_params.get("sweep", "")
     st.session_state["sweep_pick"] = int(wanted) if wanted.isdigit() and int(wanted) in ids else ids[-1]
     chosen = st.selectbox("Sweep", ids, format_func=names.get, key="sweep_pick",
@@ -218,16 +219,16 @@ def results(sweep_id: int, table) -> None:
         left.caption(f"The change from {appstate.md(reference)} is drawn once another model has a finished run "
                      "with the same seed.")
     right.plotly_chart(params_figure(table, metric), width="stretch", key="sw_params")
-    st.dataframe(change, hide_index=True, width="stretch",
+    st.dataframe(change, hide_index=True, placeholder=appstate.MISSING, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in change.columns[3:]})
 
     st.subheader("Per model")
     summary = sweep_summary(table, metric)
-    st.dataframe(summary, hide_index=True, width="stretch",
+    st.dataframe(summary, hide_index=True, placeholder=appstate.MISSING, width="stretch",
                  column_config={"parameters": st.column_config.NumberColumn(format="localized"),
                                 **{c: st.column_config.NumberColumn(format="%.2f") for c in summary.columns[4:]}})
     with st.expander("Every run"):
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table, hide_index=True, placeholder=appstate.MISSING, width="stretch")
     c1, c2 = st.columns(2)
     c1.download_button("Download runs (CSV)", table.to_csv(index=False).encode(), f"sweep_{sweep_id}.csv",
                        "text/csv")

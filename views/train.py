@@ -34,6 +34,7 @@ limits = appstate.limits()
 def field(widget, label: str, key: str, default, *args, **kwargs):
     """A form field bound to the URL whose value follows its default (the preset's or the corpus recipe's)
     until the user edits it."""
+    appstate.keep_across_pages(key)
     appstate.track_default(key, default)
     if widget in (st.selectbox, st.radio):
         return widget(label, *args, index=list(args[0]).index(default), key=key, bind="query-params", **kwargs)
@@ -243,7 +244,7 @@ def live_view():
         curves(store, runs)
         next_steps(runs)
     st.subheader("Every run in this data folder")
-    st.dataframe(history_table(every), hide_index=True, width="stretch", height=min(38 + 35 * len(every), 400),
+    st.dataframe(history_table(every), hide_index=True, placeholder=appstate.MISSING, width="stretch", height=min(38 + 35 * len(every), 400),
                  column_config={"progress": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                            max_value=1),
                                 "best valid ppl": st.column_config.NumberColumn(format="%.2f"),
