@@ -490,3 +490,27 @@ def follow_context(key: str, context, default) -> None:
     if marker in st.session_state and st.session_state[marker] != context:
         st.session_state[key] = default
     st.session_state[marker] = context
+
+
+# --- a path through the app (issue 13, item 10): from trained runs to the pages that look inside them ---
+def look_inside(runs: list[dict]) -> None:
+    """Links to Hidden states (the best finished run), Gates and Gradients (the best run of each architecture)."""
+    from lmcore.reports import best_runs
+    best = best_runs(runs)
+    if not best:
+        return
+    top = best["all"]
+    st.caption(f"Open the inspection pages on the best finished run here, #{top['id']} "
+               f"{md(RunConfig.from_dict(top['config']).label())} "
+               f"(validation perplexity {top['best_valid_ppl']:.1f}); Gates and Gradients side by side on the best run "
+               "of each architecture.")
+    gates = {f"gates_{family}": f"run:{best[family]['id']}" for family in ("elman", "lstm", "gru") if family in best}
+    per_arch = sorted((r for k, r in best.items() if k != "all"), key=lambda r: r["best_valid_ppl"])
+    c1, c2, c3 = st.columns(3)
+    c1.page_link("views/hidden.py", label="Hidden states: what each unit tracks", icon=":material/grid_on:",
+                 query_params={"run": f"run:{top['id']}"})
+    c2.page_link("views/gates.py", label="Gates: how long the memory lasts", icon=":material/door_open:",
+                 query_params=gates)
+    c3.page_link("views/gradients.py", label="Gradients: how far back the error reaches",
+                 icon=":material/trending_down:",
+                 query_params={"decay_runs": ",".join(f"run:{r['id']}" for r in per_arch)})

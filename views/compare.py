@@ -5,8 +5,9 @@ import streamlit as st
 import appstate
 from lmcore.config import RunConfig
 from lmcore.corpus.reading import CorpusError
-from lmcore.reports import (LE_2015, baseline_rows, best_runs, compare_table, corpus_name, lecture_table,
-                            metrics_frame, readable_message, run_summary)
+from lmcore.reports import (LE_2015, baseline_rows, best_runs, compare_table, lecture_table, metrics_frame,
+                            readable_message, run_summary)
+from lmcore.runs.catalog import corpus_name
 from lmcore.viz.training import curves_figure
 
 SHOWN_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
@@ -110,21 +111,6 @@ ours.download_button("Download (CSV)", lecture.to_csv(index=False).encode(), "le
 theirs.caption("Le et al. (2015), as in the lecture")
 theirs.dataframe(LE_2015, hide_index=True, placeholder=appstate.MISSING, width="stretch")
 
-best = best_runs(runs)
-if best:
+if best_runs(runs):
     st.subheader("Look inside")
-    top = best["all"]
-    st.caption(f"Open the inspection pages on the best finished run here, #{top['id']} "
-               f"{appstate.md(RunConfig.from_dict(top['config']).label())} "
-               f"(validation perplexity {top['best_valid_ppl']:.1f}); Gates and Gradients side by side on the best run "
-               "of each architecture.")
-    gates = {f"gates_{family}": f"run:{best[family]['id']}" for family in ("elman", "lstm", "gru") if family in best}
-    c1, c2, c3 = st.columns(3)
-    c1.page_link("views/hidden.py", label="Hidden states: what each unit tracks", icon=":material/grid_on:",
-                 query_params={"run": f"run:{top['id']}"})
-    c2.page_link("views/gates.py", label="Gates: how long the memory lasts", icon=":material/door_open:",
-                 query_params=gates)
-    c3.page_link("views/gradients.py", label="Gradients: how far back the error reaches",
-                 icon=":material/trending_down:",
-                 query_params={"decay_runs": ",".join(f"run:{r['id']}" for r in sorted(
-                     (r for k, r in best.items() if k != "all"), key=lambda r: r["best_valid_ppl"]))})
+    appstate.look_inside(runs)

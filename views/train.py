@@ -205,19 +205,12 @@ def curves(store, runs: list[dict]) -> None:
 
 def next_steps(runs: list[dict]) -> None:
     """Once runs are done, where to look next: their comparison, then inside the best of them."""
-    done = [r for r in runs if r["status"] == "done" and r["best_valid_ppl"] is not None]
-    if not done:
+    if not any(r["status"] == "done" for r in runs):
         return
-    best = min(done, key=lambda r: r["best_valid_ppl"])
-    run = {"run": f"run:{best['id']}"}
-    st.markdown(f"**Next:** compare these runs with the n-gram baseline, then look inside the best one "
-                f"(#{best['id']}).")
-    c1, c2, c3, c4 = st.columns(4)
-    c1.page_link("views/compare.py", label="Compare →", icon=":material/leaderboard:",
-                 query_params=appstate.corpus_params(spec))
-    c2.page_link("views/hidden.py", label="Hidden states →", icon=":material/grid_on:", query_params=run)
-    c3.page_link("views/gates.py", label="Gates →", icon=":material/door_open:")
-    c4.page_link("views/gradients.py", label="Gradients through time →", icon=":material/trending_down:")
+    st.markdown("**Next:** compare these runs with the n-gram baseline, then look inside them.")
+    st.page_link("views/compare.py", label="Compare: perplexity beside the Kneser–Ney baseline →",
+                 icon=":material/leaderboard:", query_params={"compare": ",".join(str(r["id"]) for r in runs)})
+    appstate.look_inside(runs)
 
 
 @st.fragment(run_every=1.5)
