@@ -355,3 +355,11 @@ def test_compare_settings_do_not_leak_into_other_pages(lmcore_home, grammar_file
     for page in ("views/bptt.py", "views/memory.py"):
         open_page(page, at)  # asserts no exception
     assert at.select_slider(key="mem_order").value == 3
+
+
+def test_a_constant_lr_is_drawn_around_its_value():
+    """Plotly draws a flat line on value ± 1: an lr of 0.003 read as 0 on an axis from −1 to 1."""
+    rows = pd.DataFrame({"run_id": [1] * 4, "step": range(4), "epoch": 0.0, "lr": 0.003, "valid_ppl": 50.0,
+                         "train_loss": 4.0, "wall_time": 0.0})
+    low, high = curves_figure(rows, {1: "#1"}, "step", "lr", log_y=False).layout.yaxis.range
+    assert 0 < low < 0.003 < high < 0.01

@@ -89,6 +89,16 @@ def outlier_ceiling(values, log: bool) -> float | None:
     return _round_up(10 ** fence if log else fence)
 
 
+def _widen_flat(fig: go.Figure, finite: np.ndarray, log: bool, ceiling) -> None:
+    """A constant curve (an lr that never decayed) on a range around its value: Plotly's own range for a flat
+    line is value ± 1, which draws lr 0.003 at "0" between −1 and 1."""
+    if ceiling is not None or not finite.size or finite.max() > finite.min() or log:
+        return
+    value = float(finite[0])
+    half = 0.5 * abs(value) if value else 1.0
+    fig.update_yaxes(range=[value - half, value + half])
+
+
 def fit_y_axis(fig: go.Figure, values, log: bool, keep=(), what: str = "points") -> int:
     """Put the y axis on a log or linear scale and keep outliers (and infinite values) from taking it
     over; `keep` (e.g. baselines) always stays in view. When points are cut, the figure says how many.
@@ -111,6 +121,7 @@ def fit_y_axis(fig: go.Figure, values, log: bool, keep=(), what: str = "points")
         pad = 0.05 * max(top - low, 0.1 if log else 1e-9)
         fig.update_yaxes(range=[low - pad, top + pad])
         ceiling = min(_round_up(10 ** top if log else top), ceiling)  # a round number for the note
+    _widen_flat(fig, np.concatenate([finite, kept]), log, ceiling)
     hidden = above + infinite
     if hidden:
         parts = []
