@@ -363,3 +363,12 @@ def test_a_constant_lr_is_drawn_around_its_value():
                          "train_loss": 4.0, "wall_time": 0.0})
     low, high = curves_figure(rows, {1: "#1"}, "step", "lr", log_y=False).layout.yaxis.range
     assert 0 < low < 0.003 < high < 0.01
+
+
+def test_log_axis_labels_name_every_tick_in_full():
+    """Between decades Plotly labels ticks with bare digits (20 reads "2" just above 10)."""
+    rows = pd.DataFrame({"run_id": [1] * 5, "step": range(5), "epoch": 0.0, "lr": 0.003,
+                         "valid_ppl": [24.0, 16.0, 12.0, 9.0, 7.0], "train_loss": 4.0, "wall_time": 0.0})
+    axis = curves_figure(rows, {1: "#1"}, "step", "valid_ppl").layout.yaxis
+    assert axis.type == "log" and list(axis.ticktext) == ["7", "8", "9", "10", "15", "20"]
+    assert list(axis.tickvals) == sorted(axis.tickvals) and all(7 <= v <= 24 for v in axis.tickvals)

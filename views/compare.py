@@ -55,8 +55,8 @@ Col = st.column_config
 # widths in pixels so the table fits the page at 1440 px; the CSV keeps every column (device, corpus too)
 st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, column_order=SHOWN_COLUMNS,
              column_config={"run": Col.NumberColumn(format="%d", width=42),
-                            "name": Col.TextColumn(width=140),
-                            "architecture": Col.TextColumn(width=100),
+                            "name": Col.TextColumn(width=120),
+                            "architecture": Col.TextColumn(width=125),
                             "layers": Col.NumberColumn(width=50),
                             "units": Col.NumberColumn(width=50),
                             "parameters": Col.NumberColumn(format="localized", width=80),

@@ -89,6 +89,17 @@ def outlier_ceiling(values, log: bool) -> float | None:
     return _round_up(10 ** fence if log else fence)
 
 
+def log_ticks(low: float, high: float) -> list[float]:
+    """Round tick values for a log axis from low to high, each labelled in full: Plotly's own labels between
+    decades are bare digits, so 20 reads "2" just above 10."""
+    decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+    for steps in ((1,), (1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [m * 10.0 ** d for d in decades for m in steps if low * 0.97 <= m * 10.0 ** d <= high * 1.03]
+        if len(ticks) >= 4 or steps[-1] == 9:
+            return ticks if len(ticks) <= 12 else ticks[::math.ceil(len(ticks) / 10)]
+    return []
+
+
 def _widen_flat(fig: go.Figure, finite: np.ndarray, log: bool, ceiling) -> None:
     """A constant curve (an lr that never decayed) on a range around its value: Plotly's own range for a flat
     line is value ± 1, which draws lr 0.003 at "0" between −1 and 1."""
@@ -122,6 +133,12 @@ def fit_y_axis(fig: go.Figure, values, log: bool, keep=(), what: str = "points")
         fig.update_yaxes(range=[low - pad, top + pad])
         ceiling = min(_round_up(10 ** top if log else top), ceiling)  # a round number for the note
     _widen_flat(fig, np.concatenate([finite, kept]), log, ceiling)
+    if log:
+        shown = np.concatenate([finite[finite <= ceiling] if ceiling is not None else finite, kept])
+        shown = shown[shown > 0]
+        if shown.size:
+            ticks = log_ticks(float(shown.min()), float(shown.max()))
+            fig.update_yaxes(tickvals=ticks, ticktext=[readable_number(t) for t in ticks])
     hidden = above + infinite
     if hidden:
         parts = []
