@@ -372,3 +372,13 @@ def test_log_axis_labels_name_every_tick_in_full():
     axis = curves_figure(rows, {1: "#1"}, "step", "valid_ppl").layout.yaxis
     assert axis.type == "log" and list(axis.ticktext) == ["7", "8", "9", "10", "15", "20"]
     assert list(axis.tickvals) == sorted(axis.tickvals) and all(7 <= v <= 24 for v in axis.tickvals)
+
+
+def test_a_vanished_gradient_is_a_gap_not_a_flat_line():
+    """An Elman gradient underflows to exactly 0: drawn at a floor it read as a flat line, i.e. as memory."""
+    k = np.arange(6)
+    mean = np.array([1.0, 0.1, 0.01, 0.001, 0.0, 0.0])
+    curve = DecayCurve(k, mean, 0 * k, mean, mean, np.ones((2, 6)), np.arange(2))
+    [band, line] = decay_figure({"elman": curve}, "decay", "norm").data
+    assert np.isnan(line.y[4:]).all() and line.y[3] == 0.001 and "vanished from k = 4" in line.name
+    assert min(band.y) > 1e-5  # the band's foot just below the lowest value, not at 1e-30

@@ -51,7 +51,8 @@ left, right = st.columns(2)
 left.plotly_chart(decay_figure(loss_curves, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖", run_keys), width="stretch")
 right.plotly_chart(decay_figure(jac_curves, "State Jacobian", "‖∂h_t/∂h_{t−k}‖_F", run_keys), width="stretch")
 st.caption("For the LSTM the state at t−k is the whole memory block (h, c). A straight line on this log axis is "
-           "geometric decay; a flat line is memory.")
+           "geometric decay; a flat line is memory. A curve that stops has vanished: below the smallest number a "
+           "float can hold (the legend says from which k).")
 st.page_link("views/bptt.py", label="Why it decays: backprop through time by hand, the delta rule multiplying by "
              "Uᵀ·f′(net) once per step back", icon=":material/calculate:")
 

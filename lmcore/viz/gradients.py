@@ -19,14 +19,18 @@ def decay_figure(curves: dict, title: str, y_title: str, run_keys: dict | None =
     """curves: name -> DecayCurve; run_keys: name -> the run's key, for its colour on every page (else its place).
     The band spans the 10th to 90th percentile over target positions."""
     fig = go.Figure()
+    positive = [v[v > 0] for c in curves.values() for v in (c.mean, c.low)]
+    smallest = min((float(v.min()) for v in positive if v.size), default=1e-30)
+    floor = smallest / 10  # a log axis cannot show 0: the band's foot sits just below the lowest value drawn
     for i, (name, c) in enumerate(curves.items()):
         colour = run_colour((run_keys or {}).get(name, i))
-        floor = 1e-30  # a log axis cannot show 0 (an exactly vanished gradient)
         fig.add_trace(go.Scatter(x=np.concatenate([c.k, c.k[::-1]]),
                                  y=np.maximum(np.concatenate([c.high, c.low[::-1]]), floor),
                                  fill="toself", fillcolor=_rgba(colour, 0.15), line=dict(width=0),
                                  hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=c.k, y=np.maximum(c.mean, floor), mode="lines", name=plain(name),
+        vanished = np.flatnonzero(c.mean <= 0)  # underflowed to exactly 0: a gap, never a flat line of "memory"
+        label = plain(name) + (f" (vanished from k = {int(c.k[vanished[0]])})" if vanished.size else "")
+        fig.add_trace(go.Scatter(x=c.k, y=np.where(c.mean > 0, c.mean, np.nan), mode="lines", name=label,
                                  line=dict(color=colour, width=2)))
     fig.update_yaxes(type="log", title=y_title, exponentformat="power")
     fig.update_layout(title=title, xaxis_title="k (steps back in time)", height=400, margin=MARGIN,
