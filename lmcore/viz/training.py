@@ -5,8 +5,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import MARGIN, faded, fit_y_axis, outlier_ceiling, plain, run_colour
+from .style import MARGIN, faded, fit_y_axis, log_ticks, outlier_ceiling, plain, readable_number, run_colour
 
+
+def _full_ticks(low: float, high: float) -> dict:
+    ticks = log_ticks(max(float(low), 1e-9), max(float(high), 1.0))
+    return dict(tickvals=ticks, ticktext=[readable_number(t) for t in ticks])
 
 
 def zipf_figure(counts: np.ndarray, title: str = "Rank–frequency (Zipf) plot") -> go.Figure:
@@ -20,8 +24,8 @@ def zipf_figure(counts: np.ndarray, title: str = "Rank–frequency (Zipf) plot")
                                  name="f ∝ 1/rank"))
     fig.update_layout(title=title, xaxis_title="rank", yaxis_title="count", height=380,
                       margin=MARGIN)
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", **_full_ticks(1, counts.size))
+    fig.update_yaxes(type="log", **_full_ticks(counts.min() if counts.size else 1, counts.max() if counts.size else 10))
     return fig
 
 
