@@ -65,7 +65,8 @@ with st.expander("Training settings shared by all runs", expanded=False):
         device = field(st.selectbox, "Device", "device", "auto", ["auto", "cpu", "cuda"],
                        help="auto: CUDA, then MPS, then CPU")
 
-st.caption(recipe_note(spec))
+note = recipe_note(spec)
+st.caption("The presets' defaults, before any change below: " + note[:1].lower() + note[1:])
 n_runs = field(st.slider, "Runs", "n", len(DEFAULT_LINEUP), 1, 4, help="trained at once, each in its own process "
                f"(this server runs {limits.max_parallel_jobs} at a time; the others wait in a queue)")
 sizing = field(st.radio, "Sizes", "sizing", "same hidden size", ["same hidden size", "same parameters"],
@@ -106,10 +107,14 @@ def model_fields(i: int, name: str) -> tuple[dict, dict]:
         tied = field(st.checkbox, "Tie W to the embedding (needs equal sizes)", f"tied{i}", model.tied,
                      help="W shares the embedding matrix: fewer parameters, less overfitting on a small corpus "
                           "(Press & Wolf 2017)")
-        emb = field(st.number_input, "Embedding size", f"emb{i}", model.emb, 1, 2048, disabled=tied,
-                    help="the size of x_t; with W tied to the embedding, the hidden size decides it")
         hidden = field(st.number_input, "Hidden units", f"hid{i}", model.hidden, 1, 4096,
                        help="the size of h_t, the model's memory")
+        if tied:  # W is the embedding matrix, so x_t has the size of h_t
+            st.caption(f"Embedding size: {int(hidden)}, the hidden size (W tied to the embedding)")
+            emb = hidden
+        else:
+            emb = field(st.number_input, "Embedding size", f"emb{i}", model.emb, 1, 2048,
+                        help="the size of x_t, the row of the embedding matrix that V multiplies")
         layers = field(st.number_input, "Layers", f"layers{i}", model.layers, 1, 8,
                        help="stacked: layer 2 reads layer 1's h_t as its input")
         dropout = field(st.number_input, "Dropout", f"drop{i}", model.dropout, 0.0, 0.9, step=0.05,
