@@ -243,3 +243,15 @@ def test_span_follows_the_proposal_when_the_run_changes(lmcore_home: Path):
     at.selectbox(key="pick_run").set_value("demo:agreement-gru").run()
     assert at.slider(key="span").value != (30, 31)
     assert_found_something(at)
+
+
+def test_values_that_barely_move_get_this_texts_colour_range():
+    """A briefly trained σ-RNN: h near 0.5 everywhere looked one colour on the [0, 1] scale."""
+    from lmcore.inspect.hidden import NARROW, colour_range, fills_range, text_colour_range
+    rng = np.random.default_rng(0)
+    values = 0.5 + 0.01 * rng.standard_normal((200, 16))
+    activation = colour_range(values, (0.0, 1.0), "h")
+    assert fills_range(values, activation) < NARROW
+    stretched = text_colour_range(values, "h")
+    assert 0.45 < stretched.low < 0.5 < stretched.high < 0.55 and not stretched.diverging
+    assert fills_range(values, stretched) == pytest.approx(1.0)

@@ -8,8 +8,8 @@ import streamlit as st
 
 import appstate
 from lmcore.corpus.tokenize import EOS
-from lmcore.inspect.hidden import (ORDERS, SCORE_NAMES, clearest_feature, colour_range, matches_table, order_units,
-                                   ordinal, propose_span, propose_threshold, regex_feature, search_pattern,
+from lmcore.inspect.hidden import (NARROW, ORDERS, SCORE_NAMES, clearest_feature, colour_range, fills_range,
+                                   matches_table, order_units, ordinal, propose_span, text_colour_range, propose_threshold, regex_feature, search_pattern,
                                    select_units, suggest_features, value_bounds)
 from lmcore.inspect.trace import GATE_NAMES
 from lmcore.viz.hidden import WINDOW, brushed_span, coloured_text_html, heatmap_figure, unit_label, window_bounds
@@ -92,6 +92,17 @@ by = c2.selectbox("Sort units by", list(ORDERS), format_func=ORDERS.get, key="so
                        "that follow (or oppose) a feature of the text, such as being inside parentheses")
 values = tr.quantity(name, layer)  # (T, H)
 colour = colour_range(values, value_bounds(cfg.model, name), name)
+narrow = fills_range(values, colour) < NARROW
+scale = st.radio("Colours", ["activation's range", "this text's range"], index=1 if narrow else 0,
+                 horizontal=True, key="colours", bind=URL,
+                 help="the activation's range shows values as the model can produce them (σ: 0 to 1); this "
+                      "text's range stretches the colours over the values that occur, so units that barely move "
+                      "still differ")
+if narrow and scale != "this text's range":
+    st.caption(f"These values span under {NARROW:.0%} of the activation's range, so they look alike: try this "
+               "text's range.")
+if scale == "this text's range":
+    colour = text_colour_range(values, name)
 
 feature = pick_feature(tokens, sep, values, (ref.key, hash(tuple(tokens)), layer, name)) \
     if by == "correlation" else None

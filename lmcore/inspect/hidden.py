@@ -383,3 +383,24 @@ def colour_range(values: np.ndarray, bounds: tuple[float | None, float | None], 
         return ColourRange(0.0, robust, False, f"{name} ≥ 0 has no upper bound: the colours end at {robust:.3g}, "
                                                f"{where}")
     return ColourRange(-robust, robust, True, f"{name} has no bound: the colours end at ±{robust:.3g}, {where}")
+
+
+NARROW = 0.2  # values spanning less than this share of the activation's range look uniform on its scale
+
+
+def text_colour_range(values: np.ndarray, name: str = "h") -> ColourRange:
+    """The colour scale's ends from this text's own values (1st to 99th percentile): for a model whose units
+    barely move (a briefly trained σ-RNN whose h stays near 0.5), where the activation's range shows one colour."""
+    low, high = (float(v) for v in np.percentile(values, [1, 99])) if np.size(values) else (0.0, 1.0)
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    return ColourRange(low, high, low < 0 < high, f"the colours span {name}'s 1st to 99th percentile over this "
+                                                  f"text, {low:.3g} to {high:.3g}")
+
+
+def fills_range(values: np.ndarray, colour: ColourRange) -> float:
+    """The share of a colour scale the text's values span (1st to 99th percentile)."""
+    if not np.size(values) or colour.high <= colour.low:
+        return 1.0
+    low, high = np.percentile(values, [1, 99])
+    return float((high - low) / (colour.high - colour.low))
