@@ -38,7 +38,8 @@ word = left.text_input("A word", vocab.itos[min(2, len(vocab) - 1)], key="word",
                        help="Its nearest words by cosine similarity in the full space; red on the map above.")
 sizes = [s for s in (100, 300, 1000, 3000, 10000) if s < len(vocab)] + [len(vocab)]
 among = left.select_slider("Among the most frequent", sizes, value=300 if 300 in sizes else sizes[-1], key="among",
-                           bind="query-params", help="Rare words are barely trained and crowd the list; leave them out.")
+                           bind="query-params", help="Rare words are barely trained and crowd the list; leave them out.") \
+    if len(sizes) > 1 else sizes[0]  # a vocabulary under 100 words: all of it
 matrix = embedding_matrix(model, which)  # (V, d)
 wid, close = find_word(vocab, word, cfg.corpus.lowercase) if word else (None, [])
 if wid is None and word:
@@ -63,7 +64,9 @@ with map_area:
                    f"the two directions keep {wmap.explained.sum():.1%} of their variance; the rest is flattened "
                    "away. Try t-SNE, which keeps neighbours instead of variance.")
     else:
-        st.caption(f"t-SNE (scikit-learn, cosine distance, perplexity {wmap.perplexity:g}, seed 0) of the "
+        capped = f" (the {perplexity} asked for is capped at a third of the words mapped)" \
+            if wmap.perplexity < perplexity else ""
+        st.caption(f"t-SNE (scikit-learn, cosine distance, perplexity {wmap.perplexity:g}{capped}, seed 0) of the "
                    f"{len(wmap.ids):,} most frequent words: nearby points are words with similar vectors; distances "
                    "between groups and the axes mean little. Only labels that fit are drawn; hover for the rest."
                    + (f" Red: “{appstate.md(word)}” and its nearest words below." if highlight else ""))
