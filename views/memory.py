@@ -51,14 +51,11 @@ if source.startswith("my own"):
         st.stop()
 else:
     items = agreement_items("valid")
-tables, ngram_cfg = [], None
-demo = appstate.run_by_key("demo:agreement-lstm")
-agreement_demo = f"the demo run “{demo.label}”" if demo else "a demo run on the agreement corpus"
+tables, ngram_cfg, unreadable = [], None, []
 for label, (model, cfg, vocab, _) in loaded.items():
     if not probe_applies(items, vocab):  # e.g. a python-docs run knows "is" and "are" but not "roses"
-        st.info(f"{appstate.md(label)}: the agreement probe does not apply, since only "
-                f"{len(readable(items, vocab)):,} of {len(items):,} probe sentences have every word in this run's "
-                f"vocabulary; pick a run trained on the agreement corpus, e.g. {appstate.md(agreement_demo)}.")
+        unreadable.append(f"{appstate.md(label)} ({len(readable(items, vocab)):,} of {len(items):,} sentences have "
+                          "every word in its vocabulary)")
         continue
     kept = readable(items, vocab)
     tables.append(accuracy_by_distance(kept, lm_margins(model, vocab, kept), label))
@@ -68,6 +65,10 @@ if ngram_cfg is not None:
     kn_vocab = appstate.cached_corpus(ngram_cfg.corpus).vocab
     kept = readable(items, kn_vocab)
     tables.append(accuracy_by_distance(kept, ngram_margins(kn, kn_vocab, kept), f"Kneser–Ney {order}-gram"))
+if unreadable:
+    st.info(f"The agreement probe does not apply to {'; '.join(unreadable)}. Type sentences of your own corpus above ("
+            "Sentences: my own), or pick runs trained on the agreement corpus in Runs to compare above: the demo "
+            "runs (demo · … · agreement) or your own (Corpus: agreement, then Train).")
 if tables:
     table = pd.concat(tables, ignore_index=True)
     st.plotly_chart(agreement_figure(table, run_keys), width="stretch")
