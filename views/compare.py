@@ -78,7 +78,8 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, colum
 st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
 
 labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
-default = appstate.selected_run_ids("compare") or list(labels)[-4:]
+trained_here = [r["id"] for r in runs if not r.get("sweep_id")]  # a sweep's runs have their own page
+default = appstate.selected_run_ids("compare") or (trained_here or list(labels))[-4:]
 ticked = st.multiselect("Runs to plot", list(labels), default=[i for i in default if i in labels],
                         format_func=labels.get, help="Each run keeps its colour on every page.")
 appstate.set_selected_run_ids(ticked, "compare")
