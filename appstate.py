@@ -6,29 +6,28 @@ import hashlib
 import json
 import re
 import sqlite3
+import threading
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from lmcore import native
-from lmcore.checkpoint import CheckpointError, load_checkpoint
-from lmcore.config import RunConfig
 from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
 from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, load_corpus, spec_fingerprint
 from lmcore.corpus.reading import CorpusError, human_size, read_bytes
 from lmcore.corpus.tokenize import UNK, detokenize, tokenize
 from lmcore.corpus.vocab import Vocab
-from lmcore.inspect.embeddings import embedding_matrix, most_frequent_ids, word_map
-from lmcore.inspect.gradients import jacobian_decay, loss_gradient_decay
 from lmcore.inspect.texts import example_sentence, unknown_tokens
-from lmcore.inspect.trace import trace
 from lmcore.limits import LimitError, Limits, load_limits
 from lmcore.ngram import KneserNeyLM
-from lmcore.notation import equations, parameter_map
-from lmcore.runs.catalog import RunRef, inspectable_runs, newest_finished, newest_lineup
-from lmcore.runs.jobs import mark_interrupted
 from lmcore.runs.store import RunStore, default_home
+
+if TYPE_CHECKING:
+    from lmcore.config import RunConfig
+    from lmcore.runs.catalog import RunRef
+# Whatever needs torch (models, checkpoints, the job service) is imported where it is used: the first page a
+# user opens (Corpus) needs none of it, and torch's import is most of a cold server's first paint.
 
 CORPUS_KEY = "corpus_spec"
 MISSING = "—"  # what a table shows in a cell with no value (never "None" or "nan")
@@ -40,9 +39,17 @@ def md(text) -> str:
     return _MARKDOWN.sub(r"\\\1", str(text))
 
 
+def _build_native() -> None:
+    from lmcore import native
+    native.build_in_background(delay=0)
+
+
 @st.cache_resource
 def _store(home: str) -> RunStore:
-    native.build_in_background()  # once per server: the first LSTM job then finds the C++ loop built
+    # once per server, after the first page has painted: the first LSTM job then finds the C++ loop built
+    timer = threading.Timer(5.0, _build_native)
+    timer.daemon = True
+    timer.start()
     return RunStore(home)
 
 
@@ -55,7 +62,9 @@ def get_store() -> RunStore:
     try:
         store = _store(str(default_home()))
         if not st.session_state.get("_interrupted_checked"):
-            mark_interrupted(store)
+            if store.list_runs(("starting", "running")):  # the job service (and torch) only when it has work
+                from lmcore.runs.jobs import mark_interrupted
+                mark_interrupted(store)
             st.session_state["_interrupted_checked"] = True
         return store
     except (OSError, sqlite3.Error) as err:
@@ -238,6 +247,7 @@ def set_selected_run_ids(ids: list[int], key: str = "show") -> None:
 # --- models to inspect ------------------------------------------------------------------------
 @st.cache_resource(max_entries=16)
 def _load_model(path: str, mtime_ns: int):
+    from lmcore.checkpoint import load_checkpoint
     return load_checkpoint(path)
 
 
@@ -245,6 +255,7 @@ def load_run(ref: RunRef):
     """(model, cfg, vocab, meta) of a run's latest checkpoint, loaded once per file version.
 
     A checkpoint that is gone, truncated or damaged stops the page with a message."""
+    from lmcore.checkpoint import CheckpointError
     try:
         return _load_model(str(ref.checkpoint), ref.checkpoint.stat().st_mtime_ns)
     except (CheckpointError, OSError) as err:
@@ -258,6 +269,7 @@ def pick_run(label: str = "Run", key: str = "run", archs: tuple[str, ...] | None
 
     Without a choice in the URL: `default`, else the user's newest finished run (of these architectures),
     else `fallback` (a demo), else the newest run."""
+    from lmcore.runs.catalog import inspectable_runs, newest_finished
     refs = [r for r in inspectable_runs(get_store()) if archs is None or r.arch in archs]
     if not refs:
         container.info("No run to inspect yet: train one on the Train page.")
@@ -279,6 +291,7 @@ def pick_run(label: str = "Run", key: str = "run", archs: tuple[str, ...] | None
 
 def run_by_key(key: str) -> RunRef | None:
     """A store or demo run by its key ("run:12", "demo:agreement-lstm"), None when there is none."""
+    from lmcore.runs.catalog import inspectable_runs
     return next((r for r in inspectable_runs(get_store()) if r.key == key), None)
 
 
@@ -376,6 +389,7 @@ def pick_text(cfg: RunConfig, vocab: Vocab, key: str = "text", default_length: i
 
 @st.cache_data(max_entries=32, show_spinner="Tracing…")
 def _trace(path: str, mtime_ns: int, tokens: tuple[str, ...], top_k: int):
+    from lmcore.inspect.trace import trace
     model, cfg, vocab, _ = _load_model(path, mtime_ns)
     return trace(model, vocab.encode(list(tokens)), vocab, top_k)
 
@@ -387,6 +401,7 @@ def run_trace(ref: RunRef, tokens: list[str], top_k: int = 10):
 
 def show_equations(cfg: RunConfig, expanded: bool = False) -> None:
     """The lecture's equations for this run's model, and the PyTorch tensor behind each symbol."""
+    from lmcore.notation import equations, parameter_map
     with st.expander("Equations, in the lecture's notation", expanded=expanded):
         for eq in equations(cfg.model):
             st.latex(eq)
@@ -409,6 +424,7 @@ def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, co
 
     Without one: the user's newest finished runs on one corpus (up to 3, those trained side by side),
     else the agreement demos."""
+    from lmcore.runs.catalog import inspectable_runs, newest_lineup
     refs = inspectable_runs(get_store())
     keys = [r.key for r in refs]
     lineup = newest_lineup(refs, min(3, max_runs))
@@ -427,6 +443,7 @@ def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, co
 @st.cache_data(max_entries=64, show_spinner="Measuring gradients through time…")
 def decay_curves(path: str, mtime_ns: int, K: int, positions: int):
     """(‖∂ℓ_t/∂h_{t−k}‖, ‖∂h_t/∂h_{t−k}‖_F) curves of one checkpoint on its corpus's validation text."""
+    from lmcore.inspect.gradients import jacobian_decay, loss_gradient_decay
     model, cfg, vocab, _ = _load_model(path, mtime_ns)
     corpus = cached_corpus(cfg.corpus)
     ids = vocab.encode(corpus.vocab.decode(corpus.valid[:5000]))
@@ -467,6 +484,7 @@ def context_curve(ref: RunRef, max_targets: int):
 # --- word maps (issue 13, item 6): t-SNE or PCA of the most frequent words, once per checkpoint version ---
 @st.cache_data(max_entries=32, show_spinner=False)
 def _word_map(path: str, mtime_ns: int, which: str, method: str, n: int, perplexity: float):
+    from lmcore.inspect.embeddings import embedding_matrix, most_frequent_ids, word_map
     model, _, vocab, _ = _load_model(path, mtime_ns)
     return word_map(embedding_matrix(model, which), most_frequent_ids(vocab, n), method, perplexity)
 
@@ -495,6 +513,7 @@ def follow_context(key: str, context, default) -> None:
 # --- a path through the app (issue 13, item 10): from trained runs to the pages that look inside them ---
 def look_inside(runs: list[dict]) -> None:
     """Links to Hidden states (the best finished run), Gates and Gradients (the best run of each architecture)."""
+    from lmcore.config import RunConfig
     from lmcore.reports import best_runs
     best = best_runs(runs)
     if not best:

@@ -9,22 +9,10 @@ import pandas as pd
 
 from .baseline import cached_baseline
 from .config import RunConfig
-from .corpus.dataset import SPLITS, Corpus
 from .runs.catalog import corpus_name
 
 COMPARE_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
                    "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status", "corpus")
-
-
-def corpus_stats_table(corpus: Corpus) -> pd.DataFrame:
-    stats = corpus.stats()
-    return pd.DataFrame([{"split": s, "lines": stats[f"{s}_lines"], "tokens": stats[f"{s}_tokens"],
-                          "<unk> rate": round(stats[f"{s}_unk_rate"], 4)} for s in SPLITS])
-
-
-def preview_tokens(corpus: Corpus, n: int = 200) -> list[str]:
-    """The first n training tokens as the model sees them (<unk> included)."""
-    return corpus.vocab.decode(corpus.train[:n])
 
 
 # The lecture's names for the architectures (its table calls the Elman network "RNN").

@@ -193,7 +193,7 @@ def test_app_shows_the_reason_and_loses_nothing(name, data, message, stored):
     at = _upload(at, f"{name}.txt", data)
     shown = [e.value.replace("\\", "") for e in at.error]  # the page escapes markdown in messages
     assert len(shown) == 1 and message.replace("\\", "") in shown[0], shown
-    assert not at.get("plotly_chart")  # the page stopped at the message
+    assert not at.get("vega_lite_chart")  # the page stopped before the Zipf plot
     _intact(stored)
 
 
@@ -201,7 +201,7 @@ def test_app_shows_the_reason_and_loses_nothing(name, data, message, stored):
 def test_app_reads_utf16_and_says_so(name, data, note, stored):
     at = _corpus_page()
     at = _upload(at, f"{name}.txt", data)
-    assert not at.error and len(at.get("plotly_chart")) == 1
+    assert not at.error and len(at.get("vega_lite_chart")) == 1
     infos = [i.value.replace("\\", "") for i in at.info]
     assert any(note in i for i in infos) if note else not any("UTF-16" in i for i in infos)
 

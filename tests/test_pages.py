@@ -35,7 +35,7 @@ def test_corpus_page_opens_on_the_builtin_default():
     at = open_page("views/corpus.py")
     assert at.title[0].value == "Corpus"
     assert "python-docs" in at.subheader[0].value
-    assert len(at.get("plotly_chart")) == 1  # Zipf plot
+    assert len(at.get("vega_lite_chart")) == 1  # Zipf plot (Vega-Lite: the first page needs no Plotly)
     table = at.table[0].value
     assert list(table["split"]) == ["train", "valid", "test"] and table["tokens"].min() > 1000
 

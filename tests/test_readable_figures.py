@@ -382,3 +382,16 @@ def test_a_vanished_gradient_is_a_gap_not_a_flat_line():
     [band, line] = decay_figure({"elman": curve}, "decay", "norm").data
     assert np.isnan(line.y[4:]).all() and line.y[3] == 0.001 and "vanished from k = 4" in line.name
     assert min(band.y) > 1e-5  # the band's foot just below the lowest value, not at 1e-30
+
+
+def test_zipf_plot_is_light_and_log_log():
+    """The first page's chart: Vega-Lite (no 4.7 MB Plotly script before the first paint), log-log, with
+    ranks thinned evenly on the log axis so a large vocabulary stays a small payload."""
+    from lmcore.viz.training import ZIPF_POINTS, zipf_spec
+    counts = np.sort(np.random.default_rng(0).zipf(1.5, 50_000))[::-1].astype(float)
+    spec = zipf_spec(counts)
+    rows = spec["data"]["values"]
+    corpus = [r for r in rows if r["series"] == "corpus"]
+    assert len(corpus) <= ZIPF_POINTS and corpus[0] == {"rank": 1, "count": counts[0], "series": "corpus"}
+    assert corpus[-1]["rank"] == counts.size  # the rarest word is still drawn
+    assert all(layer["encoding"][axis]["scale"]["type"] == "log" for layer in spec["layer"] for axis in "xy")

@@ -9,8 +9,8 @@ from lmcore.corpus.builtin import BUILTIN_CORPORA
 from lmcore.corpus.dataset import BUILTIN_PREFIX, CorpusSpec
 from lmcore.corpus.reading import CorpusError
 from lmcore.corpus.tokenize import TOKENIZERS, detokenize
-from lmcore.reports import corpus_stats_table, preview_tokens
-from lmcore.viz.training import zipf_figure
+from lmcore.corpus.report import corpus_stats_table, preview_tokens
+from lmcore.viz.training import zipf_spec
 
 st.title("Corpus")
 st.caption("Every run trains on one corpus. The text is split 80/10/10 into train/valid/test by contiguous lines; "
@@ -84,7 +84,7 @@ m3.metric("Types in training split", f"{stats['train_types']:,}")
 m4.metric("<unk> rate (valid)", f"{stats['valid_unk_rate']:.2%}")
 left, right = st.columns([2, 3])
 left.table(corpus_stats_table(corpus), hide_index=True)  # plain HTML: paints before the grid's script loads
-right.plotly_chart(zipf_figure(corpus.rank_frequency()), width="stretch")
+right.vega_lite_chart(zipf_spec(corpus.rank_frequency()), width="stretch")
 
 st.subheader("Preview: the first training tokens")
 tokens = preview_tokens(corpus, 300)

@@ -5,28 +5,34 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import MARGIN, faded, fit_y_axis, log_ticks, outlier_ceiling, plain, readable_number, run_colour
+from .style import faded, fit_y_axis, outlier_ceiling, plain, run_colour
 
 
-def _full_ticks(low: float, high: float) -> dict:
-    ticks = log_ticks(max(float(low), 1e-9), max(float(high), 1.0))
-    return dict(tickvals=ticks, ticktext=[readable_number(t) for t in ticks])
+ZIPF_POINTS = 2000  # ranks drawn: evenly spaced on the log axis beyond this, so a big vocabulary stays light
 
 
-def zipf_figure(counts: np.ndarray, title: str = "Rank–frequency (Zipf) plot") -> go.Figure:
-    """Token counts, most frequent first, on log–log axes, with the ideal 1/rank line for reference."""
+def zipf_spec(counts: np.ndarray, title: str = "Rank–frequency (Zipf) plot") -> dict:
+    """The Zipf plot as a Vega-Lite spec: the first page draws it without loading Plotly's 4.7 MB script.
+
+    Token counts, most frequent first, on log–log axes, with the ideal 1/rank line for reference."""
     counts = np.asarray(counts, dtype=float)
-    ranks = np.arange(1, counts.size + 1)
-    fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=ranks, y=counts, mode="markers", marker=dict(size=4), name="corpus"))
-    if counts.size:
-        fig.add_trace(go.Scatter(x=ranks, y=counts[0] / ranks, mode="lines", line=dict(dash="dot", color="grey"),
-                                 name="f ∝ 1/rank"))
-    fig.update_layout(title=title, xaxis_title="rank", yaxis_title="count", height=380,
-                      margin=MARGIN)
-    fig.update_xaxes(type="log", **_full_ticks(1, counts.size))
-    fig.update_yaxes(type="log", **_full_ticks(counts.min() if counts.size else 1, counts.max() if counts.size else 10))
-    return fig
+    ranks = np.unique(np.geomspace(1, max(counts.size, 1), ZIPF_POINTS).astype(int)) if counts.size else np.array([], int)
+    rows = [{"rank": int(r), "count": float(counts[r - 1]), "series": "corpus"} for r in ranks]
+    rows += [{"rank": int(r), "count": float(counts[0] / r), "series": "f ∝ 1/rank"} for r in ranks]
+    log = {"type": "log"}
+    return {
+        "title": title, "height": 330, "data": {"values": rows},
+        "layer": [
+            {"transform": [{"filter": "datum.series == 'corpus'"}], "mark": {"type": "point", "filled": True, "size": 14},
+             "encoding": {"x": {"field": "rank", "type": "quantitative", "scale": log},
+                          "y": {"field": "count", "type": "quantitative", "scale": log},
+                          "color": {"field": "series", "type": "nominal", "title": None},
+                          "tooltip": [{"field": "rank"}, {"field": "count"}]}},
+            {"transform": [{"filter": "datum.series != 'corpus'"}], "mark": {"type": "line", "strokeDash": [2, 3]},
+             "encoding": {"x": {"field": "rank", "type": "quantitative", "scale": log},
+                          "y": {"field": "count", "type": "quantitative", "scale": log},
+                          "color": {"field": "series", "type": "nominal", "title": None,
+                                    "scale": {"range": ["#1f77b4", "grey"]}}}}]}
 
 
 AXIS_NAMES = {"step": "training step", "epoch": "epoch", "wall_time": "wall time (s)",
