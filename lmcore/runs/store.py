@@ -106,12 +106,31 @@ class RunStore:
     def create_run(self, config: dict, status: str = "queued", sweep_id: int | None = None) -> int:
         now = time.time()
         with self._connect() as db:
-            cur = db.execute(
-                "INSERT INTO runs (name, created_at, updated_at, status, config, corpus_source, arch, sweep_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (config.get("name") or "", now, now, status, json.dumps(config),
-                 config["corpus"]["source"], config["model"]["arch"], sweep_id))
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._skip_used_folders(db)
+                cur = db.execute(
+                    "INSERT INTO runs (name, created_at, updated_at, status, config, corpus_source, arch, sweep_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (config.get("name") or "", now, now, status, json.dumps(config),
+                     config["corpus"]["source"], config["model"]["arch"], sweep_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             return int(cur.lastrowid)
+
+    def _skip_used_folders(self, db) -> None:
+        """Never hand out an id whose folder exists: with runs.sqlite deleted or emptied, id 1 came again and
+        its checkpoints were written over the old run's (a folder holding two models)."""
+        used = [int(p.name) for p in (self.home / "runs").iterdir() if p.name.isdigit()]
+        if not used:
+            return
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('runs', ?)", (max(used),))
+        elif row["seq"] < max(used):
+            db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'runs'", (max(used),))
 
     def run_dir(self, run_id: int) -> Path:
         return self.home / "runs" / f"{int(run_id):05d}"
