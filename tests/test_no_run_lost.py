@@ -26,3 +26,47 @@ def test_an_emptied_table_skips_past_the_highest_folder(lmcore_home, grammar_fil
         store.run_dir(run_id).mkdir(parents=True)
     assert store.create_run(tiny_config(grammar_file).to_dict()) == 13
     assert store.create_run(tiny_config(grammar_file).to_dict()) == 14  # and on from there
+
+
+def _trained(store: RunStore, cfg) -> int:
+    """A run trained to its end in this process, as a job would (checkpoints and rows in the store)."""
+    from lmcore.runs import jobs
+    from lmcore.train import train
+    run_id = store.create_run(cfg.to_dict(), status="running")
+    jobs.record_result(store, run_id, train(cfg, store.run_dir(run_id), jobs.StoreHooks(store, run_id)))
+    return run_id
+
+
+def test_a_run_killed_in_its_final_test_evaluation_resumes_to_that_evaluation_only(lmcore_home, grammar_file):
+    """It trained a whole extra epoch (step 735 instead of 630)."""
+    from lmcore.runs import jobs
+    store = RunStore(lmcore_home)
+    run_id = _trained(store, tiny_config(grammar_file, "gru", max_steps=0, epochs=1))
+    steps = store.get_run(run_id)["step"]
+    store.update_run(run_id, status="interrupted", test_ppl=None)  # the kill came during the test evaluation
+    cfg = jobs.resume(store, run_id)
+    assert cfg.train.epochs == 1
+    [run] = jobs.wait_for(store, [run_id], timeout=120)
+    assert run["status"] == "done" and run["step"] == steps and run["test_ppl"] is not None
+
+
+def test_a_plain_resume_keeps_the_runs_own_step_bound(lmcore_home, grammar_file):
+    """A --max-steps run resumed with a plain --resume trained all its epochs (its bound overwritten with 0)."""
+    from lmcore.runs import jobs
+    store = RunStore(lmcore_home)
+    cfg = tiny_config(grammar_file, "lstm", max_steps=20, epochs=3)
+    run_id = store.create_run(cfg.to_dict(), status="stopped")
+    assert jobs.resume(store, run_id, start=False).train.max_steps == 20
+    store.update_run(run_id, status="stopped")  # a bound given on resume still replaces it
+    assert jobs.resume(store, run_id, max_steps=40, start=False).train.max_steps == 40
+
+
+def test_a_restart_from_step_0_drops_the_old_curve(lmcore_home, grammar_file):
+    """Without last.pt a resume starts at step 0; it kept the old metric rows (92 rows for 66 steps)."""
+    from lmcore.runs import jobs
+    store = RunStore(lmcore_home)
+    run_id = store.create_run(tiny_config(grammar_file).to_dict(), status="interrupted")
+    store.add_metrics(run_id, {"step": 10, "epoch": 0.5, "lr": 0.01, "train_loss": 3.0, "valid_loss": 3.0,
+                               "valid_ppl": 20.0, "tokens_per_s": 1.0, "wall_time": 1.0})
+    jobs.resume(store, run_id, start=False)
+    assert store.metrics(run_id) == []

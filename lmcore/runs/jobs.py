@@ -208,14 +208,19 @@ def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: i
     position = resume_point(store, run_id)
     done_epochs = position["epoch"] - 1 if position else 0
     t = cfg.train
-    t.epochs = epochs if epochs is not None else t.epochs if done_epochs < t.epochs else done_epochs + 1
-    t.max_steps = max_steps or 0
+    t.max_steps = t.max_steps if max_steps is None else max_steps  # the run's own bound unless a new one is given
+    trained = bool(position) and (done_epochs >= t.epochs or bool(t.max_steps and position["step"] >= t.max_steps))
+    # killed during its final test evaluation: it resumes to that evaluation only, not to one more epoch
+    only_test = trained and epochs is None and max_steps is None and run["test_ppl"] is None
+    t.epochs = epochs if epochs is not None else t.epochs if done_epochs < t.epochs or only_test else done_epochs + 1
     t.time_budget = t.time_budget if time_budget is None else time_budget
     validate_config(cfg)
-    if t.epochs <= done_epochs:
+    if t.epochs <= done_epochs and not only_test:
         raise ValueError(f"run {run_id} has trained {done_epochs} epochs already; ask for more than that")
-    if t.max_steps and position and t.max_steps <= position["step"]:
+    if t.max_steps and position and t.max_steps <= position["step"] and not only_test:
         raise ValueError(f"run {run_id} is at step {position['step']} already; ask for more max-steps than that")
+    if position is None:
+        store.delete_metrics_after(run_id, -1)  # it starts again from step 0: the old curve would be drawn twice
     check_limits(store, cfg, limits, queueing=to_status == "queued")
     at = f"step {position['step']}" if position else "the start (it had no checkpoint to resume from)"
     if not store.claim(run_id, run["status"], to_status, config=json.dumps(cfg.to_dict()), stop_requested=0,
