@@ -70,3 +70,23 @@ def test_a_restart_from_step_0_drops_the_old_curve(lmcore_home, grammar_file):
                                "valid_ppl": 20.0, "tokens_per_s": 1.0, "wall_time": 1.0})
     jobs.resume(store, run_id, start=False)
     assert store.metrics(run_id) == []
+
+
+def test_a_reused_pid_does_not_keep_a_dead_run_running(lmcore_home, grammar_file):
+    """The job died and a newer process took its pid: the row stayed `running` for ever, holding a slot."""
+    import subprocess
+    import time
+
+    from lmcore.runs import jobs
+    store = RunStore(lmcore_home)
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        dead = store.create_run(tiny_config(grammar_file).to_dict(), status="running")
+        store.update_run(dead, pid=stranger.pid, started_at=time.time() - 600)  # the run began 10 min earlier
+        alive = store.create_run(tiny_config(grammar_file).to_dict(), status="running")
+        store.update_run(alive, pid=stranger.pid, started_at=time.time())  # the process is this run's own
+        assert jobs.mark_interrupted(store) == [dead]
+        assert store.get_run(alive)["status"] == "running"
+    finally:
+        stranger.kill()
+        stranger.wait()

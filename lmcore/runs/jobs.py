@@ -87,6 +87,26 @@ def submit(store: RunStore, cfg: RunConfig, max_parallel: int | None = None, sta
     return run_id
 
 
+def process_started(pid: int) -> float | None:
+    """When a process started (seconds since the epoch), from /proc; None where that cannot be read."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def job_alive(pid: int | None, started_at: float | None) -> bool:
+    """The run's own process is alive: its pid is, and no newer process has taken that pid since the run
+    started (a reused pid held a `running` row and its slot for ever)."""
+    if not pid_alive(pid):
+        return False
+    born = process_started(pid) if started_at else None
+    return born is None or born <= started_at + 2.0  # btime is whole seconds; the job starts before it says so
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -113,7 +133,7 @@ def mark_interrupted(store: RunStore) -> list[int]:
         if run["pid"] is not None and run["pid"] < 0:
             continue  # a Ray task on some node: its driver asks Ray how it ended (executors.RayExecutor.reap)
         grace = run["status"] == "starting" and time.time() - run["updated_at"] < 30
-        if not grace and not pid_alive(run["pid"]):
+        if not grace and not job_alive(run["pid"], run["started_at"]):
             sync_checkpoint_rows(store, run["id"])  # before the claim: once interrupted, it may be resumed
             if store.claim(run["id"], run["status"], "interrupted", finished_at=time.time(),
                            message="the job's process ended without reporting (killed?)"):
@@ -223,8 +243,9 @@ def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: i
         store.delete_metrics_after(run_id, -1)  # it starts again from step 0: the old curve would be drawn twice
     check_limits(store, cfg, limits, queueing=to_status == "queued")
     at = f"step {position['step']}" if position else "the start (it had no checkpoint to resume from)"
+    running_here = {} if to_status == "queued" else {"pid": os.getpid(), "started_at": time.time()}
     if not store.claim(run_id, run["status"], to_status, config=json.dumps(cfg.to_dict()), stop_requested=0,
-                       message=f"resumed from {at}", finished_at=None, pid=None if to_status == "queued" else os.getpid()):
+                       message=f"resumed from {at}", finished_at=None, **({"pid": None} | running_here)):
         raise ValueError(f"run {run_id} changed status meanwhile; look again")
     if start and to_status == "queued":
         pump(store)
