@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +9,7 @@ from .corpus.tokenize import tokenize_line
 
 
 def add_inspect_parser(p: argparse.ArgumentParser, home: argparse.ArgumentParser) -> None:
+    from .cli import whole_at_least
     sub = p.add_subparsers(dest="inspect_command", required=True)
 
     def command(name, help):
@@ -20,11 +20,11 @@ def add_inspect_parser(p: argparse.ArgumentParser, home: argparse.ArgumentParser
 
     q = command("trace", "per token: P(next token) and each gate's mean")
     q.add_argument("--text", required=True)
-    q.add_argument("--top-k", type=int, default=5)
+    q.add_argument("--top-k", type=whole_at_least(0), default=5)
     q = command("decay", "‖∂ℓ_t/∂h_{t-k}‖ and ‖∂h_t/∂h_{t-k}‖ against k")
     q.add_argument("--text", default=None, help="default: the run's validation text")
-    q.add_argument("--K", type=int, default=50)
-    q.add_argument("--positions", type=int, default=32)
+    q.add_argument("--K", type=whole_at_least(1), default=50)
+    q.add_argument("--positions", type=whole_at_least(1), default=32)
     q.add_argument("--layer", type=int, default=-1)
     q = command("saliency", "‖∂ log p(w_t)/∂x_j‖ for each earlier token j")
     q.add_argument("--text", required=True)
@@ -34,7 +34,7 @@ def add_inspect_parser(p: argparse.ArgumentParser, home: argparse.ArgumentParser
                                                  "[, distance]; default: the agreement corpus's valid split")
     q.add_argument("--order", type=int, default=3)
     q = command("context", "perplexity when the model sees only the last k tokens")
-    q.add_argument("--max-targets", type=int, default=20_000)
+    q.add_argument("--max-targets", type=whole_at_least(1), default=20_000)
     q.add_argument("--order", type=int, default=3)
 
 
@@ -100,7 +100,9 @@ def _agreement(a, model, cfg, vocab):
     from .corpus.dataset import load_corpus
     from .inspect.memory import accuracy_by_distance, agreement_items, lm_margins, ngram_margins, parse_probe_tsv, usable
     from .ngram import KneserNeyLM
-    items = parse_probe_tsv(Path(a.pairs).read_text(encoding="utf-8")) if a.pairs else agreement_items()
+    from .corpus.reading import read_text_file
+    pairs_text = read_text_file(a.pairs, max_bytes=16 * 2**20) if a.pairs else None  # refuses FIFOs, devices, binary
+    items = parse_probe_tsv(pairs_text) if a.pairs else agreement_items()
     kept = usable(items, vocab)
     if not kept:
         raise ValueError("no probe item has both verb forms in this run's vocabulary")

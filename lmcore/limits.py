@@ -13,13 +13,20 @@ The file is `lmcore.toml` in the data folder ($LMCORE_HOME or ~/.lmcore), or the
 
 jobs.submit, jobs.resume, the CLI and the app all read them here and refuse with a message naming the
 limit. An unknown key or a wrong value in the file is an error, not silently ignored: a typo in a limit
-should not quietly lift it.
+should not quietly lift it. So is an lmcore.toml that is not a regular file (a folder of that name).
+
+Every value must be finite and within RANGES: inf, nan, 1e300 or 2**62 would crash the pages (a
+browser's number input holds 2**53 at most) or lift a limit without saying so. The maxima are far
+above what a classroom server needs and still workable: 256 jobs, 100,000 queued runs, 10 billion
+parameters (40 GB of float32), 1,000,000 epochs, 4 GB uploads (a browser sends that at the most),
+1 TB corpus files (streamed).
 """
 from __future__ import annotations
 
+import math
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 CONFIG_ENV = "LMCORE_CONFIG"
@@ -28,6 +35,19 @@ CONFIG_NAME = "lmcore.toml"
 
 class LimitError(ValueError):
     """A setting or an input over a deployment's limit, or a limits file that cannot be used."""
+
+
+# key -> (lowest, highest) allowed in lmcore.toml; the megabyte limits take fractions and must be above 0.
+RANGES = {
+    "max_parallel_jobs": (0, 256),       # 0: one per CPU core
+    "max_queued_runs": (1, 100_000),
+    "max_params": (1, 10_000_000_000),
+    "max_epochs": (1, 1_000_000),
+    "max_upload_mb": (0, 4096),
+    "max_corpus_mb": (0, 1_048_576),
+}
+_MEGABYTES = ("max_upload_mb", "max_corpus_mb")
+MAX_CONFIG_BYTES = 2**20  # a limits file is a few lines; a bigger one is not read
 
 
 def _cores() -> int:
@@ -73,40 +93,50 @@ def load_limits(home: str | Path | None = None) -> Limits:
     path = config_path(home)
     if not os.environ.get(CONFIG_ENV):
         path = path / CONFIG_NAME
-        if not path.is_file():
+        if not os.path.lexists(path):
             return Limits()
+    data = _read_toml(path)
+    table = data.get("limits", {})
+    allowed = list(RANGES)
+    unknown = sorted(set(data) - {"limits"}) + (sorted(set(table) - set(allowed)) if isinstance(table, dict) else [])
+    if not isinstance(table, dict) or unknown:
+        raise LimitError(f"{path}: unknown setting(s) {', '.join(unknown) or 'limits'}; a [limits] table may set "
+                         + ", ".join(allowed))
+    values = {key: _checked(path, key, table[key]) for key in allowed if key in table}
+    if "max_upload_mb" in values and "max_corpus_mb" not in values:  # written when it bounded the CLI too
+        values.update(max_corpus_mb=values["max_upload_mb"], corpus_key="max_upload_mb")
+    return replace(Limits(), **values, source=str(path))
+
+
+def _read_toml(path: Path) -> dict:
+    """The parsed file; anything but a small regular file is refused by what it is, before open() could block."""
+    from .corpus.reading import CorpusError, open_regular
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        f, _ = open_regular(path, max_bytes=MAX_CONFIG_BYTES, limit_name="a limits file is a few lines")
+        with f:
+            return tomllib.loads(f.read(MAX_CONFIG_BYTES).decode("utf-8"))
+    except CorpusError as err:
+        raise LimitError(f"{err}; the limits file must be a TOML file with a [limits] table") from None
     except FileNotFoundError:
         raise LimitError(f"{path}: no such limits file (from ${CONFIG_ENV})") from None
     except OSError as err:
         raise LimitError(f"{path}: cannot be read ({err.strerror or err})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise LimitError(f"{path}: is not valid TOML ({err})") from None
-    table = data.get("limits", {})
-    allowed = [f.name for f in fields(Limits) if f.name not in ("source", "corpus_key")]
-    unknown = sorted(set(data) - {"limits"}) + (sorted(set(table) - set(allowed)) if isinstance(table, dict) else [])
-    if not isinstance(table, dict) or unknown:
-        raise LimitError(f"{path}: unknown setting(s) {', '.join(unknown) or 'limits'}; a [limits] table may set "
-                         + ", ".join(allowed))
-    values = {}
-    for f in fields(Limits):
-        if f.name not in allowed or f.name not in table:
-            continue
-        value = table[f.name]
-        floats_ok = f.name in ("max_upload_mb", "max_corpus_mb")
-        good = isinstance(value, int) and not isinstance(value, bool) or floats_ok and isinstance(value, float)
-        lowest = 0 if f.name == "max_parallel_jobs" else 1
-        if floats_ok and (not good or value <= 0):
-            raise LimitError(f"{path}: {f.name} = {value!r} must be a number above 0 (megabytes)")
-        if not floats_ok and (not good or value < lowest):
-            raise LimitError(f"{path}: {f.name} = {value!r} must be a whole number of at least {lowest}"
-                             + (" (0: one per CPU core)" if lowest == 0 else ""))
-        values[f.name] = value
-    if "max_upload_mb" in values and "max_corpus_mb" not in values:  # written when it bounded the CLI too
-        values.update(max_corpus_mb=values["max_upload_mb"], corpus_key="max_upload_mb")
-    return replace(Limits(), **values, source=str(path))
+
+
+def _checked(path: Path, key: str, value) -> int | float:
+    """A value of lmcore.toml within RANGES[key]; LimitError naming the key and the range otherwise."""
+    lowest, highest = RANGES[key]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key in _MEGABYTES:
+        if not (number and math.isfinite(value) and lowest < value <= highest):
+            raise LimitError(f"{path}: {key} = {value!r} must be a number above {lowest} and at most "
+                             f"{highest:,} (megabytes)")
+    elif not (isinstance(value, int) and number and lowest <= value <= highest):
+        raise LimitError(f"{path}: {key} = {value!r} must be a whole number from {lowest} to {highest:,}"
+                         + (" (0: one per CPU core)" if lowest == 0 else ""))
+    return value
 
 
 def check_model(params: int, limits: Limits) -> None:
@@ -124,15 +154,19 @@ def check_epochs(epochs: int, limits: Limits) -> None:
 def check_source_size(source: str, limits: Limits) -> None:
     """A corpus file (or a folder's three files) given by path must fit max_corpus_mb (see Limits)."""
     from .corpus.dataset import BUILTIN_PREFIX, SPLITS
-    from .corpus.reading import CorpusError, human_size
+    from .corpus.reading import CorpusError, file_kind, human_size
     if source.startswith(BUILTIN_PREFIX):
         return
     try:
         path = Path(source)
         files = [path / f"{s}.txt" for s in SPLITS] if path.is_dir() else [path]
-        size = sum(p.stat().st_size for p in files if p.is_file())
+        modes = [(p, p.stat()) for p in files if p.exists()]
     except (OSError, ValueError):
         return  # reading it says what is wrong
+    for p, info in modes:  # a FIFO would block the reader, /dev/zero never end: refused before any open()
+        if file_kind(info.st_mode):
+            raise CorpusError(f"{p}: is {file_kind(info.st_mode)}, not a regular file")
+    size = sum(info.st_size for _, info in modes)
     if size > limits.max_corpus_bytes:
         raise CorpusError(f"{source}: is {human_size(size)}, over this server's limit of "
                           f"{human_size(limits.max_corpus_bytes)} ({limits.corpus_key} in {limits.where()})")

@@ -8,14 +8,23 @@ What is accepted, and what is said when it is not:
 - Latin-1 / Windows-1252 is refused, naming UTF-8 and the first bad byte: any byte string decodes
   as Latin-1, so guessing it would turn binary files into garbage text without a word.
 - Images, archives, documents and other binary data are refused, named by their magic number
-  where it is known, else by their NUL or control bytes.
+  where it is known, else by their NUL bytes or by control characters making up over
+  DENSE_CONTROL_SHARE of the text. Sparse control characters, as real text has (backspace
+  overstrike in Debian's fortunes, form feeds in the GPL, a stray ESC), are cleaned instead:
+  overstrike keeps the character struck last, form feeds and vertical tabs become line breaks,
+  terminal colour codes and the rest are removed, and `Decoded.note` says how many and which.
+- Only regular files are opened: a FIFO, a device such as /dev/zero, a socket or a folder is refused
+  by what it is before any open() that could block or never end; sizes come from stat, and a file
+  larger than BINARY_SAMPLE_BYTES is judged on its first bytes before it is read whole.
 - Empty and whitespace-only input is refused; so is input over a size limit when one is given.
 Every refusal is a CorpusError whose message starts with the input's name.
 """
 from __future__ import annotations
 
 import codecs
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +58,18 @@ MAGIC = (
     (b"{\\rtf", "an RTF document; save it as plain text"),
 )
 _UTF16_SAMPLE = 4096  # bytes looked at to recognise UTF-16 without a byte-order mark
+
+# Above this share of the characters, control characters mean binary data; at or below, text to clean.
+# Fortunes with overstrike have ~0.1%, a man page rendered with overstrike ~3% at worst on a header;
+# binary data decoding as text has ~10% (32 of 256 byte values are controls).
+DENSE_CONTROL_SHARE = 0.05
+BINARY_SAMPLE_BYTES = 2**20  # a bigger file is refused on its first MB when that is binary, unread beyond
+_CONTROL_NAMES = {8: "backspace", 11: "vertical tab", 12: "form feed", 27: "ESC", 7: "bell", 127: "DEL"}
+_ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")  # terminal colour and cursor codes, ESC [ ... m
+_OVERSTRIKE_RE = re.compile("[^\n\x08]\x08")     # 'x\by': typewriter overstrike; y is what shows
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device (such as /dev/zero)"), (stat.S_ISBLK, "a block device (a disk)"),
+               (stat.S_ISSOCK, "a socket"))
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,43 @@ def _not_utf8(data: bytes, err: UnicodeDecodeError, name: str) -> CorpusError:
                        "(e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`, or \"Save as… UTF-8\" in an editor)")
 
 
+def _control_counts(text: str) -> dict[int, int]:
+    """Code point -> count of each control character in text (str.count per code point: no list of matches)."""
+    return {c: n for c in sorted(_CONTROL) if (n := text.count(chr(c)))}
+
+
+def _refuse_dense(text: str, counts: dict[int, int], name: str, where: str = "") -> CorpusError:
+    first = _CONTROL_RE.search(text).start()
+    return CorpusError(f"{name}: contains {sum(counts.values()):,} control characters{where} (the first, "
+                       f"U+{ord(text[first]):04X}, on line {text.count(chr(10), 0, first) + 1}), so it looks "
+                       "like binary data rather than text")
+
+
+def clean_controls(text: str, name: str) -> tuple[str, str]:
+    """(text, note): sparse control characters cleaned and counted by kind; dense ones, or any NUL, refused."""
+    counts = _control_counts(text)
+    if not counts:
+        return text, ""
+    if 0 in counts or sum(counts.values()) > DENSE_CONTROL_SHARE * len(text):
+        raise _refuse_dense(text, counts, name)
+    text = _ANSI_RE.sub("", text)
+    text = _OVERSTRIKE_RE.sub("", text)  # keeps the character struck last: '_\bw' and 'w\bw' show 'w'
+    text = text.replace("\f", "\n").replace("\v", "\n")
+    text = _CONTROL_RE.sub("", text)
+    kinds = ", ".join(f"{n:,} {_CONTROL_NAMES.get(c, f'U+{c:04X}')}{'s' if n > 1 else ''}"
+                      for c, n in sorted(counts.items(), key=lambda item: -item[1]))
+    how = []
+    if 8 in counts:
+        how.append("overstruck letters keep the letter struck last")
+    if 11 in counts or 12 in counts:
+        how.append("page breaks became line breaks")
+    if 27 in counts:
+        how.append("terminal codes (ESC [ … m) were removed with their ESC")
+    if set(counts) - {8, 11, 12, 27}:
+        how.append("the others were removed")
+    return text, f"{name}: cleaned {sum(counts.values()):,} control characters ({kinds}): " + "; ".join(how)
+
+
 def read_bytes(data: bytes, name: str = "input", max_bytes: int | None = None) -> Decoded:
     """Decode bytes as text (see the module's docstring for what is accepted); raises CorpusError."""
     if max_bytes is not None and len(data) > max_bytes:
@@ -132,12 +190,8 @@ def read_bytes(data: bytes, name: str = "input", max_bytes: int | None = None) -
         raise CorpusError(f"{name}: is not valid {encoding.upper()} text (bad bytes at offset {err.start}); "
                           "save it as UTF-8") from None
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    controls = _CONTROL_RE.findall(text)
-    if controls:
-        first = _CONTROL_RE.search(text).start()
-        raise CorpusError(f"{name}: contains {len(controls):,} control characters (the first, "
-                          f"U+{ord(text[first]):04X}, on line {text.count(chr(10), 0, first) + 1}), so it looks "
-                          "like binary data rather than text")
+    text, cleaned = clean_controls(text, name)
+    note = "; ".join(n for n in (note, cleaned) if n)
     if not text.strip():
         raise CorpusError(f"{name}: is empty apart from whitespace ({human_size(len(data))} of spaces and "
                           "line breaks)")
@@ -149,22 +203,74 @@ def decode_text(data: bytes, name: str = "input", max_bytes: int | None = None) 
     return read_bytes(data, name, max_bytes).text
 
 
+def file_kind(mode: int) -> str | None:
+    """What a stat mode names when it is not a regular file ("a FIFO (named pipe)", ...); None for a file."""
+    return next((what for is_kind, what in _FILE_KINDS if is_kind(mode)), None)
+
+
+def open_regular(path: str | Path, name: str | None = None, max_bytes: int | None = None,
+                 limit_name: str = "max_upload_mb"):
+    """(binary file, size) of a regular file, refused by kind or size before anything could block or grow.
+
+    stat() first says what the path is (a FIFO's open() waits for a writer for ever; /dev/zero never
+    ends); the open is non-blocking and fstat() checks again, so a path swapped in between is caught too."""
+    name = name or str(path)
+    kind = file_kind(os.stat(path).st_mode)
+    if kind:
+        raise CorpusError(f"{name}: is {kind}, not a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    info = os.fstat(fd)
+    if file_kind(info.st_mode):
+        os.close(fd)
+        raise CorpusError(f"{name}: is {file_kind(info.st_mode)}, not a regular file")
+    if max_bytes is not None and info.st_size > max_bytes:
+        os.close(fd)
+        raise CorpusError(f"{name}: is {human_size(info.st_size)}, over the limit of {human_size(max_bytes)} "
+                          f"({limit_name})")
+    return os.fdopen(fd, "rb"), info.st_size
+
+
+def _refuse_binary_head(head: bytes, name: str) -> None:
+    """Refuses a big file whose first bytes are binary (as read_bytes would the whole), before reading the rest."""
+    try:
+        read_bytes(head, name)
+    except CorpusError as err:
+        message = str(err)
+        if "binary" in message or message.startswith(f"{name}: is ") and "not text" in message:
+            raise CorpusError(message.replace(" control characters (", f" control characters in its first "
+                                              f"{human_size(len(head))} (", 1)) from None
+    # other complaints (a character cut at the sample's end, say) are the whole file's to make
+
+
+def _fill(f, view: memoryview) -> int:
+    """Bytes read into view until it is full or the file ends."""
+    got = 0
+    while got < len(view) and (n := f.readinto(view[got:])):
+        got += n
+    return got
+
+
 def read_file(path: str | Path, max_bytes: int | None = None) -> Decoded:
-    """A text file's decoded contents; the size limit is checked before the file is read."""
+    """A text file's decoded contents; what the path is and its size are checked before it is read."""
     try:
         path = Path(path)
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes and path.is_file():
-            raise CorpusError(f"{path}: is {human_size(size)}, over the limit of {human_size(max_bytes)} "
-                              "(max_upload_mb)")
-        data = path.read_bytes()
-    except CorpusError:
+        f, size = open_regular(path, max_bytes=max_bytes)
+        with f:
+            head = f.read(min(size, BINARY_SAMPLE_BYTES))
+            if size > len(head):
+                _refuse_binary_head(head[:len(head) & ~1], str(path))  # whole UTF-16 units
+            data = bytearray(size)  # never more than stat said: a file that grows while read cannot grow memory
+            data[:len(head)] = head
+            with memoryview(data) as view:
+                got = len(head) + _fill(f, view[len(head):])
+        del data[got:]  # a file that shrank while read
+    except CorpusError as err:
+        if "is a folder" in str(err):
+            raise CorpusError(f"{path}: is a folder; give a .txt file or a folder with train.txt, "
+                              "valid.txt and test.txt") from None
         raise
     except FileNotFoundError:
         raise CorpusError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path}: is a folder; give a .txt file or a folder with train.txt, "
-                          "valid.txt and test.txt") from None
     except OSError as err:
         raise CorpusError(f"{path}: cannot be read ({err.strerror or err})") from None
     except ValueError as err:  # a NUL character in the path, say
