@@ -90,3 +90,18 @@ def test_a_reused_pid_does_not_keep_a_dead_run_running(lmcore_home, grammar_file
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_failed_run_with_its_last_checkpoint_can_be_resumed(lmcore_home, grammar_file):
+    """An error after the claim (a full disk while checkpointing, a device that is gone) left the run `failed`,
+    and resume refused it for ever although last.pt was intact."""
+    from lmcore.runs import jobs
+    store = RunStore(lmcore_home)
+    cfg = tiny_config(grammar_file, "gru", max_steps=0, epochs=1)
+    run_id = _trained(store, cfg)
+    store.update_run(run_id, status="failed", message="OSError: no space left on device")
+    assert jobs.resumable(store, store.get_run(run_id))
+    jobs.resume(store, run_id, epochs=2, start=False)
+    assert store.get_run(run_id)["status"] == "queued"
+    never_checkpointed = store.create_run(cfg.to_dict(), status="failed")
+    assert not jobs.resumable(store, store.get_run(never_checkpointed))

@@ -182,7 +182,7 @@ def run_controls(run: dict, store) -> None:
                 text=jobs.progress_text(run))
     if run["status"] in ACTIVE and c3.button("Stop", key=f"stop{run['id']}"):
         jobs.request_stop(store, run["id"])
-    if run["status"] in jobs.RESUMABLE and c3.button("Resume", key=f"resume{run['id']}",
+    if jobs.resumable(store, run) and c3.button("Resume", key=f"resume{run['id']}",
                                                      help="carry on from the last checkpoint: to the planned "
                                                           "epochs, or one more epoch if all are done"):
         try:

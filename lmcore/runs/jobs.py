@@ -197,6 +197,15 @@ def start_process(store: RunStore, run_id: int, threads: int, max_parallel: int)
     store.update_run(run_id, pid=proc.pid)
 
 
+def resumable(store: RunStore, run: dict) -> bool:
+    """Stopped, interrupted and finished runs; a failed one too when its last.pt is there to go on from (an
+    error after the run was claimed, a disk that filled while checkpointing, must not lose the run)."""
+    if run["status"] in RESUMABLE:
+        return True
+    last = store.checkpoints(run["id"]).get("last") if run["status"] == "failed" else None
+    return bool(last) and Path(last["path"]).is_file()
+
+
 def resume_point(store: RunStore, run_id: int) -> dict | None:
     """The saved position of a run's last.pt ({"epoch", "chunk", "step", ...}), or None without one."""
     last = store.checkpoints(run_id).get("last")
@@ -220,10 +229,11 @@ def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: i
     run = store.get_run(run_id)
     if run is None:
         raise ValueError(f"no run {run_id} in {store.home}")
-    if run["status"] not in RESUMABLE:
+    if not resumable(store, run):
         what = "is still active" if run["status"] in ACTIVE else f"is {run['status']}"
         hint = "; train it again with a smaller learning rate" if run["status"] == "diverged" else ""
-        raise ValueError(f"run {run_id} {what}: only stopped, interrupted or finished runs can be resumed{hint}")
+        raise ValueError(f"run {run_id} {what}: only stopped, interrupted or finished runs (or failed ones with a "
+                         f"last checkpoint) can be resumed{hint}")
     cfg = RunConfig.from_dict(run["config"])
     position = resume_point(store, run_id)
     done_epochs = position["epoch"] - 1 if position else 0
