@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .cells import GRU_CONVENTIONS, LSTM_VARIANTS
-from .config import DEFAULT_LR, OPTIMIZERS, RunConfig, TrainConfig
+from .config import DEFAULT_LR, OPTIMIZERS, RunConfig, TrainConfig, check_threads
 from .corpus.dataset import BUILTIN_PREFIX, SPLITS, CorpusSpec, load_corpus, tokenized_splits
 from .corpus.reading import CorpusError
 from .corpus.tokenize import TOKENIZERS, detokenize, tokenize_line
@@ -36,6 +36,20 @@ def _corpus_spec(a) -> CorpusSpec:
     keep = not a.corpus or a.corpus.startswith(BUILTIN_PREFIX)
     source = a.corpus if keep else str(Path(a.corpus).expanduser().resolve())
     return CorpusSpec(source, a.tokenizer, a.lowercase, a.min_count, a.max_vocab)
+
+
+def whole_at_least(lowest: int):
+    """An argparse type: a whole number of at least `lowest`, refused by argparse (one line, exit 2) otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, not {value}")
+        return value
+    parse.__name__ = f"whole number >= {lowest}"
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,10 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sample", help="generate text from a checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("--prompt", default="")
-    p.add_argument("--words", "-n", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--words", "-n", type=whole_at_least(0), default=100)
+    p.add_argument("--temperature", type=float, default=1.0, help="above 0; near 0: the likeliest word each time")
+    p.add_argument("--top-k", type=whole_at_least(0), default=0, help="sample among the k likeliest (0: all)")
+    p.add_argument("--seed", type=whole_at_least(0), default=0)
 
     p = command("runs", help="list the run store")
     p.add_argument("--json", action="store_true")
@@ -287,6 +301,8 @@ def cmd_resume(a) -> int:
     from .runs.jobs import check_slot, resume
     if a.out:
         raise ValueError("--out does not go with --resume: a run carries on in the folder it started in")
+    if a.threads is not None:
+        check_threads(a.threads)  # the other flags --resume takes are checked with the run's config
     store = RunStore(a.home)
     run_id = find_run(store, a.resume)
     cfg = RunConfig.from_dict(store.get_run(run_id)["config"])
@@ -427,7 +443,8 @@ def cmd_ngram(a) -> int:
 
 def cmd_sample(a) -> int:
     from .checkpoint import load_checkpoint
-    from .generate import sample_tokens
+    from .generate import check_sampling, sample_tokens
+    check_sampling(a.words, a.temperature, a.top_k, a.seed)  # before the checkpoint is read
     model, cfg, vocab, _ = load_checkpoint(checkpoint_path(a.checkpoint))
     kind = cfg.corpus.tokenizer
     prompt = tokenize_line(a.prompt, kind, cfg.corpus.lowercase) if a.prompt else []

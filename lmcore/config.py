@@ -1,6 +1,9 @@
 """One run's whole configuration: stored with the run and in every checkpoint (nanoGPT style)."""
 from __future__ import annotations
 
+import math
+import numbers
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 from .corpus.dataset import CorpusSpec
@@ -8,6 +11,36 @@ from .model import ModelConfig
 
 OPTIMIZERS = ("sgd", "adam")
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}  # an optimizer chosen without an lr gets this one
+MAX_SEED = 2**32 - 1  # numpy's and CUDA's generators take no more; torch.manual_seed fails from 2**64
+# A fixed bound, the same on every machine that checks a stored config (app, queue, Ray node): far above what an
+# RNN's small matrices gain from, far below the thousands of threads that crashed (5000 killed, 100000 segfault).
+MAX_THREADS = 256
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
+INT_FIELDS = ("bptt", "batch", "epochs", "max_steps", "eval_every", "seed", "threads")
+FLOAT_FIELDS = ("lr", "clip", "time_budget", "lr_decay")
+
+
+def check_whole(name: str, value) -> None:
+    """A whole number: bool (a JSON true) and floats are refused, so a crafted config cannot slip them in."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+
+
+def check_finite(name: str, value) -> None:
+    """A real, finite number: NaN slips through every comparison (nan < 0 is False) and inf means no bound."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+
+
+def check_threads(threads) -> None:
+    check_whole("threads", threads)
+    if not 0 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be between 0 (chosen by the job queue) and {MAX_THREADS}, not {threads}")
+
+
+def check_device(device) -> None:
+    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+        raise ValueError(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps")
 
 
 @dataclass
@@ -31,17 +64,29 @@ class TrainConfig:
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose sgd or adam")
+        for name in INT_FIELDS:
+            check_whole(name.replace("_", "-"), getattr(self, name))
+        if isinstance(self.lr, numbers.Real) and math.isnan(self.lr):
+            raise ValueError("lr must be positive (a finite number), not nan")
+        for name in FLOAT_FIELDS:
+            check_finite(name.replace("_", "-"), getattr(self, name))
         for name in ("bptt", "batch", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not self.lr > 0:
-            raise ValueError("lr must be positive")
+            raise ValueError(f"lr must be positive, not {self.lr!r}")
         if self.clip < 0 or self.max_steps < 0 or self.time_budget < 0 or self.eval_every < 0:
             raise ValueError("clip, max-steps, time-budget and eval-every cannot be negative")
         if self.lr_decay < 1:
             raise ValueError("lr-decay must be at least 1")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be between 0 and {MAX_SEED} (2**32 - 1), not {self.seed}")
+        check_threads(self.threads)
+        check_device(self.device)
         if self.compile not in ("auto", "on", "off"):
             raise ValueError(f"unknown compile mode {self.compile!r}; choose auto, on or off")
+        if not isinstance(self.bf16, bool):
+            raise ValueError(f"bf16 must be true or false, not {self.bf16!r}")
 
 
 @dataclass

@@ -58,9 +58,15 @@ class ModelConfig:
             raise ValueError(f"the GRU convention {self.gru_convention!r} applies to the GRU only")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        from .config import check_finite, check_whole  # config imports this module
         for name in ("emb", "hidden", "layers", "vocab_size"):
+            check_whole(name, getattr(self, name))
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        check_finite("dropout", self.dropout)
+        for name in ("bias", "tied"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
         if self.tied and self.emb != self.hidden:
