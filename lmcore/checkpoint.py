@@ -19,6 +19,7 @@ import torch
 
 from .config import RunConfig
 from .corpus.vocab import Vocab
+from .limits import LimitError, Limits, check_model, load_limits
 from .model import RNNLM
 
 FORMAT_VERSION = 1
@@ -100,32 +101,64 @@ def read_payload(path: Path, device: str | torch.device = "cpu") -> dict:
     return payload
 
 
-def model_from_payload(payload: dict, path: Path, device: str | torch.device = "cpu") -> tuple[RNNLM, RunConfig, Vocab]:
-    """Build the model the config describes and load the weights into it, checking every tensor's shape."""
-    try:
-        cfg = RunConfig.from_dict(payload["config"])
-        if cfg.model.vocab_size != len(payload["vocab"]):
-            raise ValueError(f"config says {cfg.model.vocab_size} words, the vocabulary has {len(payload['vocab'])}")
-        model = RNNLM(cfg.model)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{Path(path)}: checkpoint config is not usable ({err})") from None
-    expected = model.state_dict()
+def model_from_payload(payload: dict, path: Path, device: str | torch.device = "cpu",
+                       limits: Limits | None = None) -> tuple[RNNLM, RunConfig, Vocab]:
+    """Build the model the config describes and load the weights into it.
+
+    The config is checked against the file's tensors and the limits before anything is allocated: sizes come
+    from the file, so a crafted one could otherwise ask for terabytes, or a τ of -5 (a perplexity of 1.00)."""
+    cfg = _checked_config(payload, Path(path), limits)
     got = payload["state_dict"]
-    if set(got) != set(expected):
-        raise CheckpointError(f"{Path(path)}: checkpoint tensors {sorted(set(got) ^ set(expected))} do not "
-                              "match its config")
-    for name, tensor in got.items():
-        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[name].shape:
-            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-            raise CheckpointError(f"{Path(path)}: tensor {name} has shape {shape}, its config needs "
-                                  f"{tuple(expected[name].shape)}")
+    with torch.device("meta"):  # the shapes the config implies, with no memory behind them
+        expected = RNNLM(cfg.model).state_dict()
+    _check_tensors(got, expected, Path(path))  # so the model built next is no bigger than the file
+    model = RNNLM(cfg.model)
     model.load_state_dict(got)
     return model.to(device), cfg, Vocab(payload["vocab"])
 
 
-def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[RNNLM, RunConfig, Vocab, dict]:
+def _checked_config(payload: dict, path: Path, limits: Limits | None) -> RunConfig:
+    """The stored config, every field valid and its sizes those of the tensors the file holds."""
+    from .presets import count_params
+    tensors = payload["state_dict"]
+    try:
+        cfg = RunConfig.from_dict(payload["config"])
+        cfg.corpus.validate()
+        cfg.train.validate()
+        cfg.model.validate()
+        if cfg.model.vocab_size != len(payload["vocab"]):
+            raise ValueError(f"config says {cfg.model.vocab_size} words, the vocabulary has {len(payload['vocab'])}")
+        if cfg.model.layers > len(tensors):  # every layer has tensors of its own; also keeps the count below short
+            raise ValueError(f"config says {cfg.model.layers} layers, the file holds {len(tensors)} tensors")
+    except (TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{path}: checkpoint config is not usable ({err})") from None
+    try:
+        check_model(count_params(cfg.model), limits or load_limits())
+    except LimitError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    return cfg
+
+
+def _check_tensors(got: dict, expected: dict, path: Path) -> None:
+    """Every tensor present, of the config's shape, and finite: NaN weights (a diverged run) only make NaN."""
+    if set(got) != set(expected):
+        raise CheckpointError(f"{path}: checkpoint tensors {sorted(set(got) ^ set(expected))} do not match its config")
+    for name, tensor in got.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[name].shape:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise CheckpointError(f"{path}: tensor {name} has shape {shape}, its config needs "
+                                  f"{tuple(expected[name].shape)}")
+        if tensor.dtype != expected[name].dtype:
+            raise CheckpointError(f"{path}: tensor {name} is {tensor.dtype}, the model needs {expected[name].dtype}")
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite weights (the run diverged?); "
+                                  "it cannot make predictions")
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu",
+                    limits: Limits | None = None) -> tuple[RNNLM, RunConfig, Vocab, dict]:
     payload = read_payload(path, device)
-    model, cfg, vocab = model_from_payload(payload, path, device)
+    model, cfg, vocab = model_from_payload(payload, path, device, limits)
     model.eval()
     return model, cfg, vocab, payload["meta"]
 
