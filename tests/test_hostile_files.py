@@ -177,6 +177,13 @@ def test_form_feeds_and_escapes_are_cleaned(tmp_path):
     assert "1 form feed" in decoded.note and "2 ESCs" in decoded.note
 
 
+def test_dense_nroff_markup_is_text_not_binary():
+    man = "".join(f"{c}\b{c}" for c in "NAME") + "\n     " + "".join(f"_\b{c}" for c in "ls") + " lists files\n"
+    decoded = read_bytes((man * 50).encode(), "ls.1")  # backspaces are a fifth of the characters
+    assert decoded.text.startswith("NAME\n     ls lists files\n")
+    assert "300 backspaces" in decoded.note
+
+
 def test_dense_control_characters_are_refused():
     line = "x" * 10 + "\x01"
     share = 1 / len(line)

@@ -67,6 +67,7 @@ BINARY_SAMPLE_BYTES = 2**20  # a bigger file is refused on its first MB when tha
 _CONTROL_NAMES = {8: "backspace", 11: "vertical tab", 12: "form feed", 27: "ESC", 7: "bell", 127: "DEL"}
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")  # terminal colour and cursor codes, ESC [ ... m
 _OVERSTRIKE_RE = re.compile("[^\n\x08]\x08")     # 'x\by': typewriter overstrike; y is what shows
+_MARKUP_RE = re.compile("(.)\x08(?=\\1)|_\x08(?=[^\\s\x08])")  # nroff bold 'w\bw' and underline '_\bw': markup, not noise
 _FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                (stat.S_ISCHR, "a character device (such as /dev/zero)"), (stat.S_ISBLK, "a block device (a disk)"),
                (stat.S_ISSOCK, "a socket"))
@@ -135,10 +136,14 @@ def clean_controls(text: str, name: str) -> tuple[str, str]:
     counts = _control_counts(text)
     if not counts:
         return text, ""
-    if 0 in counts or sum(counts.values()) > DENSE_CONTROL_SHARE * len(text):
+    if 0 in counts:
         raise _refuse_dense(text, counts, name)
-    text = _ANSI_RE.sub("", text)
-    text = _OVERSTRIKE_RE.sub("", text)  # keeps the character struck last: '_\bw' and 'w\bw' show 'w'
+    # Well-formed markup (nroff bold and underline, terminal colour codes) may be dense in a man page and is
+    # still text; the density that says "binary" is of the control characters left outside it.
+    cleaned = _MARKUP_RE.sub("", _ANSI_RE.sub("", text))
+    if sum(_control_counts(cleaned).values()) > DENSE_CONTROL_SHARE * len(text):
+        raise _refuse_dense(text, counts, name)
+    text = _OVERSTRIKE_RE.sub("", cleaned)  # keeps the character struck last: '_\bw' and 'w\bw' show 'w'
     text = text.replace("\f", "\n").replace("\v", "\n")
     text = _CONTROL_RE.sub("", text)
     kinds = ", ".join(f"{n:,} {_CONTROL_NAMES.get(c, f'U+{c:04X}')}{'s' if n > 1 else ''}"
