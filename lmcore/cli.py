@@ -225,7 +225,7 @@ def _train_config(a) -> RunConfig:
 def cmd_train(a) -> int:
     from .limits import check_epochs, check_model, check_source_size, load_limits
     from .presets import count_params
-    from .runs.jobs import check_slot, validate_config
+    from .runs.jobs import create_running, validate_config
     from .train import check_fits
     cfg = _train_config(a)
     validate_config(cfg)
@@ -239,9 +239,7 @@ def cmd_train(a) -> int:
     check_model(count_params(cfg.model), limits)
     check_fits(corpus, cfg.train)
     store = RunStore(a.home)
-    check_slot(store, limits)
-    run_id = store.create_run(cfg.to_dict(), status="running")
-    store.update_run(run_id, pid=os.getpid(), started_at=time.time())
+    run_id = create_running(store, cfg, limits)  # the slot check and the row in one transaction
     if getattr(a, "dist_info", None) is not None:  # torchrun: the other ranks wait for this run id
         from .distributed import from_rank0
         from_rank0(run_id, a.dist_info)
@@ -298,7 +296,7 @@ def _train_other_rank(a, info, scratch: Path) -> int:
 def cmd_resume(a) -> int:
     """train --resume RUN: the run carries on in this process from its last.pt, in its own folder."""
     from .limits import check_source_size, load_limits
-    from .runs.jobs import check_slot, resume
+    from .runs.jobs import resume
     if a.out:
         raise ValueError("--out does not go with --resume: a run carries on in the folder it started in")
     if a.threads is not None:
@@ -309,11 +307,10 @@ def cmd_resume(a) -> int:
     limits = load_limits(a.home)
     check_source_size(cfg.corpus.source, limits)
     corpus = load_corpus(cfg.corpus)
-    check_slot(store, limits)
+    # claims a training slot and the run in one transaction
     cfg = resume(store, run_id, epochs=a.epochs, max_steps=a.max_steps, time_budget=a.time_budget, limits=limits,
                  to_status="running")
     cfg.train.threads = a.threads or cfg.train.threads
-    store.update_run(run_id, started_at=time.time())
     last = store.checkpoints(run_id).get("last")
     resume_from = Path(last["path"]) if last and Path(last["path"]).is_file() else None
     if resume_from:

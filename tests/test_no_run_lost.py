@@ -105,3 +105,32 @@ def test_a_failed_run_with_its_last_checkpoint_can_be_resumed(lmcore_home, gramm
     assert store.get_run(run_id)["status"] == "queued"
     never_checkpointed = store.create_run(cfg.to_dict(), status="failed")
     assert not jobs.resumable(store, store.get_run(never_checkpointed))
+
+
+def test_processes_started_together_never_exceed_the_training_slots(lmcore_home, grammar_file):
+    """With max_parallel_jobs = 2, four `train` processes started together all ran at once in 2 of 5 trials:
+    the slot check and the insert were two transactions. Eight processes race for the slots here."""
+    import subprocess
+    import time
+
+    from .conftest import PYTHON, REPO, subprocess_env
+    RunStore(lmcore_home)  # the data folder
+    (lmcore_home / "lmcore.toml").write_text("[limits]\nmax_parallel_jobs = 2\n")
+    race = (
+        "import sys, time\n"
+        "from lmcore.limits import LimitError\n"
+        "from lmcore.runs import jobs\n"
+        "from lmcore.runs.store import RunStore\n"
+        "from tests.conftest import tiny_config\n"
+        "store = RunStore(sys.argv[1]); cfg = tiny_config(sys.argv[2])\n"
+        "time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # all start at the same instant\n"
+        "try:\n"
+        "    jobs.create_running(store, cfg); print('ran')\n"
+        "except LimitError:\n"
+        "    print('refused')\n")
+    start = time.time() + 3.0
+    procs = [subprocess.Popen([PYTHON, "-c", race, str(lmcore_home), str(grammar_file), str(start)], cwd=REPO,
+                              env=subprocess_env(), stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    outcomes = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert sorted(outcomes) == ["ran"] * 2 + ["refused"] * 6, outcomes
+    assert len(RunStore(lmcore_home).list_runs(("running",))) == 2

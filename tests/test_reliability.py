@@ -264,7 +264,7 @@ def test_submit_enforces_parallel_queue_params_and_epochs(lmcore_home, grammar_f
     with pytest.raises(LimitError, match=r"1 runs are already waiting for a slot \(max_queued_runs"):
         jobs.submit(store, cfg)
     with pytest.raises(LimitError, match=r"max_parallel_jobs = 1"):
-        jobs.check_slot(store)                      # the CLI's foreground training waits its turn too
+        jobs.create_running(store, cfg)             # the CLI's foreground training waits its turn too
     runs = jobs.wait_for(store, [first, second], timeout=120)
     assert [r["status"] for r in runs] == ["done", "done"]
     assert runs[1]["started_at"] >= runs[0]["finished_at"] - 1.0  # one after the other

@@ -29,7 +29,7 @@ from ..corpus.reading import CorpusError
 from ..limits import LimitError, Limits, check_epochs, check_model, load_limits
 from ..presets import count_params
 from ..train import TrainHooks, TrainResult, train
-from .store import ACTIVE, RunStore
+from .store import ACTIVE, NoFreeSlot, RunStore
 
 RESUMABLE = ("stopped", "interrupted", "done")
 
@@ -68,13 +68,16 @@ def validate_config(cfg: RunConfig) -> None:
     replace(cfg.model, vocab_size=max(cfg.model.vocab_size, 3)).validate()
 
 
-def check_slot(store: RunStore, limits: Limits | None = None) -> None:
-    """For a run trained in the foreground (the CLI): refuse while max_parallel_jobs runs are training."""
+def create_running(store: RunStore, cfg: RunConfig, limits: Limits | None = None) -> int:
+    """The row of a run trained in the foreground (the CLI), created `running` with this process's pid only
+    while fewer than max_parallel_jobs runs are training: check and insert are one transaction."""
     limits = limits or load_limits(store.home)
-    active = len(store.list_runs(("starting", "running")))
-    if active >= limits.max_parallel_jobs:
-        raise LimitError(f"{active} runs are training already (max_parallel_jobs = {limits.max_parallel_jobs} in "
-                         f"{limits.where()}); wait for one to end or stop one")
+    try:
+        return store.create_run(cfg.to_dict(), status="running", max_training=limits.max_parallel_jobs,
+                                pid=os.getpid())
+    except NoFreeSlot as full:
+        raise LimitError(f"{full.active} runs are training already (max_parallel_jobs = {limits.max_parallel_jobs} "
+                         f"in {limits.where()}); wait for one to end or stop one") from None
 
 
 def submit(store: RunStore, cfg: RunConfig, max_parallel: int | None = None, start: bool = True,
@@ -175,8 +178,8 @@ def pump(store: RunStore, max_parallel: int | None = None, executor=None) -> lis
     for run in store.list_runs(("queued",)):
         if active >= max_parallel:
             break
-        if not store.claim(run["id"], "queued", "starting"):
-            continue  # another process took it first
+        if not store.claim_slot(run["id"], max_parallel):
+            continue  # another process took it, or took the last slot, first
         executor.start(store, run["id"], threads_per_job(max_parallel), max_parallel)
         started.append(run["id"])
         active += 1
@@ -254,8 +257,15 @@ def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: i
     check_limits(store, cfg, limits, queueing=to_status == "queued")
     at = f"step {position['step']}" if position else "the start (it had no checkpoint to resume from)"
     running_here = {} if to_status == "queued" else {"pid": os.getpid(), "started_at": time.time()}
-    if not store.claim(run_id, run["status"], to_status, config=json.dumps(cfg.to_dict()), stop_requested=0,
-                       message=f"resumed from {at}", finished_at=None, **({"pid": None} | running_here)):
+    slot = None if to_status == "queued" else (limits or load_limits(store.home)).max_parallel_jobs
+    try:
+        claimed = store.claim(run_id, run["status"], to_status, max_training=slot, config=json.dumps(cfg.to_dict()),
+                              stop_requested=0, message=f"resumed from {at}", finished_at=None,
+                              **({"pid": None} | running_here))
+    except NoFreeSlot as full:
+        raise LimitError(f"{full.active} runs are training already (max_parallel_jobs = {full.allowed}); wait for "
+                         "one to end or stop one") from None
+    if not claimed:
         raise ValueError(f"run {run_id} changed status meanwhile; look again")
     if start and to_status == "queued":
         pump(store)

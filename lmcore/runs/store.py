@@ -76,6 +76,14 @@ def default_home() -> Path:
     return Path(os.environ.get("LMCORE_HOME") or Path.home() / ".lmcore")
 
 
+class NoFreeSlot(Exception):
+    """As many runs as allowed are training already."""
+
+    def __init__(self, active: int, allowed: int):
+        super().__init__(f"{active} runs are training already")
+        self.active, self.allowed = active, allowed
+
+
 class RunStore:
     def __init__(self, home: str | Path | None = None):
         # absolute: job processes start in the repository, and checkpoint rows must name the same files from anywhere
@@ -103,22 +111,41 @@ class RunStore:
             db.close()
 
     # --- runs -------------------------------------------------------------------------------
-    def create_run(self, config: dict, status: str = "queued", sweep_id: int | None = None) -> int:
+    def create_run(self, config: dict, status: str = "queued", sweep_id: int | None = None,
+                   max_training: int | None = None, pid: int | None = None) -> int:
+        """A new run's row. With max_training, only if fewer runs are training (starting or running): the count
+        and the insert are one transaction, so processes started together cannot all pass the check."""
         now = time.time()
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
+                if max_training is not None:
+                    self._check_slot(db, max_training)
                 self._skip_used_folders(db)
                 cur = db.execute(
-                    "INSERT INTO runs (name, created_at, updated_at, status, config, corpus_source, arch, sweep_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO runs (name, created_at, updated_at, status, config, corpus_source, arch, sweep_id, "
+                    "pid, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (config.get("name") or "", now, now, status, json.dumps(config),
-                     config["corpus"]["source"], config["model"]["arch"], sweep_id))
+                     config["corpus"]["source"], config["model"]["arch"], sweep_id, pid,
+                     now if status == "running" else None))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             return int(cur.lastrowid)
+
+    @staticmethod
+    def _check_slot(db, max_training: int) -> None:
+        active = db.execute("SELECT COUNT(*) FROM runs WHERE status IN ('starting', 'running')").fetchone()[0]
+        if active >= max_training:
+            raise NoFreeSlot(active, max_training)
+
+    def claim_slot(self, run_id: int, max_training: int) -> bool:
+        """queued -> starting, only while fewer than max_training runs are training (one transaction)."""
+        try:
+            return self.claim(run_id, "queued", "starting", max_training=max_training)
+        except NoFreeSlot:
+            return False
 
     def _skip_used_folders(self, db) -> None:
         """Never hand out an id whose folder exists: with runs.sqlite deleted or emptied, id 1 came again and
@@ -141,13 +168,23 @@ class RunStore:
         with self._connect() as db:
             db.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
 
-    def claim(self, run_id: int, from_status: str, to_status: str, **fields) -> bool:
-        """Move a run between statuses only if it is still in `from_status` (safe across processes)."""
+    def claim(self, run_id: int, from_status: str, to_status: str, max_training: int | None = None,
+              **fields) -> bool:
+        """Move a run between statuses only if it is still in `from_status` (safe across processes); with
+        max_training, only while fewer runs are training (else NoFreeSlot), checked in the same transaction."""
         fields.update(status=to_status, updated_at=time.time())
         cols = ", ".join(f"{k} = ?" for k in fields)
         with self._connect() as db:
-            cur = db.execute(f"UPDATE runs SET {cols} WHERE id = ? AND status = ?",
-                             (*fields.values(), run_id, from_status))
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if max_training is not None:
+                    self._check_slot(db, max_training)
+                cur = db.execute(f"UPDATE runs SET {cols} WHERE id = ? AND status = ?",
+                                 (*fields.values(), run_id, from_status))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             return cur.rowcount == 1
 
     def get_run(self, run_id: int) -> dict | None:
