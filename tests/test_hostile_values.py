@@ -193,11 +193,19 @@ def test_impossible_config_values_are_refused(changes, words, tmp_path):
 def test_a_config_asking_for_hundreds_of_gigabytes_is_refused_before_allocating(tmp_path):
     # 400,000 × 400,000 floats per matrix: ~640 GB were allocated by RNNLM(cfg) before any shape was compared
     path = crafted(tmp_path, model__hidden=400_000, model__emb=400_000)
-    with pytest.raises(CheckpointError, match="over this server's limit"):
-        load_checkpoint(path)
-    # with the limit lifted, the shapes (computed on the meta device, no memory) still refuse it
+    # the shapes (computed on the meta device, no memory) refuse it; a caller's limits refuse it first
     with pytest.raises(CheckpointError, match=r"has shape .* its config needs"):
-        load_checkpoint(path, limits=Limits(max_params=10**15))
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="over this server's limit"):
+        load_checkpoint(path, limits=Limits(max_params=10**6))
+
+
+def test_viewing_a_run_does_not_depend_on_the_training_limits(lmcore_home):
+    """A classroom server with a small max_params still shows the (bigger) demo runs."""
+    (lmcore_home / "lmcore.toml").parent.mkdir(parents=True, exist_ok=True)
+    (lmcore_home / "lmcore.toml").write_text("[limits]\nmax_params = 1000\n")
+    model, cfg, vocab, _ = load_checkpoint(DEMO)
+    assert sum(p.numel() for p in model.parameters()) > 1000
 
 
 def test_a_checkpoint_over_the_deployments_limit_is_refused(tmp_path):
