@@ -205,15 +205,17 @@ def test_a_real_binary_is_refused(tmp_path):
 
 # --- 4. a 1 GB UTF-16 file of NULs is refused without reading it ---------------------------------
 
+# VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so a child forked from a big pytest
+# process reported the parent's size (780 MB in the full suite) instead of its own.
 PEAK_RSS = """
-import resource, sys
+import sys
 from lmcore.corpus.dataset import CorpusSpec, load_corpus
 from lmcore.corpus.reading import CorpusError
 try:
     load_corpus(CorpusSpec(source=sys.argv[1]))
 except CorpusError as err:
     print("refused:", err)
-print("peak_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("peak_kb", next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
