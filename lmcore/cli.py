@@ -463,6 +463,8 @@ def cmd_runs(a) -> int:
         return 0
     if not runs:
         print(f"no runs in {store.home}")
+    for run_id, why in store.broken_runs():
+        print(f"{run_id:5d}  broken      {why}", file=sys.stderr)
     for r in runs:
         ppl = f"{r['best_valid_ppl']:.2f}" if r["best_valid_ppl"] else "-"
         print(f"{r['id']:5d}  {r['status']:11s} {RunConfig.from_dict(r['config']).label():22s} "

@@ -134,3 +134,26 @@ def test_processes_started_together_never_exceed_the_training_slots(lmcore_home,
     outcomes = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert sorted(outcomes) == ["ran"] * 2 + ["refused"] * 6, outcomes
     assert len(RunStore(lmcore_home).list_runs(("running",))) == 2
+
+
+def test_one_corrupt_row_is_named_and_breaks_nothing_else(lmcore_home, grammar_file, capsys):
+    """One row with corrupt config JSON broke `runs` for every run and crashed Compare and Hidden states."""
+    import sqlite3
+
+    from lmcore.cli import main
+
+    from .test_pages import open_page
+    store = RunStore(lmcore_home)
+    good = _trained(store, tiny_config(grammar_file, "gru", max_steps=20))
+    bad = store.create_run(tiny_config(grammar_file).to_dict(), status="done")
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE runs SET config = '{\"corpus\": [' WHERE id = ?", (bad,))
+    assert [r["id"] for r in store.list_runs()] == [good]
+    assert [i for i, _ in store.broken_runs()] == [bad]
+    assert main(["--home", str(lmcore_home), "runs"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{good:5d}" in out and "broken" in err and "not JSON" in err
+    for page in ("views/train.py", "views/compare.py", "views/hidden.py"):
+        at = open_page(page)  # asserts no exception
+        if page == "views/train.py":
+            assert any(f"#{bad} cannot be shown" in w.value for w in at.warning)

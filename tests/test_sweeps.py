@@ -77,7 +77,7 @@ def test_an_existing_store_gains_the_sweeps_table_and_the_sweep_id_column(lmcore
     old = sqlite3.connect(lmcore_home / "runs.sqlite")  # a store from before sweeps: no table, no column
     old.executescript(SCHEMA.split("CREATE TABLE IF NOT EXISTS sweeps")[0])
     old.execute("INSERT INTO runs (name, created_at, updated_at, status, config, corpus_source, arch) "
-                "VALUES ('old', 0, 0, 'done', '{}', 'x', 'lstm')")
+                "VALUES ('old', 0, 0, 'done', ?, 'x', 'lstm')", (json.dumps(tiny_config("builtin:agreement").to_dict()),))
     old.commit()
     old.close()
     store = RunStore(lmcore_home)

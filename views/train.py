@@ -242,6 +242,8 @@ def live_view():
         curves(store, runs)
         next_steps(runs)
     st.subheader("Every run in this data folder")
+    for run_id, why in store.broken_runs():
+        st.warning(f"#{run_id} cannot be shown: {appstate.md(why)}")
     st.dataframe(history_table(every), hide_index=True, placeholder=appstate.MISSING, width="stretch", height=min(38 + 35 * len(every), 400),
                  column_config={"progress": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                            max_value=1),

@@ -199,7 +199,25 @@ class RunStore:
             args = tuple(statuses)
         with self._connect() as db:
             rows = db.execute(query + " ORDER BY id", args).fetchall()
-        return [_run_row(r) for r in rows]
+        runs = []
+        for row in rows:
+            try:
+                runs.append(_run_row(row))
+            except BrokenRun:
+                continue  # broken_runs() names it; the other runs stay usable
+        return runs
+
+    def broken_runs(self) -> list[tuple[int, str]]:
+        """(id, why) of every row whose config cannot be read."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY id").fetchall()
+        broken = []
+        for row in rows:
+            try:
+                _run_row(row)
+            except BrokenRun as err:
+                broken.append((row["id"], str(err)))
+        return broken
 
     def delete_run(self, run_id: int) -> None:
         with self._connect() as db:
@@ -296,7 +314,18 @@ def _sweep_row(row: sqlite3.Row) -> dict:
     return sweep
 
 
+class BrokenRun(ValueError):
+    """A row whose stored config cannot be read (damaged by hand or by a disk): shown as broken, never
+    allowed to break the listing of the others."""
+
+
 def _run_row(row: sqlite3.Row) -> dict:
     run = dict(row)
-    run["config"] = json.loads(run["config"])
+    try:
+        config = json.loads(run["config"])
+    except (TypeError, ValueError) as err:
+        raise BrokenRun(f"run {run['id']}: its stored config is not JSON ({err})") from None
+    if not isinstance(config, dict) or not all(isinstance(config.get(k), dict) for k in ("corpus", "model", "train")):
+        raise BrokenRun(f"run {run['id']}: its stored config lacks a corpus, model or train section")
+    run["config"] = config
     return run
