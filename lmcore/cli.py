@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("runs", help="list the run store")
     p.add_argument("--json", action="store_true")
 
+    p = command("stop", help="stop a queued or training run (it saves and ends cleanly; resume it later)")
+    p.add_argument("run", help="run id or folder")
+
+    p = command("delete", help="delete a run that is not training: its checkpoints, folder and rows")
+    p.add_argument("run", help="run id or folder")
+    p.add_argument("--yes", action="store_true", help="do not ask")
+
     p = command("make-demo", help="rebuild the demo runs in assets/demos (about two minutes)")
     p.add_argument("--only", nargs="*", default=None, help="names such as python-docs-lstm")
     p.add_argument("--out", default=None)
@@ -472,6 +479,34 @@ def cmd_runs(a) -> int:
     return 0
 
 
+def cmd_stop(a) -> int:
+    from .runs.jobs import request_stop
+    store = RunStore(a.home)
+    run_id = find_run(store, a.run)
+    status = store.get_run(run_id)["status"]
+    if status not in ("queued", "starting", "running"):
+        raise ValueError(f"run {run_id} is {status}, not training")
+    request_stop(store, run_id)
+    print(f"run {run_id}: " + ("stopped" if store.get_run(run_id)["status"] == "stopped" else
+                               "stop requested; it saves its checkpoint and ends after this step"))
+    return 0
+
+
+def cmd_delete(a) -> int:
+    from .runs.jobs import delete
+    store = RunStore(a.home)
+    run_id = find_run(store, a.run)
+    if not a.yes:
+        if not sys.stdin.isatty():
+            raise ValueError(f"deleting run {run_id} removes its checkpoints for good; add --yes to confirm")
+        if input(f"delete run {run_id} and its checkpoints for good? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("kept")
+            return 0
+    removed = delete(store, run_id)
+    print(f"run {run_id} deleted" + (f" ({len(removed)} folder(s) or file(s) removed)" if removed else ""))
+    return 0
+
+
 def cmd_make_demo(a) -> int:
     from .demo import make_demo
     from .runs.catalog import DEMO_DIR
@@ -501,5 +536,6 @@ def cmd_worker(a) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "ngram": cmd_ngram, "sample": cmd_sample, "runs": cmd_runs,
+            "stop": cmd_stop, "delete": cmd_delete,
             "make-demo": cmd_make_demo, "inspect": cmd_inspect, "sweep": cmd_sweep, "sweeps": cmd_sweeps,
             "worker": cmd_worker}

@@ -2,6 +2,8 @@
 or emptied and ids would start again at 1."""
 from __future__ import annotations
 
+import os
+
 from lmcore.runs.store import RunStore
 
 from .conftest import tiny_config
@@ -157,3 +159,23 @@ def test_one_corrupt_row_is_named_and_breaks_nothing_else(lmcore_home, grammar_f
         at = open_page(page)  # asserts no exception
         if page == "views/train.py":
             assert any(f"#{bad} cannot be shown" in w.value for w in at.warning)
+
+
+def test_cli_stop_and_delete(lmcore_home, grammar_file, capsys):
+    """There was no CLI `stop` or `delete`; delete asks (or takes --yes) and removes the run's files and rows."""
+    from lmcore.cli import main
+    store = RunStore(lmcore_home)
+    queued = store.create_run(tiny_config(grammar_file).to_dict(), status="queued")
+    home = ["--home", str(lmcore_home)]
+    assert main([*home, "stop", str(queued)]) == 0
+    assert store.get_run(queued)["status"] == "stopped"
+    running = store.create_run(tiny_config(grammar_file).to_dict(), status="running", pid=os.getpid())  # alive
+    assert main([*home, "delete", str(running), "--yes"]) == 2  # training: stop it first
+    assert "stop it first" in capsys.readouterr().err
+    done = _trained(store, tiny_config(grammar_file, "gru", max_steps=10))
+    folder = store.run_dir(done)
+    assert any(folder.glob("*.pt"))
+    assert main([*home, "delete", str(done)]) == 2  # not a terminal, no --yes: refused, nothing removed
+    assert folder.is_dir() and "add --yes" in capsys.readouterr().err
+    assert main([*home, "delete", str(done), "--yes"]) == 0
+    assert not folder.exists() and store.get_run(done) is None and store.metrics(done) == []

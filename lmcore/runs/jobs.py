@@ -272,6 +272,29 @@ def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: i
     return cfg
 
 
+def delete(store: RunStore, run_id: int) -> list[Path]:
+    """Remove a run that is not training: its checkpoint files, its folder and its rows. Returns what was removed."""
+    import shutil
+    run = store.get_run(run_id)
+    if run is None:
+        raise ValueError(f"no run {run_id} in {store.home}")
+    if run["status"] in ACTIVE:
+        raise ValueError(f"run {run_id} is {run['status']}: stop it first")
+    folders = {store.run_dir(run_id)} | {Path(c["path"]).parent for c in store.checkpoints(run_id).values()}
+    removed = []
+    for folder in sorted(folders):
+        if folder == store.run_dir(run_id) and folder.is_dir():
+            shutil.rmtree(folder)
+            removed.append(folder)
+        elif folder.is_dir():  # a --out folder may hold the user's other files: only this run's checkpoints go
+            for c in store.checkpoints(run_id).values():
+                if Path(c["path"]).parent == folder:
+                    Path(c["path"]).unlink(missing_ok=True)
+                    removed.append(Path(c["path"]))
+    store.delete_run(run_id)
+    return removed
+
+
 def request_stop(store: RunStore, run_id: int) -> None:
     """A queued run is stopped at once; a running one finishes its step, saves and stops."""
     if not store.claim(run_id, "queued", "stopped", message="stopped before it started", finished_at=time.time()):
