@@ -179,3 +179,15 @@ def test_cli_stop_and_delete(lmcore_home, grammar_file, capsys):
     assert folder.is_dir() and "add --yes" in capsys.readouterr().err
     assert main([*home, "delete", str(done), "--yes"]) == 0
     assert not folder.exists() and store.get_run(done) is None and store.metrics(done) == []
+
+
+def test_the_train_page_deletes_a_finished_run_after_asking(lmcore_home, grammar_file):
+    from .test_state_lasts import reopen
+    store = RunStore(lmcore_home)
+    done = _trained(store, tiny_config(grammar_file, "gru", max_steps=10))
+    at = reopen("views/train.py", {"show": str(done)})
+    [confirm] = [b for b in at.button if b.label == "Delete for good"]  # inside the Delete popover
+    assert store.get_run(done) is not None  # nothing removed before the confirmation
+    confirm.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert store.get_run(done) is None and not store.run_dir(done).exists()

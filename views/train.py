@@ -189,6 +189,16 @@ def run_controls(run: dict, store) -> None:
             jobs.resume(store, run["id"], limits=limits)
         except (ValueError, OSError, sqlite3.Error) as err:
             st.error(f"#{run['id']} not resumed: {appstate.md(err)}")
+    if run["status"] not in ACTIVE:
+        with c3.popover("Delete", help="remove this run's checkpoints and curves for good"):
+            st.caption(f"Delete #{run['id']} and its checkpoints for good?")
+            if st.button("Delete for good", key=f"delete{run['id']}", type="primary"):
+                try:
+                    jobs.delete(store, run["id"])
+                except (ValueError, OSError, sqlite3.Error) as err:
+                    st.error(f"#{run['id']} not deleted: {appstate.md(err)}")
+                else:
+                    st.rerun()  # the whole page: the run leaves the chooser and the history too
     if run["status"] in ("failed", "diverged", "interrupted") and run["message"]:
         st.warning(f"#{run['id']}: {appstate.md(readable_message(run['message']))}")
 
