@@ -41,12 +41,13 @@ def md(text) -> str:
 
 def _build_native() -> None:
     from lmcore import native
-    native.build_in_background(delay=0)
+    native.build_in_background()
 
 
 @st.cache_resource
 def _store(home: str) -> RunStore:
-    # once per server, after the first page has painted: the first LSTM job then finds the C++ loop built
+    # once per server, 5 s after the first page (on two cores the compiler would slow its paint): the first LSTM
+    # job then finds the C++ loop built
     timer = threading.Timer(5.0, _build_native)
     timer.daemon = True
     timer.start()

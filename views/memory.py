@@ -10,7 +10,7 @@ from lmcore.inspect.memory import (LECTURE_ITEMS, accuracy_by_distance, agreemen
 from lmcore.viz.memory import agreement_figure, context_figure
 
 # bound keys name a value in the URL and in the session, on every page: hence the page's prefix mem_
-MISSING = "—"  # a distance a model has no sentence at; a perplexity that overflowed
+MISSING = appstate.MISSING  # a distance a model has no sentence at; a perplexity that overflowed
 
 st.title("Markov against memory")
 st.caption("An n-gram model conditions on the last n − 1 words only (the Markov assumption); a recurrent network "

@@ -13,7 +13,6 @@ import hashlib
 import os
 import sys
 import threading
-import time
 import warnings
 from functools import cache
 from pathlib import Path
@@ -92,8 +91,7 @@ def lstm_steps():
     return _build_or_none() if enabled() else None
 
 
-def _quiet_build(delay: float) -> None:
-    time.sleep(delay)  # let the first page paint: on two cores the compiler would take the CPU it needs
+def _quiet_build() -> None:
     try:  # nice 19 for this thread, and so for the compiler processes it starts (they inherit it)
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (OSError, AttributeError):
@@ -101,9 +99,9 @@ def _quiet_build(delay: float) -> None:
     lstm_steps()
 
 
-def build_in_background(delay: float = 5.0) -> threading.Thread:
-    """Build (or load) the C++ loop in a daemon thread, at low priority after `delay` seconds, so that no training
-    job waits for the compiler and no page waits for it either."""
-    thread = threading.Thread(target=_quiet_build, args=(delay,), name="lmcore-native-build", daemon=True)
+def build_in_background() -> threading.Thread:
+    """Build (or load) the C++ loop in a daemon thread at low priority, so that no training job waits for the
+    compiler and no page waits for it either."""
+    thread = threading.Thread(target=_quiet_build, name="lmcore-native-build", daemon=True)
     thread.start()
     return thread

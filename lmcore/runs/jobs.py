@@ -68,6 +68,11 @@ def validate_config(cfg: RunConfig) -> None:
     replace(cfg.model, vocab_size=max(cfg.model.vocab_size, 3)).validate()
 
 
+def _slots_full(full: NoFreeSlot, limits: Limits) -> LimitError:
+    return LimitError(f"{full.active} runs are training already (max_parallel_jobs = {full.allowed} in "
+                      f"{limits.where()}); wait for one to end or stop one")
+
+
 def create_running(store: RunStore, cfg: RunConfig, limits: Limits | None = None) -> int:
     """The row of a run trained in the foreground (the CLI), created `running` with this process's pid only
     while fewer than max_parallel_jobs runs are training: check and insert are one transaction."""
@@ -76,8 +81,7 @@ def create_running(store: RunStore, cfg: RunConfig, limits: Limits | None = None
         return store.create_run(cfg.to_dict(), status="running", max_training=limits.max_parallel_jobs,
                                 pid=os.getpid())
     except NoFreeSlot as full:
-        raise LimitError(f"{full.active} runs are training already (max_parallel_jobs = {limits.max_parallel_jobs} "
-                         f"in {limits.where()}); wait for one to end or stop one") from None
+        raise _slots_full(full, limits) from None
 
 
 def submit(store: RunStore, cfg: RunConfig, max_parallel: int | None = None, start: bool = True,
@@ -252,21 +256,21 @@ def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: i
         raise ValueError(f"run {run_id} has trained {done_epochs} epochs already; ask for more than that")
     if t.max_steps and position and t.max_steps <= position["step"] and not only_test:
         raise ValueError(f"run {run_id} is at step {position['step']} already; ask for more max-steps than that")
-    if position is None:
-        store.delete_metrics_after(run_id, -1)  # it starts again from step 0: the old curve would be drawn twice
+    limits = limits or load_limits(store.home)  # read once: the checks and the slot claim below
     check_limits(store, cfg, limits, queueing=to_status == "queued")
     at = f"step {position['step']}" if position else "the start (it had no checkpoint to resume from)"
     running_here = {} if to_status == "queued" else {"pid": os.getpid(), "started_at": time.time()}
-    slot = None if to_status == "queued" else (limits or load_limits(store.home)).max_parallel_jobs
+    slot = None if to_status == "queued" else limits.max_parallel_jobs
     try:
         claimed = store.claim(run_id, run["status"], to_status, max_training=slot, config=json.dumps(cfg.to_dict()),
                               stop_requested=0, message=f"resumed from {at}", finished_at=None,
                               **({"pid": None} | running_here))
     except NoFreeSlot as full:
-        raise LimitError(f"{full.active} runs are training already (max_parallel_jobs = {full.allowed}); wait for "
-                         "one to end or stop one") from None
+        raise _slots_full(full, limits) from None
     if not claimed:
         raise ValueError(f"run {run_id} changed status meanwhile; look again")
+    if position is None:  # only once the resume is accepted
+        store.delete_metrics_after(run_id, -1)  # it starts again from step 0: the old curve would be drawn twice
     if start and to_status == "queued":
         pump(store)
     return cfg
