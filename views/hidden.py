@@ -33,6 +33,7 @@ def pick_feature(tokens: list[str], sep: str, values, context):
                                "a regular expression.")
     if choice != OWN:
         st.session_state["_feature_pattern"] = suggested[choice].pattern
+        # in a code span, literal: a proposed pattern is ours or \b<word>\b, with no backtick to end the span
         r2.markdown(f"Regular expression: `{suggested[choice].pattern}`")
         return suggested[choice].mask
     first = next(iter(suggested.values())).pattern if suggested else r"\b(the)\b"

@@ -92,7 +92,8 @@ if st.button("Measure context use", type="primary",
 if st.query_params.get("mem_context") == "1":
     curves = {}
     for i, ref in enumerate(refs):
-        with st.spinner(f"{ref.label}: perplexity with 1 to 200 tokens of context ({i + 1} of {len(refs)})…"):
+        with st.spinner(f"{appstate.md(ref.label)}: perplexity with 1 to 200 tokens of context "
+                        f"({i + 1} of {len(refs)})…"):  # a spinner's text is markdown too
             curves[ref.label] = appstate.context_curve(ref, max_targets)
     corpus = appstate.cached_corpus(first_cfg.corpus)
     baseline = ngram_context_perplexity(ngram, corpus.valid, max_targets=max_targets)
