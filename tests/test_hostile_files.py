@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from lmcore.corpus.dataset import CorpusSpec, load_corpus
-from lmcore.corpus.reading import DENSE_CONTROL_SHARE, CorpusError, read_bytes, read_file
+from lmcore.corpus.dataset import SPLITS, CorpusSpec, load_corpus
+from lmcore.corpus.reading import (BINARY_SAMPLE_BYTES, DENSE_CONTROL_SHARE, ControlTally, CorpusError, read_bytes,
+                                   read_file)
+from lmcore.corpus.stream import _cleaned, load_streamed
 from lmcore.limits import RANGES, LimitError, load_limits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,6 +204,74 @@ def test_a_real_binary_is_refused(tmp_path):
     without_magic.write_bytes(Path("/bin/ls").read_bytes()[4096:200_000])
     with pytest.raises(CorpusError, match="binary|not valid UTF-8"):
         read_file(without_magic)
+
+
+# --- 3b. the streamed reader cleans and refuses by the same rule, in bounded pieces -----------------
+
+def messy_text(n: int = 60) -> str:
+    """Fortunes' overstrike, GPL page breaks, terminal colour codes and stray controls, with CRLF line ends."""
+    lines = fortunes_text(n).decode().splitlines()
+    lines[3] = "\fSection 3. Terms and \x1b[1;31mconditions\x1b[0m\v of the licence"
+    lines[9] = "a bell\x07 rings, a DEL\x7f follows and a file separator\x1c splits nothing"
+    return "\r\n".join(lines) + "\r\n"
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "words", "char"])
+def test_streamed_cleaning_gives_the_in_memory_vocabulary_ids_and_note(tmp_path, lmcore_home, tokenizer):
+    path = tmp_path / "fortunes"
+    path.write_bytes(messy_text().encode())
+    spec = CorpusSpec(str(path), tokenizer, min_count=1)
+    memory = load_corpus(spec, stream=False)
+    [note] = memory.notes
+    assert "backspaces" in note and "2 ESCs" in note and "1 form feed" in note and "1 bell" in note
+    for chunk in (1, 7, 4099):  # pieces end inside every overstrike, colour code and \r\n pair
+        streamed = load_streamed(spec, home=tmp_path / f"home{chunk}", chunk_bytes=chunk)
+        assert streamed.notes == memory.notes and streamed.lines == memory.lines
+        assert streamed.vocab.itos == memory.vocab.itos
+        for s in SPLITS:
+            assert np.array_equal(streamed.split(s), memory.split(s)), (chunk, s)
+    by_default = load_corpus(spec, stream=True)
+    assert isinstance(by_default.train, np.memmap)  # streamed, not handed back to the whole-file reader
+    assert by_default.notes == memory.notes
+
+
+@pytest.mark.parametrize("name, data", [
+    ("dense.txt", ("x" * 10 + "\x01\n") * 50),
+    ("dense-late.txt", "plain words here\n" * 60 + ("ab\x02\x03\n" * 40)),
+    ("utf16-nul.txt", codecs.BOM_UTF16_LE + "a b\n\x00c d\ne f\n".encode("utf-16-le")),
+    ("big-head.txt", "\x01" * (BINARY_SAMPLE_BYTES + 10)),
+])
+def test_streamed_refuses_dense_controls_in_the_in_memory_words(tmp_path, lmcore_home, name, data):
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    spec = CorpusSpec(str(path), "word")
+    with pytest.raises(CorpusError) as memory:
+        load_corpus(spec, stream=False)
+    with pytest.raises(CorpusError) as streamed:  # a StreamFallback escaping here would fail the test
+        load_streamed(spec)
+    assert str(streamed.value) == str(memory.value)
+    assert "looks like binary data" in str(memory.value)
+
+
+def test_a_line_too_long_to_hold_is_cut_where_no_cleaning_rule_reaches(tmp_path):
+    words = [f"w{i}" if i % 37 else "_\bu_\bn_\bd" if i % 2 else "\x1b[1mbold\x1b[0m" for i in range(3000)]
+    text = " ".join(words)  # one line, no line end: only a quiet cut keeps the pieces bounded
+    whole = ControlTally()
+    cleaned = whole.clean(text)
+    for size in (5, 13, 17, 31):  # a cut at the held text's end would split a colour code or an overstrike
+        tally = ControlTally()
+        out = list(_cleaned(iter([text[i:i + size] for i in range(0, len(text), size)]), tally, most=500))
+        assert max(map(len, out)) <= 500 + size and len(out) > 10
+        assert "".join(out) == cleaned and tally.note("t") == whole.note("t"), size
+
+
+def test_a_line_of_dense_controls_is_still_cut_and_refused():
+    text = "a\x01" * 5000
+    tally = ControlTally()
+    out = list(_cleaned(iter([text[i:i + 100] for i in range(0, len(text), 100)]), tally, most=500))
+    assert max(map(len, out)) <= 600
+    with pytest.raises(CorpusError, match="5,000 control characters .* binary data"):
+        tally.note("dense")
 
 
 # --- 4. a 1 GB UTF-16 file of NULs is refused without reading it ---------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .reading import CorpusError, read_file
+from .reading import CorpusError, check_regular, read_file
 from .tokenize import TOKENIZERS, tokenize
 from .vocab import Vocab
 
@@ -88,14 +88,26 @@ def source_text(source: str, notes: list[str] | None = None) -> dict[str, list[s
         return split_lines(text, source)
     path = Path(source)
     if path.is_dir():
-        missing = [s for s in SPLITS if not (path / f"{s}.txt").is_file()]
-        if missing:
-            raise CorpusError(f"{path}: folder lacks {', '.join(m + '.txt' for m in missing)}")
+        check_folder(path)
         splits = {s: read(path / f"{s}.txt").splitlines() for s in SPLITS}
         for s in SPLITS:
             check_line_lengths(splits[s], str(path / f"{s}.txt"))
         return splits
     return split_lines(read(path), source)
+
+
+def check_folder(path: Path) -> None:
+    """A folder corpus's three files exist and are regular files, all checked before any is opened."""
+    missing = []
+    for s in SPLITS:
+        try:
+            check_regular(path / f"{s}.txt")
+        except FileNotFoundError:
+            missing.append(f"{s}.txt")
+        except OSError:
+            pass  # reading it says what is wrong (a symlink loop, no permission)
+    if missing:
+        raise CorpusError(f"{path}: folder lacks {', '.join(missing)}")
 
 
 def check_line_lengths(lines: list[str], name: str) -> None:
@@ -180,10 +192,15 @@ def check_vocab(spec: CorpusSpec, vocab: Vocab) -> None:
 
 
 def spec_fingerprint(spec: CorpusSpec) -> str:
-    """Stable short id of a spec and its source file's bytes (cache key for loaded corpora)."""
+    """Stable short id of a spec and its source files' sizes and mtimes (cache key for loaded corpora).
+    Only stat() is used, which never blocks; loading the corpus says what is wrong with a file."""
     h = hashlib.sha1(repr(sorted(asdict(spec).items())).encode())
-    path = Path(spec.source)
-    if not spec.source.startswith(BUILTIN_PREFIX) and path.is_file():
-        h.update(str(path.stat().st_mtime_ns).encode() + str(path.stat().st_size).encode())
+    if not spec.source.startswith(BUILTIN_PREFIX):
+        path = Path(spec.source)
+        for file in [path / f"{s}.txt" for s in SPLITS] if path.is_dir() else [path]:
+            try:
+                info = file.stat()
+            except (OSError, ValueError):
+                continue
+            h.update(str(info.st_mtime_ns).encode() + str(info.st_size).encode())
     return h.hexdigest()[:12]
-

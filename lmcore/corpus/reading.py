@@ -12,10 +12,13 @@ What is accepted, and what is said when it is not:
   DENSE_CONTROL_SHARE of the text. Sparse control characters, as real text has (backspace
   overstrike in Debian's fortunes, form feeds in the GPL, a stray ESC), are cleaned instead:
   overstrike keeps the character struck last, form feeds and vertical tabs become line breaks,
-  terminal colour codes and the rest are removed, and `Decoded.note` says how many and which.
+  terminal colour codes and the rest are removed, and `Decoded.note` says how many and which
+  (ControlTally: the streamed reader feeds it pieces and gets the same text and note).
 - Only regular files are opened: a FIFO, a device such as /dev/zero, a socket or a folder is refused
-  by what it is before any open() that could block or never end; sizes come from stat, and a file
-  larger than BINARY_SAMPLE_BYTES is judged on its first bytes before it is read whole.
+  by what it is before any open() that could block or never end (check_regular; every corpus file,
+  a folder's three, a streamed file and the stream's cache, is opened by open_regular); sizes come
+  from stat, and a file larger than BINARY_SAMPLE_BYTES is judged on its first bytes before it is
+  read whole.
 - Empty and whitespace-only input is refused; so is input over a size limit when one is given.
 Every refusal is a CorpusError whose message starts with the input's name.
 """
@@ -25,7 +28,9 @@ import codecs
 import os
 import re
 import stat
-from dataclasses import dataclass
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -124,40 +129,63 @@ def _control_counts(text: str) -> dict[int, int]:
     return {c: n for c in sorted(_CONTROL) if (n := text.count(chr(c)))}
 
 
-def _refuse_dense(text: str, counts: dict[int, int], name: str, where: str = "") -> CorpusError:
-    first = _CONTROL_RE.search(text).start()
-    return CorpusError(f"{name}: contains {sum(counts.values()):,} control characters{where} (the first, "
-                       f"U+{ord(text[first]):04X}, on line {text.count(chr(10), 0, first) + 1}), so it looks "
-                       "like binary data rather than text")
+@dataclass
+class ControlTally:
+    """Cleans text given whole or in pieces cut where no rule reaches across (after a line end: no rule
+    matches one), and judges the whole by the sum: the in-memory reader and the streamed one share it."""
+    counts: Counter = field(default_factory=Counter)
+    outside_markup: int = 0  # control characters left once markup and terminal codes are taken out
+    chars: int = 0
+    lines: int = 0  # line ends before the next piece
+    first: tuple[int, int] | None = None  # (code point, line) of the first control character
+
+    def clean(self, piece: str) -> str:
+        found = _CONTROL_RE.search(piece)
+        if found and self.first is None:
+            self.first = (ord(found.group()), self.lines + piece.count("\n", 0, found.start()) + 1)
+        self.chars += len(piece)
+        self.lines += piece.count("\n")
+        if not found:
+            return piece
+        self.counts.update(_control_counts(piece))
+        # Well-formed markup (nroff bold and underline, terminal colour codes) may be dense in a man page and is
+        # still text; the density that says "binary" is of the control characters left outside it.
+        piece = _MARKUP_RE.sub("", _ANSI_RE.sub("", piece))
+        self.outside_markup += sum(_control_counts(piece).values())
+        piece = _OVERSTRIKE_RE.sub("", piece)  # keeps the character struck last: '_\bw' and 'w\bw' show 'w'
+        return _CONTROL_RE.sub("", piece.replace("\f", "\n").replace("\v", "\n"))
+
+    def note(self, name: str) -> str:
+        """What was cleaned, in words ("" for nothing); CorpusError when the controls are dense, or any is NUL."""
+        if not self.counts:
+            return ""
+        total = sum(self.counts.values())
+        if 0 in self.counts or self.outside_markup > DENSE_CONTROL_SHARE * self.chars:
+            code, line = self.first
+            raise CorpusError(f"{name}: contains {total:,} control characters (the first, U+{code:04X}, on line "
+                              f"{line}), so it looks like binary data rather than text")
+        kinds = ", ".join(f"{n:,} {_CONTROL_NAMES.get(c, f'U+{c:04X}')}{'s' if n > 1 else ''}"
+                          for c, n in sorted(self.counts.items(), key=lambda item: (-item[1], item[0])))
+        return f"{name}: cleaned {total:,} control characters ({kinds}): " + "; ".join(self._how())
+
+    def _how(self) -> list[str]:
+        how = []
+        if 8 in self.counts:
+            how.append("overstruck letters keep the letter struck last")
+        if 11 in self.counts or 12 in self.counts:
+            how.append("page breaks became line breaks")
+        if 27 in self.counts:
+            how.append("terminal codes (ESC [ … m) were removed with their ESC")
+        if set(self.counts) - {8, 11, 12, 27}:
+            how.append("the others were removed")
+        return how
 
 
 def clean_controls(text: str, name: str) -> tuple[str, str]:
     """(text, note): sparse control characters cleaned and counted by kind; dense ones, or any NUL, refused."""
-    counts = _control_counts(text)
-    if not counts:
-        return text, ""
-    if 0 in counts:
-        raise _refuse_dense(text, counts, name)
-    # Well-formed markup (nroff bold and underline, terminal colour codes) may be dense in a man page and is
-    # still text; the density that says "binary" is of the control characters left outside it.
-    cleaned = _MARKUP_RE.sub("", _ANSI_RE.sub("", text))
-    if sum(_control_counts(cleaned).values()) > DENSE_CONTROL_SHARE * len(text):
-        raise _refuse_dense(text, counts, name)
-    text = _OVERSTRIKE_RE.sub("", cleaned)  # keeps the character struck last: '_\bw' and 'w\bw' show 'w'
-    text = text.replace("\f", "\n").replace("\v", "\n")
-    text = _CONTROL_RE.sub("", text)
-    kinds = ", ".join(f"{n:,} {_CONTROL_NAMES.get(c, f'U+{c:04X}')}{'s' if n > 1 else ''}"
-                      for c, n in sorted(counts.items(), key=lambda item: -item[1]))
-    how = []
-    if 8 in counts:
-        how.append("overstruck letters keep the letter struck last")
-    if 11 in counts or 12 in counts:
-        how.append("page breaks became line breaks")
-    if 27 in counts:
-        how.append("terminal codes (ESC [ … m) were removed with their ESC")
-    if set(counts) - {8, 11, 12, 27}:
-        how.append("the others were removed")
-    return text, f"{name}: cleaned {sum(counts.values()):,} control characters ({kinds}): " + "; ".join(how)
+    tally = ControlTally()
+    text = tally.clean(text)
+    return text, tally.note(name)
 
 
 def read_bytes(data: bytes, name: str = "input", max_bytes: int | None = None) -> Decoded:
@@ -213,6 +241,18 @@ def file_kind(mode: int) -> str | None:
     return next((what for is_kind, what in _FILE_KINDS if is_kind(mode)), None)
 
 
+def check_regular(path: str | Path, name: str | None = None) -> os.stat_result:
+    """stat() of a regular file; CorpusError naming what else the path is (stat never blocks, open() may)."""
+    info = os.stat(path)
+    _refuse_kind(info.st_mode, name or str(path))
+    return info
+
+
+def _refuse_kind(mode: int, name: str) -> None:
+    if kind := file_kind(mode):
+        raise CorpusError(f"{name}: is {kind}, not a regular file")
+
+
 def open_regular(path: str | Path, name: str | None = None, max_bytes: int | None = None,
                  limit_name: str = "max_upload_mb"):
     """(binary file, size) of a regular file, refused by kind or size before anything could block or grow.
@@ -220,18 +260,17 @@ def open_regular(path: str | Path, name: str | None = None, max_bytes: int | Non
     stat() first says what the path is (a FIFO's open() waits for a writer for ever; /dev/zero never
     ends); the open is non-blocking and fstat() checks again, so a path swapped in between is caught too."""
     name = name or str(path)
-    kind = file_kind(os.stat(path).st_mode)
-    if kind:
-        raise CorpusError(f"{name}: is {kind}, not a regular file")
+    check_regular(path, name)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    info = os.fstat(fd)
-    if file_kind(info.st_mode):
+    try:
+        info = os.fstat(fd)
+        _refuse_kind(info.st_mode, name)
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise CorpusError(f"{name}: is {human_size(info.st_size)}, over the limit of {human_size(max_bytes)} "
+                              f"({limit_name})")
+    except BaseException:
         os.close(fd)
-        raise CorpusError(f"{name}: is {file_kind(info.st_mode)}, not a regular file")
-    if max_bytes is not None and info.st_size > max_bytes:
-        os.close(fd)
-        raise CorpusError(f"{name}: is {human_size(info.st_size)}, over the limit of {human_size(max_bytes)} "
-                          f"({limit_name})")
+        raise
     return os.fdopen(fd, "rb"), info.st_size
 
 
@@ -255,20 +294,11 @@ def _fill(f, view: memoryview) -> int:
     return got
 
 
-def read_file(path: str | Path, max_bytes: int | None = None) -> Decoded:
-    """A text file's decoded contents; what the path is and its size are checked before it is read."""
+@contextmanager
+def file_errors(path: Path):
+    """What goes wrong opening or reading a corpus file, as one CorpusError naming it."""
     try:
-        path = Path(path)
-        f, size = open_regular(path, max_bytes=max_bytes)
-        with f:
-            head = f.read(min(size, BINARY_SAMPLE_BYTES))
-            if size > len(head):
-                _refuse_binary_head(head[:len(head) & ~1], str(path))  # whole UTF-16 units
-            data = bytearray(size)  # never more than stat said: a file that grows while read cannot grow memory
-            data[:len(head)] = head
-            with memoryview(data) as view:
-                got = len(head) + _fill(f, view[len(head):])
-        del data[got:]  # a file that shrank while read
+        yield
     except CorpusError as err:
         if "is a folder" in str(err):
             raise CorpusError(f"{path}: is a folder; give a .txt file or a folder with train.txt, "
@@ -280,6 +310,33 @@ def read_file(path: str | Path, max_bytes: int | None = None) -> Decoded:
         raise CorpusError(f"{path}: cannot be read ({err.strerror or err})") from None
     except ValueError as err:  # a NUL character in the path, say
         raise CorpusError(f"{str(path)!r}: not a usable file name ({err})") from None
+
+
+def open_text(path: Path, max_bytes: int | None = None):
+    """(binary file, size, first bytes) of a regular file; a big one whose first bytes are binary is refused
+    on them (as read_bytes would refuse the whole), unread beyond."""
+    f, size = open_regular(path, max_bytes=max_bytes)
+    try:
+        head = f.read(min(size, BINARY_SAMPLE_BYTES))
+        if size > len(head):
+            _refuse_binary_head(head[:len(head) & ~1], str(path))  # whole UTF-16 units
+    except BaseException:
+        f.close()
+        raise
+    return f, size, head
+
+
+def read_file(path: str | Path, max_bytes: int | None = None) -> Decoded:
+    """A text file's decoded contents; what the path is and its size are checked before it is read."""
+    path = Path(path)
+    with file_errors(path):
+        f, size, head = open_text(path, max_bytes)
+        with f:
+            data = bytearray(size)  # never more than stat said: a file that grows while read cannot grow memory
+            data[:len(head)] = head
+            with memoryview(data) as view:
+                got = len(head) + _fill(f, view[len(head):])
+        del data[got:]  # a file that shrank while read
     return read_bytes(data, str(path), max_bytes)
 
 

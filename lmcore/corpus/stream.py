@@ -2,8 +2,9 @@
 
 Three passes over the file, none of which holds the whole text or a list of all its tokens:
 
-    1. count   decode chunk by chunk, count non-blank lines (to place the 80/10/10 split), find the
-               longest line; nothing is kept but counters
+    1. count   decode and clean chunk by chunk, count control characters (dense ones refuse the
+               file), non-blank lines (to place the 80/10/10 split), find the longest line;
+               nothing is kept but counters
     2. vocab   tokenize the training lines (the first 80% of non-blank lines) a block at a time and
                count types: the Counter holds one entry per type, not per token
     3. encode  tokenize every split again, map tokens to ids block by block and append them to
@@ -11,11 +12,14 @@ Three passes over the file, none of which holds the whole text or a list of all 
 
 The cache lives in <data folder>/corpus-cache/<key>/ (ids.bin + meta.json), keyed by the file's
 resolved path, size, mtime and the corpus spec, so a changed file or spec is encoded afresh and a
-second load only maps the file. Corpus.train/valid/test are np.memmap views into ids.bin.
+second load only maps the file (a damaged entry, or one that is not a regular file, is built again).
+Corpus.train/valid/test are np.memmap views into ids.bin.
 
-Gives the same vocabulary and ids as the in-memory path in dataset.py. Any input the in-memory
-reader refuses while decoding (not UTF-8, control characters, NUL bytes, a magic number) is handed
-back to it (StreamFallback), so every such error message stays the same.
+Gives the same vocabulary, ids and notes as the in-memory path in dataset.py: sparse control
+characters are cleaned by the same rule (reading.ControlTally, fed pieces cut after line ends) and
+dense ones refused in the same words. Any input the in-memory reader refuses while decoding (not
+UTF-8, NUL bytes, a magic number) is handed back to it (StreamFallback), so every such error
+message stays the same.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .reading import _CONTROL_RE, MAGIC, CorpusError, human_size
+from .reading import _CONTROL_RE, MAGIC, ControlTally, CorpusError, file_errors, human_size, open_regular, open_text
 from .tokenize import EOS, UNK
 from .vocab import Vocab
 
@@ -40,8 +44,9 @@ CHUNK_BYTES = 4 * 2**20        # bytes read at a time
 BLOCK_CHARS = 2**20            # characters of lines tokenized at once
 STREAM_MIN_BYTES = 20 * 2**20  # single files above this size are streamed (dataset.load_corpus)
 CACHE_DIR = "corpus-cache"
-CACHE_VERSION = 1
-_SEP = "\x00"  # closes each line inside a block; control characters are refused, so it never occurs in text
+CACHE_VERSION = 2  # 2: control characters cleaned, not handed to the in-memory reader
+_REACH = 64  # characters a cleaning rule looks across at most: a terminal code (ESC [ 1 m) is far shorter
+_SEP = "\x00"  # closes each line inside a block; cleaned text has no control characters, so never this one
 
 
 class StreamFallback(Exception):
@@ -51,50 +56,80 @@ class StreamFallback(Exception):
 # --- pass helpers -------------------------------------------------------------------------------
 
 def _encoding(path: Path) -> tuple[str, int]:
-    """(encoding, bytes to skip) from the file's first bytes; StreamFallback for anything unusual."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        if not head or any(head.startswith(m) for m, _ in MAGIC):
-            raise StreamFallback
-        if head.startswith(codecs.BOM_UTF8):
-            encoding, skip = "utf-8", len(codecs.BOM_UTF8)
-        elif head.startswith(codecs.BOM_UTF16_LE):
-            encoding, skip = "utf-16-le", 2
-        elif head.startswith(codecs.BOM_UTF16_BE):
-            encoding, skip = "utf-16-be", 2
-        else:
-            encoding, skip = "utf-8", 0
-            f.seek(0)
-            while chunk := f.read(CHUNK_BYTES):  # NUL bytes: binary, or UTF-16 without a BOM
+    """(encoding, bytes to skip) from the file's first bytes; StreamFallback for anything unusual. A big
+    file whose first MB is binary is refused on it, as the in-memory reader refuses it."""
+    with file_errors(path):
+        f, _size, head = open_text(path)
+        with f:
+            if not head or any(head.startswith(m) for m, _ in MAGIC):
+                raise StreamFallback
+            for bom, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                                  (codecs.BOM_UTF16_BE, "utf-16-be")):
+                if head.startswith(bom):
+                    return encoding, len(bom)
+            chunk = head
+            while chunk:  # NUL bytes: binary, or UTF-16 without a BOM
                 if b"\x00" in chunk:
                     raise StreamFallback
-    return encoding, skip
+                chunk = f.read(CHUNK_BYTES)
+    return "utf-8", 0
 
 
 def _texts(path: Path, encoding: str, skip: int, chunk_bytes: int) -> Iterator[str]:
     """Decoded text in pieces, line ends normalised to \\n, leading U+FEFF dropped (as read_bytes does)."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     held, start = "", True
-    with open(path, "rb") as f:
-        f.seek(skip)
-        while True:
-            data = f.read(chunk_bytes)
-            try:
-                text = held + decoder.decode(data, final=not data)
-            except UnicodeDecodeError:
-                raise StreamFallback from None
-            if _CONTROL_RE.search(text):
-                raise StreamFallback
-            if start:
-                text = text.lstrip("\ufeff")
-                start = not text and bool(data)
-            held = ""
-            if data and text.endswith("\r"):  # a \r\n pair may straddle two chunks
-                text, held = text[:-1], "\r"
-            if text:
-                yield text.replace("\r\n", "\n").replace("\r", "\n")
-            if not data:
-                return
+    with file_errors(path):
+        f, _ = open_regular(path)
+        with f:
+            f.seek(skip)
+            while True:
+                data = f.read(chunk_bytes)
+                try:
+                    text = held + decoder.decode(data, final=not data)
+                except UnicodeDecodeError:
+                    raise StreamFallback from None
+                if start:
+                    text = text.lstrip("\ufeff")
+                    start = not text and bool(data)
+                held = ""
+                if data and text.endswith("\r"):  # a \r\n pair may straddle two chunks
+                    text, held = text[:-1], "\r"
+                if text:
+                    yield text.replace("\r\n", "\n").replace("\r", "\n")
+                if not data:
+                    return
+
+
+def _cleaned(texts: Iterator[str], tally: ControlTally, most: int = BLOCK_CHARS) -> Iterator[str]:
+    """The same text cleaned of control characters, re-cut after line ends, where no cleaning rule reaches
+    across; a line longer than `most` is cut where it has no control character near (_quiet_cut)."""
+    held, size = [], 0  # the text since the last cut
+    for text in texts:
+        held.append(text)
+        size += len(text)
+        cut = text.rfind("\n") + 1
+        if not cut and size <= most:
+            continue
+        joined = "".join(held)
+        cut = size - len(text) + cut if cut else _quiet_cut(joined)
+        yield tally.clean(joined[:cut])
+        held, size = [joined[cut:]], size - cut
+    if size:
+        yield tally.clean("".join(held))
+
+
+def _quiet_cut(text: str) -> int:
+    """Where to cut a long line: the middle of the last 2 × _REACH characters free of control characters, so
+    no cleaning rule spans the cut; the end when there is none (controls so dense the text is refused anyway)."""
+    best, last = 0, -1
+    for found in _CONTROL_RE.finditer(text):
+        if found.start() - last > 2 * _REACH:
+            best = found.start() - _REACH
+        last = found.start()
+    if len(text) - last > 2 * _REACH:
+        best = len(text) - _REACH
+    return best or len(text)
 
 
 def _lines(texts: Iterator[str], max_chars: int) -> Iterator[tuple[str | None, int]]:
@@ -194,62 +229,96 @@ def cache_root(home: str | Path | None = None) -> Path:
 
 
 def _open(folder: Path, spec):
+    """The Corpus cached in folder; meta.json and ids.bin are opened as regular files only."""
     from .dataset import SPLITS, Corpus
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    f, _ = open_regular(folder / "meta.json")
+    with f:
+        meta = json.loads(f.read().decode("utf-8"))
     dtype = np.dtype(meta["dtype"])
     arrays, offset = {}, 0
-    for s in SPLITS:
-        n = meta["tokens"][s]
-        arrays[s] = np.memmap(folder / "ids.bin", dtype=dtype, mode="r", offset=offset, shape=(n,))
-        offset += n * dtype.itemsize
+    ids, _ = open_regular(folder / "ids.bin")
+    with ids:  # each map keeps the file open itself
+        for s in SPLITS:
+            n = meta["tokens"][s]
+            arrays[s] = np.memmap(ids, dtype=dtype, mode="r", offset=offset, shape=(n,))
+            offset += n * dtype.itemsize
     return Corpus(spec, Vocab(meta["itos"]), arrays["train"], arrays["valid"], arrays["test"],
                   lines=meta["lines"], notes=tuple(meta["notes"]))
 
 
+def _cached(folder: Path, spec):
+    """The cached Corpus, or None when there is none yet or it is damaged (removed, to be built again)."""
+    try:
+        return _open(folder, spec)
+    except FileNotFoundError:
+        return None
+    except (CorpusError, OSError, ValueError, KeyError, TypeError):
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
 def load_streamed(spec, home: str | Path | None = None, chunk_bytes: int = CHUNK_BYTES):
     """The Corpus of a single text file, streamed; ids memory-mapped from the cache (built when missing)."""
-    from .dataset import MAX_LINE_CHARS, SPLITS, check_vocab, long_line_error, split_sizes
     path = Path(spec.source)
-    folder = cache_root(home) / cache_key(path, spec)
-    if (folder / "meta.json").is_file():
-        return _open(folder, spec)
+    with file_errors(path):
+        folder = cache_root(home) / cache_key(path, spec)
+    corpus = _cached(folder, spec)
+    if corpus is not None:
+        return corpus
     encoding, skip = _encoding(path)
-    name = spec.source  # as the in-memory path names it in its messages
 
-    def lines():
-        return _lines(_texts(path, encoding, skip, chunk_bytes), MAX_LINE_CHARS)
+    def texts(tally: ControlTally | None = None) -> Iterator[str]:
+        return _cleaned(_texts(path, encoding, skip, chunk_bytes), tally or ControlTally())
 
-    # 1. count: non-blank lines and the longest line (the first of the longest, as max() picks)
-    n_lines, longest, longest_at, seen = 0, -1, 0, [False]
+    sizes, notes = _count(texts, path, spec.source)
+    vocab = _vocabulary(texts(), sizes, spec)
+    _write(texts(), sizes, vocab, spec, folder, notes)
+    remove_stale(home)
+    return _open(folder, spec)
 
-    def noting_text(texts):  # whether any character is not whitespace (over-long lines included)
-        for text in texts:
-            seen[0] = seen[0] or bool(text.strip())
-            yield text
 
-    for i, (line, length) in enumerate(_lines(noting_text(_texts(path, encoding, skip, chunk_bytes)),
-                                              MAX_LINE_CHARS)):
-        if length > longest:
+def _count(texts, path: Path, name: str) -> tuple[dict[str, int], list[str]]:
+    """Pass 1: (lines of each split, notes), or the in-memory path's refusal, in its order: dense control
+    characters, whitespace only, a line too long, too few lines. Nothing is kept but counters."""
+    from .dataset import MAX_LINE_CHARS, long_line_error, split_sizes
+    tally, seen = ControlTally(), False
+    n_lines, longest, longest_at = 0, -1, 0
+
+    def noting(pieces):  # whether any character is not whitespace (over-long lines included)
+        nonlocal seen
+        for piece in pieces:
+            seen = seen or bool(piece.strip())
+            yield piece
+
+    for i, (line, length) in enumerate(_lines(noting(texts(tally)), MAX_LINE_CHARS)):
+        if length > longest:  # the first of the longest, as max() picks
             longest, longest_at = length, i
         if line is not None and line.strip():
             n_lines += 1
-    if not seen[0]:
+    note = tally.note(str(path))  # named as read_file names it
+    if not seen:
         raise CorpusError(f"{path}: is empty apart from whitespace ({human_size(path.stat().st_size)} of spaces "
                           "and line breaks)")
     if longest > MAX_LINE_CHARS:
         raise long_line_error(name, longest_at, longest)
-    sizes = split_sizes(n_lines, name)  # {"train": n, "valid": n, "test": n}
+    return split_sizes(n_lines, name), [note] if note else []
 
-    # 2. vocab: types of the training lines
+
+def _vocabulary(texts: Iterator[str], sizes: dict[str, int], spec) -> Vocab:
+    """Pass 2: the vocabulary of the training lines; the Counter holds one entry per type."""
+    from .dataset import MAX_LINE_CHARS, check_vocab
     counts: Counter = Counter()
-    for block in _blocks(lines(), 0, sizes["train"]):
+    for block in _blocks(_lines(texts, MAX_LINE_CHARS), 0, sizes["train"]):
         counts.update(_block_tokens(block, spec.tokenizer, spec.lowercase))
     counts.pop(_SEP, None)
     vocab = Vocab.from_counts(counts, spec.min_count, spec.max_vocab)
     check_vocab(spec, vocab)
-    del counts
+    return vocab
 
-    # 3. encode: every split, appended to ids.bin; written in a private folder, then renamed into place
+
+def _write(texts: Iterator[str], sizes: dict[str, int], vocab: Vocab, spec, folder: Path, notes: list[str]) -> None:
+    """Pass 3: every split's ids appended to ids.bin, in a private folder renamed into place when complete."""
+    from .dataset import MAX_LINE_CHARS, SPLITS
     dtype = np.uint16 if len(vocab) <= 2**16 else np.uint32
     stoi = dict(vocab.stoi)
     stoi[_SEP] = vocab.eos_id
@@ -260,14 +329,14 @@ def load_streamed(spec, home: str | Path | None = None, chunk_bytes: int = CHUNK
     tmp.mkdir()
     tokens = dict.fromkeys(SPLITS, 0)
     try:
-        with open(tmp / "ids.bin", "wb") as out:
-            for split, block in _split_blocks(lines(), sizes):
+        with open(tmp / "ids.bin", "wb") as out:  # a fresh file in a folder just made: nothing else can be there
+            for split, block in _split_blocks(_lines(texts, MAX_LINE_CHARS), sizes):
                 ids = np.array([stoi.get(t, unk) for t in _block_tokens(block, spec.tokenizer, spec.lowercase)],
                                dtype=dtype)
                 out.write(ids.tobytes())
                 tokens[split] += ids.size
-        meta = {"version": CACHE_VERSION, "source": name, "dtype": np.dtype(dtype).name, "tokens": tokens,
-                "lines": sizes, "itos": vocab.itos, "notes": []}
+        meta = {"version": CACHE_VERSION, "source": spec.source, "dtype": np.dtype(dtype).name, "tokens": tokens,
+                "lines": sizes, "itos": vocab.itos, "notes": notes}
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         try:
             tmp.rename(folder)
@@ -276,8 +345,6 @@ def load_streamed(spec, home: str | Path | None = None, chunk_bytes: int = CHUNK
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    remove_stale(home)
-    return _open(folder, spec)
 
 
 def remove_stale(home: str | Path | None = None, keep: int = 8) -> None:
