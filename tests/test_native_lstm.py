@@ -129,3 +129,15 @@ def test_one_build_folder_per_source_text_whatever_the_checkout(tmp_path, monkey
     os.utime(native.SOURCE)  # the checkout's file is newer now; the placed copy must not follow it
     assert native._place_source(folders[2]) == placed and placed.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in folders[2].iterdir()) == [native.SOURCE.name]  # no temporary file left
+
+
+def test_a_build_killed_midway_does_not_hold_later_starts(ops):
+    """A build killed midway (a test run interrupted, Ctrl-C) left PyTorch's lock file behind, and every later
+    process waited for it for ever: the app's pages, every training job. The next start clears it and loads."""
+    from torch.utils import cpp_extension
+    stale = native._build_dir(cpp_extension) / "lock"
+    stale.touch()
+    script = "from lmcore import native\nassert native.lstm_steps() is not None\nprint('loaded')\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "loaded" in done.stdout, done.stderr[-3000:]
+    assert not stale.exists()

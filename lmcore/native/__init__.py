@@ -9,11 +9,13 @@ LMCORE_NATIVE=0 turns the C++ off.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import sys
 import threading
 import warnings
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -65,11 +67,22 @@ def _build():
     source = _place_source(build_dir)
     if not any(build_dir.glob("*.so")):  # a job's log and the CLI's output say why the start waits
         print("note: building the C++ LSTM time loop (once per machine, some 10-40 s)", file=sys.stderr, flush=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _machine_lock(build_dir):
         warnings.simplefilter("ignore")  # the builder's notes about compiler versions
         cpp_extension.load(name=build_dir.name, sources=[str(source)], build_directory=str(build_dir),
                            extra_cflags=["-O3"], is_python_module=False, verbose=False)
     return torch.ops.lmcore_lstm_steps
+
+
+@contextmanager
+def _machine_lock(build_dir: Path):
+    """One build at a time on the machine, under a lock the kernel frees when its holder dies. PyTorch's own lock
+    is a file that a killed build leaves behind, and every later start then waited for it for ever; holding ours,
+    any such file is a dead build's, so it goes."""
+    with open(build_dir / ".lmcore-build.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        (build_dir / "lock").unlink(missing_ok=True)
+        yield
 
 
 _building = threading.Lock()  # the app's background build and a first caller may overlap
