@@ -31,12 +31,27 @@ if TYPE_CHECKING:
 
 CORPUS_KEY = "corpus_spec"
 MISSING = "—"  # what a table shows in a cell with no value (never "None" or "nan")
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>~$#|:])")  # markdown, HTML, LaTeX and Streamlit's :color[] / :icon:
+# What Streamlit 1.67's markdown honours, measured in chromium (issue 14): markdown, LaTeX ($), HTML entities (&),
+# Streamlit's directives (:red[…], :blue-badge[…], :help[…]), a line's list, heading, quote, rule and setext
+# markers. A backslash makes each of these characters literal.
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>~$#|:!&])")
+_LINE_START = re.compile(r"^([ \t]*\d*)([-+=.)])", re.MULTILINE)  # - item, + item, ---, ===, 1. item, 1) item
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)  # four would start a code block (in a widget's label)
+# Some patterns are matched after the escapes are read (or before them, in the raw text), so no backslash stops
+# them: GFM's bare links (http://, www., e-mail) and the :smile: / :material/icon: shortcodes. An invisible word
+# joiner (U+2060) after the scheme, before www's dot, after an @ and after a shortcode's colon breaks each one.
+_TEXT_PATTERN = re.compile(r"https?(?=:)|www(?=\.)|@|:(?=[\w/+-]+:|material/)", re.IGNORECASE)
 
 
 def md(text) -> str:
-    """Any text (a file name, a token, an error naming them) made literal for st.markdown / st.error."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
+    """Any text a user controls (a run or file name, a token, typed text, an error quoting them) made literal
+    for everything Streamlit renders as markdown: st.markdown, st.caption, st.error/warning/info/success,
+    st.toast, st.spinner, st.progress text, widget, expander, tab and popover labels, radio options and help=.
+    Not for selectbox / multiselect options (format_func): those show plain text, backslashes included.
+    Where a message is our own markdown with a user's string inside, escape only that string."""
+    text = _TEXT_PATTERN.sub("\\g<0>\u2060", str(text).replace("\r\n", "\n").replace("\r", "\n"))
+    text = _LINE_START.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", text))
+    return _INDENT.sub(lambda m: "\u00a0" * len(m.group(0)), text)  # no-break spaces: shown, never a code block
 
 
 def _build_native() -> None:
@@ -64,7 +79,7 @@ def get_store() -> RunStore:
         store = _store(str(default_home()))
         if not st.session_state.get("_interrupted_checked"):
             if store.list_runs(("starting", "running")):  # the job service (and torch) only when it has work
-                from lmcore.runs.jobs import mark_interrupted
+                from lmcore.runs.service import mark_interrupted
                 mark_interrupted(store)
             st.session_state["_interrupted_checked"] = True
         return store
@@ -514,14 +529,13 @@ def follow_context(key: str, context, default) -> None:
 # --- a path through the app (issue 13, item 10): from trained runs to the pages that look inside them ---
 def look_inside(runs: list[dict]) -> None:
     """Links to Hidden states (the best finished run), Gates and Gradients (the best run of each architecture)."""
-    from lmcore.config import RunConfig
     from lmcore.reports import best_runs
     best = best_runs(runs)
     if not best:
         return
     top = best["all"]
     st.caption(f"Open the inspection pages on the best finished run here, #{top['id']} "
-               f"{md(RunConfig.from_dict(top['config']).label())} "
+               f"{md(top.cfg.label())} "
                f"(validation perplexity {top['best_valid_ppl']:.1f}); Gates and Gradients side by side on the best run "
                "of each architecture.")
     gates = {f"gates_{family}": f"run:{best[family]['id']}" for family in ("elman", "lstm", "gru") if family in best}
