@@ -40,7 +40,8 @@ from lmcore.inspect.gradients import loss_gradient_decay  # noqa: E402
 from lmcore.inspect.memory import agreement_items, context_perplexity, lm_margins, ngram_margins, usable  # noqa: E402
 from lmcore.ngram import KneserNeyLM  # noqa: E402
 from lmcore.presets import DEFAULT_LINEUP, default_lineup  # noqa: E402
-from lmcore.runs import jobs  # noqa: E402
+from lmcore.runs import service  # noqa: E402
+from lmcore.runs import service
 from lmcore.runs.catalog import store_runs, training_checkpoints  # noqa: E402
 from lmcore.runs.store import RunStore  # noqa: E402
 
@@ -54,9 +55,9 @@ def train_lineup(home: Path, spec: CorpusSpec, seed: int, **train) -> tuple[dict
     store = RunStore(home)
     configs = default_lineup(spec, len(corpus.vocab), corpus.train.size, seed=seed, **train)
     t0 = time.perf_counter()
-    ids = [jobs.submit(store, cfg, start=False) for cfg in configs]
-    jobs.pump(store)
-    runs = jobs.wait_for(store, ids, timeout=1800, poll=0.5)
+    ids = service.queue(store, configs, start=False)
+    service.pump(store)
+    runs = service.wait_for(store, ids, timeout=1800, poll=0.5)
     wall = time.perf_counter() - t0
     bad = [f"#{r['id']} {r['status']}: {r['message']}" for r in runs if r["status"] != "done"]
     if bad:

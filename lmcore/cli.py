@@ -8,7 +8,6 @@ import math
 import os
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
 from .cells import GRU_CONVENTIONS, LSTM_VARIANTS
@@ -207,7 +206,7 @@ def _one_line(err: BaseException) -> str:
 
 def _mark_interrupted(home: str | None) -> None:
     """Every command first marks runs whose job process died unseen (SIGKILL, a reboot) as interrupted."""
-    from .runs.jobs import mark_interrupted
+    from .runs.service import mark_interrupted
     from .runs.store import default_home
     folder = Path(home) if home else default_home()
     if (folder / "runs.sqlite").is_file():  # never creates a data folder for a command that needs none
@@ -230,28 +229,18 @@ def _train_config(a) -> RunConfig:
 
 
 def cmd_train(a) -> int:
-    from .limits import check_epochs, check_model, check_source_size, load_limits
-    from .presets import count_params
-    from .runs.jobs import create_running, validate_config
-    from .train import check_fits
+    from .runs import service
     cfg = _train_config(a)
-    validate_config(cfg)
     if cfg.train.bf16 and not cfg.train.device.startswith("cuda") and not (cfg.train.device == "auto" and _has_cuda()):
         print("note: --bf16 is for CUDA GPUs; training in float32 here", file=sys.stderr)
-    limits = load_limits(a.home)
-    check_epochs(cfg.train.epochs, limits)
-    check_source_size(cfg.corpus.source, limits)
-    corpus = load_corpus(cfg.corpus)  # a bad corpus fails here, before anything is recorded
-    cfg.model.vocab_size = len(corpus.vocab)
-    check_model(count_params(cfg.model), limits)
-    check_fits(corpus, cfg.train)
     store = RunStore(a.home)
-    run_id = create_running(store, cfg, limits)  # the slot check and the row in one transaction
+    out = Path(a.out) if a.out else None
+    run_id, corpus = service.start_here(store, cfg, out=out)  # every check, then the slot and the row at once
     if getattr(a, "dist_info", None) is not None:  # torchrun: the other ranks wait for this run id
         from .distributed import from_rank0
         from_rank0(run_id, a.dist_info)
         a.announced = True
-    return _train_here(a, store, run_id, cfg, corpus, Path(a.out) if a.out else store.run_dir(run_id))
+    return _train_here(a, store, run_id, cfg, corpus, out or store.run_dir(run_id))
 
 
 def _has_cuda() -> bool:
@@ -302,31 +291,25 @@ def _train_other_rank(a, info, scratch: Path) -> int:
 
 def cmd_resume(a) -> int:
     """train --resume RUN: the run carries on in this process from its last.pt, in its own folder."""
-    from .limits import check_source_size, load_limits
-    from .runs.jobs import resume
+    from .runs import service
     if a.out:
         raise ValueError("--out does not go with --resume: a run carries on in the folder it started in")
     if a.threads is not None:
         check_threads(a.threads)  # the other flags --resume takes are checked with the run's config
     store = RunStore(a.home)
     run_id = find_run(store, a.resume)
-    cfg = RunConfig.from_dict(store.get_run(run_id)["config"])
-    limits = load_limits(a.home)
-    check_source_size(cfg.corpus.source, limits)
-    corpus = load_corpus(cfg.corpus)
-    # claims a training slot and the run in one transaction
-    cfg = resume(store, run_id, epochs=a.epochs, max_steps=a.max_steps, time_budget=a.time_budget, limits=limits,
-                 to_status="running")
+    # every check, then the run and a training slot claimed in one transaction
+    resumed = service.resume(store, run_id, epochs=a.epochs, max_steps=a.max_steps, time_budget=a.time_budget,
+                             device=a.device, here=True)
+    cfg = resumed.cfg
     cfg.train.threads = a.threads or cfg.train.threads
-    last = store.checkpoints(run_id).get("last")
-    resume_from = Path(last["path"]) if last and Path(last["path"]).is_file() else None
-    if resume_from:
-        store.delete_metrics_after(run_id, last["step"])
+    if resumed.resume_from:
+        store.delete_metrics_after(run_id, store.checkpoints(run_id)["last"]["step"])
     if not a.json:
-        where = f"step {last['step']}" if resume_from else "the start (no checkpoint to resume from)"
+        where = f"step {store.checkpoints(run_id)['last']['step']}" if resumed.resume_from else \
+            "the start (no checkpoint to resume from)"
         print(f"run {run_id}: resuming from {where}", file=sys.stderr)
-    return _train_here(a, store, run_id, cfg, corpus, resume_from.parent if resume_from else store.run_dir(run_id),
-                       resume_from)
+    return _train_here(a, store, run_id, cfg, resumed.corpus, resumed.folder, resumed.resume_from)
 
 
 def find_run(store: RunStore, text: str) -> int:
@@ -347,7 +330,8 @@ def find_run(store: RunStore, text: str) -> int:
 def _train_here(a, store: RunStore, run_id: int, cfg: RunConfig, corpus, out: Path,
                 resume_from: Path | None = None) -> int:
     """Train (or carry on) one run in this process, reporting to the store and to the terminal."""
-    from .runs.jobs import StoreHooks, record_result
+    from .runs.jobs import StoreHooks
+    from .runs.service import end_with_error, record_result
     from .train import train
     threads = cfg.train.threads
     if threads:
@@ -376,8 +360,7 @@ def _train_here(a, store: RunStore, run_id: int, cfg: RunConfig, corpus, out: Pa
         result = train(cfg, out, CliHooks(store, run_id), corpus=corpus, resume_from=resume_from,
                        dist_info=getattr(a, "dist_info", None))
     except BaseException as err:
-        store.update_run(run_id, status="failed" if isinstance(err, Exception) else "stopped",
-                         message=str(err) or type(err).__name__, finished_at=time.time())
+        end_with_error(store, run_id, err)  # interrupted, resumable, when its last.pt is there
         raise
     record_result(store, run_id, result)
     final = {"event": "done", "run_id": run_id, "status": result.status, "valid_ppl": result.best_valid_ppl,
@@ -459,7 +442,7 @@ def cmd_sample(a) -> int:
 
 
 def cmd_runs(a) -> int:
-    from .runs.jobs import mark_interrupted
+    from .runs.service import mark_interrupted
     store = RunStore(a.home)
     mark_interrupted(store)
     runs = store.list_runs()
@@ -474,26 +457,21 @@ def cmd_runs(a) -> int:
         print(f"{run_id:5d}  broken      {why}", file=sys.stderr)
     for r in runs:
         ppl = f"{r['best_valid_ppl']:.2f}" if r["best_valid_ppl"] else "-"
-        print(f"{r['id']:5d}  {r['status']:11s} {RunConfig.from_dict(r['config']).label():22s} "
+        print(f"{r['id']:5d}  {r['status']:11s} {r.cfg.label():22s} "
               f"params {r['params'] or 0:>10,}  valid ppl {ppl:>9s}  {r['corpus_source']}")
     return 0
 
 
 def cmd_stop(a) -> int:
-    from .runs.jobs import request_stop
+    from .runs.service import stop
     store = RunStore(a.home)
     run_id = find_run(store, a.run)
-    status = store.get_run(run_id)["status"]
-    if status not in ("queued", "starting", "running"):
-        raise ValueError(f"run {run_id} is {status}, not training")
-    request_stop(store, run_id)
-    print(f"run {run_id}: " + ("stopped" if store.get_run(run_id)["status"] == "stopped" else
-                               "stop requested; it saves its checkpoint and ends after this step"))
+    print(f"run {run_id}: {stop(store, run_id)}")
     return 0
 
 
 def cmd_delete(a) -> int:
-    from .runs.jobs import delete
+    from .runs.service import delete
     store = RunStore(a.home)
     run_id = find_run(store, a.run)
     if not a.yes:
@@ -530,7 +508,7 @@ def cmd_sweeps(a) -> int:
 
 
 def cmd_worker(a) -> int:
-    from .runs.jobs import run_job
+    from .runs.service import run_job
     status = run_job(RunStore(a.home), a.run_id, a.threads, a.max_parallel)
     return 0 if status in ("done", "stopped") else 1
 

@@ -69,12 +69,10 @@ def _spec(a):
 
 def cmd_sweep(a) -> int:
     from .cli import json_line
-    from .corpus.dataset import load_corpus
-    from .limits import check_source_size, load_limits
+    from .limits import load_limits
     from .presets import count_params
-    from .runs import sweeps
+    from .runs import service, sweeps
     from .runs.store import RunStore
-    from .train import check_fits
     store = RunStore(a.home)
     if a.resume is not None:
         queued = sweeps.resume_sweep(store, a.resume)
@@ -88,10 +86,9 @@ def cmd_sweep(a) -> int:
     else:
         spec = _spec(a)
         limits = load_limits(a.home)
-        check_source_size(spec.base.corpus.source, limits)
-        corpus = load_corpus(spec.base.corpus)  # a bad corpus fails here, before anything is queued
-        check_fits(corpus, spec.base.train)
         configs = sweeps.expand(spec)
+        # every run checked (a bad corpus, a run over the limits) before the plan is shown or anything queued
+        corpus = next(iter(service.check(store, configs, limits, queueing=False).values()))
         if a.plan:
             for cfg in configs:
                 params = count_params(cfg.model, len(corpus.vocab))
@@ -99,7 +96,7 @@ def cmd_sweep(a) -> int:
             if not a.json:
                 print(f"{len(configs)} runs", file=sys.stderr)
             return 0
-        sweep_id = sweeps.submit_sweep(store, spec, limits=limits, vocab_size=len(corpus.vocab))
+        sweep_id = sweeps.submit_sweep(store, spec, limits=limits, corpus=corpus)
         ids = [r["id"] for r in sweeps.sweep_runs(store, sweep_id)]
         if a.json:
             print(json_line({"event": "queued", "sweep_id": sweep_id, "runs": ids}), flush=True)

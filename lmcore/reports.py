@@ -29,7 +29,7 @@ def architecture_label(cfg: RunConfig) -> str:
 
 def run_summary(run: dict) -> str:
     """A run's whole configuration in a few "key: value" lines (a curve's hover): model, sizes, training."""
-    cfg = RunConfig.from_dict(run["config"])
+    cfg = run.cfg
     m, t = cfg.model, cfg.train
     params = f" · {run['params']:,} parameters" if run.get("params") else ""
     extras = ", ".join(x for x in (f"dropout {m.dropout:g}" if m.dropout else "", "tied" if m.tied else "",
@@ -98,7 +98,7 @@ def compare_table(runs: list[dict], metrics: pd.DataFrame | None = None) -> pd.D
     lr_now = final_lr(metrics) if metrics is not None else {}
     rows = []
     for run in runs:
-        cfg = RunConfig.from_dict(run["config"])
+        cfg = run.cfg
         ended = run["finished_at"] or time.time()
         rows.append({"run": run["id"], "name": cfg.label(), "architecture": architecture_label(cfg),
                      "layers": cfg.model.layers, "units": cfg.model.hidden, "parameters": run["params"],
@@ -138,7 +138,7 @@ def lecture_table(runs: list[dict], baseline: pd.DataFrame | None = None) -> pd.
     method, units, layers, parameters, perplexity (test where known, else best validation)."""
     rows = []
     for run in runs:
-        cfg = RunConfig.from_dict(run["config"])
+        cfg = run.cfg
         m = cfg.model
         name = ARCH_NAMES[m.arch]
         name += f"-{m.variant_label}" if m.variant_label else ""  # LSTM-NIG, GRU-Cho
@@ -188,7 +188,7 @@ def sweep_table(runs: list[dict]) -> pd.DataFrame:
     seed, e.g. "1×64 lr 20"), seed, parameters and perplexities. Ordered as the grid was."""
     rows = []
     for run in runs:
-        cfg = RunConfig.from_dict(run["config"])
+        cfg = run.cfg
         m, t = cfg.model, cfg.train
         rows.append({"run": run["id"], "model": sweep_model_label(cfg), "setting": f"{m.layers}×{m.hidden} lr {t.lr:g}",
                      "arch": m.arch, "variant": m.variant if m.arch == "lstm" else m.gru_convention if m.arch == "gru"

@@ -101,6 +101,25 @@ def subprocess_env(home: Path | None = None) -> dict:
 PYTHON = sys.executable
 
 
+def submit(store, cfg, max_parallel: int | None = None, start: bool = True, limits=None) -> int:
+    """One run queued through the run service, then the queue pumped with this many slots (as the pages do)."""
+    from lmcore.runs import service
+    [run_id] = service.queue(store, [cfg], limits, start=False)
+    if start:
+        service.pump(store, max_parallel)
+    return run_id
+
+
+def stored_run(home, cfg: RunConfig, **columns):
+    """A run as the store hands it out (a `Run`), recorded in a real store in `home` with these columns set."""
+    from lmcore.runs.store import RunStore
+    store = RunStore(home)
+    run_id = store.create_run(cfg.to_dict())
+    if columns:
+        store.update_run(run_id, **columns)
+    return store.get_run(run_id)
+
+
 def dead_pid() -> int:
     """The pid of a process that has ended (and been reaped): a job killed without a word."""
     proc = subprocess.Popen([PYTHON, "-c", "pass"])

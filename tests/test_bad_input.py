@@ -227,7 +227,8 @@ def test_app_corpus_too_small_for_batch_and_tau_is_refused_before_queueing(store
     assert not at.exception
     [error] = at.error
     shown = error.value.replace("\\", "")
-    assert shown.startswith("Not started: run 1: the training split has") and "too few for batch 10" in shown
+    assert shown.startswith("Not started: run 1 (") and "): the training split has" in shown
+    assert "too few for batch 10" in shown
     _intact(stored)  # no run queued
 
 
@@ -267,7 +268,7 @@ def test_app_model_over_the_parameter_limit_is_refused(stored):
     assert not at.exception
     [error] = at.error
     shown = error.value.replace("\\", "")
-    assert shown.startswith("Not started: run 2: the model has") and "limit of 10,000,000" in shown
+    assert shown.startswith("Not started: run 2 (") and "): the model has" in shown and "limit of 10,000,000" in shown
     _intact(stored)
 
 

@@ -16,7 +16,7 @@ from lmcore.inspect.hidden import (PROPOSED_PERCENTILE, clearest_feature, colour
                                    value_bounds)
 from lmcore.inspect.trace import trace
 from lmcore.model import ModelConfig
-from lmcore.runs import jobs
+from lmcore.runs import service
 from lmcore.runs.catalog import DEMO_DIR
 from lmcore.runs.store import RunStore
 from lmcore.viz.hidden import SEQUENTIAL, brushed_span, heatmap_figure, unit_label
@@ -113,7 +113,7 @@ def sigmoid_run(lmcore_home: Path, grammar_file: Path) -> int:
     cfg.model.activation, cfg.model.hidden, cfg.model.emb = "sigmoid", 32, 16
     store = RunStore(lmcore_home)
     run_id = store.create_run(cfg.to_dict(), status="starting")
-    assert jobs.run_job(store, run_id, threads=1) == "done"
+    assert service.run_job(store, run_id, threads=1) == "done"
     return run_id
 
 

@@ -14,11 +14,12 @@ import torch
 from lmcore.checkpoint import CheckpointError, load_checkpoint
 from lmcore.cli import main
 from lmcore.config import MAX_SEED, MAX_THREADS, RunConfig, TrainConfig
+from lmcore.corpus.dataset import CorpusSpec
 from lmcore.generate import sample_tokens
 from lmcore.limits import Limits
 from lmcore.model import ModelConfig
 from lmcore.runs.catalog import DEMO_DIR
-from lmcore.runs.jobs import validate_config
+from lmcore.runs.service import validate as validate_config
 from lmcore.runs.store import RunStore
 
 DEMO = DEMO_DIR / "agreement-elman.pt"
@@ -75,6 +76,32 @@ def test_resume_refuses_threads_out_of_range_before_touching_the_run(lmcore_home
     line = cli_error(capsys, "train", "--resume", run_id, "--threads", 5000)
     assert "threads must be between" in line
     assert store.get_run(run_id)["status"] == "stopped"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_train_for_a_missing_gpu_is_refused_before_any_row(lmcore_home, capsys):
+    line = cli_error(capsys, "train", "--corpus", "builtin:agreement", "--max-steps", "2", "--device", "cuda")
+    assert "no CUDA GPU" in line and no_runs(lmcore_home)  # was: a failed row
+
+
+@pytest.mark.parametrize("out", ["/dev/null", "/proc/version"])
+def test_train_into_something_that_is_not_a_folder_is_refused_before_any_row(out, lmcore_home, capsys):
+    line = cli_error(capsys, "train", "--corpus", "builtin:agreement", "--max-steps", "2", "--out", out)
+    assert f"--out {out}: exists and is not a folder" in line and no_runs(lmcore_home)  # was: a failed row
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_gpu_run_resumes_on_the_cpu_when_asked_and_is_untouched_when_not(lmcore_home, capsys):
+    """A run recorded with --device cuda, resumed on a CPU-only machine, was left failed for ever."""
+    store = RunStore(lmcore_home)
+    cfg = RunConfig(corpus=CorpusSpec(source="builtin:agreement"),
+                    train=TrainConfig(epochs=1, max_steps=3, device="cuda", batch=4, bptt=8))
+    run_id = store.create_run(cfg.to_dict(), status="interrupted")
+    assert "no CUDA GPU" in cli_error(capsys, "train", "--resume", run_id)
+    assert store.get_run(run_id)["status"] == "interrupted"
+    assert main(["train", "--resume", str(run_id), "--device", "cpu"]) == 0
+    run = store.get_run(run_id)
+    assert run["status"] == "done" and run["device"] == "cpu" and run.cfg.train.device == "cpu"
 
 
 @pytest.mark.parametrize("bound", ["--time-budget", "--epochs", "--max-steps"])

@@ -13,7 +13,7 @@ from lmcore.corpus.tokenize import UNK, tokenize, tokenize_line
 from lmcore.corpus.vocab import Vocab
 from lmcore.inspect.memory import LECTURE_ITEMS, agreement_items, probe_applies, readable
 from lmcore.inspect.texts import example_sentence, unknown_share, unknown_tokens
-from lmcore.runs import jobs
+from lmcore.runs import service
 from lmcore.runs.catalog import DEMO_DIR, RunRef, newest_finished, newest_lineup
 from lmcore.runs.store import RunStore
 
@@ -87,7 +87,7 @@ def finished_run(lmcore_home: Path, grammar_file: Path) -> int:
     """A tiny LSTM trained to the end in this process, recorded in a fresh store as a job would."""
     store = RunStore(lmcore_home)
     run_id = store.create_run(tiny_config(grammar_file, max_steps=10).to_dict(), status="starting")
-    assert jobs.run_job(store, run_id, threads=1) == "done"
+    assert service.run_job(store, run_id, threads=1) == "done"
     return run_id
 
 

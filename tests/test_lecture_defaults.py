@@ -14,7 +14,7 @@ from lmcore.presets import DEFAULT_LINEUP, default_lineup, run_config
 from lmcore.reports import compare_table
 from lmcore.train import train
 
-from .conftest import PYTHON, REPO, docs_lines, subprocess_env, tiny_config
+from .conftest import PYTHON, REPO, docs_lines, stored_run, subprocess_env, tiny_config
 from .test_train import Recorder
 
 EPOCH_END_KEYS = ("step", "epoch", "lr", "train_loss", "valid_loss")
@@ -59,9 +59,8 @@ def test_a_gru_at_a_huge_lr_without_clipping_ends_diverged_with_advice(tmp_path,
     result = train(cfg, tmp_path / "run", Recorder())
     assert result.status == "diverged" and why in result.message
     assert f"lower learning rate (it was {lr:g})" in result.message and "try 0.25" in result.message
-    row = {"id": 1, "config": cfg.to_dict(), "params": result.params, "best_valid_ppl": result.best_valid_ppl,
-           "test_ppl": result.test_ppl, "tokens_per_s": 1.0, "finished_at": None, "started_at": None,
-           "device": "cpu", "status": result.status, "corpus_source": cfg.corpus.source}
+    row = stored_run(tmp_path / "home", cfg, params=result.params, best_valid_ppl=result.best_valid_ppl,
+                     test_ppl=result.test_ppl, tokens_per_s=1.0, device="cpu", status=result.status)
     shown = compare_table([row]).iloc[0]
     assert shown["status"] == "diverged"
     assert all(v is None or math.isfinite(v) for v in (shown["best valid ppl"], shown["test ppl"]))
@@ -93,7 +92,7 @@ def test_train_page_and_cli_give_the_same_lr_sequence(lmcore_home, tmp_path):
     """The app's path (Train page, job queue) and the CLI, same preset and settings: the same config but for
     the page's live evaluations, and the same lr at every epoch end."""
     from .test_pages import open_page, upload_corpus
-    from lmcore.runs import jobs
+    from lmcore.runs import service
     from lmcore.runs.store import RunStore
     at = open_page("views/corpus.py")
     upload_corpus(at, "docs.txt", ("\n".join(docs_lines(400)) + "\n").encode())
@@ -110,7 +109,7 @@ def test_train_page_and_cli_give_the_same_lr_sequence(lmcore_home, tmp_path):
     assert not at.exception, [e.value for e in at.exception]
     store = RunStore(lmcore_home)
     (page_id,) = [int(x) for x in at.query_params["show"].split(",")]
-    (page_run,) = jobs.wait_for(store, [page_id], timeout=240)
+    (page_run,) = service.wait_for(store, [page_id], timeout=240)
     assert page_run["status"] == "done", page_run["message"]
     page_cfg = RunConfig.from_dict(page_run["config"])
 

@@ -32,45 +32,45 @@ def test_an_emptied_table_skips_past_the_highest_folder(lmcore_home, grammar_fil
 
 def _trained(store: RunStore, cfg) -> int:
     """A run trained to its end in this process, as a job would (checkpoints and rows in the store)."""
-    from lmcore.runs import jobs
+    from lmcore.runs import jobs, service
     from lmcore.train import train
     run_id = store.create_run(cfg.to_dict(), status="running")
-    jobs.record_result(store, run_id, train(cfg, store.run_dir(run_id), jobs.StoreHooks(store, run_id)))
+    service.record_result(store, run_id, train(cfg, store.run_dir(run_id), jobs.StoreHooks(store, run_id)))
     return run_id
 
 
 def test_a_run_killed_in_its_final_test_evaluation_resumes_to_that_evaluation_only(lmcore_home, grammar_file):
     """It trained a whole extra epoch (step 735 instead of 630)."""
-    from lmcore.runs import jobs
+    from lmcore.runs import service
     store = RunStore(lmcore_home)
     run_id = _trained(store, tiny_config(grammar_file, "gru", max_steps=0, epochs=1))
     steps = store.get_run(run_id)["step"]
     store.update_run(run_id, status="interrupted", test_ppl=None)  # the kill came during the test evaluation
-    cfg = jobs.resume(store, run_id)
+    cfg = service.resume(store, run_id).cfg
     assert cfg.train.epochs == 1
-    [run] = jobs.wait_for(store, [run_id], timeout=120)
+    [run] = service.wait_for(store, [run_id], timeout=120)
     assert run["status"] == "done" and run["step"] == steps and run["test_ppl"] is not None
 
 
 def test_a_plain_resume_keeps_the_runs_own_step_bound(lmcore_home, grammar_file):
     """A --max-steps run resumed with a plain --resume trained all its epochs (its bound overwritten with 0)."""
-    from lmcore.runs import jobs
+    from lmcore.runs import service
     store = RunStore(lmcore_home)
     cfg = tiny_config(grammar_file, "lstm", max_steps=20, epochs=3)
     run_id = store.create_run(cfg.to_dict(), status="stopped")
-    assert jobs.resume(store, run_id, start=False).train.max_steps == 20
+    assert service.resume(store, run_id, start=False).cfg.train.max_steps == 20
     store.update_run(run_id, status="stopped")  # a bound given on resume still replaces it
-    assert jobs.resume(store, run_id, max_steps=40, start=False).train.max_steps == 40
+    assert service.resume(store, run_id, max_steps=40, start=False).cfg.train.max_steps == 40
 
 
 def test_a_restart_from_step_0_drops_the_old_curve(lmcore_home, grammar_file):
     """Without last.pt a resume starts at step 0; it kept the old metric rows (92 rows for 66 steps)."""
-    from lmcore.runs import jobs
+    from lmcore.runs import service
     store = RunStore(lmcore_home)
     run_id = store.create_run(tiny_config(grammar_file).to_dict(), status="interrupted")
     store.add_metrics(run_id, {"step": 10, "epoch": 0.5, "lr": 0.01, "train_loss": 3.0, "valid_loss": 3.0,
                                "valid_ppl": 20.0, "tokens_per_s": 1.0, "wall_time": 1.0})
-    jobs.resume(store, run_id, start=False)
+    service.resume(store, run_id, start=False)
     assert store.metrics(run_id) == []
 
 
@@ -79,7 +79,7 @@ def test_a_reused_pid_does_not_keep_a_dead_run_running(lmcore_home, grammar_file
     import subprocess
     import time
 
-    from lmcore.runs import jobs
+    from lmcore.runs import service
     store = RunStore(lmcore_home)
     stranger = subprocess.Popen(["sleep", "30"])
     try:
@@ -87,7 +87,7 @@ def test_a_reused_pid_does_not_keep_a_dead_run_running(lmcore_home, grammar_file
         store.update_run(dead, pid=stranger.pid, started_at=time.time() - 600)  # the run began 10 min earlier
         alive = store.create_run(tiny_config(grammar_file).to_dict(), status="running")
         store.update_run(alive, pid=stranger.pid, started_at=time.time())  # the process is this run's own
-        assert jobs.mark_interrupted(store) == [dead]
+        assert service.mark_interrupted(store) == [dead]
         assert store.get_run(alive)["status"] == "running"
     finally:
         stranger.kill()
@@ -97,16 +97,16 @@ def test_a_reused_pid_does_not_keep_a_dead_run_running(lmcore_home, grammar_file
 def test_a_failed_run_with_its_last_checkpoint_can_be_resumed(lmcore_home, grammar_file):
     """An error after the claim (a full disk while checkpointing, a device that is gone) left the run `failed`,
     and resume refused it for ever although last.pt was intact."""
-    from lmcore.runs import jobs
+    from lmcore.runs import service
     store = RunStore(lmcore_home)
     cfg = tiny_config(grammar_file, "gru", max_steps=0, epochs=1)
     run_id = _trained(store, cfg)
     store.update_run(run_id, status="failed", message="OSError: no space left on device")
-    assert jobs.resumable(store, store.get_run(run_id))
-    jobs.resume(store, run_id, epochs=2, start=False)
+    assert service.resumable(store, store.get_run(run_id))
+    service.resume(store, run_id, epochs=2, start=False)
     assert store.get_run(run_id)["status"] == "queued"
     never_checkpointed = store.create_run(cfg.to_dict(), status="failed")
-    assert not jobs.resumable(store, store.get_run(never_checkpointed))
+    assert not service.resumable(store, store.get_run(never_checkpointed))
 
 
 def test_processes_started_together_never_exceed_the_training_slots(lmcore_home, grammar_file):
@@ -121,13 +121,13 @@ def test_processes_started_together_never_exceed_the_training_slots(lmcore_home,
     race = (
         "import sys, time\n"
         "from lmcore.limits import LimitError\n"
-        "from lmcore.runs import jobs\n"
+        "from lmcore.runs import service\n"
         "from lmcore.runs.store import RunStore\n"
         "from tests.conftest import tiny_config\n"
         "store = RunStore(sys.argv[1]); cfg = tiny_config(sys.argv[2])\n"
         "time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # all start at the same instant\n"
         "try:\n"
-        "    jobs.create_running(store, cfg); print('ran')\n"
+        "    service.start_here(store, cfg); print('ran')\n"
         "except LimitError:\n"
         "    print('refused')\n")
     start = time.time() + 3.0
@@ -191,3 +191,25 @@ def test_the_train_page_deletes_a_finished_run_after_asking(lmcore_home, grammar
     confirm.click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert store.get_run(done) is None and not store.run_dir(done).exists()
+
+
+def test_only_the_run_service_changes_a_runs_status():
+    """The checks, the slot claim and the row were assembled in four places, each with a different subset. Every
+    module of the app is read here: none but lmcore/runs/service.py creates a run's row, claims a run or a slot,
+    or writes a status (the store's own methods aside)."""
+    import ast
+
+    from .conftest import REPO
+    sources = [p for p in REPO.glob("**/*.py") if p.parts[len(REPO.parts)] in ("lmcore", "views", "app.py",
+                                                                              "appstate.py", "benchmarks")]
+    allowed = {REPO / "lmcore/runs/service.py", REPO / "lmcore/runs/store.py"}
+    offenders = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name = node.func.attr
+            sets_status = name == "update_run" and any(k.arg == "status" for k in node.keywords)
+            if (name in ("create_run", "claim", "_check_slot") or sets_status) and path not in allowed:
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
+    assert len(sources) > 60 and offenders == []

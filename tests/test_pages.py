@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lmcore.runs import jobs
+from lmcore.runs import service
 from lmcore.runs.store import RunStore
 
 from .conftest import REPO, grammar_lines
@@ -90,7 +90,7 @@ def test_train_page_trains_two_runs_in_processes_then_compare_shows_them(lmcore_
     ids = [int(x) for x in at.query_params["show"].split(",")]
     assert len(ids) == 2
     store = RunStore(lmcore_home)
-    finished = jobs.wait_for(store, ids, timeout=240)
+    finished = service.wait_for(store, ids, timeout=240)
     assert [r["status"] for r in finished] == ["done", "done"], [r["message"] for r in finished]
     assert all(r["pid"] and r["best_valid_ppl"] > 1 for r in finished)
 
@@ -112,12 +112,14 @@ def test_compare_page_without_runs_says_what_to_do():
     assert "No trained runs yet" in at.info[0].value
 
 
-def test_lecture_table_layout_from_runs():
+def test_lecture_table_layout_from_runs(tmp_path):
+    from lmcore.config import ModelConfig, RunConfig
     from lmcore.reports import lecture_table
-    runs = [{"config": {"model": {"arch": "lstm", "hidden": 64, "layers": 2}}, "params": 1000, "test_ppl": 90.0,
-             "best_valid_ppl": 95.0},
-            {"config": {"model": {"arch": "elman", "activation": "tanh", "hidden": 32, "layers": 1}},
-             "params": 500, "test_ppl": None, "best_valid_ppl": 120.0}]
+    from tests.conftest import stored_run
+    lstm, elman = (RunConfig(model=ModelConfig(**m)) for m in (dict(arch="lstm", hidden=64, layers=2),
+                                                               dict(arch="elman", activation="tanh", hidden=32, layers=1)))
+    runs = [stored_run(tmp_path, lstm, params=1000, test_ppl=90.0, best_valid_ppl=95.0),
+            stored_run(tmp_path, elman, params=500, test_ppl=None, best_valid_ppl=120.0)]
     table = lecture_table(runs)
     assert list(table.columns) == ["method", "units", "layers", "parameters", "perplexity", "split"]
     assert table["method"].tolist() == ["LSTM (2 layers, 64 units)", "RNN (1 layer, 32 tanh units)"]

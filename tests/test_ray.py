@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from lmcore.runs import jobs
+
+from lmcore.runs import service
 from lmcore.runs.executors import RayExecutor, current_executor, set_executor
 from lmcore.runs.store import RunStore
-from tests.conftest import tiny_config
+from tests.conftest import submit, tiny_config
 
 ray = pytest.importorskip("ray")
 
@@ -30,9 +32,9 @@ def test_a_tiny_sweep_runs_on_ray_into_the_same_store(local_ray, lmcore_home, gr
     for arch in ("elman", "lstm"):
         cfg = tiny_config(grammar_file, arch, max_steps=20, eval_every=10)
         cfg.model = replace(cfg.model, emb=8, hidden=8)
-        ids.append(jobs.submit(store, cfg, start=False))
+        ids.append(submit(store, cfg, start=False))
     executor = RayExecutor()  # ray is initialised already: the tasks go to that instance
-    assert jobs.pump(store, max_parallel=2, executor=executor) == ids
+    assert service.pump(store, max_parallel=2, executor=executor) == ids
     assert sorted(ray.get(executor.refs, timeout=120)) == ["done", "done"]
     for run_id in ids:
         run = store.get_run(run_id)
@@ -41,7 +43,7 @@ def test_a_tiny_sweep_runs_on_ray_into_the_same_store(local_ray, lmcore_home, gr
         assert [m["step"] for m in store.metrics(run_id)] == [10, 20]
         checkpoints = store.checkpoints(run_id)
         assert {"best", "last"} <= set(checkpoints) and all(Path(c["path"]).is_file() for c in checkpoints.values())
-    jobs.mark_interrupted(store)  # a negated pid is Ray's, never taken for a dead local process
+    service.mark_interrupted(store)  # a negated pid is Ray's, never taken for a dead local process
     assert all(store.get_run(i)["status"] == "done" for i in ids)
 
 
@@ -53,7 +55,7 @@ def test_a_ray_task_killed_mid_run_leaves_its_run_interrupted_and_resumable(loca
     monkeypatch.setenv("LMCORE_EXECUTOR", "ray")
     try:
         set_executor("ray")  # as `--executor ray` does; ray is initialised already
-        run_id = jobs.submit(store, tiny_config(grammar_file, "elman", epochs=100_000, max_steps=0, time_budget=60),
+        run_id = submit(store, tiny_config(grammar_file, "elman", epochs=100_000, max_steps=0, time_budget=60),
                              max_parallel=1)
         deadline = time.monotonic() + 60
         while "last" not in store.checkpoints(run_id) and time.monotonic() < deadline:
@@ -61,12 +63,12 @@ def test_a_ray_task_killed_mid_run_leaves_its_run_interrupted_and_resumable(loca
         run = store.get_run(run_id)
         assert run["status"] == "running" and run["pid"] < 0 and "last" in store.checkpoints(run_id), run
         os.kill(-run["pid"], signal.SIGKILL)  # the Ray worker process running the job
-        [run] = jobs.wait_for(store, [run_id], timeout=60)
+        [run] = service.wait_for(store, [run_id], timeout=60)
         assert run["status"] == "interrupted" and "Ray task ended without reporting" in run["message"], run
         at = jobs.resume_point(store, run_id)["step"]
         assert at > 0 and store.checkpoints(run_id)["last"]["step"] == at
-        jobs.resume(store, run_id, max_steps=at + 10)  # queued again, and run on Ray to its new end
-        [run] = jobs.wait_for(store, [run_id], timeout=60)
+        service.resume(store, run_id, max_steps=at + 10)  # queued again, and run on Ray to its new end
+        [run] = service.wait_for(store, [run_id], timeout=60)
         assert run["status"] == "done" and run["step"] == at + 10, run["message"]
     finally:
         set_executor("local")

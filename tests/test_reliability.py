@@ -15,6 +15,8 @@ from lmcore.checkpoint import load_checkpoint
 from lmcore.cli import main
 from lmcore.limits import LimitError, Limits, load_limits
 from lmcore.runs import jobs
+from tests.conftest import submit
+from lmcore.runs import service
 from lmcore.runs.store import RunStore
 from lmcore.train import train
 
@@ -73,7 +75,7 @@ def test_a_fresh_data_folder_is_not_created_by_commands_that_need_none(tmp_path,
 def _train_in_store(store: RunStore, cfg, **kwargs) -> int:
     run_id = store.create_run(cfg.to_dict(), status="running")
     result = train(cfg, store.run_dir(run_id), jobs.StoreHooks(store, run_id), **kwargs)
-    jobs.record_result(store, run_id, result)
+    service.record_result(store, run_id, result)
     return run_id
 
 
@@ -108,7 +110,7 @@ def test_resume_button_carries_a_stopped_run_to_its_end(lmcore_home, grammar_fil
 
     hooks = StopAt40(store, run_id)
     hooks.steps = 0
-    jobs.record_result(store, run_id, train(cfg, store.run_dir(run_id), hooks))
+    service.record_result(store, run_id, train(cfg, store.run_dir(run_id), hooks))
     assert store.get_run(run_id)["status"] == "stopped" and store.get_run(run_id)["step"] == 40
 
     at = _app("views/train.py", show=str(run_id))
@@ -116,7 +118,7 @@ def test_resume_button_carries_a_stopped_run_to_its_end(lmcore_home, grammar_fil
     resume.click().run()
     assert not at.exception and not at.error
     assert store.get_run(run_id)["status"] in ("queued", "starting", "running", "done")
-    [run] = jobs.wait_for(store, [run_id], timeout=120)
+    [run] = service.wait_for(store, [run_id], timeout=120)
     assert run["status"] == "done", run["message"]
     assert run["step"] == run["total_steps"] > 40  # to the end of its one planned epoch
     steps = [m["step"] for m in store.metrics(run_id)]
@@ -253,23 +255,30 @@ def test_submit_enforces_parallel_queue_params_and_epochs(lmcore_home, grammar_f
     cfg = tiny_config(grammar_file, "elman", max_steps=15)
     with pytest.raises(LimitError, match=r"4 epochs is over this server's limit of 3 \(max_epochs in .*lmcore\.toml\)"):
         submit_cfg = tiny_config(grammar_file, "elman", epochs=4)
-        jobs.submit(store, submit_cfg)
+        submit(store, submit_cfg)
     big = tiny_config(grammar_file, "lstm")
     big.model.hidden, big.model.vocab_size = 64, 21
     with pytest.raises(LimitError, match=r"has 22,693 parameters, over this server's limit of 5,000"):
-        jobs.submit(store, big)
-    first = jobs.submit(store, cfg)                 # starts: the one slot
-    second = jobs.submit(store, cfg)                # waits: max_parallel_jobs = 1
+        submit(store, big)
+    first = submit(store, cfg)                 # starts: the one slot
+    second = submit(store, cfg)                # waits: max_parallel_jobs = 1
     assert store.get_run(second)["status"] == "queued"
-    with pytest.raises(LimitError, match=r"1 runs are already waiting for a slot \(max_queued_runs"):
-        jobs.submit(store, cfg)
+    with pytest.raises(LimitError, match=r"1 runs are already waiting for a slot and another run does not fit "
+                                         r"\(max_queued_runs"):
+        submit(store, cfg)
     with pytest.raises(LimitError, match=r"max_parallel_jobs = 1"):
-        jobs.create_running(store, cfg)             # the CLI's foreground training waits its turn too
-    runs = jobs.wait_for(store, [first, second], timeout=120)
+        service.start_here(store, cfg)             # the CLI's foreground training waits its turn too
+    runs = service.wait_for(store, [first, second], timeout=120)
     assert [r["status"] for r in runs] == ["done", "done"]
     assert runs[1]["started_at"] >= runs[0]["finished_at"] - 1.0  # one after the other
-    # a job checks the parameter count again once the vocabulary is known
+    # vocab_size 0: the service reads the corpus to count the parameters before anything is queued
     sneaky = tiny_config(grammar_file, "lstm")
-    sneaky.model.hidden = 64  # vocab_size 0: submit cannot count it
-    [run] = jobs.wait_for(store, [jobs.submit(store, sneaky)], timeout=60)
+    sneaky.model.hidden = 64
+    with pytest.raises(LimitError, match="over this server's limit of 5,000"):
+        submit(store, sneaky)
+    # and a job checks again: the limit may have been lowered while the run waited in the queue
+    (lmcore_home / "lmcore.toml").write_text("[limits]\nmax_params = 50_000\n")
+    queued = submit(store, sneaky, start=False)
+    (lmcore_home / "lmcore.toml").write_text("[limits]\nmax_params = 5_000\n")
+    [run] = service.wait_for(store, [queued], timeout=60)
     assert run["status"] == "failed" and "over this server's limit of 5,000" in run["message"]

@@ -17,6 +17,7 @@ import torch
 from lmcore.checkpoint import CheckpointError, load_checkpoint, read_payload, save_checkpoint
 from lmcore.cli import main
 from lmcore.runs import jobs
+from lmcore.runs import service
 from lmcore.runs.catalog import store_runs
 from lmcore.runs.store import RunStore
 from lmcore.train import train
@@ -178,10 +179,10 @@ def test_diverged_and_active_runs_are_not_resumed(tiny_cfg, lmcore_home):
     store = RunStore()
     run_id = store.create_run(tiny_cfg("elman").to_dict(), status="diverged")
     with pytest.raises(ValueError, match="is diverged.*smaller learning rate"):
-        jobs.resume(store, run_id)
+        service.resume(store, run_id)
     run_id = store.create_run(tiny_cfg("elman").to_dict(), status="queued")
     with pytest.raises(ValueError, match="is still active"):
-        jobs.resume(store, run_id)
+        service.resume(store, run_id)
 
 
 # --- checkpoints on disk ------------------------------------------------------------------------
@@ -192,7 +193,7 @@ def trained_run(tiny_cfg, lmcore_home):
     cfg = tiny_cfg("lstm", max_steps=20, eval_every=10)
     run_id = store.create_run(cfg.to_dict(), status="running")
     result = train(cfg, store.run_dir(run_id), jobs.StoreHooks(store, run_id))
-    jobs.record_result(store, run_id, result)
+    service.record_result(store, run_id, result)
     return store, run_id
 
 
@@ -223,7 +224,7 @@ def test_truncated_checkpoint_is_a_clear_error(trained_run, capsys):
     last = store.run_dir(run_id) / "last.pt"
     last.write_bytes(b"")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        jobs.resume(store, run_id)
+        service.resume(store, run_id)
     assert store.get_run(run_id)["status"] == "done" and len(store.metrics(run_id)) == 2
 
 
@@ -285,11 +286,32 @@ def test_full_disk_in_a_job_fails_the_run_with_the_reason(tiny_cfg, lmcore_home,
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full)
-    monkeypatch.setattr(jobs, "pump", lambda *a, **k: [])
-    assert jobs.run_job(store, run_id) == "failed"
+    monkeypatch.setattr(service, "pump", lambda *a, **k: [])
+    assert service.run_job(store, run_id) == "failed"  # nothing saved yet: nothing to go on from
     run = store.get_run(run_id)
     assert run["status"] == "failed" and "cannot write checkpoint" in run["message"]
     assert "No space left on device" in run["message"]
+
+
+def test_error_after_a_checkpoint_leaves_the_run_interrupted_and_resumable(tiny_cfg, lmcore_home, monkeypatch):
+    """A disk that fills once a run has its last.pt left it `failed`, and failed runs were never resumed."""
+    store = RunStore()
+    run_id = store.create_run(tiny_cfg("elman", max_steps=10).to_dict())
+    store.claim(run_id, "queued", "starting")
+    monkeypatch.setattr(service, "pump", lambda *a, **k: [])
+    assert service.run_job(store, run_id) == "done"
+    service.resume(store, run_id, max_steps=20, start=False)
+    store.claim(run_id, "queued", "starting")
+    saves = torch.save
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space")))
+    assert service.run_job(store, run_id) == "interrupted"
+    run = store.get_run(run_id)
+    assert "No space" in run["message"] and "resume carries on from its last checkpoint" in run["message"]
+    assert service.resumable(store, run)
+    monkeypatch.setattr(torch, "save", saves)
+    service.resume(store, run_id, start=False)
+    store.claim(run_id, "queued", "starting")
+    assert service.run_job(store, run_id) == "done" and store.get_run(run_id)["step"] == 20
 
 
 def test_unwritable_data_folder_is_one_error_line(tmp_path, capsys):
@@ -331,11 +353,11 @@ def test_a_finished_run_resumes_for_one_more_epoch(tiny_cfg, lmcore_home):
     cfg = tiny_cfg("elman", epochs=1, max_steps=0)
     run_id = store.create_run(cfg.to_dict(), status="running")
     result = train(cfg, store.run_dir(run_id), jobs.StoreHooks(store, run_id))
-    jobs.record_result(store, run_id, result)
+    service.record_result(store, run_id, result)
     assert jobs.resume_point(store, run_id)["epoch"] == 2  # epoch 1 done: the next would be 2
-    resumed = jobs.resume(store, run_id, start=False)
+    resumed = service.resume(store, run_id, start=False)
     run = store.get_run(run_id)
-    assert resumed.train.epochs == 2 and run["status"] == "queued" and run["config"]["train"]["epochs"] == 2
+    assert resumed.cfg.train.epochs == 2 and run["status"] == "queued" and run["config"]["train"]["epochs"] == 2
     assert run["message"] == f"resumed from step {result.step}" and run["finished_at"] is None
     with pytest.raises(ValueError, match="is still active"):
-        jobs.resume(store, run_id)
+        service.resume(store, run_id)

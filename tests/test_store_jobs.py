@@ -13,9 +13,12 @@ from lmcore.baseline import cached_baseline
 from lmcore.checkpoint import load_checkpoint
 from lmcore.corpus.dataset import CorpusSpec
 from lmcore.runs import jobs
-from lmcore.runs.jobs import mark_interrupted, pid_alive, request_stop, submit, wait_for
+from lmcore.runs import service
+from lmcore.runs.jobs import pid_alive
+from lmcore.runs.service import mark_interrupted, wait_for
+from lmcore.runs.service import stop as request_stop
 from lmcore.runs.store import RunStore, default_home
-from tests.conftest import dead_pid, grammar_lines, tiny_config
+from tests.conftest import dead_pid, grammar_lines, submit, tiny_config
 
 
 @pytest.fixture
@@ -176,17 +179,24 @@ def test_two_runs_in_parallel_processes(store, grammar_file):
 
 
 def test_queue_drains_by_itself_and_queued_run_stops_at_once(store, grammar_file, tmp_path):
-    # the first job fails at once (no corpus); failing, it still starts the next queued run
-    first = submit(store, tiny_config(tmp_path / "missing.txt", "elman"), max_parallel=1)
-    second = submit(store, tiny_config(grammar_file, "gru", max_steps=10), max_parallel=1)
-    third = submit(store, tiny_config(grammar_file, "elman", max_steps=10), max_parallel=1)
-    assert store.get_run(second)["status"] == "queued" and store.get_run(third)["status"] == "queued"
+    with pytest.raises(ValueError, match="missing.txt"):  # a corpus that is not there is refused before a row
+        submit(store, tiny_config(tmp_path / "missing.txt", "elman"), max_parallel=1)
+    assert store.list_runs() == []
+    # the first job fails at once (its corpus vanished after it was queued); failing, it starts the next run
+    gone = tmp_path / "gone.txt"
+    gone.write_text(grammar_file.read_text())
+    first = submit(store, tiny_config(gone, "elman"), start=False)
+    second = submit(store, tiny_config(grammar_file, "gru", max_steps=10), start=False)
+    third = submit(store, tiny_config(grammar_file, "elman", max_steps=10), start=False)
+    gone.unlink()
     request_stop(store, third)
     run = store.get_run(third)
     assert run["status"] == "stopped" and run["message"] == "stopped before it started" and run["finished_at"]
+    service.pump(store, max_parallel=1)
+    assert store.get_run(second)["status"] == "queued"
     # no pump from here on: the first job starts the second as it ends
     failed = _wait_status(store, first, "failed")
-    assert "missing.txt: no such file" in failed["message"]
+    assert "gone.txt: no such file" in failed["message"]
     done = _wait_status(store, second, "done")
     assert done["started_at"] >= failed["finished_at"] - 1.0 and done["step"] == 10
     assert store.get_run(third)["status"] == "stopped" and store.metrics(third) == []
@@ -242,7 +252,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(long_runs):
     assert store.get_run(run_id)["status"] == "interrupted"
     at = jobs.resume_point(store, run_id)["step"]
     assert at > 0 and store.checkpoints(run_id)["last"]["step"] == at
-    cfg = jobs.resume(store, run_id, max_steps=at + 30)
+    cfg = service.resume(store, run_id, max_steps=at + 30).cfg
     assert cfg.train.max_steps == at + 30 and store.get_run(run_id)["message"] == f"resumed from step {at}"
     [run] = wait_for(store, [run_id], timeout=60)
     assert run["status"] == "done" and run["step"] == at + 30, run["message"]

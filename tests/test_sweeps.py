@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from lmcore.cli import main
 from lmcore.limits import LimitError
 from lmcore.reports import change_from_reference, sweep_summary, sweep_table
-from lmcore.runs import jobs, sweeps
+from lmcore.runs import service, sweeps
 from lmcore.runs.store import SCHEMA, RunStore
 from lmcore.runs.sweeps import SweepSpec, expand
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure
@@ -178,7 +178,7 @@ def test_a_tiny_sweep_trains_through_the_queue_resumes_and_shows_on_the_page(sto
     assert [(r["config"]["model"]["variant"], r["config"]["train"]["seed"]) for r in runs] == [
         ("vanilla", 1), ("vanilla", 2), ("nig", 1), ("nig", 2)]
     last = runs[-1]["id"]
-    jobs.request_stop(store, last)  # stopped before it started
+    service.stop(store, last)  # stopped before it started
     p = sweeps.wait_sweep(store, sid, poll=0.2, timeout=240)
     assert (p["done"], p["total"], p["counts"].get("stopped"), p["status"]) == (3, 4, 1, "incomplete"), \
         [r["message"] for r in sweeps.sweep_runs(store, sid)]

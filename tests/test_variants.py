@@ -24,12 +24,13 @@ from lmcore.model import RNNLM, ModelConfig
 from lmcore.notation import equations, parameter_map
 from lmcore.presets import count_params, hidden_for_budget
 from lmcore.reports import architecture_label, lecture_table
-from lmcore.runs.jobs import StoreHooks, record_result
+from lmcore.runs.jobs import StoreHooks
+from lmcore.runs.service import record_result
 from lmcore.runs.store import RunStore
 from lmcore.train import train
 from lmcore.viz.gates import OPEN, fig44_figure, gate_histogram_figure, glyph_layout, saturation_figure
 
-from .conftest import REPO
+from .conftest import REPO, stored_run
 
 VARIANTS = list(LSTM_VARIANTS)
 VOCAB = 11
@@ -269,12 +270,12 @@ def test_old_config_without_variant_loads_as_pytorchs():
     assert (m.variant, m.gru_convention, m.uses_fused) == ("vanilla", "pytorch", True)
 
 
-def test_labels_equations_and_parameter_map_name_the_variant():
+def test_labels_equations_and_parameter_map_name_the_variant(tmp_path):
     nig = RunConfig(model=ModelConfig(arch="lstm", variant="nig", layers=2, hidden=200))
     assert nig.label() == "lstm-NIG 2×200" and architecture_label(nig) == "LSTM (NIG)"
     assert RunConfig(model=ModelConfig(arch="lstm")).label() == "lstm 2×200"
     assert RunConfig(model=ModelConfig(arch="gru", gru_convention="cho", layers=1)).label() == "gru-Cho 1×200"
-    runs = [{"config": nig.to_dict(), "params": 1, "test_ppl": 90.0, "best_valid_ppl": 95.0}]
+    runs = [stored_run(tmp_path, nig, params=1, test_ppl=90.0, best_valid_ppl=95.0)]
     assert lecture_table(runs)["method"][0] == "LSTM-NIG (2 layers, 200 units)"
 
     eq = lambda v: " ".join(equations(ModelConfig(arch="lstm", variant=v, vocab_size=VOCAB)))

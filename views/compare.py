@@ -3,7 +3,6 @@ import pandas as pd
 import streamlit as st
 
 import appstate
-from lmcore.config import RunConfig
 from lmcore.corpus.reading import CorpusError
 from lmcore.reports import (LE_2015, baseline_rows, best_runs, compare_table, lecture_table, metrics_frame,
                             readable_message, run_summary)
@@ -49,7 +48,7 @@ ours = compare_table(runs, metrics)
 table = pd.concat([ours, baseline], ignore_index=True) if len(baseline) else ours
 for run in runs:
     if run["status"] == "diverged":
-        st.warning(f"#{run['id']} {appstate.md(RunConfig.from_dict(run['config']).label())} diverged: "
+        st.warning(f"#{run['id']} {appstate.md(run.cfg.label())} diverged: "
                    f"{appstate.md(readable_message(run['message']))}")
 Col = st.column_config
 # widths in pixels so the table fits the page at 1440 px; the CSV keeps every column (device, corpus too)
@@ -77,7 +76,7 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, colum
                             "status": Col.TextColumn(width=80)})
 st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
 
-labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
+labels = {r["id"]: f"#{r['id']} {r.cfg.label()}" for r in runs}
 trained_here = [r["id"] for r in runs if not r.get("sweep_id")]  # a sweep's runs have their own page
 default = appstate.selected_run_ids("compare") or (trained_here or list(labels))[-4:]
 ticked = st.multiselect("Runs to plot", list(labels), default=[i for i in default if i in labels],

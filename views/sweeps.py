@@ -11,9 +11,8 @@ from lmcore.corpus.reading import CorpusError
 from lmcore.model import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig
 from lmcore.presets import count_params
 from lmcore.reports import BLOWN_UP, change_from_reference, sweep_model_label, sweep_summary, sweep_table
-from lmcore.runs import jobs, sweeps
+from lmcore.runs import service, sweeps
 from lmcore.runs.catalog import corpus_name
-from lmcore.train import check_fits
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure
 
 STARTED = "_sweep_started"  # the sweep this tab started last: Start stays off while it trains
@@ -46,8 +45,7 @@ def start_sweep(grid: sweeps.SweepSpec, corpus) -> None:
     """Start's callback: it runs before the page, so the page then draws the button (disabled) and the new
     sweep from the store as it now is."""
     try:
-        check_fits(corpus, grid.base.train)
-        sweep_id = sweeps.submit_sweep(store, grid, limits=limits, vocab_size=len(corpus.vocab))
+        sweep_id = sweeps.submit_sweep(store, grid, limits=limits, corpus=corpus)
     except sweeps.DuplicateSweepError as err:
         st.session_state[OUTCOME] = ("duplicate", str(err), err.sweep["id"])
     except (ValueError, OSError, sqlite3.Error) as err:
@@ -184,7 +182,7 @@ def progress_row(sweep_id: int, p: dict) -> None:
 def sweep_view(sweep_id: int, refreshing: bool) -> None:
     """Progress, tables and figures from one read of the store. Run as a fragment every REFRESH_S seconds while
     the sweep has active runs; when they have all ended, one full rerun turns the refresh off and frees Start."""
-    jobs.pump(store)  # start queued runs if a slot is free; mark killed ones
+    service.pump(store)  # start queued runs if a slot is free; mark killed ones
     p, runs = sweeps.snapshot(store, sweep_id)
     if refreshing and not p["active"]:
         st.rerun()

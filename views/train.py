@@ -10,10 +10,9 @@ from lmcore.corpus.reading import CorpusError
 from lmcore.model import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS
 from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, preset, recipe_note, run_config
 from lmcore.reports import metrics_frame, readable_message, run_summary
-from lmcore.runs import jobs
+from lmcore.runs import jobs, service
 from lmcore.runs.history import history_table
 from lmcore.runs.store import ACTIVE
-from lmcore.train import check_fits
 from lmcore.viz.training import curves_figure
 
 st.title("Train")
@@ -156,37 +155,33 @@ for i, col in enumerate(st.columns(n_runs), start=1):
 if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary"):
     store = appstate.get_store()
     try:
-        for i, cfg in enumerate(configs):  # every run checked before any is queued
-            try:
-                jobs.validate_config(cfg)
-                jobs.check_limits(store, cfg, limits)
-                check_fits(corpus, cfg.train)
-            except ValueError as err:
-                raise ValueError(f"run {i + 1}: {err}") from None
-        ids = [jobs.submit(store, cfg, start=False, limits=limits) for cfg in configs]
+        ids = service.queue(store, configs, limits, corpus, start=False)  # every run checked before any is queued
     except (ValueError, OSError, sqlite3.Error) as err:
         st.error(f"Not started: {appstate.md(err)}")
     else:
-        jobs.pump(store)
+        service.pump(store)
         appstate.set_selected_run_ids(ids)
         st.toast(f"Queued runs {', '.join(map(str, ids))}")
 
 
 def run_controls(run: dict, store) -> None:
     """One run's line: name, status, progress bar, Stop / Resume, and why it failed."""
-    cfg = RunConfig.from_dict(run["config"])
+    cfg = run.cfg
     c1, c2, c3 = st.columns([3, 6, 1])
     c1.markdown(f"**#{run['id']} {appstate.md(cfg.label())}** · `{run['status']}`"
                 + (f" · {appstate.md(run['device'])}" if run["device"] else ""))
     c2.progress(min(1.0, run["step"] / run["total_steps"]) if run["total_steps"] else 0.0,
                 text=jobs.progress_text(run))
     if run["status"] in ACTIVE and c3.button("Stop", key=f"stop{run['id']}"):
-        jobs.request_stop(store, run["id"])
-    if jobs.resumable(store, run) and c3.button("Resume", key=f"resume{run['id']}",
+        try:
+            service.stop(store, run["id"])
+        except ValueError:
+            pass  # it ended meanwhile: the next refresh shows how
+    if service.resumable(store, run) and c3.button("Resume", key=f"resume{run['id']}",
                                                      help="carry on from the last checkpoint: to the planned "
                                                           "epochs, or one more epoch if all are done"):
         try:
-            jobs.resume(store, run["id"], limits=limits)
+            service.resume(store, run["id"], limits=limits)
         except (ValueError, OSError, sqlite3.Error) as err:
             st.error(f"#{run['id']} not resumed: {appstate.md(err)}")
     if run["status"] not in ACTIVE:
@@ -194,7 +189,7 @@ def run_controls(run: dict, store) -> None:
             st.caption(f"Delete #{run['id']} and its checkpoints for good?")
             if st.button("Delete for good", key=f"delete{run['id']}", type="primary"):
                 try:
-                    jobs.delete(store, run["id"])
+                    service.delete(store, run["id"])
                 except (ValueError, OSError, sqlite3.Error) as err:
                     st.error(f"#{run['id']} not deleted: {appstate.md(err)}")
                 else:
@@ -206,7 +201,7 @@ def run_controls(run: dict, store) -> None:
 def curves(store, runs: list[dict]) -> None:
     """Validation perplexity, training loss and the lr of these runs, each run in its own colour on every page."""
     metrics = metrics_frame(store, [r["id"] for r in runs])
-    labels = {r["id"]: f"#{r['id']} {RunConfig.from_dict(r['config']).label()}" for r in runs}
+    labels = {r["id"]: f"#{r['id']} {r.cfg.label()}" for r in runs}
     configs = {r["id"]: run_summary(r) for r in runs}
     options = appstate.curve_controls("train_", container=st.container())
     left, middle, right = st.columns([5, 5, 3])
@@ -231,7 +226,7 @@ def next_steps(runs: list[dict]) -> None:
 @st.fragment(run_every=1.5)
 def live_view():
     store = appstate.get_store()
-    jobs.pump(store)  # start queued runs if a slot is free; mark killed ones
+    service.pump(store)  # start queued runs if a slot is free; mark killed ones
     every = store.list_runs()
     if not every:
         st.info("No runs in this data folder yet: pick presets above and press Train.")
@@ -240,7 +235,7 @@ def live_view():
     shown = [i for i in appstate.selected_run_ids() if i in by_id] \
         or [r["id"] for r in every if r["status"] in ACTIVE] or sorted(by_id)[-len(configs):]
     shown = st.multiselect("Runs shown", sorted(by_id, reverse=True), default=shown, max_selections=8,
-                           format_func=lambda i: f"#{i} {RunConfig.from_dict(by_id[i]['config']).label()} "
+                           format_func=lambda i: f"#{i} {by_id[i].cfg.label()} "
                                                  f"({by_id[i]['status']})",
                            help="the runs you just started, else the ones running, else the newest; add any "
                                 "run of the history below")

@@ -5,7 +5,6 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config import RunConfig
 from .store import RunStore
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demos"
@@ -60,7 +59,7 @@ def store_runs(store: RunStore) -> list[RunRef]:
         chosen = checkpoints.get("last") or checkpoints.get("best")
         if not chosen or not Path(chosen["path"]).is_file():
             continue
-        cfg = RunConfig.from_dict(run["config"])
+        cfg = run.cfg
         name = f"#{run['id']} {cfg.label()}"
         refs.append(RunRef(f"run:{run['id']}", f"{name} ({run['status']})", Path(chosen["path"]), cfg.model.arch,
                            cfg.corpus.source, name, run["status"]))

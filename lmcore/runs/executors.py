@@ -1,13 +1,13 @@
 """Where a queued run's job runs: a local OS process (the default) or a task on a Ray cluster.
 
     local   jobs.start_process: `python -m lmcore worker RUN` in its own session, as always
-    ray     a `ray.remote` task that calls the same body, jobs.run_job(RunStore(home), run_id), on any
+    ray     a `ray.remote` task that calls the same body, service.run_job(RunStore(home), run_id), on any
             node of the cluster. The store is one SQLite file and checkpoints are written beside it, so
             every Ray node must see the data folder at the same path (a shared filesystem: NFS, a
             cluster's home directories, or one machine).
 
 Chosen by `python -m lmcore --executor ray --address ADDR ...` (any command that queues runs), or by
-$LMCORE_EXECUTOR / $LMCORE_RAY_ADDRESS. With Ray, the driver (`sweep --wait`, `jobs.wait_for`) pumps the
+$LMCORE_EXECUTOR / $LMCORE_RAY_ADDRESS. With Ray, the driver (`sweep --wait`, `service.wait_for`) pumps the
 queue: a Ray task does not start the next run itself. A Ray job records its pid negated, which tells
 `mark_interrupted` that the process lives on another machine and is Ray's to watch: the driver that started
 the task asks Ray how it ended (`reap`, on every pump), and a task that died without reporting (its worker
@@ -16,8 +16,10 @@ killed, its node lost) leaves its run `interrupted`, resumable like a killed loc
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
+
+from .jobs import start_process
+from .store import RunStore
 
 EXECUTOR_ENV, ADDRESS_ENV = "LMCORE_EXECUTOR", "LMCORE_RAY_ADDRESS"
 EXECUTORS = ("local", "ray")
@@ -27,12 +29,12 @@ REPO = Path(__file__).resolve().parents[2]
 class LocalExecutor:
     name = "local"
 
-    def start(self, store, run_id: int, threads: int, max_parallel: int) -> None:
-        from .jobs import start_process
+    def start(self, store, run_id: int, threads: int, max_parallel: int, body=None) -> None:
+        """body: unused here; the process it starts runs `python -m lmcore worker`, which calls the same body."""
         start_process(store, run_id, threads, max_parallel)
 
-    def reap(self, store) -> list[int]:
-        return []  # a local job's death is seen from its pid (jobs.mark_interrupted)
+    def reap(self, store) -> list[tuple[int, str]]:
+        return []  # a local job's death is seen from its pid (service.mark_interrupted)
 
 
 class RayExecutor:
@@ -54,45 +56,36 @@ class RayExecutor:
             ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
         return ray.remote(num_cpus=1, max_retries=0)(_ray_job)
 
-    def start(self, store, run_id: int, threads: int, max_parallel: int) -> None:
+    def start(self, store, run_id: int, threads: int, max_parallel: int, body=None) -> None:
+        """body(store, run_id, threads, max_parallel, remote=True): the job body the task runs (service.run_job)."""
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
                "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         task = self._remote().options(runtime_env={"env_vars": env})
         store.update_run(run_id, pid=-1)  # not a local process: mark_interrupted leaves it to Ray
-        ref = task.remote(str(store.home), run_id, threads, max_parallel)
+        ref = task.remote(body, str(store.home), run_id, threads, max_parallel)
         self.refs.append(ref)
         self._running[ref] = run_id
 
-    def reap(self, store) -> list[int]:
-        """Runs whose Ray task ended without recording an end (worker killed, node lost): now `interrupted`."""
+    def reap(self, store) -> list[tuple[int, str]]:
+        """(run id, why) of the tasks that ended with an error (worker killed, node lost): the service marks
+        those of them that never recorded an end `interrupted`."""
         if not self._running:
             return []
         import ray
-        from .jobs import sync_checkpoint_rows
         ended, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
-        lost = []
+        failed = []
         for ref in ended:
-            run_id = self._running[ref]
             try:
-                ray.get(ref)
-                why = None  # the job body recorded its own end
+                ray.get(ref)  # the job body recorded its own end
             except Exception as error:  # noqa: BLE001 -- Ray's errors for a crashed worker or a lost node vary
-                why = type(error).__name__
-            run = store.get_run(run_id) if why else None
-            if run and run["status"] in ("starting", "running"):
-                sync_checkpoint_rows(store, run_id)  # before the claim: once interrupted, it may be resumed
-                if store.claim(run_id, run["status"], "interrupted", finished_at=time.time(),
-                               message=f"the Ray task ended without reporting ({why})"):
-                    lost.append(run_id)
-            del self._running[ref]  # only once handled: a store error above leaves it for the next pump
-        return lost
+                failed.append((self._running[ref], type(error).__name__))
+            del self._running[ref]
+        return failed
 
 
-def _ray_job(home: str, run_id: int, threads: int, max_parallel: int) -> str:
+def _ray_job(body, home: str, run_id: int, threads: int, max_parallel: int) -> str:
     """The body of a Ray task: the same job body as a local worker process, against the same store."""
-    from .jobs import run_job
-    from .store import RunStore
-    return run_job(RunStore(home), run_id, threads, max_parallel, remote=True)
+    return body(RunStore(home), run_id, threads, max_parallel, remote=True)
 
 
 _current = None

@@ -6,7 +6,6 @@ import time
 
 import pandas as pd
 
-from ..config import RunConfig
 from .catalog import corpus_name
 
 HISTORY_COLUMNS = ["run", "model", "status", "corpus", "progress", "best valid ppl", "test ppl", "started"]
@@ -35,7 +34,7 @@ def history_table(runs: list[dict], now: float | None = None) -> pd.DataFrame:
     now = time.time() if now is None else now
     rows = []
     for run in sorted(runs, key=lambda r: r["id"], reverse=True):
-        cfg = RunConfig.from_dict(run["config"])
+        cfg = run.cfg
         total = run["total_steps"] or 0
         rows.append({"run": run["id"], "model": cfg.label(), "status": run["status"],
                      "corpus": f"{corpus_name(run['corpus_source'])} · {cfg.corpus.tokenizer}",

@@ -9,8 +9,12 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from ..config import RunConfig
 
 STATUSES = ("queued", "starting", "running", "done", "stopped", "diverged", "failed", "interrupted")
 ACTIVE = ("queued", "starting", "running")
@@ -140,13 +144,6 @@ class RunStore:
         if active >= max_training:
             raise NoFreeSlot(active, max_training)
 
-    def claim_slot(self, run_id: int, max_training: int) -> bool:
-        """queued -> starting, only while fewer than max_training runs are training (one transaction)."""
-        try:
-            return self.claim(run_id, "queued", "starting", max_training=max_training)
-        except NoFreeSlot:
-            return False
-
     def _skip_used_folders(self, db) -> None:
         """Never hand out an id whose folder exists: with runs.sqlite deleted or emptied, id 1 came again and
         its checkpoints were written over the old run's (a folder holding two models)."""
@@ -187,12 +184,12 @@ class RunStore:
                 raise
             return cur.rowcount == 1
 
-    def get_run(self, run_id: int) -> dict | None:
+    def get_run(self, run_id: int) -> Run | None:
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run_row(row) if row else None
 
-    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
+    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[Run]:
         query, args = "SELECT * FROM runs", ()
         if statuses:
             query += f" WHERE status IN ({','.join('?' * len(statuses))})"
@@ -319,7 +316,52 @@ class BrokenRun(ValueError):
     allowed to break the listing of the others."""
 
 
-def _run_row(row: sqlite3.Row) -> dict:
+@dataclass(eq=False)
+class Run(Mapping):
+    """One run as the store holds it: its row's columns as attributes, and its config parsed once (`cfg`).
+    It reads as a mapping of the columns too (run["status"]), as the store's rows did."""
+    id: int
+    name: str
+    created_at: float
+    updated_at: float
+    status: str
+    config: dict  # as stored (JSON); `cfg` is the same, parsed
+    corpus_source: str
+    arch: str
+    device: str | None
+    params: int | None
+    vocab: int | None
+    pid: int | None
+    stop_requested: int
+    message: str
+    step: int
+    total_steps: int
+    best_valid_ppl: float | None
+    test_ppl: float | None
+    tokens_per_s: float | None
+    wall_time: float | None
+    started_at: float | None
+    finished_at: float | None
+    sweep_id: int | None
+    cfg: RunConfig = field(repr=False)
+
+    def __getitem__(self, column: str):
+        if column not in self._columns():
+            raise KeyError(column)
+        return getattr(self, column)
+
+    def __iter__(self):
+        return iter(self._columns())
+
+    def __len__(self) -> int:
+        return len(self._columns())
+
+    @classmethod
+    def _columns(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.name != "cfg")
+
+
+def _run_row(row: sqlite3.Row) -> Run:
     run = dict(row)
     try:
         config = json.loads(run["config"])
@@ -327,5 +369,8 @@ def _run_row(row: sqlite3.Row) -> dict:
         raise BrokenRun(f"run {run['id']}: its stored config is not JSON ({err})") from None
     if not isinstance(config, dict) or not all(isinstance(config.get(k), dict) for k in ("corpus", "model", "train")):
         raise BrokenRun(f"run {run['id']}: its stored config lacks a corpus, model or train section")
-    run["config"] = config
-    return run
+    try:
+        cfg = RunConfig.from_dict(config)
+    except (TypeError, ValueError) as err:
+        raise BrokenRun(f"run {run['id']}: its stored config cannot be read ({err})") from None
+    return Run(**dict(run, config=config), cfg=cfg)

@@ -2,7 +2,7 @@
 as one experiment, in the style of Greff et al. (2016), through the ordinary job queue.
 
 A sweep is a row of the store's `sweeps` table (its grid spec, JSON) and the runs that carry its id.
-Nothing here trains: `submit_sweep` queues one run per grid point and lets `jobs.pump` start them, so
+Nothing here trains: `submit_sweep` queues one run per grid point and lets the queue (lmcore.runs.service) start them, so
 each run is still its own process and the queue's parallel limit applies. `resume_sweep` queues again
 the runs that did not finish (stopped, interrupted, failed, or never started) and leaves finished ones.
 `submit_sweep` refuses a grid identical to a sweep that is still running or queued (DuplicateSweepError),
@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..config import RunConfig
-from ..limits import LimitError, Limits, load_limits
+from ..corpus.dataset import Corpus
+from ..limits import Limits, load_limits
 from ..model import ARCHS
-from . import jobs
+from . import service
 from .store import ACTIVE, RunStore
 
 class DuplicateSweepError(ValueError):
@@ -99,31 +100,14 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
 
 
 def submit_sweep(store: RunStore, spec: SweepSpec, start: bool = True, limits: Limits | None = None,
-                 vocab_size: int = 0) -> int:
-    """Record the sweep and queue all its runs (every one checked before any is queued); returns its id.
-
-    vocab_size, when known, lets the parameter limit be checked now rather than in each job."""
-    limits = limits or load_limits(store.home)
+                 corpus: Corpus | None = None) -> int:
+    """Record the sweep and queue all its runs (the service checks every one before any is queued); returns
+    its id. corpus: the grid's corpus when already read (the pages have it); else the service reads it."""
     configs = expand(spec)
     refuse_duplicate(store, spec)
-    for cfg in configs:
-        cfg.model.vocab_size = vocab_size
-        try:
-            jobs.validate_config(cfg)
-            jobs.check_limits(store, cfg, limits, queueing=False)
-        except ValueError as err:
-            raise type(err)(f"{cfg.name}: {err}") from None
-    waiting = len(store.list_runs(("queued",)))
-    if waiting + len(configs) > limits.max_queued_runs:
-        raise LimitError(f"a sweep of {len(configs)} runs does not fit in the queue ({waiting} waiting already, "
-                         f"max_queued_runs = {limits.max_queued_runs} in {limits.where()}); make the grid smaller")
-    sweep_id = store.create_sweep(spec.name or default_name(spec), spec.to_dict())
-    for cfg in configs:
-        cfg.model.vocab_size = 0  # the job sets it from the corpus
-        store.create_run(cfg.to_dict(), sweep_id=sweep_id)
-    if start:
-        jobs.pump(store)
-    return sweep_id
+    ids = service.queue(store, configs, limits, corpus, sweep=(spec.name or default_name(spec), spec.to_dict()),
+                        start=start)
+    return store.get_run(ids[0]).sweep_id
 
 
 def grid_key(spec: SweepSpec) -> frozenset[str]:
@@ -222,17 +206,14 @@ def resume_sweep(store: RunStore, sweep_id: int, start: bool = True, limits: Lim
     limits = limits or load_limits(store.home)
     queued = []
     for run in sweep_runs(store, sweep_id):
-        if run["status"] in ("stopped", "interrupted"):
-            cfg = RunConfig.from_dict(run["config"])
-            jobs.resume(store, run["id"], epochs=cfg.train.epochs, max_steps=cfg.train.max_steps or None,
-                        start=False, limits=limits)
-            queued.append(run["id"])
-        elif run["status"] == "failed":
-            if store.claim(run["id"], "failed", "queued", stop_requested=0, finished_at=None, pid=None,
-                           message="queued again by the sweep's resume"):
-                queued.append(run["id"])
+        if run.status in ("stopped", "interrupted"):
+            service.resume(store, run.id, epochs=run.cfg.train.epochs, max_steps=run.cfg.train.max_steps or None,
+                           start=False, limits=limits)
+            queued.append(run.id)
+        elif run.status == "failed" and service.requeue_failed(store, run.id, "queued again by the sweep's resume"):
+            queued.append(run.id)
     if start and queued:
-        jobs.pump(store)
+        service.pump(store)
     progress(store, sweep_id)
     return queued
 
@@ -241,9 +222,12 @@ def stop_sweep(store: RunStore, sweep_id: int) -> list[int]:
     """Stop every active run of the sweep (queued ones at once, running ones after their step)."""
     stopped = []
     for run in sweep_runs(store, sweep_id):
-        if run["status"] in ACTIVE:
-            jobs.request_stop(store, run["id"])
-            stopped.append(run["id"])
+        if run.status in ACTIVE:
+            try:
+                service.stop(store, run.id)
+            except ValueError:
+                continue  # it ended meanwhile
+            stopped.append(run.id)
     return stopped
 
 
@@ -255,7 +239,7 @@ def wait_sweep(store: RunStore, sweep_id: int, on_progress=None, poll: float = 1
     deadline = None if timeout is None else time.monotonic() + timeout
     last = None
     while True:
-        jobs.pump(store)
+        service.pump(store)
         p = progress(store, sweep_id)
         if on_progress and p["counts"] != last:
             on_progress(p)
