@@ -2,6 +2,7 @@
 tiny models through the job queue (real processes) shown on the Sweeps page."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -19,7 +20,7 @@ from lmcore.runs.store import SCHEMA, RunStore
 from lmcore.runs.sweeps import SweepSpec, expand
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure
 
-from .conftest import REPO, tiny_config
+from .conftest import REPO, stored_run, tiny_config
 
 
 @pytest.fixture
@@ -143,11 +144,11 @@ def test_change_from_vanilla_is_per_seed_then_mean_and_std():
     assert summary.loc["LSTM-NFG", "runs"] == 1  # the failed seed is not a result
 
 
-def test_a_finite_blow_up_is_marked_and_kept_out_of_the_summaries():
+def test_a_finite_blow_up_is_marked_and_kept_out_of_the_summaries(tmp_path):
     configs = expand(tiny_spec(variants=["vanilla", "noaf"], seeds=[1, 2]))
     ppl = {("vanilla", 1): 60.0, ("vanilla", 2): 70.0, ("noaf", 1): 90.0, ("noaf", 2): 1e240}  # vocabulary of 50
-    runs = [{"id": k, "config": c.to_dict(), "params": 1000, "status": "done", "vocab": 50, "test_ppl": ppl[key],
-             "best_valid_ppl": ppl[key]} for k, c in enumerate(configs) for key in [(c.model.variant, c.train.seed)]]
+    runs = [stored_run(tmp_path, c, params=1000, status="done", vocab=50, test_ppl=ppl[key], best_valid_ppl=ppl[key])
+            for c in configs for key in [(c.model.variant, c.train.seed)]]
     table = sweep_table(runs)
     assert table["status"].tolist().count("blew up") == 1
     assert table.loc[table["test ppl"] == 1e240, "status"].item() == "blew up"
@@ -156,7 +157,7 @@ def test_a_finite_blow_up_is_marked_and_kept_out_of_the_summaries():
     assert math.isfinite(summary["std test ppl"].fillna(0).max())
     change = change_from_reference(table).set_index("model")
     assert change.loc["LSTM-NOAF", "seeds"] == 1 and change.loc["LSTM-NOAF", "mean Δ test ppl"] == 30.0
-    runs[0]["vocab"] = None  # unknown vocabulary (a run from before it was recorded): nothing is judged
+    runs[0] = dataclasses.replace(runs[0], vocab=None)  # unknown vocabulary (a run from before it was recorded): nothing is judged
     assert (sweep_table(runs[:1])["status"] == "done").all()
 
 
