@@ -25,7 +25,7 @@ from tests.conftest import grammar_lines, tiny_config
 
 SLOTS = 2
 ACTIONS = st.lists(st.tuples(st.sampled_from(["start", "stop", "kill", "resume", "delete", "wait"]),
-                             st.integers(0, 5)), min_size=4, max_size=9)
+                             st.integers(0, 5)), min_size=4, max_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def finish(store: RunStore, runs: list[int]) -> None:
     raise AssertionError(f"runs {left} did not finish")
 
 
-@settings(max_examples=5, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+@settings(max_examples=3, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(actions=ACTIONS)
 def test_any_sequence_keeps_slots_checkpoints_and_metrics(actions, corpus_file, uninterrupted, end_job_processes):

@@ -162,7 +162,7 @@ def streams(spec: CorpusSpec) -> bool:
 
 
 def load_corpus(spec: CorpusSpec, stream: bool | None = None) -> Corpus:
-    """The corpus of a spec. A single file above 20 MB (or any single file with stream=True) is streamed in
+    """The corpus of a spec. A single file above 4 MB (or any single file with stream=True) is streamed in
     chunks and its ids memory-mapped (lmcore.corpus.stream); the same vocabulary and ids either way."""
     spec.validate()
     if stream if stream is not None else streams(spec):
