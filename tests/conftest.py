@@ -6,6 +6,7 @@ import random
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,22 @@ def stored_run(home, cfg: RunConfig, **columns):
     if columns:
         store.update_run(run_id, **columns)
     return store.get_run(run_id)
+
+
+def wait_for_streamlit(url: str, proc, log) -> None:
+    """Until a `streamlit run` answers its health check; fails with the end of its log if it dies or takes 90 s."""
+    import urllib.request
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
+        time.sleep(0.3)
 
 
 def dead_pid() -> int:

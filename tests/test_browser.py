@@ -10,14 +10,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from lmcore.runs.store import RunStore
 
-from .conftest import REPO, grammar_lines
+from .conftest import REPO, grammar_lines, wait_for_streamlit
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -68,17 +67,7 @@ def app(tmp_path_factory):
                              "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.seek(0)
-            pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
-        time.sleep(0.3)
+    wait_for_streamlit(url, proc, log)
     ARTIFACTS.mkdir(exist_ok=True)
     yield {"url": url, "home": home, "port": port}
     proc.terminate()

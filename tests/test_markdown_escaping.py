@@ -11,8 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from lmcore.checkpoint import read_config
 from lmcore.runs.catalog import DEMO_DIR
 from lmcore.runs.store import RunStore
 
-from .conftest import REPO
+from .conftest import REPO, wait_for_streamlit
 from .test_browser import CHROMIUM, LAUNCH_ARGS, free_port
 
 HOSTILE = "**bold** [link](http://x) $x^2$ :red[red] <b>b</b> # head"
@@ -138,17 +136,7 @@ def test_escaped_text_shows_literally_in_chromium(tmp_path):
                             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.3)
+        wait_for_streamlit(f"http://localhost:{port}", proc, log)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 4000})
