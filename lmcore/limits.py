@@ -29,6 +29,8 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .home import default_home
+
 CONFIG_ENV = "LMCORE_CONFIG"
 CONFIG_NAME = "lmcore.toml"
 
@@ -84,7 +86,6 @@ class Limits:
 def config_path(home: str | Path | None = None) -> Path:
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
-    from .runs.store import default_home
     return Path(home) if home else default_home()
 
 

@@ -36,6 +36,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..home import default_home
 from .reading import _CONTROL_RE, MAGIC, ControlTally, CorpusError, file_errors, human_size, open_regular, open_text
 from .tokenize import EOS, UNK
 from .vocab import Vocab
@@ -224,7 +225,6 @@ def cache_key(path: Path, spec) -> str:
 
 
 def cache_root(home: str | Path | None = None) -> Path:
-    from ..runs.store import default_home
     return Path(home or default_home()) / CACHE_DIR
 
 

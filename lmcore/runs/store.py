@@ -6,7 +6,6 @@ so the store is safe to use from Streamlit's script threads and from many proces
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..config import RunConfig
+from ..home import default_home
 
 STATUSES = ("queued", "starting", "running", "done", "stopped", "diverged", "failed", "interrupted")
 ACTIVE = ("queued", "starting", "running")
@@ -73,11 +73,6 @@ CREATE TABLE IF NOT EXISTS sweeps (
 MIGRATIONS = (("runs", "sweep_id", "INTEGER REFERENCES sweeps(id)"),)
 
 METRIC_FIELDS = ("step", "epoch", "lr", "train_loss", "valid_loss", "valid_ppl", "tokens_per_s", "wall_time")
-
-
-def default_home() -> Path:
-    """`LMCORE_HOME` if set, else ~/.lmcore."""
-    return Path(os.environ.get("LMCORE_HOME") or Path.home() / ".lmcore")
 
 
 class NoFreeSlot(Exception):
