@@ -303,11 +303,9 @@ def cmd_resume(a) -> int:
                              device=a.device, here=True)
     cfg = resumed.cfg
     cfg.train.threads = a.threads or cfg.train.threads
-    if resumed.resume_from:
-        store.delete_metrics_after(run_id, store.checkpoints(run_id)["last"]["step"])
+    step = service.rewind_metrics(store, run_id)
     if not a.json:
-        where = f"step {store.checkpoints(run_id)['last']['step']}" if resumed.resume_from else \
-            "the start (no checkpoint to resume from)"
+        where = f"step {step}" if step is not None else "the start (no checkpoint to resume from)"
         print(f"run {run_id}: resuming from {where}", file=sys.stderr)
     return _train_here(a, store, run_id, cfg, resumed.corpus, resumed.folder, resumed.resume_from)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig
-from ..corpus.dataset import Corpus, load_corpus
+from ..corpus.dataset import Corpus, load_corpus, spec_fingerprint
 from ..corpus.reading import CorpusError
 from ..device import resolve_device
 from ..limits import LimitError, Limits, check_epochs, check_model, check_source_size, load_limits
@@ -56,7 +56,7 @@ def check(store: RunStore, configs: list[RunConfig], limits: Limits | None = Non
             validate(cfg)
             check_epochs(cfg.train.epochs, limits)
             check_device(cfg.train.device)
-            key = json.dumps(cfg.corpus.__dict__, sort_keys=True, default=str)
+            key = spec_fingerprint(cfg.corpus)
             if key not in corpora:
                 check_source_size(cfg.corpus.source, limits)
                 corpora[key] = corpus if corpus is not None else load_corpus(cfg.corpus)
@@ -191,8 +191,7 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
         cfg.model.vocab_size = len(corpus.vocab)
         check_model(count_params(cfg.model), load_limits(store.home))
         resume_from = last_checkpoint(store, run_id)
-        if resume_from:
-            store.delete_metrics_after(run_id, store.checkpoints(run_id)["last"]["step"])
+        rewind_metrics(store, run_id)
         result = train(cfg, resume_from.parent if resume_from else store.run_dir(run_id),
                        jobs.StoreHooks(store, run_id), corpus=corpus, resume_from=resume_from)
         status = record_result(store, run_id, result)
@@ -225,6 +224,15 @@ def end_with_error(store: RunStore, run_id: int, err: BaseException) -> str:
         message += " (resume carries on from its last checkpoint)"
     store.update_run(run_id, status=status, message=message, finished_at=time.time())
     return status
+
+
+def rewind_metrics(store: RunStore, run_id: int) -> int | None:
+    """Drop the metric rows past the run's last.pt (a resumed run logs those steps again); returns its step."""
+    last = store.checkpoints(run_id).get("last")
+    if not last or not Path(last["path"]).is_file():
+        return None
+    store.delete_metrics_after(run_id, last["step"])
+    return last["step"]
 
 
 def last_checkpoint(store: RunStore, run_id: int) -> Path | None:
