@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
-from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, load_corpus, spec_fingerprint
+from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, spec_fingerprint
+from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError, human_size, read_bytes
 from lmcore.corpus.tokenize import UNK, detokenize, tokenize
 from lmcore.corpus.vocab import Vocab
@@ -24,8 +25,8 @@ from lmcore.ngram import KneserNeyLM
 from lmcore.runs.store import RunStore, default_home
 
 if TYPE_CHECKING:
-    from lmcore.config import RunConfig
     from lmcore.runs.catalog import RunRef
+    from lmcore.training.config import RunConfig
 # Whatever needs torch (models, checkpoints, the job service) is imported where it is used: the first page a
 # user opens (Corpus) needs none of it, and torch's import is most of a cold server's first paint.
 
@@ -55,7 +56,7 @@ def md(text) -> str:
 
 
 def _build_native() -> None:
-    from lmcore import native
+    from lmcore.nn import native
     native.build_in_background()
 
 
@@ -263,7 +264,7 @@ def set_selected_run_ids(ids: list[int], key: str = "show") -> None:
 # --- models to inspect ------------------------------------------------------------------------
 @st.cache_resource(max_entries=16)
 def _load_model(path: str, mtime_ns: int):
-    from lmcore.checkpoint import load_checkpoint
+    from lmcore.training.checkpoints import load_checkpoint
     return load_checkpoint(path)
 
 
@@ -271,7 +272,7 @@ def load_run(ref: RunRef):
     """(model, cfg, vocab, meta) of a run's latest checkpoint, loaded once per file version.
 
     A checkpoint that is gone, truncated or damaged stops the page with a message."""
-    from lmcore.checkpoint import CheckpointError
+    from lmcore.training.checkpoints import CheckpointError
     try:
         return _load_model(str(ref.checkpoint), ref.checkpoint.stat().st_mtime_ns)
     except (CheckpointError, OSError) as err:
@@ -417,7 +418,7 @@ def run_trace(ref: RunRef, tokens: list[str], top_k: int = 10):
 
 def show_equations(cfg: RunConfig, expanded: bool = False) -> None:
     """The lecture's equations for this run's model, and the PyTorch tensor behind each symbol."""
-    from lmcore.notation import equations, parameter_map
+    from lmcore.lecture.notation import equations, parameter_map
     with st.expander("Equations, in the lecture's notation", expanded=expanded):
         for eq in equations(cfg.model):
             st.latex(eq)
@@ -529,7 +530,7 @@ def follow_context(key: str, context, default) -> None:
 # --- a path through the app (issue 13, item 10): from trained runs to the pages that look inside them ---
 def look_inside(runs: list[dict]) -> None:
     """Links to Hidden states (the best finished run), Gates and Gradients (the best run of each architecture)."""
-    from lmcore.reports import best_runs
+    from lmcore.runs.reports import best_runs
     best = best_runs(runs)
     if not best:
         return

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
 
-from lmcore import cells  # noqa: E402
-from lmcore.model import ModelConfig, RNNLM, detach_hidden  # noqa: E402
+from lmcore.nn import unroll  # noqa: E402
+from lmcore.nn.architectures import ModelConfig  # noqa: E402
+from lmcore.nn.model import RNNLM, detach_hidden  # noqa: E402
 
 VOCAB, EMB, HIDDEN, LAYERS, BPTT = 10_000, 200, 200, 2, 35
 
@@ -102,7 +103,7 @@ def main() -> None:
             rates[name].append(a.steps * BPTT * a.batch / (time.perf_counter() - t0))
     gpu = torch.cuda.get_device_name(device) if cuda else f"CPU, {a.threads} threads"
     print(f"torch {torch.__version__} on {gpu}; {LAYERS}×{HIDDEN}, vocab {VOCAB}, batch {a.batch}, τ {BPTT}; "
-          f"{a.rounds} rounds × {a.steps} steps; compile stats {cells.compile_stats()}")
+          f"{a.rounds} rounds × {a.steps} steps; compile stats {unroll.compile_stats()}")
     for name in names:
         print(f"  {name:26s} {statistics.median(rates[name]):>10,.0f} tokens/s   (warm-up/compile {warm[name]:.1f} s)")
     print("RESULTS")

@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
 import json, resource, sys, time
-from lmcore.corpus.dataset import CorpusSpec, load_corpus
+from lmcore.corpus.dataset import CorpusSpec
+from lmcore.corpus.loading import load_corpus
 path, home = sys.argv[1], sys.argv[2]
 import os; os.environ["LMCORE_HOME"] = home
 t0 = time.perf_counter()

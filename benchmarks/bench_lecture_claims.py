@@ -33,17 +33,19 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lmcore.baseline import cached_baseline  # noqa: E402
-from lmcore.checkpoint import load_checkpoint  # noqa: E402
-from lmcore.corpus.dataset import CorpusSpec, load_corpus  # noqa: E402
+from lmcore.corpus.dataset import CorpusSpec  # noqa: E402
+from lmcore.corpus.loading import load_corpus  # noqa: E402
 from lmcore.inspect.gradients import loss_gradient_decay  # noqa: E402
 from lmcore.inspect.memory import agreement_items, context_perplexity, lm_margins, ngram_margins, usable  # noqa: E402
-from lmcore.ngram import KneserNeyLM  # noqa: E402
-from lmcore.presets import DEFAULT_LINEUP, default_lineup  # noqa: E402
+from lmcore.ngram import (
+    KneserNeyLM,  # noqa: E402
+    cached_baseline,  # noqa: E402
+)
 from lmcore.runs import service  # noqa: E402
-from lmcore.runs import service
 from lmcore.runs.catalog import store_runs, training_checkpoints  # noqa: E402
 from lmcore.runs.store import RunStore  # noqa: E402
+from lmcore.training.checkpoints import load_checkpoint  # noqa: E402
+from lmcore.training.presets import DEFAULT_LINEUP, default_lineup  # noqa: E402
 
 WALL_LIMIT_S = 240.0
 FAR = 4  # words between subject and verb that a 3-gram cannot bridge

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from lmcore.corpus.batching import batchify  # noqa: E402
 from lmcore.inspect.gradients import loss_gradient_decay  # noqa: E402
 from lmcore.inspect.memory import context_perplexity  # noqa: E402
-from lmcore.model import ModelConfig, RNNLM  # noqa: E402
-from lmcore.train import evaluate  # noqa: E402
+from lmcore.nn.architectures import ModelConfig  # noqa: E402
+from lmcore.nn.model import RNNLM  # noqa: E402
+from lmcore.training.trainer import evaluate  # noqa: E402
 
 VOCAB, SIZE, LAYERS, K, POSITIONS, WARMUP = 10_000, 256, 2, 100, 32, 20
 

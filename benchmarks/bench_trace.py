@@ -22,7 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
 
 from lmcore.inspect.trace import trace  # noqa: E402
-from lmcore.model import ModelConfig, RNNLM  # noqa: E402
+from lmcore.nn.architectures import ModelConfig  # noqa: E402
+from lmcore.nn.model import RNNLM  # noqa: E402
 
 VOCAB, EMB, HIDDEN, LAYERS = 10_000, 256, 256, 2
 TARGET_S = 0.5

@@ -5,7 +5,7 @@
 Setting (the defaults of pytorch/examples word_language_model): builtin:python-docs, word tokens, lowercased;
 batch 20, τ (bptt) 35, 2 layers × 200 units, emb 200, SGD lr 20, clip 0.25, dropout 0.2.
 
-1. lmcore/plain: tokens/s of `lmcore.train.train` (fused backend) against the plain loop below
+1. lmcore/plain: tokens/s of `lmcore.training.trainer.train` (fused backend) against the plain loop below
    (nn.Embedding + nn.LSTM/GRU/RNN + nn.Linear, batchify, detach, cross_entropy, zero_grad,
    backward, clip_grad_norm_, SGD step, loss.item()), same data, same number of steps.
 2. cells/fused: lmcore's hand-written cells against the fused module, same trainer, same size.
@@ -43,10 +43,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
 
-from lmcore.config import RunConfig, TrainConfig  # noqa: E402
-from lmcore.corpus.dataset import CorpusSpec, load_corpus  # noqa: E402
-from lmcore.model import ModelConfig  # noqa: E402
-from lmcore.train import TrainHooks, train  # noqa: E402
+from lmcore.corpus.dataset import CorpusSpec  # noqa: E402
+from lmcore.corpus.loading import load_corpus  # noqa: E402
+from lmcore.nn.architectures import ModelConfig  # noqa: E402
+from lmcore.training.config import RunConfig, TrainConfig  # noqa: E402
+from lmcore.training.trainer import TrainHooks, train  # noqa: E402
 
 SPEC = CorpusSpec(source="builtin:python-docs", tokenizer="words", lowercase=True)
 BATCH, BPTT, EMB, HIDDEN, LAYERS = 20, 35, 200, 200, 2

@@ -31,12 +31,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
 
-from lmcore.cells import LSTM_VARIANTS  # noqa: E402
-from lmcore.config import RunConfig, TrainConfig  # noqa: E402
-from lmcore.corpus.dataset import CorpusSpec, load_corpus  # noqa: E402
-from lmcore.model import ModelConfig  # noqa: E402
-from lmcore.presets import count_params  # noqa: E402
-from lmcore.train import TrainHooks, train  # noqa: E402
+from lmcore.corpus.dataset import CorpusSpec  # noqa: E402
+from lmcore.corpus.loading import load_corpus  # noqa: E402
+from lmcore.nn.architectures import (
+    LSTM_VARIANTS,  # noqa: E402
+    ModelConfig,  # noqa: E402
+    count_params,  # noqa: E402
+)
+from lmcore.training.config import RunConfig, TrainConfig  # noqa: E402
+from lmcore.training.trainer import TrainHooks, train  # noqa: E402
 
 SPEC = CorpusSpec(source="builtin:python-docs", tokenizer="words", lowercase=True)
 BATCH, BPTT, SIZE = 20, 35, 200

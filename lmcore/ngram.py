@@ -13,10 +13,14 @@ c_n(h w) > 0, and P_0 is uniform over the vocabulary. A context never seen at le
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from typing import Sequence
 
 import numpy as np
+
+from lmcore.corpus.dataset import Corpus, CorpusSpec, spec_fingerprint
+from lmcore.corpus.loading import load_corpus
 
 MAX_ORDER = 5
 # Estimated discounts are kept inside this range so neither the counts nor the back-off vanish.
@@ -143,3 +147,24 @@ class KneserNeyLM:
 def ngram_perplexity(train_ids, eval_ids, vocab_size: int, order: int = 3) -> float:
     """Fit a KN model of the given order on train_ids and return its perplexity on eval_ids."""
     return KneserNeyLM(order=order).fit(train_ids, vocab_size).perplexity(eval_ids)
+
+
+# The baseline beside the neural runs: exactly their vocabulary, splits and <eos>/<unk> protocol.
+def ngram_baseline(corpus: Corpus, order: int = 3) -> dict:
+    t0 = time.perf_counter()
+    lm = KneserNeyLM(order).fit(corpus.train, len(corpus.vocab))
+    return {"order": order, "valid_ppl": lm.perplexity(corpus.valid), "test_ppl": lm.perplexity(corpus.test),
+            "vocab": len(corpus.vocab), "seconds": time.perf_counter() - t0}
+
+
+def cached_baseline(store, spec: CorpusSpec | dict, order: int = 3) -> dict:
+    """The baseline for a corpus spec, computed once and kept in the run store."""
+    spec = CorpusSpec(**spec) if isinstance(spec, dict) else spec
+    key = spec_fingerprint(spec)
+    found = store.get_baseline(key, order)
+    if found:
+        return {"order": order, **{k: found[k] for k in ("valid_ppl", "test_ppl", "vocab", "seconds")}}
+    result = ngram_baseline(load_corpus(spec), order)
+    store.set_baseline(key, order, valid_ppl=result["valid_ppl"], test_ppl=result["test_ppl"],
+                       vocab=result["vocab"], seconds=result["seconds"])
+    return result

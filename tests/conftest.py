@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmcore.config import RunConfig, TrainConfig
 from lmcore.corpus.dataset import CorpusSpec
-from lmcore.model import ModelConfig
+from lmcore.nn.architectures import ModelConfig
+from lmcore.training.config import RunConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

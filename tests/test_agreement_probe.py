@@ -1,19 +1,19 @@
 """The lecture's claim, measured: after a short stated budget an LSTM agrees across long spans, the n-gram cannot.
 
-Budget (lmcore.demo's agreement recipe): 1×128 LSTM, Adam lr 0.01, batch 16, τ 100, 12 epochs, seed 1,
+Budget (lmcore.training.demos's agreement recipe): 1×128 LSTM, Adam lr 0.01, batch 16, τ 100, 12 epochs, seed 1,
 about 20 s on one CPU thread. The latch is found for 3 of 5 seeds tried; seed 1 is one of them.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from lmcore.checkpoint import load_checkpoint
-from lmcore.config import RunConfig
-from lmcore.corpus.dataset import load_corpus
-from lmcore.demo import AGREEMENT_MODEL, AGREEMENT_TRAIN, RECIPES
+from lmcore.corpus.loading import load_corpus
 from lmcore.inspect.memory import LECTURE_ITEMS, agreement_items, lm_margins, ngram_margins, usable
 from lmcore.ngram import KneserNeyLM
-from lmcore.train import train
+from lmcore.training.checkpoints import load_checkpoint
+from lmcore.training.config import RunConfig
+from lmcore.training.demos import AGREEMENT_MODEL, AGREEMENT_TRAIN, RECIPES
+from lmcore.training.trainer import train
 
 
 def test_lstm_agrees_across_four_plus_words_and_the_ngram_does_not(tmp_path):

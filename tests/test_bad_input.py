@@ -16,14 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from lmcore.cli import main
-from lmcore.corpus.dataset import MAX_LINE_CHARS, CorpusSpec, load_corpus
+from lmcore.cli.main import main
+from lmcore.corpus.dataset import CorpusSpec
+from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError, read_bytes, read_file
 from lmcore.corpus.tokenize import TOKENIZERS, tokenize
 from lmcore.limits import Limits
 from lmcore.runs.store import RunStore
-from lmcore.train import check_fits
-from lmcore.config import TrainConfig
+from lmcore.training.config import TrainConfig
+from lmcore.training.trainer import check_fits
 
 from .conftest import REPO, grammar_lines
 

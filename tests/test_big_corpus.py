@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lmcore.corpus.batching import MappedGrid, batchify, bptt_chunks
-from lmcore.corpus.dataset import SPLITS, CorpusSpec, load_corpus, streams
+from lmcore.corpus.dataset import SPLITS, CorpusSpec
+from lmcore.corpus.loading import load_corpus, streams
 from lmcore.corpus.reading import CorpusError
 from lmcore.corpus.stream import STREAM_MIN_BYTES, cache_root, load_streamed
 
@@ -130,6 +131,7 @@ def test_cli_files_have_their_own_limit_and_old_files_keep_meaning_what_they_sai
 
 def test_app_refuses_a_big_upload_and_names_the_cli(lmcore_home):
     from streamlit.testing.v1 import AppTest
+
     from tests.conftest import REPO
     lmcore_home.mkdir(parents=True)
     (lmcore_home / "lmcore.toml").write_text("[limits]\nmax_upload_mb = 1\n")
@@ -167,7 +169,7 @@ def test_loading_a_file_takes_memory_in_proportion_to_it(tmp_path):
         while f.tell() < 12 * 2**20:
             f.write(" ".join(rng.choice(words) for _ in range(rng.randint(5, 20))) + "\n")
     script = ("import resource, sys, torch\n"
-              "from lmcore.corpus.dataset import CorpusSpec, load_corpus\n"
+              "from lmcore.corpus.dataset import CorpusSpec\nfrom lmcore.corpus.loading import load_corpus\n"
               "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
               "before = peak(); load_corpus(CorpusSpec(sys.argv[1], 'word')); print(peak() - before)\n")
     done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=REPO, env=subprocess_env(tmp_path / "home"),

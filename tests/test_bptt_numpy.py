@@ -1,12 +1,12 @@
-"""The hand-written BPTT of lmcore.bptt_numpy against PyTorch autograd and finite differences (float64)."""
+"""The hand-written BPTT of lmcore.lecture.numpy_rnn against PyTorch autograd and finite differences (float64)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from lmcore.bptt_numpy import LectureRNN, backward, forward, sgd_train
 from lmcore.inspect.bptt_check import autograd_truncated, walkthrough
+from lmcore.lecture.numpy_rnn import LectureRNN, backward, forward, sgd_train
 
 NAMES = ("V", "U", "W", "b1", "b2")
 

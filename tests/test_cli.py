@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from lmcore.cli import main
+from lmcore.cli.main import main
 from lmcore.runs.store import RunStore
 from tests.conftest import PYTHON, REPO, grammar_lines, subprocess_env
 

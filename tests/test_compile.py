@@ -10,25 +10,26 @@ import warnings
 import pytest
 import torch
 
-from lmcore import cells
-from lmcore.model import ModelConfig, RNNLM
-from lmcore.train import train
+from lmcore.nn import cells, unroll
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM
+from lmcore.training.trainer import train
 
 
 @pytest.fixture
 def eager_backend(monkeypatch):
-    monkeypatch.setattr(cells, "COMPILE_BACKEND", "eager")
+    monkeypatch.setattr(unroll, "COMPILE_BACKEND", "eager")
 
 
 def test_compile_modes():
-    assert not cells.compile_wanted("auto", "cpu") and cells.compile_wanted("auto", "cuda")
-    assert cells.compile_wanted("on", "cpu") and not cells.compile_wanted("off", "cuda")
+    assert not unroll.compile_wanted("auto", "cpu") and unroll.compile_wanted("auto", "cuda")
+    assert unroll.compile_wanted("on", "cpu") and not unroll.compile_wanted("off", "cuda")
     # auto leaves PyTorch's LSTM cell eager (its compiled step was slower on an H200), not the variants
-    assert not cells.compile_wanted("auto", "cuda", cells.LSTMCell("vanilla"))
-    assert cells.compile_wanted("auto", "cuda", cells.LSTMCell("peephole"))
-    assert cells.compile_wanted("on", "cuda", cells.LSTMCell("vanilla"))
+    assert not unroll.compile_wanted("auto", "cuda", cells.LSTMCell("vanilla"))
+    assert unroll.compile_wanted("auto", "cuda", cells.LSTMCell("peephole"))
+    assert unroll.compile_wanted("on", "cuda", cells.LSTMCell("vanilla"))
     with pytest.raises(ValueError, match="compile mode"):
-        cells.compile_wanted("always", "cpu")
+        unroll.compile_wanted("always", "cpu")
 
 
 @pytest.mark.parametrize("arch, kwargs", [("lstm", {"variant": "cifg"}), ("gru", {"gru_convention": "cho"}),
@@ -41,17 +42,17 @@ def test_compiled_step_matches_eager_and_compiles_once_per_shape(arch, kwargs, e
     model.compile = "on"
     out, _, _ = model(x, use_cells=True)
     assert torch.allclose(ref, out, atol=1e-6)
-    seen = cells.compile_stats()
+    seen = unroll.compile_stats()
     model(x, use_cells=True)  # same shape: the cached version
-    assert cells.compile_stats() == seen
+    assert unroll.compile_stats() == seen
     model(x[:, :2], use_cells=True)  # a new batch size: one new entry
-    assert cells.compile_stats()["compiled"] == seen["compiled"] + 1
+    assert unroll.compile_stats()["compiled"] == seen["compiled"] + 1
 
 
 def test_a_failing_compile_falls_back_to_eager_with_one_warning(monkeypatch):
     def broken_backend(gm, example_inputs):
         raise RuntimeError("no compiler on this machine")
-    monkeypatch.setattr(cells, "COMPILE_BACKEND", broken_backend)
+    monkeypatch.setattr(unroll, "COMPILE_BACKEND", broken_backend)
     torch.manual_seed(0)
     model = RNNLM(ModelConfig(arch="gru", emb=8, hidden=8, layers=1, vocab_size=30, dropout=0.0))
     x = torch.randint(0, 30, (5, 2))
@@ -81,7 +82,7 @@ def test_training_with_compile_on_gives_the_eager_run(tiny_cfg, tmp_path, eager_
 def test_losses_read_every_few_steps_give_the_same_run_and_the_same_divergence(tiny_cfg, tmp_path, monkeypatch):
     """The GPU's way (losses kept on the device, read every LOSS_CHECK_EVERY steps) tried on the CPU: the same
     metrics, and a divergence reported at the same step with the same last finite loss as when read every step."""
-    import lmcore.train as tr
+    import lmcore.training.trainer as tr
     runs = {}
     for every in (1, 7):
         monkeypatch.setattr(tr, "CPU_LOSS_CHECK_EVERY", every)

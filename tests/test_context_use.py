@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lmcore.inspect.memory import context_perplexity
-from lmcore.model import ModelConfig, RNNLM
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM
 
 
 def brute_force(model: RNNLM, ids: np.ndarray, k: int, targets: np.ndarray) -> float:

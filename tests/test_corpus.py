@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lmcore.corpus.batching import batchify, bptt_chunks, n_chunks
-from lmcore.corpus.dataset import CorpusSpec, load_corpus, source_text, split_lines
+from lmcore.corpus.dataset import CorpusSpec, source_text, split_lines
+from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError, decode_text, read_bytes, read_text_file
 from lmcore.corpus.tokenize import EOS, UNK, detokenize, tokenize, tokenize_line
 from lmcore.corpus.vocab import Vocab

@@ -6,13 +6,14 @@ import math
 
 import pytest
 
-from lmcore.checkpoint import load_checkpoint
-from lmcore.cli import main
+from lmcore.cli.main import main
 from lmcore.corpus.batching import batchify
-from lmcore.corpus.dataset import load_corpus
-from lmcore.demo import demo_configs
-from lmcore.runs.catalog import DEMO_DIR, demo_runs
-from lmcore.train import EVAL_BATCH, evaluate
+from lmcore.corpus.loading import load_corpus
+from lmcore.paths import DEMO_DIR
+from lmcore.runs.catalog import demo_runs
+from lmcore.training.checkpoints import load_checkpoint
+from lmcore.training.demos import demo_configs
+from lmcore.training.trainer import EVAL_BATCH, evaluate
 
 
 def test_every_demo_is_shipped_and_small():

@@ -7,9 +7,16 @@ import pytest
 import torch
 
 from lmcore.corpus.vocab import Vocab
-from lmcore.inspect.embeddings import (cosine_neighbours, embedding_matrix, find_word, most_frequent_ids,
-                                       neighbour_table, pca)
-from lmcore.model import ModelConfig, RNNLM
+from lmcore.inspect.embeddings import (
+    cosine_neighbours,
+    embedding_matrix,
+    find_word,
+    most_frequent_ids,
+    neighbour_table,
+    pca,
+)
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM
 from lmcore.viz.embeddings import word_map_figure
 
 from .test_pages import open_page

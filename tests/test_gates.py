@@ -9,12 +9,28 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lmcore.inspect import sensitivity as sens
-from lmcore.inspect.sensitivity import input_sensitivity, normalise, normalised_input_sensitivity, unit_sensitivity
-from lmcore.model import RNNLM, ModelConfig
-from lmcore.viz.gates import (CLOSED, OPEN, PARTLY, fig44_figure, fig44_window, gate_glyph, gate_histogram_figure,
-                              glyph_layout, saturation_figure, saturation_fractions, select_units,
-                              state_over_time_figure)
+from lmcore.inspect.sensitivity import (
+    input_sensitivity,
+    mean_over_units,
+    normalise,
+    normalised_input_sensitivity,
+    unit_sensitivity,
+)
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM
+from lmcore.viz.gates import (
+    CLOSED,
+    OPEN,
+    PARTLY,
+    fig44_figure,
+    fig44_window,
+    gate_glyph,
+    gate_histogram_figure,
+    glyph_layout,
+    saturation_figure,
+    saturation_fractions,
+    state_over_time_figure,
+)
 
 from .conftest import REPO
 
@@ -169,11 +185,11 @@ def test_saturation_fractions_on_hand_made_gates():
     np.testing.assert_allclose(right, [0.0, 0.0, 1.0])
 
 
-def test_select_units_and_window():
+def test_mean_over_units_and_window():
     values = np.arange(12.0).reshape(3, 4)
-    assert np.allclose(select_units(values, 1), [1, 5, 9])
-    assert np.allclose(select_units(values, [0, 2]), [1, 5, 9])
-    assert np.allclose(select_units(values), [1.5, 5.5, 9.5])
+    assert np.allclose(mean_over_units(values, 1), [1, 5, 9])
+    assert np.allclose(mean_over_units(values, [0, 2]), [1, 5, 9])
+    assert np.allclose(mean_over_units(values), [1.5, 5.5, 9.5])
     assert fig44_window(100, 50, 40) == (48, 88)
     assert fig44_window(100, 95, 40) == (60, 100)
     assert fig44_window(13, 1, 40) == (0, 13)

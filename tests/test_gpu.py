@@ -6,10 +6,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lmcore.checkpoint import load_checkpoint
 from lmcore.inspect.trace import trace
-from lmcore.model import ModelConfig, RNNLM
-from lmcore.train import train
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM
+from lmcore.training.checkpoints import load_checkpoint
+from lmcore.training.trainer import train
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -62,7 +63,7 @@ def test_cells_only_variants_on_cuda_match_cpu_and_train(arch, kwargs, tiny_cfg,
 @pytest.mark.parametrize("arch, kwargs", [("lstm", {}), ("lstm", {"variant": "peephole"}), ("gru", {"gru_convention": "cho"})],
                          ids=["lstm", "peephole", "cho"])
 def test_compiled_cells_on_cuda_match_eager_and_compile_once_per_shape(arch, kwargs):
-    from lmcore import cells
+    from lmcore.nn import unroll
     torch.manual_seed(0)
     model = RNNLM(ModelConfig(arch=arch, emb=32, hidden=32, layers=2, vocab_size=100, dropout=0.0, **kwargs)).cuda()
     x = torch.randint(0, 100, (20, 4), device="cuda")
@@ -74,9 +75,9 @@ def test_compiled_cells_on_cuda_match_eager_and_compile_once_per_shape(arch, kwa
     assert torch.allclose(eager, compiled, atol=1e-4)
     for a, b in zip(grads_e, grads_c):
         assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-4))
-    seen = cells.compile_stats()
+    seen = unroll.compile_stats()
     model(x, None, x, use_cells=True)  # the same shape again: reused, nothing new compiled
-    assert cells.compile_stats() == seen and seen["eager"] == 0
+    assert unroll.compile_stats() == seen and seen["eager"] == 0
 
 
 @cuda

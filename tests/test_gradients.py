@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from lmcore.inspect.gradients import fitted_log_slope, jacobian_decay, loss_gradient_decay, target_positions
-from lmcore.model import ModelConfig, RNNLM
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM
 
 IDS = np.random.default_rng(0).integers(0, 40, 300)
 

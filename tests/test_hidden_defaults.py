@@ -9,16 +9,26 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lmcore.checkpoint import load_checkpoint
-from lmcore.corpus.dataset import load_corpus
-from lmcore.inspect.hidden import (PROPOSED_PERCENTILE, clearest_feature, colour_range, ordinal, propose_span,
-                                   propose_threshold, regex_feature, search_pattern, select_units, suggest_features,
-                                   value_bounds)
+from lmcore.corpus.loading import load_corpus
+from lmcore.inspect.hidden import (
+    PROPOSED_PERCENTILE,
+    clearest_feature,
+    propose_span,
+    propose_threshold,
+    regex_feature,
+    search_pattern,
+    select_units,
+    suggest_features,
+    value_bounds,
+)
 from lmcore.inspect.trace import trace
-from lmcore.model import ModelConfig
+from lmcore.nn.architectures import ModelConfig
 from lmcore.runs import service
 from lmcore.runs.catalog import DEMO_DIR
 from lmcore.runs.store import RunStore
+from lmcore.training.checkpoints import load_checkpoint
+from lmcore.values import ordinal
+from lmcore.viz.colour import colour_range
 from lmcore.viz.hidden import SEQUENTIAL, brushed_span, heatmap_figure, unit_label
 
 from .conftest import REPO, tiny_config
@@ -247,7 +257,7 @@ def test_span_follows_the_proposal_when_the_run_changes(lmcore_home: Path):
 
 def test_values_that_barely_move_get_this_texts_colour_range():
     """A briefly trained σ-RNN: h near 0.5 everywhere looked one colour on the [0, 1] scale."""
-    from lmcore.inspect.hidden import NARROW, colour_range, fills_range, text_colour_range
+    from lmcore.viz.colour import NARROW, colour_range, fills_range, text_colour_range
     rng = np.random.default_rng(0)
     values = 0.5 + 0.01 * rng.standard_normal((200, 16))
     activation = colour_range(values, (0.0, 1.0), "h")

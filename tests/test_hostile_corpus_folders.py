@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmcore.corpus.dataset import SPLITS, CorpusSpec, load_corpus, spec_fingerprint, streams, tokenized_splits
+from lmcore.corpus.dataset import SPLITS, CorpusSpec, spec_fingerprint, tokenized_splits
+from lmcore.corpus.loading import load_corpus, streams
 from lmcore.corpus.reading import CorpusError
 from lmcore.corpus.stream import cache_key, cache_root, load_streamed
 

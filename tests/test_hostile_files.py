@@ -14,9 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmcore.corpus.dataset import SPLITS, CorpusSpec, load_corpus
-from lmcore.corpus.reading import (BINARY_SAMPLE_BYTES, DENSE_CONTROL_SHARE, ControlTally, CorpusError, read_bytes,
-                                   read_file)
+from lmcore.corpus.dataset import SPLITS, CorpusSpec
+from lmcore.corpus.loading import load_corpus
+from lmcore.corpus.reading import (
+    BINARY_SAMPLE_BYTES,
+    DENSE_CONTROL_SHARE,
+    ControlTally,
+    CorpusError,
+    read_bytes,
+    read_file,
+)
 from lmcore.corpus.stream import _cleaned, load_streamed
 from lmcore.limits import RANGES, LimitError, load_limits
 
@@ -280,7 +287,8 @@ def test_a_line_of_dense_controls_is_still_cut_and_refused():
 # process reported the parent's size (780 MB in the full suite) instead of its own.
 PEAK_RSS = """
 import sys
-from lmcore.corpus.dataset import CorpusSpec, load_corpus
+from lmcore.corpus.dataset import CorpusSpec
+from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError
 try:
     load_corpus(CorpusSpec(source=sys.argv[1]))

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmcore.checkpoint import CheckpointError, load_checkpoint
-from lmcore.cli import main
-from lmcore.config import MAX_SEED, MAX_THREADS, RunConfig, TrainConfig
+from lmcore.cli.main import main
 from lmcore.corpus.dataset import CorpusSpec
-from lmcore.generate import sample_tokens
 from lmcore.limits import Limits
-from lmcore.model import ModelConfig
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.sampling import sample_tokens
 from lmcore.runs.catalog import DEMO_DIR
 from lmcore.runs.service import validate as validate_config
 from lmcore.runs.store import RunStore
+from lmcore.training.checkpoints import CheckpointError, load_checkpoint
+from lmcore.training.config import MAX_SEED, MAX_THREADS, RunConfig, TrainConfig
 
 DEMO = DEMO_DIR / "agreement-elman.pt"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lmcore.checkpoint import load_checkpoint
-from lmcore.corpus.dataset import CorpusSpec, load_corpus, source_text
+from lmcore.corpus.dataset import CorpusSpec, source_text
+from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.tokenize import UNK, tokenize, tokenize_line
 from lmcore.corpus.vocab import Vocab
 from lmcore.inspect.memory import LECTURE_ITEMS, agreement_items, probe_applies, readable
@@ -16,6 +16,7 @@ from lmcore.inspect.texts import example_sentence, unknown_share, unknown_tokens
 from lmcore.runs import service
 from lmcore.runs.catalog import DEMO_DIR, RunRef, newest_finished, newest_lineup
 from lmcore.runs.store import RunStore
+from lmcore.training.checkpoints import load_checkpoint
 
 from .conftest import REPO, tiny_config
 

@@ -8,11 +8,12 @@ import subprocess
 
 import pytest
 
-from lmcore.config import RunConfig
-from lmcore.corpus.dataset import CorpusSpec, load_corpus
-from lmcore.presets import DEFAULT_LINEUP, default_lineup, run_config
-from lmcore.reports import compare_table
-from lmcore.train import train
+from lmcore.corpus.dataset import CorpusSpec
+from lmcore.corpus.loading import load_corpus
+from lmcore.runs.reports import compare_table
+from lmcore.training.config import RunConfig
+from lmcore.training.presets import DEFAULT_LINEUP, default_lineup, run_config
+from lmcore.training.trainer import train
 
 from .conftest import PYTHON, REPO, docs_lines, stored_run, subprocess_env, tiny_config
 from .test_train import Recorder
@@ -79,21 +80,23 @@ def test_default_lineup_trained_briefly_ranks_lstm_below_the_rnn_below_a_uniform
 
 def test_cli_preset_builds_the_pages_config(tmp_path):
     """`train --preset` goes through run_config with only the given flags on top, like the page."""
-    from lmcore.cli import _train_config, build_parser
+    from lmcore.cli.main import build_parser
+    from lmcore.cli.train import train_config
     args = build_parser().parse_args(["train", "--preset", "GRU", "--hidden", "64", "--seed", "3"])
-    cli = _train_config(args)
+    cli = train_config(args)
     page = run_config("GRU", CorpusSpec(), model={"hidden": 64}, train={"seed": 3})
     assert cli == page and cli.model.emb == 64 and cli.train.optimizer == "adam"
-    plain = _train_config(build_parser().parse_args(["train", "--optimizer", "adam"]))
+    plain = train_config(build_parser().parse_args(["train", "--optimizer", "adam"]))
     assert plain.train.lr == 0.002 and plain.model.arch == "lstm"  # no preset: the library's defaults
 
 
 def test_train_page_and_cli_give_the_same_lr_sequence(lmcore_home, tmp_path):
     """The app's path (Train page, job queue) and the CLI, same preset and settings: the same config but for
     the page's live evaluations, and the same lr at every epoch end."""
-    from .test_pages import open_page, upload_corpus
     from lmcore.runs import service
     from lmcore.runs.store import RunStore
+
+    from .test_pages import open_page, upload_corpus
     at = open_page("views/corpus.py")
     upload_corpus(at, "docs.txt", ("\n".join(docs_lines(400)) + "\n").encode())
     open_page("views/train.py", at)

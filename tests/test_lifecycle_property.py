@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from lmcore.runs import jobs, service
 from lmcore.runs.store import ACTIVE, RunStore
-from lmcore.train import train
+from lmcore.training.trainer import train
 from tests.conftest import grammar_lines, tiny_config
 
 SLOTS = 2

@@ -18,9 +18,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import appstate
-from lmcore.checkpoint import read_config
 from lmcore.runs.catalog import DEMO_DIR
 from lmcore.runs.store import RunStore
+from lmcore.training.checkpoints import read_config
 
 from .conftest import REPO, wait_for_streamlit
 from .test_browser import CHROMIUM, LAUNCH_ARGS, free_port

@@ -7,11 +7,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lmcore.checkpoint import load_checkpoint, save_checkpoint
-from lmcore.config import RunConfig
 from lmcore.corpus.tokenize import EOS, UNK
 from lmcore.corpus.vocab import Vocab
-from lmcore.model import RNNLM, ModelConfig, detach_hidden
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM, detach_hidden
+from lmcore.training.checkpoints import load_checkpoint, save_checkpoint
+from lmcore.training.config import RunConfig
 
 VOCAB = 13
 T, B = 7, 3
@@ -95,7 +96,7 @@ def test_every_architecture(case, tmp_path):
     second, _, h2 = model(x[4:], h1, use_cells=True)
     assert _close(torch.cat([first, second]), cell_logits) and _close(h2, cell_hidden)
 
-    # save / reload through lmcore.checkpoint gives identical logits
+    # save / reload through lmcore.training.checkpoints gives identical logits
     run_cfg = RunConfig(name="t", model=cfg)
     path = save_checkpoint(tmp_path / "m.pt", model, run_cfg, _vocab(), {"step": 5, "valid_ppl": 12.5})
     assert not (tmp_path / "m.pt.tmp").exists()

@@ -1,4 +1,4 @@
-"""The C++ time loop (lmcore/native/lstm_steps.cpp) computes what lstm_bptt's Python loop computes: the same
+"""The C++ time loop (lmcore/nn/native/lstm_steps.cpp) computes what lstm_bptt's Python loop computes: the same
 outputs, final state and gradients of every input, for each variant it serves, in float32 and float64.
 .ci/run installs a C++ compiler, so in CI these tests build the extension and run it."""
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmcore import native
-from lmcore.cells import LSTM_VARIANTS
-from lmcore.lstm_bptt import _native_steps, run_lstm_layer
+from lmcore.nn import native
+from lmcore.nn.architectures import LSTM_VARIANTS
+from lmcore.nn.lstm_backward import _native_steps, run_lstm_layer
 
 REPO = Path(__file__).resolve().parents[1]
 NATIVE = ("vanilla", "np", "peephole", "fgr")  # all four blocks, both tanh
@@ -94,7 +94,7 @@ def test_failed_build_falls_back_to_the_python_loop(tmp_path):
     """No usable compiler: one warning, lstm_steps() is None, and an FGR layer still trains (in Python)."""
     script = (
         "import warnings, torch\n"
-        "from lmcore import native\n"
+        "from lmcore.nn import native\n"
         "from tests.test_native_lstm import inputs, run\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
@@ -137,7 +137,7 @@ def test_a_build_killed_midway_does_not_hold_later_starts(ops):
     from torch.utils import cpp_extension
     stale = native._build_dir(cpp_extension) / "lock"
     stale.touch()
-    script = "from lmcore import native\nassert native.lstm_steps() is not None\nprint('loaded')\n"
+    script = "from lmcore.nn import native\nassert native.lstm_steps() is not None\nprint('loaded')\n"
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "loaded" in done.stdout, done.stderr[-3000:]
     assert not stale.exists()

@@ -8,7 +8,8 @@ import torch
 from lmcore.corpus.tokenize import detokenize
 from lmcore.corpus.vocab import Vocab
 from lmcore.inspect.next_word import next_token_ranks, prompt_tokens, sample_pieces, surprisal_table, text_pieces
-from lmcore.model import ModelConfig, RNNLM
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM
 from lmcore.viz.next_word import HIGHLIGHT, sample_html, surprisal_html, topk_figure
 
 from .test_pages import open_page

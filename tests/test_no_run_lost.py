@@ -33,7 +33,7 @@ def test_an_emptied_table_skips_past_the_highest_folder(lmcore_home, grammar_fil
 def _trained(store: RunStore, cfg) -> int:
     """A run trained to its end in this process, as a job would (checkpoints and rows in the store)."""
     from lmcore.runs import jobs, service
-    from lmcore.train import train
+    from lmcore.training.trainer import train
     run_id = store.create_run(cfg.to_dict(), status="running")
     service.record_result(store, run_id, train(cfg, store.run_dir(run_id), jobs.StoreHooks(store, run_id)))
     return run_id
@@ -142,7 +142,7 @@ def test_one_corrupt_row_is_named_and_breaks_nothing_else(lmcore_home, grammar_f
     """One row with corrupt config JSON broke `runs` for every run and crashed Compare and Hidden states."""
     import sqlite3
 
-    from lmcore.cli import main
+    from lmcore.cli.main import main
 
     from .test_pages import open_page
     store = RunStore(lmcore_home)
@@ -163,7 +163,7 @@ def test_one_corrupt_row_is_named_and_breaks_nothing_else(lmcore_home, grammar_f
 
 def test_cli_stop_and_delete(lmcore_home, grammar_file, capsys):
     """There was no CLI `stop` or `delete`; delete asks (or takes --yes) and removes the run's files and rows."""
-    from lmcore.cli import main
+    from lmcore.cli.main import main
     store = RunStore(lmcore_home)
     queued = store.create_run(tiny_config(grammar_file).to_dict(), status="queued")
     home = ["--home", str(lmcore_home)]

@@ -113,8 +113,8 @@ def test_compare_page_without_runs_says_what_to_do():
 
 
 def test_lecture_table_layout_from_runs(tmp_path):
-    from lmcore.config import ModelConfig, RunConfig
-    from lmcore.reports import lecture_table
+    from lmcore.runs.reports import lecture_table
+    from lmcore.training.config import ModelConfig, RunConfig
     from tests.conftest import stored_run
     lstm, elman = (RunConfig(model=ModelConfig(**m)) for m in (dict(arch="lstm", hidden=64, layers=2),
                                                                dict(arch="elman", activation="tanh", hidden=32, layers=1)))

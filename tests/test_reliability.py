@@ -11,17 +11,15 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lmcore.checkpoint import load_checkpoint
-from lmcore.cli import main
+from lmcore.cli.main import main
 from lmcore.limits import LimitError, Limits, load_limits
-from lmcore.runs import jobs
-from tests.conftest import submit
-from lmcore.runs import service
+from lmcore.runs import jobs, service
 from lmcore.runs.store import RunStore
-from lmcore.train import train
+from lmcore.training.checkpoints import load_checkpoint
+from lmcore.training.trainer import train
+from tests.conftest import submit
 
 from .conftest import REPO, dead_pid, grammar_lines, subprocess_env, tiny_config
-
 
 pytestmark = pytest.mark.usefixtures("end_job_processes")  # see conftest.py
 

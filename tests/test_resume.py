@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmcore.checkpoint import CheckpointError, load_checkpoint, read_payload, save_checkpoint
-from lmcore.cli import main
-from lmcore.runs import jobs
-from lmcore.runs import service
+from lmcore.cli.main import main
+from lmcore.runs import jobs, service
 from lmcore.runs.catalog import store_runs
 from lmcore.runs.store import RunStore
-from lmcore.train import train
+from lmcore.training.checkpoints import CheckpointError, load_checkpoint, read_payload, save_checkpoint
+from lmcore.training.trainer import train
 
 from .conftest import PYTHON, REPO, subprocess_env, tiny_config
 from .test_train import Recorder, _shifted_corpus, _untimed

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from lmcore.baseline import cached_baseline
-from lmcore.checkpoint import load_checkpoint
 from lmcore.corpus.dataset import CorpusSpec
-from lmcore.runs import jobs
-from lmcore.runs import service
+from lmcore.ngram import cached_baseline
+from lmcore.runs import jobs, service
 from lmcore.runs.jobs import pid_alive
 from lmcore.runs.service import mark_interrupted, wait_for
 from lmcore.runs.service import stop as request_stop
 from lmcore.runs.store import RunStore, default_home
+from lmcore.training.checkpoints import load_checkpoint
 from tests.conftest import dead_pid, grammar_lines, submit, tiny_config
 
 

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lmcore.cli import main
+from lmcore.cli.main import main
 from lmcore.limits import LimitError
-from lmcore.reports import change_from_reference, sweep_summary, sweep_table
 from lmcore.runs import service, sweeps
+from lmcore.runs.reports import change_from_reference, sweep_summary, sweep_table
 from lmcore.runs.store import SCHEMA, RunStore
 from lmcore.runs.sweeps import SweepSpec, expand
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure

@@ -8,9 +8,9 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lmcore.cli import main
-from lmcore.reports import sweep_table
+from lmcore.cli.main import main
 from lmcore.runs import sweeps
+from lmcore.runs.reports import sweep_table
 from lmcore.runs.store import RunStore
 from lmcore.runs.sweeps import DuplicateSweepError, SweepSpec
 from lmcore.viz.style import run_colour

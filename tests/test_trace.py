@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lmcore.inspect.trace import gate_means, trace
-from lmcore.model import ModelConfig, RNNLM
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM
 
 ARCHS = [("lstm", "tanh"), ("gru", "tanh"), ("elman", "tanh"), ("elman", "sigmoid"), ("irnn", "relu")]
 

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmcore.checkpoint import load_checkpoint
 from lmcore.corpus.batching import batchify
-from lmcore.corpus.dataset import CorpusSpec, load_corpus
+from lmcore.corpus.dataset import CorpusSpec
+from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError
-from lmcore.model import RNNLM
-from lmcore.train import EVAL_BATCH, TrainHooks, evaluate, safe_ppl, train
+from lmcore.nn.model import RNNLM
+from lmcore.training.checkpoints import load_checkpoint
+from lmcore.training.trainer import EVAL_BATCH, TrainHooks, evaluate, safe_ppl, train
 
 # Depend on the wall clock, so they differ between otherwise identical runs.
 TIMING = ("tokens_per_s", "wall_time")

@@ -11,23 +11,22 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lmcore.cells import GRU_CONVENTIONS, LSTM_VARIANTS
-from lmcore.checkpoint import load_checkpoint, save_checkpoint
-from lmcore.cli import main
-from lmcore.config import RunConfig
+from lmcore.cli.main import main
 from lmcore.corpus.tokenize import EOS, UNK
 from lmcore.corpus.vocab import Vocab
 from lmcore.inspect.gradients import jacobian_decay, loss_gradient_decay
 from lmcore.inspect.sensitivity import input_sensitivity
 from lmcore.inspect.trace import gate_notes, trace
-from lmcore.model import RNNLM, ModelConfig
-from lmcore.notation import equations, parameter_map
-from lmcore.presets import count_params, hidden_for_budget
-from lmcore.reports import architecture_label, lecture_table
+from lmcore.lecture.notation import equations, parameter_map
+from lmcore.nn.architectures import GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params, hidden_for_budget
+from lmcore.nn.model import RNNLM
 from lmcore.runs.jobs import StoreHooks
+from lmcore.runs.reports import architecture_label, lecture_table
 from lmcore.runs.service import record_result
 from lmcore.runs.store import RunStore
-from lmcore.train import train
+from lmcore.training.checkpoints import load_checkpoint, save_checkpoint
+from lmcore.training.config import RunConfig
+from lmcore.training.trainer import train
 from lmcore.viz.gates import OPEN, fig44_figure, gate_histogram_figure, glyph_layout, saturation_figure
 
 from .conftest import REPO, stored_run

@@ -1,14 +1,13 @@
-"""The hand-written cells form U's, b's and FGR's R's gradients once over all steps (lmcore.weight_grads):
+"""The hand-written cells form U's, b's and FGR's R's gradients once over all steps (lmcore.nn.deferred_grads):
 every parameter's gradient must equal the one autograd forms step by step, and the fused module's."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lmcore import weight_grads
-from lmcore.model import ModelConfig, RNNLM
-
-from lmcore.cells import LSTM_VARIANTS
+from lmcore.nn import deferred_grads as weight_grads
+from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig
+from lmcore.nn.model import RNNLM
 
 CASES = [("elman", "vanilla", "sigmoid"), ("elman", "vanilla", "tanh")] + [("lstm", v, "tanh") for v in LSTM_VARIANTS]
 

@@ -12,7 +12,7 @@ URL = "query-params"  # the widget's value lives in the page's URL, under its ke
 st.title("Backprop through time, by hand")
 st.caption("The lecture's RNN exactly as in its equations (1)–(4): one-hot x(t), sigmoid hidden layer s(t), "
            "softmax output y(t), weights V, U, W, no biases. Its gradients come from the delta rule written in "
-           "numpy (lmcore/bptt_numpy.py), and are checked here against PyTorch's autograd on the same example.")
+           "numpy (lmcore/lecture/numpy_rnn.py), and are checked here against PyTorch's autograd on the same example.")
 st.latex(r"s_j(t) = f(\mathrm{net}_j(t)),\quad \mathrm{net}_j(t) = \sum_i x_i(t) v_{ji} + \sum_h s_h(t-1) u_{jh},"
          r"\quad y_k(t) = g\big(\sum_j s_j(t) w_{kj}\big)")
 st.latex(r"\delta_j(t-1) = \sum_h \delta_h(t)\, u_{hj}\, f'(\mathrm{net}_j(t-1)), \qquad "

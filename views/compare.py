@@ -4,9 +4,17 @@ import streamlit as st
 
 import appstate
 from lmcore.corpus.reading import CorpusError
-from lmcore.reports import (LE_2015, baseline_rows, best_runs, compare_table, lecture_table, metrics_frame,
-                            readable_message, run_summary)
 from lmcore.runs.catalog import corpus_name
+from lmcore.runs.reports import (
+    LE_2015,
+    baseline_rows,
+    best_runs,
+    compare_table,
+    lecture_table,
+    metrics_frame,
+    readable_message,
+    run_summary,
+)
 from lmcore.viz.training import curves_figure
 
 SHOWN_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",

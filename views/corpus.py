@@ -8,8 +8,8 @@ import appstate
 from lmcore.corpus.builtin import BUILTIN_CORPORA
 from lmcore.corpus.dataset import BUILTIN_PREFIX, CorpusSpec
 from lmcore.corpus.reading import CorpusError
-from lmcore.corpus.tokenize import TOKENIZERS, detokenize
 from lmcore.corpus.report import corpus_stats_table, preview_tokens
+from lmcore.corpus.tokenize import TOKENIZERS, detokenize
 from lmcore.viz.training import zipf_spec
 
 st.title("Corpus")

@@ -3,10 +3,19 @@ that can be read at full width; gate saturation, gate histograms, the state over
 import streamlit as st
 
 import appstate
-from lmcore.inspect.sensitivity import input_sensitivity, normalise, unit_sensitivity
+from lmcore.inspect.sensitivity import input_sensitivity, mean_over_units, normalise, unit_sensitivity
 from lmcore.inspect.trace import gate_notes
-from lmcore.viz.gates import (PLACES, fig44_figure, fig44_window, gate_histogram_figure, glyph_layout,
-                              saturation_figure, select_units, sigmoid_gates, state_over_time_figure, tokens_that_fit)
+from lmcore.viz.gates import (
+    PLACES,
+    fig44_figure,
+    fig44_window,
+    gate_histogram_figure,
+    glyph_layout,
+    saturation_figure,
+    sigmoid_gates,
+    state_over_time_figure,
+    tokens_that_fit,
+)
 
 MODELS = [("Elman RNN", ("elman", "irnn"), "demo:agreement-elman", "gates_elman"),
           ("LSTM", ("lstm",), "demo:agreement-lstm", "gates_lstm"),
@@ -97,7 +106,7 @@ for col, (label, ref, model, cfg, vocab) in zip(st.columns(len(picked)), picked)
     tr = appstate.run_trace(ref, tokens)
     traces[label] = (tr, lay, arch)
     raw = input_sensitivity(model, ids, source, lay, units)  # over the whole text up to the window's end
-    gates = {g: select_units(tr.layers[lay][g], units)[start:stop] for g in PLACES[arch]}
+    gates = {g: mean_over_units(tr.layers[lay][g], units)[start:stop] for g in PLACES[arch]}
     notes, constant = gate_notes(cfg.model), cfg.model.constant_gates  # an LSTM variant without a gate
     glyphs = glyph_layout(gates, arch, closed_below, open_above, start, constant)
     which = "mean of all units" if units is None else f"unit {units}"

@@ -8,10 +8,23 @@ import streamlit as st
 
 import appstate
 from lmcore.corpus.tokenize import EOS
-from lmcore.inspect.hidden import (NARROW, ORDERS, SCORE_NAMES, clearest_feature, colour_range, fills_range,
-                                   matches_table, order_units, ordinal, propose_span, text_colour_range, propose_threshold, regex_feature, search_pattern,
-                                   select_units, suggest_features, value_bounds)
-from lmcore.inspect.trace import GATE_NAMES
+from lmcore.inspect.hidden import (
+    ORDERS,
+    SCORE_NAMES,
+    clearest_feature,
+    matches_table,
+    order_units,
+    propose_span,
+    propose_threshold,
+    regex_feature,
+    search_pattern,
+    select_units,
+    suggest_features,
+    value_bounds,
+)
+from lmcore.nn.architectures import GATE_LABELS
+from lmcore.values import ordinal
+from lmcore.viz.colour import NARROW, colour_range, fills_range, text_colour_range
 from lmcore.viz.hidden import WINDOW, brushed_span, coloured_text_html, heatmap_figure, unit_label, window_bounds
 
 OWN = "my own"
@@ -84,7 +97,7 @@ c1, c2, c3 = st.columns(3)
 layer = c3.selectbox("Layer", range(1, len(tr.layers) + 1), key="layer", bind=URL,
                      help="Layer 1 reads the word embeddings; each layer above reads the h of the one below") - 1 \
     if len(tr.layers) > 1 else 0
-name = c1.radio("Quantity", [n for n in ("h", "c") if n in tr.layers[layer]], format_func=GATE_NAMES.get,
+name = c1.radio("Quantity", [n for n in ("h", "c") if n in tr.layers[layer]], format_func=GATE_LABELS.get,
                 horizontal=True, key="quantity", bind=URL,
                 help="h is what the output layer W and the next step read; an LSTM's cell state c is its "
                      "memory line, unbounded, which h sees through o ⊙ tanh(c)")

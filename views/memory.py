@@ -5,8 +5,17 @@ import streamlit as st
 
 import appstate
 from lmcore.corpus.reading import CorpusError
-from lmcore.inspect.memory import (LECTURE_ITEMS, accuracy_by_distance, agreement_items, lm_margins,
-                                   ngram_context_perplexity, ngram_margins, parse_probe_tsv, probe_applies, readable)
+from lmcore.inspect.memory import (
+    LECTURE_ITEMS,
+    accuracy_by_distance,
+    agreement_items,
+    lm_margins,
+    ngram_context_perplexity,
+    ngram_margins,
+    parse_probe_tsv,
+    probe_applies,
+    readable,
+)
 from lmcore.viz.memory import agreement_figure, context_figure
 
 # bound keys name a value in the URL and in the session, on every page: hence the page's prefix mem_

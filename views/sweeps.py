@@ -6,13 +6,12 @@ import sqlite3
 import streamlit as st
 
 import appstate
-from lmcore.config import OPTIMIZERS, RunConfig, TrainConfig
 from lmcore.corpus.reading import CorpusError
-from lmcore.model import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig
-from lmcore.presets import count_params
-from lmcore.reports import BLOWN_UP, change_from_reference, sweep_model_label, sweep_summary, sweep_table
+from lmcore.nn.architectures import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params
 from lmcore.runs import service, sweeps
 from lmcore.runs.catalog import corpus_name
+from lmcore.runs.reports import BLOWN_UP, change_from_reference, sweep_model_label, sweep_summary, sweep_table
+from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure
 
 STARTED = "_sweep_started"  # the sweep this tab started last: Start stays off while it trains

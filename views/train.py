@@ -5,14 +5,14 @@ import sqlite3
 import streamlit as st
 
 import appstate
-from lmcore.config import OPTIMIZERS, RunConfig
 from lmcore.corpus.reading import CorpusError
-from lmcore.model import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS
-from lmcore.presets import DEFAULT_LINEUP, PRESETS, count_params, preset, recipe_note, run_config
-from lmcore.reports import metrics_frame, readable_message, run_summary
+from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, count_params
 from lmcore.runs import jobs, service
 from lmcore.runs.history import history_table
+from lmcore.runs.reports import metrics_frame, readable_message, run_summary
 from lmcore.runs.store import ACTIVE
+from lmcore.training.config import OPTIMIZERS, RunConfig
+from lmcore.training.presets import DEFAULT_LINEUP, PRESETS, preset, recipe_note, run_config
 from lmcore.viz.training import curves_figure
 
 st.title("Train")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .reading import CorpusError, check_regular, read_file
-from .tokenize import TOKENIZERS, tokenize
-from .vocab import Vocab
+from lmcore.corpus.builtin import builtin_text
+from lmcore.corpus.reading import CorpusError, check_regular, read_file
+from lmcore.corpus.tokenize import TOKENIZERS, tokenize
+from lmcore.corpus.vocab import Vocab
 
 SPLITS = ("train", "valid", "test")
 BUILTIN_PREFIX = "builtin:"
@@ -79,7 +80,6 @@ def source_text(source: str, notes: list[str] | None = None) -> dict[str, list[s
         return decoded.text
 
     if source.startswith(BUILTIN_PREFIX):
-        from .builtin import builtin_text
         name = source[len(BUILTIN_PREFIX):]
         try:
             text = builtin_text(name)
@@ -147,36 +147,6 @@ def tokenized_splits(spec: CorpusSpec, notes: list[str] | None = None) -> tuple[
     lines = source_text(spec.source, notes)
     tokens = {s: tokenize(lines[s], spec.tokenizer, spec.lowercase) for s in SPLITS}
     return tokens, {s: sum(1 for ln in lines[s] if ln.strip()) for s in SPLITS}
-
-
-def streams(spec: CorpusSpec) -> bool:
-    """Whether load_corpus streams this source (a single file above STREAM_MIN_BYTES) into a memory-mapped cache."""
-    from .stream import STREAM_MIN_BYTES
-    if spec.source.startswith(BUILTIN_PREFIX):
-        return False
-    try:
-        path = Path(spec.source)
-        return path.is_file() and path.stat().st_size > STREAM_MIN_BYTES
-    except (OSError, ValueError):
-        return False  # reading it says what is wrong
-
-
-def load_corpus(spec: CorpusSpec, stream: bool | None = None) -> Corpus:
-    """The corpus of a spec. A single file above 4 MB (or any single file with stream=True) is streamed in
-    chunks and its ids memory-mapped (lmcore.corpus.stream); the same vocabulary and ids either way."""
-    spec.validate()
-    if stream if stream is not None else streams(spec):
-        from .stream import StreamFallback, load_streamed
-        if Path(spec.source).is_file():
-            try:
-                return load_streamed(spec)
-            except StreamFallback:
-                pass  # bytes the in-memory reader refuses (its message) or reads as UTF-16 without a BOM
-    notes: list[str] = []
-    tokens, line_counts = tokenized_splits(spec, notes)
-    vocab = Vocab.build(tokens["train"], spec.min_count, spec.max_vocab)
-    check_vocab(spec, vocab)
-    return Corpus(spec, vocab, *(vocab.encode(tokens[s]) for s in SPLITS), lines=line_counts, notes=tuple(notes))
 
 
 def check_vocab(spec: CorpusSpec, vocab: Vocab) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .dataset import SPLITS, Corpus
+from lmcore.corpus.dataset import SPLITS, Corpus
 
 
 def corpus_stats_table(corpus: Corpus) -> pd.DataFrame:

@@ -36,14 +36,24 @@ from typing import Iterator
 
 import numpy as np
 
-from ..home import default_home
-from .reading import _CONTROL_RE, MAGIC, ControlTally, CorpusError, file_errors, human_size, open_regular, open_text
-from .tokenize import EOS, UNK
-from .vocab import Vocab
+from lmcore.corpus.dataset import MAX_LINE_CHARS, SPLITS, Corpus, check_vocab, long_line_error, split_sizes
+from lmcore.corpus.reading import (
+    _CONTROL_RE,
+    MAGIC,
+    ControlTally,
+    CorpusError,
+    file_errors,
+    human_size,
+    open_regular,
+    open_text,
+)
+from lmcore.corpus.tokenize import EOS, UNK
+from lmcore.corpus.vocab import Vocab
+from lmcore.paths import default_home
 
 CHUNK_BYTES = 4 * 2**20        # bytes read at a time
 BLOCK_CHARS = 2**20            # characters of lines tokenized at once
-STREAM_MIN_BYTES = 4 * 2**20  # single files above this are streamed (dataset.load_corpus): the in-memory path takes ~15× a file
+STREAM_MIN_BYTES = 4 * 2**20  # single files above this are streamed (loading.load_corpus): the in-memory path takes ~15× a file
 CACHE_DIR = "corpus-cache"
 CACHE_VERSION = 2  # 2: control characters cleaned, not handed to the in-memory reader
 _REACH = 64  # characters a cleaning rule looks across at most: a terminal code (ESC [ 1 m) is far shorter
@@ -230,7 +240,6 @@ def cache_root(home: str | Path | None = None) -> Path:
 
 def _open(folder: Path, spec):
     """The Corpus cached in folder; meta.json and ids.bin are opened as regular files only."""
-    from .dataset import SPLITS, Corpus
     f, _ = open_regular(folder / "meta.json")
     with f:
         meta = json.loads(f.read().decode("utf-8"))
@@ -280,7 +289,6 @@ def load_streamed(spec, home: str | Path | None = None, chunk_bytes: int = CHUNK
 def _count(texts, path: Path, name: str) -> tuple[dict[str, int], list[str]]:
     """Pass 1: (lines of each split, notes), or the in-memory path's refusal, in its order: dense control
     characters, whitespace only, a line too long, too few lines. Nothing is kept but counters."""
-    from .dataset import MAX_LINE_CHARS, long_line_error, split_sizes
     tally, seen = ControlTally(), False
     n_lines, longest, longest_at = 0, -1, 0
 
@@ -306,7 +314,6 @@ def _count(texts, path: Path, name: str) -> tuple[dict[str, int], list[str]]:
 
 def _vocabulary(texts: Iterator[str], sizes: dict[str, int], spec) -> Vocab:
     """Pass 2: the vocabulary of the training lines; the Counter holds one entry per type."""
-    from .dataset import MAX_LINE_CHARS, check_vocab
     counts: Counter = Counter()
     for block in _blocks(_lines(texts, MAX_LINE_CHARS), 0, sizes["train"]):
         counts.update(_block_tokens(block, spec.tokenizer, spec.lowercase))
@@ -318,7 +325,6 @@ def _vocabulary(texts: Iterator[str], sizes: dict[str, int], spec) -> Vocab:
 
 def _write(texts: Iterator[str], sizes: dict[str, int], vocab: Vocab, spec, folder: Path, notes: list[str]) -> None:
     """Pass 3: every split's ids appended to ids.bin, in a private folder renamed into place when complete."""
-    from .dataset import MAX_LINE_CHARS, SPLITS
     dtype = np.uint16 if len(vocab) <= 2**16 else np.uint32
     stoi = dict(vocab.stoi)
     stoi[_SEP] = vocab.eos_id

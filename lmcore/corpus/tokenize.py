@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from .reading import CorpusError
+from lmcore.corpus.reading import CorpusError
 
 EOS = "<eos>"
 UNK = "<unk>"

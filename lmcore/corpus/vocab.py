@@ -7,7 +7,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .tokenize import EOS, UNK
+from lmcore.corpus.tokenize import EOS, UNK
 
 
 @dataclass

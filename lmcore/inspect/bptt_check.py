@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..bptt_numpy import BackwardRecord, Grads, LectureRNN, backward, forward
+from lmcore.lecture.numpy_rnn import BackwardRecord, Grads, LectureRNN, backward, forward
 
 NAMES = ("V", "U", "W", "b1", "b2")
 

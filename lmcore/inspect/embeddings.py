@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..corpus.tokenize import EOS, UNK
-from ..corpus.vocab import Vocab
-from ..model import RNNLM
+from lmcore.corpus.tokenize import EOS, UNK
+from lmcore.corpus.vocab import Vocab
+from lmcore.nn.model import RNNLM
 
 MATRICES = {"input": "input embeddings x (encoder.weight)", "output": "output matrix W (decoder.weight)"}
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model import RNNLM
+from lmcore.nn.model import RNNLM
 
 EXACT_JACOBIAN_MAX_H = 64
 

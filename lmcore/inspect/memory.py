@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..corpus.dataset import CorpusSpec, split_lines
-from ..corpus.tokenize import EOS
-from ..corpus.vocab import Vocab
-from ..model import RNNLM
-from ..ngram import KneserNeyLM
+from lmcore.corpus.dataset import CorpusSpec, split_lines
+from lmcore.corpus.tokenize import EOS
+from lmcore.corpus.vocab import Vocab
+from lmcore.ngram import KneserNeyLM
+from lmcore.nn.model import RNNLM
 
 CONTEXT_LENGTHS = (1, 2, 5, 10, 20, 50, 100, 200)
 
@@ -41,7 +41,7 @@ LECTURE_ITEMS = tuple(ProbeItem(tuple(p.split()), "are", "is", d) for p, d in [
 
 def agreement_items(split: str = "valid") -> list[ProbeItem]:
     """Probe items from the built-in `agreement` corpus, for the lines of one split."""
-    from ..corpus.builtin import agreement_pairs, builtin_text
+    from lmcore.corpus.builtin import agreement_pairs, builtin_text
     lines = builtin_text("agreement").splitlines()
     splits = split_lines("\n".join(lines), "agreement")
     start = {"train": 0, "valid": len(splits["train"]), "test": len(splits["train"]) + len(splits["valid"])}[split]

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..corpus.tokenize import EOS, tokenize
-from ..corpus.vocab import Vocab
-from ..generate import sample_tokens
-from ..model import RNNLM
+from lmcore.corpus.tokenize import EOS, tokenize
+from lmcore.corpus.vocab import Vocab
+from lmcore.nn.model import RNNLM
+from lmcore.nn.sampling import sample_tokens
 
 
 @torch.no_grad()

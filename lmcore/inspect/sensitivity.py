@@ -24,7 +24,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from ..model import RNNLM
+from lmcore.nn.model import RNNLM
 
 Units = int | Iterable[int] | None
 
@@ -40,6 +40,12 @@ def unit_index(units: Units, hidden: int) -> list[int] | slice:
     if bad:
         raise ValueError(f"units {bad} out of range for {hidden} hidden units")
     return chosen
+
+
+def mean_over_units(values: np.ndarray, units: Units = None) -> np.ndarray:
+    """(T, H) values → (T,): one unit's column, or the mean over a set of units (None: all)."""
+    values = np.asarray(values)
+    return values[:, unit_index(units, values.shape[1])].reshape(values.shape[0], -1).mean(axis=1)
 
 
 def _run_copies(model: RNNLM, ids: np.ndarray, source: int, copies: int, steps: int):

@@ -5,9 +5,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..corpus.dataset import Corpus
-from ..corpus.tokenize import EOS, UNK
-from ..corpus.vocab import Vocab
+from lmcore.corpus.dataset import Corpus
+from lmcore.corpus.tokenize import EOS, UNK
+from lmcore.corpus.vocab import Vocab
 
 LENGTHS = {"char": (30, 150)}  # tokens per sentence by tokenizer; words and word tokenizers: (8, 25)
 SCAN_TOKENS = 200_000          # a streamed corpus's valid split can be huge: its first lines are enough

@@ -13,16 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..corpus.vocab import Vocab
-from ..cells import LSTM_VARIANTS
-from ..model import RNNLM, ModelConfig
-
-GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "elman": (), "irnn": ()}
-GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "g": "candidate g", "o": "output gate o",
-              "c": "cell state c", "r": "reset gate r", "z": "update gate z", "n": "candidate n",
-              "h": "hidden state h"}
-# Gates that are sigmoids, so "open" (near 1) and "closed" (near 0) mean something.
-SIGMOID_GATES = ("i", "f", "o", "r", "z")
+from lmcore.corpus.vocab import Vocab
+from lmcore.nn.architectures import GATE_LABELS, LSTM_VARIANTS, ModelConfig
+from lmcore.nn.model import RNNLM
 
 
 @dataclass
@@ -70,7 +63,7 @@ def trace(model: RNNLM, ids, vocab: Vocab | None = None, top_k: int = 10) -> Tra
 def gate_notes(cfg: ModelConfig) -> dict[str, str]:
     """What a view must say about gates that are not learned, by gate:
     {"i": "no input gate: drawn as permanently open"} for NIG; {"f": "forget gate f = 1 − i (coupled)"} for CIFG."""
-    notes = {g: f"no {GATE_NAMES[g][:-2]}: drawn as permanently open" for g in cfg.constant_gates}
+    notes = {g: f"no {GATE_LABELS[g][:-2]}: drawn as permanently open" for g in cfg.constant_gates}
     if cfg.arch == "lstm" and LSTM_VARIANTS[cfg.variant].coupled:
         notes["f"] = "forget gate f = 1 − i (coupled)"
     return notes

@@ -5,9 +5,9 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .store import RunStore
-
-DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demos"
+from lmcore.paths import DEMO_DIR
+from lmcore.runs.store import RunStore
+from lmcore.training.checkpoints import read_config
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,6 @@ def corpus_name(source: str) -> str:
 
 
 def demo_runs(demo_dir: Path = DEMO_DIR) -> list[RunRef]:
-    from ..checkpoint import read_config
     refs = []
     for path in sorted(Path(demo_dir).glob("*.pt")):
         cfg = read_config(path)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .jobs import start_process
-from .store import RunStore
+from lmcore.runs.jobs import start_process
+from lmcore.runs.store import RunStore
 
 EXECUTOR_ENV, ADDRESS_ENV = "LMCORE_EXECUTOR", "LMCORE_RAY_ADDRESS"
 EXECUTORS = ("local", "ray")

@@ -6,7 +6,7 @@ import time
 
 import pandas as pd
 
-from .catalog import corpus_name
+from lmcore.runs.catalog import corpus_name
 
 HISTORY_COLUMNS = ["run", "model", "status", "corpus", "progress", "best valid ppl", "test ppl", "started"]
 

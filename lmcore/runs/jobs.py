@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..checkpoint import CheckpointError, read_payload
-from ..train import TrainHooks
-from .store import ACTIVE, RunStore
+from lmcore.runs.store import ACTIVE, RunStore
+from lmcore.training.checkpoints import CheckpointError, read_payload
+from lmcore.training.trainer import TrainHooks
 
 _children: list[subprocess.Popen] = []  # reaped in pump() so finished jobs leave no zombies
 STOP_POLL_S = 0.5

@@ -22,16 +22,17 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunConfig
-from ..corpus.dataset import Corpus, load_corpus, spec_fingerprint
-from ..corpus.reading import CorpusError
-from ..device import resolve_device
-from ..limits import LimitError, Limits, check_epochs, check_model, check_source_size, load_limits
-from ..presets import count_params
-from ..train import TrainResult, check_fits, train
-from . import jobs
-from .executors import current_executor
-from .store import ACTIVE, NoFreeSlot, RunStore
+from lmcore.corpus.dataset import Corpus, spec_fingerprint
+from lmcore.corpus.loading import load_corpus
+from lmcore.corpus.reading import CorpusError
+from lmcore.limits import LimitError, Limits, check_epochs, check_model, check_source_size, load_limits
+from lmcore.nn.architectures import count_params
+from lmcore.runs import jobs
+from lmcore.runs.executors import current_executor
+from lmcore.runs.store import ACTIVE, NoFreeSlot, RunStore
+from lmcore.training.config import RunConfig
+from lmcore.training.device import resolve_device
+from lmcore.training.trainer import TrainResult, check_fits, train
 
 RESUMABLE = ("stopped", "interrupted", "done")
 

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..config import RunConfig
-from ..home import default_home
+from lmcore.paths import default_home
+from lmcore.training.config import RunConfig
 
 STATUSES = ("queued", "starting", "running", "done", "stopped", "diverged", "failed", "interrupted")
 ACTIVE = ("queued", "starting", "running")

@@ -15,12 +15,13 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 
-from ..config import RunConfig
-from ..corpus.dataset import Corpus
-from ..limits import Limits, load_limits
-from ..model import ARCHS
-from . import service
-from .store import ACTIVE, RunStore
+from lmcore.corpus.dataset import Corpus
+from lmcore.limits import Limits, load_limits
+from lmcore.nn.architectures import ARCHS
+from lmcore.runs import service
+from lmcore.runs.store import ACTIVE, RunStore
+from lmcore.training.config import RunConfig
+
 
 class DuplicateSweepError(ValueError):
     """The grid is the same as that of a sweep still running or queued; `sweep` is that sweep's row."""

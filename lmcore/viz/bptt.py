@@ -4,7 +4,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import MARGIN, PALETTE, plain
+from lmcore.viz.style import MARGIN, PALETTE, plain
 
 
 def walk_back_figure(w) -> go.Figure:

@@ -6,8 +6,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .next_word import shown
-from .style import MARGIN, PALETTE, plain
+from lmcore.viz.next_word import shown
+from lmcore.viz.style import MARGIN, PALETTE, plain
 
 PLOT_WIDTH = 900         # px of the plot area assumed when placing labels: a little less than at 1440 px (more only spreads them)
 PLOT_HEIGHT = (360, 700)  # px: the plot is as tall as the map's shape asks, within these

@@ -20,9 +20,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..inspect.sensitivity import Units, unit_index
-from ..inspect.trace import GATE_NAMES, SIGMOID_GATES
-from .style import MARGIN, run_colour
+from lmcore.nn.architectures import GATE_LABELS, SIGMOID_GATES
+from lmcore.viz.style import MARGIN, run_colour
 
 OPEN, CLOSED, PARTLY = "O", "—", "◐"
 # Where each gate sits around its node: (dx, dy) in node spacings, and the side's name.
@@ -49,12 +48,6 @@ def gate_glyph(value: float, closed_below: float = 0.1, open_above: float = 0.9)
     if not 0.0 <= closed_below <= open_above <= 1.0:
         raise ValueError(f"need 0 ≤ closed_below ≤ open_above ≤ 1 (got {closed_below}, {open_above})")
     return OPEN if value > open_above else CLOSED if value < closed_below else PARTLY
-
-
-def select_units(values: np.ndarray, units: Units = None) -> np.ndarray:
-    """(T, H) values → (T,): one unit's column, or the mean over a set of units (None: all)."""
-    values = np.asarray(values)
-    return values[:, unit_index(units, values.shape[1])].reshape(values.shape[0], -1).mean(axis=1)
 
 
 def glyph_layout(gates: dict[str, np.ndarray], arch: str, closed_below: float = 0.1, open_above: float = 0.9,
@@ -134,7 +127,7 @@ def row_names(arch: str) -> dict[float, str]:
     a gate above or below."""
     rows: dict[float, list[str]] = {0.0: []}
     for name, (dx, dy, _) in PLACES.get(arch, {}).items():
-        rows.setdefault(dy * DY, []).append(GATE_NAMES[name] + (" ◂" if dx < 0 else ""))
+        rows.setdefault(dy * DY, []).append(GATE_LABELS[name] + (" ◂" if dx < 0 else ""))
     return {y: " ".join(names + (["h_t"] if y == 0 else [])) for y, names in sorted(rows.items())}
 
 
@@ -177,7 +170,7 @@ def fig44_figure(tokens: list[str], sensitivity: np.ndarray, glyphs: list[Glyph]
             x=[g.x for g in mine], y=[g.y for g in mine], mode="text", text=[g.glyph for g in mine],
             textfont=dict(size=GLYPH_PX, color="#999999" if name in constant else "black"),
             name=f"{name} ({side})", showlegend=False,
-            customdata=[[notes.get(name, GATE_NAMES[name]), round(g.value, 3)] for g in mine],
+            customdata=[[notes.get(name, GATE_LABELS[name]), round(g.value, 3)] for g in mine],
             hovertemplate="step %{x:.0f}: %{customdata[0]} = %{customdata[1]}<extra></extra>"))
     lines = [_glyph_key(thresholds) if places else "no gates", "circle: h_t, black where it depends most on x_source"]
     lines = [" · ".join(lines)]
@@ -217,7 +210,7 @@ def saturation_fractions(values: np.ndarray, closed_below: float = 0.1, open_abo
 
 def _panel_titles(gates: list[str], notes: dict[str, str] | None) -> list[str]:
     """One title per gate panel; a gate with a note is marked † and the note goes in the subtitle."""
-    return [GATE_NAMES[g] + (" †" if g in (notes or {}) else "") for g in gates]
+    return [GATE_LABELS[g] + (" †" if g in (notes or {}) else "") for g in gates]
 
 
 def _title(title: str, gates: list[str], notes: dict[str, str] | None) -> dict:

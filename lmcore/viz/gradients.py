@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .gates import FIGURE_PX, FONT_PX, NODE_PX, token_spacing_px, token_ticks
-from .style import MARGIN, plain, run_colour
+from lmcore.viz.gates import FIGURE_PX, FONT_PX, NODE_PX, token_spacing_px, token_ticks
+from lmcore.viz.style import MARGIN, plain, run_colour
 
 ROW_AXIS_PX = 90  # left margin of Fig. 4.1: the row names ("outputs y")
 

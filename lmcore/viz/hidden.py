@@ -7,9 +7,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..corpus.tokenize import EOS
-from ..inspect.hidden import ColourRange
-from .style import DIVERGING, MARGIN, plain, readable_number
+from lmcore.corpus.tokenize import EOS
+from lmcore.viz.colour import ColourRange
+from lmcore.viz.style import DIVERGING, MARGIN, plain, readable_number
 
 SEQUENTIAL = "Reds"  # for a quantity that starts at 0 (σ, ReLU): white at 0, the red of DIVERGING's top end
 WINDOW = 80  # tokens drawn at once: every label stays legible at 1440 px (about 10 px a column); slide for more

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import MARGIN, fit_y_axis, plain, run_colour
+from lmcore.viz.style import MARGIN, fit_y_axis, plain, run_colour
 
 
 def _colour(name: str, i: int, run_keys: dict[str, str] | None) -> str:

@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..corpus.tokenize import EOS
-from .style import MARGIN, PALETTE, plain
+from lmcore.corpus.tokenize import EOS
+from lmcore.viz.style import MARGIN, PALETTE, plain
 
 HIGHLIGHT = PALETTE[0]   # the chosen position and the actual next token
 BAR = "#9ecae1"

@@ -1,12 +1,12 @@
 """Figures of a sweep in the style of Greff et al. (2016): perplexity per model across seeds (box with every
 run as a point), the change from a reference model with its spread, and parameters against perplexity.
-Inputs are the tables of lmcore.reports (sweep_table, change_from_reference)."""
+Inputs are the tables of lmcore.runs.reports (sweep_table, change_from_reference)."""
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import MARGIN, plain, run_colour
+from lmcore.viz.style import MARGIN, plain, run_colour
 
 
 def _done(table: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -5,8 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import faded, fit_y_axis, outlier_ceiling, plain, run_colour
-
+from lmcore.viz.style import faded, fit_y_axis, outlier_ceiling, plain, run_colour
 
 ZIPF_POINTS = 2000  # ranks drawn: evenly spaced on the log axis beyond this, so a big vocabulary stays light
 

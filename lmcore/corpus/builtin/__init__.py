@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .agreement import AGREEMENT_DEFAULT, AgreementPair, generate_agreement
-from .python_docs import python_docs_text
+from lmcore.corpus.builtin.agreement import AGREEMENT_DEFAULT, AgreementPair, generate_agreement
+from lmcore.corpus.builtin.python_docs import python_docs_text
 
 __all__ = [
     "AGREEMENT_DEFAULT",

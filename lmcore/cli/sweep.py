@@ -1,20 +1,21 @@
 """python -m lmcore sweep … | sweep --resume ID | sweeps [ID]: grids of runs through the job queue."""
 from __future__ import annotations
 
-import argparse
 import sys
 
-from .cells import GRU_CONVENTIONS, LSTM_VARIANTS
-from .config import OPTIMIZERS, RunConfig, TrainConfig
-from .model import ARCHS, ModelConfig
+from lmcore.cli.common import add_corpus_flags, corpus_spec, json_line
+from lmcore.limits import load_limits
+from lmcore.nn.architectures import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params
+from lmcore.runs import service, sweeps
+from lmcore.runs.reports import change_from_reference, sweep_summary, sweep_table
+from lmcore.runs.store import RunStore
+from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
 
 
-def add_sweep_parsers(command) -> None:
-    """Register `sweep` and `sweeps` with the CLI's subcommand factory (cli.build_parser's `command`)."""
-    from .cli import _add_corpus_flags
+def add_parsers(command) -> None:
     m, t = ModelConfig(), TrainConfig()
     p = command("sweep", help="train a grid (architectures × LSTM variants × sizes × lr × seeds) through the queue")
-    _add_corpus_flags(p)
+    add_corpus_flags(p)
     p.add_argument("--resume", metavar="SWEEP", type=int, default=None,
                    help="queue again the runs of a sweep that did not finish (stopped, interrupted, failed); "
                         "finished ones are kept. Only --wait and --json apply with it")
@@ -53,26 +54,19 @@ def add_sweep_parsers(command) -> None:
 
 
 def _spec(a):
-    from .cli import _corpus_spec
-    from .runs.sweeps import SweepSpec
     lr = a.lr or [20.0 if a.optimizer == "sgd" else 0.002]
     base = RunConfig(
-        corpus=_corpus_spec(a),
+        corpus=corpus_spec(a),
         model=ModelConfig(activation=a.activation, emb=a.emb or a.hidden[0], layers=a.layers, dropout=a.dropout,
                           backend=a.backend),
         train=TrainConfig(bptt=a.bptt, batch=a.batch, optimizer=a.optimizer, lr=lr[0], clip=a.clip, epochs=a.epochs,
                           max_steps=a.max_steps, time_budget=a.time_budget, eval_every=a.eval_every,
                           device=a.device, threads=a.threads))
-    return SweepSpec(base=base, archs=a.arch, variants=a.variants, gru_conventions=a.gru_conventions,
+    return sweeps.SweepSpec(base=base, archs=a.arch, variants=a.variants, gru_conventions=a.gru_conventions,
                      hidden=a.hidden, lr=lr, seeds=a.seeds, emb_equals_hidden=a.emb is None, name=a.name)
 
 
 def cmd_sweep(a) -> int:
-    from .cli import json_line
-    from .limits import load_limits
-    from .presets import count_params
-    from .runs import service, sweeps
-    from .runs.store import RunStore
     store = RunStore(a.home)
     if a.resume is not None:
         queued = sweeps.resume_sweep(store, a.resume)
@@ -119,16 +113,12 @@ def cmd_sweep(a) -> int:
 
 
 def cmd_sweeps(a) -> int:
-    from .cli import json_line
-    from .runs import sweeps
-    from .runs.store import RunStore
     store = RunStore(a.home)
     metric = "test ppl" if a.metric == "test" else "best valid ppl"
     if a.sweep_id is not None:
         if store.get_sweep(a.sweep_id) is None:
             raise ValueError(f"no sweep {a.sweep_id} in {store.home}")
         if a.json:
-            from .reports import sweep_table
             for row in sweep_table(sweeps.sweep_runs(store, a.sweep_id)).to_dict("records"):
                 print(json_line(row))
             return 0
@@ -150,9 +140,7 @@ def cmd_sweeps(a) -> int:
 
 
 def _print_results(store, sweep_id: int, metric: str, reference: str) -> None:
-    from .reports import change_from_reference, sweep_summary, sweep_table
-    from .runs.sweeps import sweep_runs
-    table = sweep_table(sweep_runs(store, sweep_id))
+    table = sweep_table(sweeps.sweep_runs(store, sweep_id))
     summary = sweep_summary(table, metric)
     if summary.empty:
         print("no finished runs yet")
@@ -164,3 +152,6 @@ def _print_results(store, sweep_id: int, metric: str, reference: str) -> None:
               .merge(change[["model", "setting", f"mean Δ {metric}", f"std Δ {metric}"]],
                      on=["model", "setting"], how="left"))
     print(merged.round(2).to_string(index=False))
+
+
+COMMANDS = {"sweep": cmd_sweep, "sweeps": cmd_sweeps}

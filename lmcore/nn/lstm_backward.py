@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from . import native
+from lmcore.nn import native
 
 if TYPE_CHECKING:
-    from .cells import LSTMVariant
+    from lmcore.nn.architectures import LSTMVariant
 
 
 def run_lstm_layer(variant: LSTMVariant, xp: Tensor, state: tuple[Tensor, ...], w_hh: Tensor,
@@ -82,7 +82,7 @@ def _product(a: Tensor | None, b: Tensor | None) -> Tensor | None:
 
 
 def _native_steps(variant: LSTMVariant, xp: Tensor):
-    """lmcore.native's C++ time loop where it applies (all four blocks, both tanh, on the CPU), else None."""
+    """lmcore.nn.native's C++ time loop where it applies (all four blocks, both tanh, on the CPU), else None."""
     if (xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64) or variant.gates != "ifo"
             or variant.coupled or not (variant.input_activation and variant.output_activation)
             or (variant.gate_recurrence and not variant.peepholes)):

@@ -4,7 +4,7 @@ lr, forward, divergence check, backward, clip, step, log, evaluate/checkpoint, s
 Device work stays on the device: the loss of each step is kept there, and its finiteness (divergence)
 and the running mean are read back every LOSS_CHECK_EVERY steps and before every evaluation, one copy for
 many steps (on the CPU, where a read costs nothing, every step, before backward as it always was).
-With `dist_info` (lmcore.distributed, torchrun) the model runs under DistributedDataParallel on this
+With `dist_info` (lmcore.training.distributed, torchrun) the model runs under DistributedDataParallel on this
 rank's block of streams; rank 0 alone writes checkpoints and reports to the hooks.
 
 Resuming: every `last.pt` holds, besides the weights, the training state at that point (the
@@ -25,14 +25,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_payload, read_payload, save_checkpoint
-from .config import RunConfig
-from .corpus.batching import batchify, bptt_chunks, n_chunks
-from .corpus.dataset import Corpus, load_corpus
-from .corpus.reading import CorpusError
-from .device import resolve_device
-from .distributed import SINGLE, DistInfo, all_mean_and_flag, check_batch, gather_columns, rank_device, shard_columns
-from .model import RNNLM, detach_hidden
+from lmcore.corpus.batching import batchify, bptt_chunks, n_chunks
+from lmcore.corpus.dataset import Corpus
+from lmcore.corpus.loading import load_corpus
+from lmcore.corpus.reading import CorpusError
+from lmcore.nn.model import RNNLM, detach_hidden
+from lmcore.training.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    model_from_payload,
+    read_payload,
+    save_checkpoint,
+)
+from lmcore.training.config import RunConfig
+from lmcore.training.device import resolve_device
+from lmcore.training.distributed import (
+    SINGLE,
+    DistInfo,
+    all_mean_and_flag,
+    check_batch,
+    gather_columns,
+    rank_device,
+    shard_columns,
+)
 
 EVAL_BATCH = 10
 LOSS_CHECK_EVERY = 25  # steps between reads of the losses kept on a GPU (divergence check, running mean)
@@ -153,7 +168,7 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
           resume_from: Path | None = None, dist_info: DistInfo | None = None) -> TrainResult:
     """Train cfg's model on its corpus, checkpointing into run_dir; or carry on from `resume_from`.
 
-    dist_info: this process's rank in a torch.distributed group (lmcore.distributed.setup); None: alone."""
+    dist_info: this process's rank in a torch.distributed group (lmcore.training.distributed.setup); None: alone."""
     info = dist_info or SINGLE
     hooks = hooks if hooks is not None and info.main else TrainHooks()  # rank 0 alone reports
     t_cfg = cfg.train

@@ -8,8 +8,7 @@ matrix, extra.R_l0, acting on a_{t-1} = [i_{t-1}; f_{t-1}; o_{t-1}]).
 """
 from __future__ import annotations
 
-from .cells import LSTM_VARIANTS
-from .model import ModelConfig
+from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig
 
 OUTPUT = r"y_t = \mathrm{softmax}(W h_t + b_2), \qquad P(x_{t+1} \mid x_1, \dots, x_t) = y_t"
 ACTIVATION_TEX = {"sigmoid": r"\sigma", "tanh": r"\tanh", "relu": r"\mathrm{relu}"}

@@ -1,15 +1,31 @@
 """`python -m lmcore inspect trace|decay|saliency|agreement|context`: the numbers the pages draw, as JSON."""
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
-from .corpus.tokenize import tokenize_line
+from lmcore.cli.common import checkpoint_path, json_line, whole_at_least
+from lmcore.corpus.dataset import tokenized_splits
+from lmcore.corpus.loading import load_corpus
+from lmcore.corpus.reading import read_text_file
+from lmcore.corpus.tokenize import tokenize_line
+from lmcore.inspect.gradients import input_saliency, jacobian_decay, loss_gradient_decay
+from lmcore.inspect.memory import (
+    accuracy_by_distance,
+    agreement_items,
+    context_perplexity,
+    lm_margins,
+    ngram_context_perplexity,
+    ngram_margins,
+    parse_probe_tsv,
+    usable,
+)
+from lmcore.inspect.trace import gate_means, trace
+from lmcore.ngram import KneserNeyLM
+from lmcore.training.checkpoints import load_checkpoint
 
 
-def add_inspect_parser(p: argparse.ArgumentParser, home: argparse.ArgumentParser) -> None:
-    from .cli import whole_at_least
+def add_parsers(command, home) -> None:
+    p = command("inspect", help="look inside a trained model")
     sub = p.add_subparsers(dest="inspect_command", required=True)
 
     def command(name, help):
@@ -38,11 +54,9 @@ def add_inspect_parser(p: argparse.ArgumentParser, home: argparse.ArgumentParser
     q.add_argument("--order", type=int, default=3)
 
 
-def run_inspect(a) -> int:
-    from .checkpoint import load_checkpoint
-    from .cli import checkpoint_path, json_line
+def cmd_inspect(a) -> int:
     model, cfg, vocab, meta = load_checkpoint(checkpoint_path(a.run))
-    records = COMMANDS[a.inspect_command](a, model, cfg, vocab)
+    records = INSPECTIONS[a.inspect_command](a, model, cfg, vocab)
     for record in records:
         print(json_line(record) if a.json else "  ".join(f"{k} {_short(v)}" for k, v in record.items()))
     return 0
@@ -60,7 +74,6 @@ def _tokens(a, cfg) -> list[str]:
 
 
 def _trace(a, model, cfg, vocab):
-    from .inspect.trace import gate_means, trace
     tokens = _tokens(a, cfg)
     tr = trace(model, vocab.encode(tokens), vocab, top_k=a.top_k)
     means = gate_means(tr)
@@ -73,12 +86,10 @@ def _trace(a, model, cfg, vocab):
 
 
 def _validation_ids(cfg, vocab):
-    from .corpus.dataset import tokenized_splits
     return vocab.encode(tokenized_splits(cfg.corpus)[0]["valid"])
 
 
 def _decay(a, model, cfg, vocab):
-    from .inspect.gradients import jacobian_decay, loss_gradient_decay
     ids = vocab.encode(_tokens(a, cfg)) if a.text else _validation_ids(cfg, vocab)[:5000]
     loss = loss_gradient_decay(model, ids, K=a.K, positions=a.positions, layer=a.layer)
     jac = jacobian_decay(model, ids, K=a.K, positions=min(a.positions, 8), layer=a.layer)
@@ -88,7 +99,6 @@ def _decay(a, model, cfg, vocab):
 
 
 def _saliency(a, model, cfg, vocab):
-    from .inspect.gradients import input_saliency
     tokens = _tokens(a, cfg)
     position = len(tokens) - 1 if a.position is None else a.position
     sal = input_saliency(model, vocab.encode(tokens), position)
@@ -97,10 +107,6 @@ def _saliency(a, model, cfg, vocab):
 
 
 def _agreement(a, model, cfg, vocab):
-    from .corpus.dataset import load_corpus
-    from .inspect.memory import accuracy_by_distance, agreement_items, lm_margins, ngram_margins, parse_probe_tsv, usable
-    from .ngram import KneserNeyLM
-    from .corpus.reading import read_text_file
     pairs_text = read_text_file(a.pairs, max_bytes=16 * 2**20) if a.pairs else None  # refuses FIFOs, devices, binary
     items = parse_probe_tsv(pairs_text) if a.pairs else agreement_items()
     kept = usable(items, vocab)
@@ -114,9 +120,6 @@ def _agreement(a, model, cfg, vocab):
 
 
 def _context(a, model, cfg, vocab):
-    from .corpus.dataset import load_corpus
-    from .inspect.memory import context_perplexity, ngram_context_perplexity
-    from .ngram import KneserNeyLM
     corpus = load_corpus(cfg.corpus)
     ids = vocab.encode(corpus.vocab.decode(corpus.valid))
     table = context_perplexity(model, ids, max_targets=a.max_targets)
@@ -126,4 +129,5 @@ def _context(a, model, cfg, vocab):
         yield {**row, f"ngram{a.order}_ppl": baseline}
 
 
-COMMANDS = {"trace": _trace, "decay": _decay, "saliency": _saliency, "agreement": _agreement, "context": _context}
+INSPECTIONS = {"trace": _trace, "decay": _decay, "saliency": _saliency, "agreement": _agreement, "context": _context}
+COMMANDS = {"inspect": cmd_inspect}

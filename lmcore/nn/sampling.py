@@ -5,8 +5,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .config import MAX_SEED, check_finite, check_whole
-from .model import RNNLM
+from lmcore.nn.model import RNNLM
+from lmcore.values import MAX_SEED, check_finite, check_whole
 
 
 def check_sampling(n: int, temperature: float, top_k: int, seed: int) -> None:

@@ -7,9 +7,9 @@ import time
 
 import pandas as pd
 
-from .baseline import cached_baseline
-from .config import RunConfig
-from .runs.catalog import corpus_name
+from lmcore.ngram import cached_baseline
+from lmcore.runs.catalog import corpus_name
+from lmcore.training.config import RunConfig
 
 COMPARE_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
                    "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status", "corpus")

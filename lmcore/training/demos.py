@@ -9,12 +9,12 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import RunConfig, TrainConfig
-from .corpus.dataset import CorpusSpec
-from .model import ModelConfig
-from .runs.catalog import DEMO_DIR
-from .train import train
+from lmcore.corpus.dataset import CorpusSpec
+from lmcore.nn.architectures import ModelConfig
+from lmcore.paths import DEMO_DIR
+from lmcore.training.checkpoints import load_checkpoint, save_checkpoint
+from lmcore.training.config import RunConfig, TrainConfig
+from lmcore.training.trainer import train
 
 SMALL = ModelConfig(emb=64, hidden=64, layers=1, dropout=0.1, tied=True)
 # The agreement recipe: the smallest budget found where an LSTM learns long-range agreement on the CPU in

@@ -6,30 +6,18 @@ import numbers
 import re
 from dataclasses import asdict, dataclass, field, fields
 
-from .corpus.dataset import CorpusSpec
-from .model import ModelConfig
+from lmcore.corpus.dataset import CorpusSpec
+from lmcore.nn.architectures import ModelConfig
+from lmcore.values import MAX_SEED, check_finite, check_whole
 
 OPTIMIZERS = ("sgd", "adam")
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}  # an optimizer chosen without an lr gets this one
-MAX_SEED = 2**32 - 1  # numpy's and CUDA's generators take no more; torch.manual_seed fails from 2**64
 # A fixed bound, the same on every machine that checks a stored config (app, queue, Ray node): far above what an
 # RNN's small matrices gain from, far below the thousands of threads that crashed (5000 killed, 100000 segfault).
 MAX_THREADS = 256
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
 INT_FIELDS = ("bptt", "batch", "epochs", "max_steps", "eval_every", "seed", "threads")
 FLOAT_FIELDS = ("lr", "clip", "time_budget", "lr_decay")
-
-
-def check_whole(name: str, value) -> None:
-    """A whole number: bool (a JSON true) and floats are refused, so a crafted config cannot slip them in."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be a whole number, not {value!r}")
-
-
-def check_finite(name: str, value) -> None:
-    """A real, finite number: NaN slips through every comparison (nan < 0 is False) and inf means no bound."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, not {value!r}")
 
 
 def check_threads(threads) -> None:

@@ -1,8 +1,11 @@
-"""The data folder: where the run store, uploads, the corpus cache and lmcore.toml live."""
+"""Where things live: the data folder (the run store, uploads, the corpus cache, lmcore.toml) and the demo
+runs shipped with the code."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demos"
 
 
 def default_home() -> Path:

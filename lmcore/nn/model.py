@@ -10,99 +10,13 @@ same names in `StackedWeights`, without the dropped gate's rows; and the paramet
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cells import GRU_CONVENTIONS, LSTM_VARIANTS, compile_wanted, compiled_step, make_cell, run_layer
-
-ARCHS = {
-    "elman": "Elman RNN, h = f(V x + U h + b1); f = σ (the lecture), tanh or relu",
-    "irnn": "ReLU RNN with U initialised to the identity, zero biases (Le et al. 2015)",
-    "lstm": "Long short-term memory (Hochreiter & Schmidhuber 1997; PyTorch gates i, f, g, o; variants of Greff et al. 2016)",
-    "gru": "Gated recurrent unit (Cho et al. 2014; PyTorch's convention or Cho's)",
-}
-ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
-BACKENDS = ("auto", "fused", "cells")
-
-
-@dataclass
-class ModelConfig:
-    arch: str = "lstm"
-    activation: str = "sigmoid"  # Elman only; IRNN is always relu
-    bias: bool = True            # False drops b1 and b2, as in the coursework
-    emb: int = 200
-    hidden: int = 200
-    layers: int = 2
-    dropout: float = 0.2         # on embeddings, between layers and before W
-    tied: bool = False           # W shares the embedding matrix (needs emb == hidden)
-    backend: str = "auto"        # auto: fused where PyTorch has it, cells otherwise
-    vocab_size: int = 0
-    variant: str = "vanilla"     # LSTM only: one of cells.LSTM_VARIANTS (vanilla = PyTorch's LSTM)
-    gru_convention: str = "pytorch"  # GRU only: where the reset gate acts, "pytorch" or "cho"
-
-    def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
-        if self.activation not in ACTIVATION_NAMES:
-            raise ValueError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATION_NAMES)}")
-        if self.variant not in LSTM_VARIANTS:
-            raise ValueError(f"unknown LSTM variant {self.variant!r}; choose one of {', '.join(LSTM_VARIANTS)}")
-        if self.variant != "vanilla" and self.arch != "lstm":
-            raise ValueError(f"variant {self.variant!r} is an LSTM variant; the {self.arch} has none")
-        if self.gru_convention not in GRU_CONVENTIONS:
-            raise ValueError(f"unknown GRU convention {self.gru_convention!r}; choose one of {', '.join(GRU_CONVENTIONS)}")
-        if self.gru_convention != "pytorch" and self.arch != "gru":
-            raise ValueError(f"the GRU convention {self.gru_convention!r} applies to the GRU only")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        from .config import check_finite, check_whole  # config imports this module
-        for name in ("emb", "hidden", "layers", "vocab_size"):
-            check_whole(name, getattr(self, name))
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        check_finite("dropout", self.dropout)
-        for name in ("bias", "tied"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("dropout must be in [0, 1)")
-        if self.tied and self.emb != self.hidden:
-            raise ValueError(f"tied weights need emb == hidden (got {self.emb} and {self.hidden})")
-        if self.backend == "fused" and not self.fusable:
-            what = {"elman": "a sigmoid Elman RNN", "lstm": f"the LSTM variant {self.variant_label}",
-                    "gru": "Cho's GRU"}[self.arch]
-            raise ValueError(f"PyTorch has no fused module for {what}; use backend cells or auto")
-
-    @property
-    def fusable(self) -> bool:
-        if self.arch == "lstm":
-            return LSTM_VARIANTS[self.variant].pytorch_equivalent
-        if self.arch == "gru":
-            return self.gru_convention == "pytorch"
-        return not (self.arch == "elman" and self.activation == "sigmoid")
-
-    @property
-    def variant_label(self) -> str:
-        """"" for PyTorch's LSTM and GRU (the defaults), else the variant's name: "NIG", "peephole", "Cho"."""
-        if self.arch == "lstm" and self.variant != "vanilla":
-            return LSTM_VARIANTS[self.variant].name
-        return "Cho" if self.arch == "gru" and self.gru_convention == "cho" else ""
-
-    @property
-    def constant_gates(self) -> tuple[str, ...]:
-        """Gates this model does not have, reported (and drawn) as the constant 1: permanently open."""
-        return LSTM_VARIANTS[self.variant].constant if self.arch == "lstm" else ()
-
-    @property
-    def uses_fused(self) -> bool:
-        return self.backend != "cells" and self.fusable
-
-    @property
-    def cell_activation(self) -> str:
-        return "relu" if self.arch == "irnn" else self.activation
+from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig
+from lmcore.nn.cells import make_cell
+from lmcore.nn.unroll import compile_wanted, compiled_step, run_layer
 
 
 class StackedWeights(nn.Module):

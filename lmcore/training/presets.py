@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .cells import LSTM_VARIANTS
-from .config import DEFAULT_LR, RunConfig, TrainConfig
-from .corpus.dataset import CorpusSpec
-from .model import ModelConfig
+from lmcore.corpus.dataset import CorpusSpec
+from lmcore.nn.architectures import ModelConfig, hidden_for_budget
+from lmcore.training.config import DEFAULT_LR, RunConfig, TrainConfig
 
 # The default lineup's recipe, chosen by measurement over three seeds (benchmarks/bench_lecture_claims.py):
 # on the built-in python-docs corpus (44k training words) Adam reaches in 16 epochs what SGD at lr 20 does
@@ -61,42 +60,6 @@ RECIPE_NOTE = ("Every preset (python-docs and your own text): Adam lr 0.003, gra
                "Chosen so the three default runs end in about 3 minutes on 2 cores and show the lecture's claims on "
                "three seeds out of three; the lecture's plain SGD (lr 20, Advanced) needs many more epochs here.")
 
-GATE_BLOCKS = {"elman": 1, "irnn": 1, "gru": 3, "lstm": 4}  # weight blocks per layer: V and U each hold this many
-
-
-def count_params(cfg: ModelConfig, vocab_size: int | None = None) -> int:
-    """Parameters of RNNLM(cfg) in closed form (equal to model.num_params(); a test checks).
-
-    LSTM variants: a removed gate (NIG, NFG, NOG) or a coupled one (CIFG) has no block in V, U, b;
-    peepholes add H per gate that has one; FGR adds R, (3H)² per layer."""
-    v = vocab_size or cfg.vocab_size
-    H = cfg.hidden
-    variant = LSTM_VARIANTS[cfg.variant] if cfg.arch == "lstm" else None
-    g = len(variant.blocks) if variant else GATE_BLOCKS[cfg.arch]
-    total = v * cfg.emb  # embedding
-    for layer in range(cfg.layers):
-        inputs = cfg.emb if layer == 0 else H
-        total += g * H * (inputs + H + (2 if cfg.bias else 0))  # V, U, b_ih, b_hh
-        if variant:
-            total += len(variant.peephole_gates) * H + (9 * H * H if variant.gate_recurrence else 0)  # p_*, R
-    total += (0 if cfg.tied else H * v) + (v if cfg.bias else 0)  # W, b2
-    return total
-
-
-def hidden_for_budget(cfg: ModelConfig, target_params: int, vocab_size: int) -> int:
-    """The hidden size whose parameter count is closest to target_params, the rest of cfg kept.
-
-    A tied model keeps emb == hidden, so both move together.
-    """
-    def params(h: int) -> int:
-        return count_params(replace(cfg, hidden=h, emb=h if cfg.tied else cfg.emb), vocab_size)
-    lo, hi = 1, 4096
-    while lo < hi:  # parameters grow with h: find the first h at or above the target
-        mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if params(mid) < target_params else (lo, mid)
-    return min((max(1, lo - 1), lo), key=lambda h: abs(params(h) - target_params))
-
-
 AGREEMENT_NOTE = ("On the agreement corpus every preset takes its recipe: 1×128 units, embedding 64, no dropout, "
                   "W untied, Adam lr 0.01, batch 16 × τ 100, 12 epochs: a subject and its verb must fall in one "
                   "chunk for the gated models to learn to carry the subject's number.")
@@ -124,7 +87,7 @@ def run_config(preset_name: str | None, corpus: CorpusSpec, *, model: dict | Non
     optimizer's default lr; a tied model without an embedding size takes emb = hidden.
     vocab_size: needed for match_params (the hidden size whose parameter count is closest to it).
     train_tokens: given (the page), and no eval_every, the run gets live evaluations for its curves; they
-    change nothing else (lmcore.train)."""
+    change nothing else (lmcore.training.trainer)."""
     base_model, base_train = preset(preset_name, corpus) if preset_name else (ModelConfig(), TrainConfig())
     model, train = dict(model or {}), dict(train or {})
     if "optimizer" in train and "lr" not in train and train["optimizer"] != base_train.optimizer:

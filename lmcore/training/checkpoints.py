@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig
-from .corpus.vocab import Vocab
-from .limits import LimitError, Limits, check_model
-from .model import RNNLM
+from lmcore.corpus.vocab import Vocab
+from lmcore.limits import LimitError, Limits, check_model
+from lmcore.nn.model import RNNLM
+from lmcore.training.config import RunConfig
 
 FORMAT_VERSION = 1
 
@@ -119,7 +119,7 @@ def model_from_payload(payload: dict, path: Path, device: str | torch.device = "
 
 def _checked_config(payload: dict, path: Path, limits: Limits | None) -> RunConfig:
     """The stored config, every field valid and its sizes those of the tensors the file holds."""
-    from .presets import count_params
+    from lmcore.nn.architectures import count_params
     tensors = payload["state_dict"]
     try:
         cfg = RunConfig.from_dict(payload["config"])

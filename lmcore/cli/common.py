@@ -1,0 +1,79 @@
+"""What every command group of the CLI shares: the corpus flags, argparse types, strict JSON lines, and
+finding a run or a checkpoint from what a user typed."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from lmcore.corpus.dataset import BUILTIN_PREFIX, CorpusSpec
+from lmcore.corpus.tokenize import TOKENIZERS
+from lmcore.paths import DEMO_DIR
+from lmcore.runs.store import RunStore
+
+
+def add_corpus_flags(p: argparse.ArgumentParser) -> None:
+    d = CorpusSpec()
+    p.add_argument("--corpus", default=d.source, help="a .txt file, a folder with train/valid/test.txt, "
+                   "or builtin:agreement / builtin:python-docs (default %(default)s)")
+    p.add_argument("--tokenizer", choices=list(TOKENIZERS), default=d.tokenizer)
+    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=d.lowercase)
+    p.add_argument("--min-count", type=int, default=d.min_count)
+    p.add_argument("--max-vocab", type=int, default=d.max_vocab)
+
+
+def corpus_spec(a) -> CorpusSpec:
+    """The spec a run records: a file or folder by its absolute path, since job processes start elsewhere."""
+    keep = not a.corpus or a.corpus.startswith(BUILTIN_PREFIX)
+    source = a.corpus if keep else str(Path(a.corpus).expanduser().resolve())
+    return CorpusSpec(source, a.tokenizer, a.lowercase, a.min_count, a.max_vocab)
+
+
+def whole_at_least(lowest: int):
+    """An argparse type: a whole number of at least `lowest`, refused by argparse (one line, exit 2) otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, not {value}")
+        return value
+    parse.__name__ = f"whole number >= {lowest}"
+    return parse
+
+
+def json_line(record: dict) -> str:
+    """Strict JSON: an infinite or NaN perplexity (a diverged run) becomes null."""
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()})
+
+
+def checkpoint_path(path: str) -> Path:
+    """A .pt file, a run folder (its best.pt, else last.pt) or demo:NAME."""
+    if path.startswith("demo:"):
+        path = str(DEMO_DIR / f"{path[len('demo:'):]}.pt")
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (p / name).is_file():
+                return p / name
+        raise ValueError(f"{p}: no best.pt or last.pt in this folder")
+    if not p.is_file():
+        raise ValueError(f"{p}: no such checkpoint")
+    return p
+
+
+def find_run(store: RunStore, text: str) -> int:
+    """A run named by its id, or by its folder (the store's, or the --out folder it was trained into)."""
+    if text.strip().isdigit():
+        if store.get_run(int(text)) is None:
+            raise ValueError(f"no run {int(text)} in {store.home}")
+        return int(text)
+    folder = Path(text).expanduser().resolve()
+    for run in store.list_runs():
+        dirs = {store.run_dir(run["id"]).resolve()} | {Path(c["path"]).parent.resolve()
+                                                         for c in store.checkpoints(run["id"]).values()}
+        if folder in dirs:
+            return run["id"]
+    raise ValueError(f"{text}: no run in {store.home} has its checkpoints there; give a run id (python -m lmcore runs)")

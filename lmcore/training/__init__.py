@@ -1,0 +1,1 @@
+"""Training one run: its config, the presets, the truncated-BPTT trainer, checkpoints, devices and several processes."""
