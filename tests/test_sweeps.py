@@ -53,7 +53,7 @@ def test_grid_expansion_crosses_every_axis_and_applies_variants_to_their_archite
     assert all(c.model.emb == c.model.hidden for c in configs)
     assert all(c.train.max_steps == 20 and c.corpus.source == "builtin:agreement" for c in configs)
     names = [c.name for c in configs]
-    assert len(set(names)) == len(names) and "lstm-NFG 1×8 seed 2 lr 0.01" in names
+    assert len(set(names)) == len(names) and "LSTM-NFG 1×8 seed 2 lr 0.01" in names
     for cfg in configs:
         cfg.model.vocab_size = 10
         cfg.model.validate()
@@ -219,7 +219,7 @@ def test_sweep_cli_plans_a_grid_and_refuses_an_unknown_sweep(lmcore_home, capsys
     assert main(["sweep", "--corpus", "builtin:agreement", "--tokenizer", "word", "--variants", "vanilla", "NFG",
                  "--seeds", "1", "2", "3", "--hidden", "8", "--plan", "--json"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert len(lines) == 6 and lines[3]["name"] == "lstm-NFG 1×8 seed 1" and lines[3]["params"] < lines[0]["params"]
+    assert len(lines) == 6 and lines[3]["name"] == "LSTM-NFG 1×8 seed 1" and lines[3]["params"] < lines[0]["params"]
     assert main(["sweep", "--resume", "99"]) == 2
     assert "no sweep 99" in capsys.readouterr().err
     assert main(["sweeps"]) == 0

@@ -21,7 +21,8 @@ from lmcore.lecture.notation import equations, parameter_map
 from lmcore.nn.architectures import GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params, hidden_for_budget
 from lmcore.nn.model import RNNLM
 from lmcore.runs.jobs import StoreHooks
-from lmcore.runs.reports import architecture_label, lecture_table
+from lmcore.nn.architectures import model_name
+from lmcore.runs.reports import lecture_table
 from lmcore.runs.service import record_result
 from lmcore.runs.store import RunStore
 from lmcore.training.checkpoints import load_checkpoint, save_checkpoint
@@ -271,9 +272,11 @@ def test_old_config_without_variant_loads_as_pytorchs():
 
 def test_labels_equations_and_parameter_map_name_the_variant(tmp_path):
     nig = RunConfig(model=ModelConfig(arch="lstm", variant="nig", layers=2, hidden=200))
-    assert nig.label() == "lstm-NIG 2×200" and architecture_label(nig) == "LSTM (NIG)"
-    assert RunConfig(model=ModelConfig(arch="lstm")).label() == "lstm 2×200"
-    assert RunConfig(model=ModelConfig(arch="gru", gru_convention="cho", layers=1)).label() == "gru-Cho 1×200"
+    assert nig.label() == "LSTM-NIG 2×200" and model_name(nig.model) == "LSTM-NIG"
+    assert RunConfig(model=ModelConfig(arch="lstm")).label() == "LSTM 2×200"
+    assert RunConfig(model=ModelConfig(arch="gru", gru_convention="cho", layers=1)).label() == "GRU-Cho 1×200"
+    assert [model_name(ModelConfig(arch="elman", activation=a)) for a in ("sigmoid", "tanh", "relu")] == \
+        ["σ-RNN", "tanh-RNN", "ReLU-RNN"]
     runs = [stored_run(tmp_path, nig, params=1, test_ppl=90.0, best_valid_ppl=95.0)]
     assert lecture_table(runs)["method"][0] == "LSTM-NIG (2 layers, 200 units)"
 

@@ -7,10 +7,10 @@ import streamlit as st
 
 import appstate
 from lmcore.corpus.reading import CorpusError
-from lmcore.nn.architectures import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params
+from lmcore.nn.architectures import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params, model_name
 from lmcore.runs import service, sweeps
 from lmcore.runs.catalog import corpus_name
-from lmcore.runs.reports import BLOWN_UP, change_from_reference, sweep_model_label, sweep_summary, sweep_table
+from lmcore.runs.reports import BLOWN_UP, change_from_reference, sweep_summary, sweep_table
 from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure
 
@@ -135,7 +135,7 @@ def start_row(grid: sweeps.SweepSpec, configs: list[RunConfig]) -> None:
     except CorpusError as err:
         st.error(appstate.md(err))
         return
-    sizes = sorted({(f"{sweep_model_label(c)} {c.model.layers}×{c.model.hidden}",
+    sizes = sorted({(model_name(c.model, size=True),
                      count_params(c.model, len(corpus.vocab))) for c in configs}, key=lambda x: x[1])
     runs = f"{len(configs)} run{'s' if len(configs) > 1 else ''}"
     st.caption(f"**{runs}**, at most {limits.max_parallel_jobs} at a time · parameters: "

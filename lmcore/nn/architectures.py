@@ -42,6 +42,7 @@ LSTM_GATES = ("i", "f", "o")  # the LSTM's sigmoid gates; g is the candidate ("b
 SIGMOID_GATES = LSTM_GATES + ("r", "z")
 # The lecture's names for the architectures (its table calls the Elman network "RNN").
 ARCH_NAMES = {"elman": "RNN", "irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}
+ACTIVATION_SYMBOLS = {"sigmoid": "σ", "tanh": "tanh", "relu": "ReLU"}
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,17 @@ class ModelConfig:
     @property
     def cell_activation(self) -> str:
         return "relu" if self.arch == "irnn" else self.activation
+
+
+def model_name(m: ModelConfig, size: bool = False) -> str:
+    """The one name of a model, in every table, legend, page and run name: the lecture's name for the
+    architecture, the Elman RNN's activation, the LSTM variant or GRU convention; with size, layers × units.
+    "σ-RNN", "tanh-RNN", "IRNN", "LSTM", "LSTM-NIG", "GRU-Cho"; "LSTM 2×200"."""
+    if m.arch == "elman":
+        name = f"{ACTIVATION_SYMBOLS[m.activation]}-RNN"
+    else:
+        name = ARCH_NAMES[m.arch] + (f"-{m.variant_label}" if m.variant_label else "")
+    return f"{name} {m.layers}×{m.hidden}" if size else name
 
 
 GATE_BLOCKS = {"elman": 1, "irnn": 1, "gru": 3, "lstm": 4}  # weight blocks per layer: V and U each hold this many

@@ -17,7 +17,7 @@ class RunRef:
     checkpoint: Path
     arch: str
     corpus: str
-    name: str = ""     # the label without its status: "#12 lstm 1×200"
+    name: str = ""     # the label without its status: "#12 LSTM 1×200"
     status: str = ""   # the store's status; "" for a demo
 
     @property
@@ -44,7 +44,7 @@ def demo_runs(demo_dir: Path = DEMO_DIR) -> list[RunRef]:
     refs = []
     for path in sorted(Path(demo_dir).glob("*.pt")):
         cfg = read_config(path)
-        label = replace(cfg, name="").label()  # architecture and size, e.g. "lstm 1×128"
+        label = replace(cfg, name="").label()  # architecture and size, e.g. "LSTM 1×128"
         refs.append(RunRef(f"demo:{path.stem}", f"demo · {label} · {cfg.corpus.source.split(':')[-1]}",
                            path, cfg.model.arch, cfg.corpus.source))
     return refs

@@ -9,22 +9,10 @@ import pandas as pd
 
 from lmcore.ngram import cached_baseline
 from lmcore.runs.catalog import corpus_name
-from lmcore.training.config import RunConfig
+from lmcore.nn.architectures import model_name
 
 COMPARE_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
                    "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status", "corpus")
-
-
-# The lecture's names for the architectures (its table calls the Elman network "RNN").
-ARCH_NAMES = {"elman": "RNN", "irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}
-
-
-def architecture_label(cfg: RunConfig) -> str:
-    m = cfg.model
-    if m.arch == "elman":
-        return f"Elman ({'σ' if m.activation == 'sigmoid' else m.activation}{'' if m.bias else ', no bias'})"
-    name = ARCH_NAMES[m.arch]
-    return f"{name} ({m.variant_label})" if m.variant_label else name
 
 
 def run_summary(run: dict) -> str:
@@ -36,7 +24,7 @@ def run_summary(run: dict) -> str:
                                    "" if m.bias else "no bias") if x)
     clip = f"clip {t.clip:g}" if t.clip else "no clipping"
     return "\n".join([
-        f"model: {architecture_label(cfg)} · {m.layers} layer{'s' if m.layers > 1 else ''} × {m.hidden} units · "
+        f"model: {model_name(m)} · {m.layers} layer{'s' if m.layers > 1 else ''} × {m.hidden} units · "
         f"embedding {m.emb}{params}" + (f" ({extras})" if extras else ""),
         f"training: {t.optimizer} lr {t.lr:g} (÷ {t.lr_decay:g} on a plateau) · {clip} · τ {t.bptt} · "
         f"batch {t.batch} · {t.epochs} epoch{'s' if t.epochs > 1 else ''} · seed {t.seed}",
@@ -100,7 +88,7 @@ def compare_table(runs: list[dict], metrics: pd.DataFrame | None = None) -> pd.D
     for run in runs:
         cfg = run.cfg
         ended = run["finished_at"] or time.time()
-        rows.append({"run": run["id"], "name": cfg.label(), "architecture": architecture_label(cfg),
+        rows.append({"run": run["id"], "name": cfg.label(), "architecture": model_name(cfg.model),
                      "layers": cfg.model.layers, "units": cfg.model.hidden, "parameters": run["params"],
                      "best valid ppl": _believable(run, "best_valid_ppl"), "test ppl": _believable(run, "test_ppl"),
                      "optimizer": cfg.train.optimizer, "lr": cfg.train.lr, "final lr": lr_now.get(run["id"]),
@@ -140,11 +128,7 @@ def lecture_table(runs: list[dict], baseline: pd.DataFrame | None = None) -> pd.
     for run in runs:
         cfg = run.cfg
         m = cfg.model
-        name = ARCH_NAMES[m.arch]
-        name += f"-{m.variant_label}" if m.variant_label else ""  # LSTM-NIG, GRU-Cho
-        unit = {"sigmoid": "σ units", "tanh": "tanh units", "relu": "ReLU units"}[m.activation] \
-            if m.arch == "elman" else "units"
-        method = f"{name} ({m.layers} layer{'s' if m.layers > 1 else ''}, {m.hidden} {unit})"
+        method = f"{model_name(m)} ({m.layers} layer{'s' if m.layers > 1 else ''}, {m.hidden} units)"
         ppl = _believable(run, "test_ppl") if run["test_ppl"] is not None else _believable(run, "best_valid_ppl")
         rows.append({"method": method, "units": m.hidden, "layers": m.layers, "parameters": run["params"],
                      "perplexity": None if ppl is None else round(ppl, 1),
@@ -174,15 +158,6 @@ SWEEP_COLUMNS = ("run", "model", "setting", "arch", "variant", "hidden", "lr", "
                  "best valid ppl", "test ppl", "status")
 
 
-def sweep_model_label(cfg: RunConfig) -> str:
-    """The model a sweep compares: "LSTM" (PyTorch's), "LSTM-NIG", "GRU", "GRU-Cho", "Elman (tanh)"."""
-    m = cfg.model
-    if m.arch == "elman":
-        return f"Elman ({m.activation})"
-    name = ARCH_NAMES[m.arch]
-    return f"{name}-{m.variant_label}" if m.variant_label else name
-
-
 def sweep_table(runs: list[dict]) -> pd.DataFrame:
     """One row per run of a sweep: its model, its setting (the hyperparameters other than the model and the
     seed, e.g. "1×64 lr 20"), seed, parameters and perplexities. Ordered as the grid was."""
@@ -190,7 +165,7 @@ def sweep_table(runs: list[dict]) -> pd.DataFrame:
     for run in runs:
         cfg = run.cfg
         m, t = cfg.model, cfg.train
-        rows.append({"run": run["id"], "model": sweep_model_label(cfg), "setting": f"{m.layers}×{m.hidden} lr {t.lr:g}",
+        rows.append({"run": run["id"], "model": model_name(m), "setting": f"{m.layers}×{m.hidden} lr {t.lr:g}",
                      "arch": m.arch, "variant": m.variant if m.arch == "lstm" else m.gru_convention if m.arch == "gru"
                      else "", "hidden": m.hidden, "lr": t.lr, "seed": t.seed, "parameters": run["params"],
                      "best valid ppl": run["best_valid_ppl"], "test ppl": run["test_ppl"], "status": _status(run)})

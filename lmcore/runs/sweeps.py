@@ -77,7 +77,7 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     """One RunConfig per grid point, in a fixed order: setting (hidden, lr), then model, then seed.
 
     Variants apply to the LSTM only and conventions to the GRU only; any other architecture is one point.
-    Every run is named after its model, size and seed ("lstm-NIG 1×64 seed 2")."""
+    Every run is named after its model, size and seed ("LSTM-NIG 1×64 seed 2")."""
     spec.validate()
     models = []
     for arch in spec.archs:

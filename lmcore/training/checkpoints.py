@@ -19,6 +19,7 @@ import torch
 
 from lmcore.corpus.vocab import Vocab
 from lmcore.limits import LimitError, Limits, check_model
+from lmcore.nn.architectures import count_params
 from lmcore.nn.model import RNNLM
 from lmcore.training.config import RunConfig
 
@@ -119,7 +120,6 @@ def model_from_payload(payload: dict, path: Path, device: str | torch.device = "
 
 def _checked_config(payload: dict, path: Path, limits: Limits | None) -> RunConfig:
     """The stored config, every field valid and its sizes those of the tensors the file holds."""
-    from lmcore.nn.architectures import count_params
     tensors = payload["state_dict"]
     try:
         cfg = RunConfig.from_dict(payload["config"])
@@ -165,5 +165,5 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu",
 
 
 def read_config(path: Path) -> RunConfig:
-    """The run config stored in a checkpoint, without building the model."""
-    return RunConfig.from_dict(read_payload(path)["config"])
+    """The run config stored in a checkpoint, checked against its tensors, without building the model."""
+    return _checked_config(read_payload(path), Path(path), None)

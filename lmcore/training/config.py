@@ -4,10 +4,10 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from lmcore.corpus.dataset import CorpusSpec
-from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.architectures import ModelConfig, model_name
 from lmcore.values import MAX_SEED, check_finite, check_whole
 
 OPTIMIZERS = ("sgd", "adam")
@@ -96,7 +96,10 @@ class RunConfig:
                    model=build(ModelConfig, d.get("model")), train=build(TrainConfig, d.get("train")))
 
     def label(self) -> str:
-        m = self.model
-        arch = f"elman-{m.activation}" if m.arch == "elman" else m.arch
-        arch += f"-{m.variant_label}" if m.variant_label else ""  # lstm-NIG, gru-Cho; nothing for PyTorch's
-        return self.name or f"{arch} {m.layers}×{m.hidden}"
+        """The run's name, else its model's: "LSTM-NIG 2×200"."""
+        return self.name or model_name(self.model, size=True)
+
+    def with_vocab(self, vocab_size: int) -> RunConfig:
+        """A copy for a corpus with this vocabulary: the model's size is fixed where the corpus is loaded, and the
+        config a run started with is never changed."""
+        return replace(self, model=replace(self.model, vocab_size=vocab_size))
