@@ -29,6 +29,8 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lmcore.corpus.dataset import BUILTIN_PREFIX, SPLITS
+from lmcore.corpus.reading import CorpusError, file_kind, human_size, open_regular
 from lmcore.paths import default_home
 
 CONFIG_ENV = "LMCORE_CONFIG"
@@ -111,7 +113,6 @@ def load_limits(home: str | Path | None = None) -> Limits:
 
 def _read_toml(path: Path) -> dict:
     """The parsed file; anything but a small regular file is refused by what it is, before open() could block."""
-    from lmcore.corpus.reading import CorpusError, open_regular
     try:
         f, _ = open_regular(path, max_bytes=MAX_CONFIG_BYTES, limit_name="a limits file is a few lines")
         with f:
@@ -154,8 +155,6 @@ def check_epochs(epochs: int, limits: Limits) -> None:
 
 def check_source_size(source: str, limits: Limits) -> None:
     """A corpus file (or a folder's three files) given by path must fit max_corpus_mb (see Limits)."""
-    from lmcore.corpus.dataset import BUILTIN_PREFIX, SPLITS
-    from lmcore.corpus.reading import CorpusError, file_kind, human_size
     if source.startswith(BUILTIN_PREFIX):
         return
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -157,8 +158,7 @@ def cmd_resume(a) -> int:
     # every check, then the run and a training slot claimed in one transaction
     resumed = service.resume(store, run_id, epochs=a.epochs, max_steps=a.max_steps, time_budget=a.time_budget,
                              device=a.device, here=True)
-    cfg = resumed.cfg
-    cfg.train.threads = a.threads or cfg.train.threads
+    cfg = replace(resumed.cfg, train=replace(resumed.cfg.train, threads=a.threads or resumed.cfg.train.threads))
     step = service.rewind_metrics(store, run_id)
     if not a.json:
         where = f"step {step}" if step is not None else "the start (no checkpoint to resume from)"

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lmcore.corpus.builtin import agreement_pairs, builtin_text
 from lmcore.corpus.dataset import CorpusSpec, split_lines
 from lmcore.corpus.tokenize import EOS
 from lmcore.corpus.vocab import Vocab
@@ -41,7 +42,6 @@ LECTURE_ITEMS = tuple(ProbeItem(tuple(p.split()), "are", "is", d) for p, d in [
 
 def agreement_items(split: str = "valid") -> list[ProbeItem]:
     """Probe items from the built-in `agreement` corpus, for the lines of one split."""
-    from lmcore.corpus.builtin import agreement_pairs, builtin_text
     lines = builtin_text("agreement").splitlines()
     splits = split_lines("\n".join(lines), "agreement")
     start = {"train": 0, "valid": len(splits["train"]), "test": len(splits["train"]) + len(splits["valid"])}[split]

@@ -8,8 +8,8 @@ import time
 import pandas as pd
 
 from lmcore.ngram import cached_baseline
-from lmcore.runs.catalog import corpus_name
 from lmcore.nn.architectures import model_name
+from lmcore.runs.catalog import corpus_name
 
 COMPARE_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
                    "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status", "corpus")

@@ -106,9 +106,10 @@ def queue(store: RunStore, configs: list[RunConfig], limits: Limits | None = Non
     """Check every run, then queue them all (as one sweep, named and specified by `sweep`); returns their ids.
     The queue starts them as slots free up (pump)."""
     limits = limits or load_limits(store.home)
-    check(store, configs, limits, corpus)
+    corpora = check(store, configs, limits, corpus)
     sweep_id = store.create_sweep(*sweep) if sweep else None
-    ids = [store.create_run(cfg.to_dict(), sweep_id=sweep_id) for cfg in configs]
+    ids = [store.create_run(cfg.with_vocab(len(corpora[spec_fingerprint(cfg.corpus)].vocab)).to_dict(),
+                            sweep_id=sweep_id) for cfg in configs]
     if start:
         pump(store)
     return ids
@@ -122,7 +123,7 @@ def start_here(store: RunStore, cfg: RunConfig, limits: Limits | None = None,
     if out is not None:
         check_out_folder(out)
     corpus = next(iter(check(store, [cfg], limits, queueing=False).values()))
-    cfg.model.vocab_size = len(corpus.vocab)
+    cfg = cfg.with_vocab(len(corpus.vocab))
     try:
         run_id = store.create_run(cfg.to_dict(), status="running", max_training=limits.max_parallel_jobs,
                                   pid=os.getpid())
@@ -183,13 +184,12 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
 
     remote: a Ray task (runs.executors): its pid is recorded negated and the driver pumps the queue."""
     run = store.get_run(run_id)
-    cfg = run.cfg
-    if threads or cfg.train.threads:
-        torch.set_num_threads(threads or cfg.train.threads)
+    if threads or run.cfg.train.threads:
+        torch.set_num_threads(threads or run.cfg.train.threads)
     store.claim(run_id, "starting", "running", pid=-os.getpid() if remote else os.getpid(), started_at=time.time())
     try:
-        corpus = load_corpus(cfg.corpus)
-        cfg.model.vocab_size = len(corpus.vocab)
+        corpus = load_corpus(run.cfg.corpus)
+        cfg = run.cfg.with_vocab(len(corpus.vocab))
         check_model(count_params(cfg.model), load_limits(store.home))
         resume_from = last_checkpoint(store, run_id)
         rewind_metrics(store, run_id)
@@ -302,19 +302,20 @@ def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: i
 
 def _resumed_config(run, position: dict | None, epochs, max_steps, time_budget, device) -> RunConfig:
     """The run's config with the bounds it goes on to: its own unless new ones are given."""
-    cfg, done_epochs = RunConfig.from_dict(run.config), position["epoch"] - 1 if position else 0
-    t = cfg.train
-    t.max_steps = t.max_steps if max_steps is None else max_steps
-    t.time_budget = t.time_budget if time_budget is None else time_budget
-    t.device = t.device if device is None else device
-    trained = bool(position) and (done_epochs >= t.epochs or bool(t.max_steps and position["step"] >= t.max_steps))
+    t, done_epochs = run.cfg.train, position["epoch"] - 1 if position else 0
+    steps = t.max_steps if max_steps is None else max_steps
+    trained = bool(position) and (done_epochs >= t.epochs or bool(steps and position["step"] >= steps))
     # killed during its final test evaluation: it resumes to that evaluation only, not to one more epoch
     only_test = trained and epochs is None and max_steps is None and run.test_ppl is None
-    t.epochs = epochs if epochs is not None else t.epochs if done_epochs < t.epochs or only_test else done_epochs + 1
+    if epochs is None:
+        epochs = t.epochs if done_epochs < t.epochs or only_test else done_epochs + 1
+    cfg = replace(run.cfg, train=replace(t, epochs=epochs, max_steps=steps,
+                                         time_budget=t.time_budget if time_budget is None else time_budget,
+                                         device=t.device if device is None else device))
     validate(cfg)
-    if t.epochs <= done_epochs and not only_test:
+    if epochs <= done_epochs and not only_test:
         raise ValueError(f"run {run.id} has trained {done_epochs} epochs already; ask for more than that")
-    if t.max_steps and position and t.max_steps <= position["step"] and not only_test:
+    if steps and position and steps <= position["step"] and not only_test:
         raise ValueError(f"run {run.id} is at step {position['step']} already; ask for more max-steps than that")
     return cfg
 

@@ -23,6 +23,7 @@ given Python version.
 from __future__ import annotations
 
 import re
+from pydoc_data.topics import topics
 
 __all__ = ["python_docs_text"]
 
@@ -155,8 +156,6 @@ def _clean_block(kind: str, lines: list[str]) -> str | None:
 
 def python_docs_text() -> str:
     """The prose of `pydoc_data.topics`, one paragraph a line, ending with a newline."""
-    from pydoc_data.topics import topics
-
     out: dict[str, None] = {}  # ordered set: topics share paragraphs, and a repeat would leak across splits
     for key in sorted(topics):
         for kind, lines in _paragraphs(topics[key]):

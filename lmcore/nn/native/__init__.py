@@ -61,7 +61,7 @@ def _place_source(build_dir: Path) -> Path:
 
 
 def _build():
-    from torch.utils import cpp_extension  # imported here: it is slow to import and rarely needed
+    from torch.utils import cpp_extension  # here: 0.14 s of every model import, for a build that happens once
 
     build_dir = _build_dir(cpp_extension)
     source = _place_source(build_dir)
