@@ -72,8 +72,8 @@ def find_run(store: RunStore, text: str) -> int:
         return int(text)
     folder = Path(text).expanduser().resolve()
     for run in store.list_runs():
-        dirs = {store.run_dir(run["id"]).resolve()} | {Path(c["path"]).parent.resolve()
-                                                         for c in store.checkpoints(run["id"]).values()}
+        dirs = {store.run_dir(run.id).resolve()} | {Path(c["path"]).parent.resolve()
+                                                         for c in store.checkpoints(run.id).values()}
         if folder in dirs:
-            return run["id"]
+            return run.id
     raise ValueError(f"{text}: no run in {store.home} has its checkpoints there; give a run id (python -m lmcore runs)")

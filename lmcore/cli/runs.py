@@ -33,16 +33,16 @@ def cmd_runs(a) -> int:
     keys = ("id", "name", "status", "arch", "params", "device", "step", "best_valid_ppl", "test_ppl", "corpus_source")
     if a.json:
         for r in runs:
-            print(json_line({k: r[k] for k in keys}))
+            print(json_line({k: getattr(r, k) for k in keys}))
         return 0
     if not runs:
         print(f"no runs in {store.home}")
     for run_id, why in store.broken_runs():
         print(f"{run_id:5d}  broken      {why}", file=sys.stderr)
     for r in runs:
-        ppl = f"{r['best_valid_ppl']:.2f}" if r["best_valid_ppl"] else "-"
-        print(f"{r['id']:5d}  {r['status']:11s} {r.cfg.label():22s} "
-              f"params {r['params'] or 0:>10,}  valid ppl {ppl:>9s}  {r['corpus_source']}")
+        ppl = f"{r.best_valid_ppl:.2f}" if r.best_valid_ppl else "-"
+        print(f"{r.id:5d}  {r.status:11s} {r.cfg.label():22s} "
+              f"params {r.params or 0:>10,}  valid ppl {ppl:>9s}  {r.corpus_source}")
     return 0
 
 

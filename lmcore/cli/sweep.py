@@ -91,7 +91,7 @@ def cmd_sweep(a) -> int:
                 print(f"{len(configs)} runs", file=sys.stderr)
             return 0
         sweep_id = sweeps.submit_sweep(store, spec, limits=limits, corpus=corpus)
-        ids = [r["id"] for r in sweeps.sweep_runs(store, sweep_id)]
+        ids = [r.id for r in sweeps.sweep_runs(store, sweep_id)]
         if a.json:
             print(json_line({"event": "queued", "sweep_id": sweep_id, "runs": ids}), flush=True)
         else:

@@ -54,14 +54,14 @@ def store_runs(store: RunStore) -> list[RunRef]:
     """Runs with a checkpoint to show: the latest one (last.pt), so a running run can be watched."""
     refs = []
     for run in reversed(store.list_runs()):
-        checkpoints = store.checkpoints(run["id"])
+        checkpoints = store.checkpoints(run.id)
         chosen = checkpoints.get("last") or checkpoints.get("best")
         if not chosen or not Path(chosen["path"]).is_file():
             continue
         cfg = run.cfg
-        name = f"#{run['id']} {cfg.label()}"
-        refs.append(RunRef(f"run:{run['id']}", f"{name} ({run['status']})", Path(chosen["path"]), cfg.model.arch,
-                           cfg.corpus.source, name, run["status"]))
+        name = f"#{run.id} {cfg.label()}"
+        refs.append(RunRef(f"run:{run.id}", f"{name} ({run.status})", Path(chosen["path"]), cfg.model.arch,
+                           cfg.corpus.source, name, run.status))
     return refs
 
 

@@ -33,13 +33,13 @@ def history_table(runs: list[dict], now: float | None = None) -> pd.DataFrame:
     """One row per store row (as RunStore.list_runs gives them), newest first; missing numbers stay NaN."""
     now = time.time() if now is None else now
     rows = []
-    for run in sorted(runs, key=lambda r: r["id"], reverse=True):
+    for run in sorted(runs, key=lambda r: r.id, reverse=True):
         cfg = run.cfg
-        total = run["total_steps"] or 0
-        rows.append({"run": run["id"], "model": cfg.label(), "status": run["status"],
-                     "corpus": f"{corpus_name(run['corpus_source'])} · {cfg.corpus.tokenizer}",
-                     "progress": min(1.0, run["step"] / total) if total else 0.0,
-                     "best valid ppl": _finite_or_nan(run["best_valid_ppl"]),
-                     "test ppl": _finite_or_nan(run["test_ppl"]),
-                     "started": _when(run["started_at"] or run["created_at"], now)})
+        total = run.total_steps or 0
+        rows.append({"run": run.id, "model": cfg.label(), "status": run.status,
+                     "corpus": f"{corpus_name(run.corpus_source)} · {cfg.corpus.tokenizer}",
+                     "progress": min(1.0, run.step / total) if total else 0.0,
+                     "best valid ppl": _finite_or_nan(run.best_valid_ppl),
+                     "test ppl": _finite_or_nan(run.test_ppl),
+                     "started": _when(run.started_at or run.created_at, now)})
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

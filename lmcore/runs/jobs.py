@@ -126,7 +126,7 @@ class StoreHooks(TrainHooks):
         self.store, self.run_id = store, run_id
         self._last_poll = self._last_progress = 0.0
         run = store.get_run(run_id)  # a resumed run keeps the best it had
-        self.best = run["best_valid_ppl"] if run and run["best_valid_ppl"] is not None else float("inf")
+        self.best = run.best_valid_ppl if run and run.best_valid_ppl is not None else float("inf")
 
     def on_start(self, info):
         self.store.update_run(self.run_id, params=info["params"], device=info["device"], vocab=info["vocab"],
@@ -153,21 +153,21 @@ class StoreHooks(TrainHooks):
             return False
         self._last_poll = now
         run = self.store.get_run(self.run_id)
-        return bool(run and run["stop_requested"])
+        return bool(run and run.stop_requested)
 
 
 def progress_text(run: dict) -> str:
     """'step 120/400 · 30% · ETA 1 min 5 s' for a progress bar, from the store's row alone."""
-    step, total = run["step"], run["total_steps"]
-    if run["status"] in ("queued", "starting"):
-        return "waiting for a free slot" if run["status"] == "queued" else "starting"
+    step, total = run.step, run.total_steps
+    if run.status in ("queued", "starting"):
+        return "waiting for a free slot" if run.status == "queued" else "starting"
     text = f"step {step}/{total}" if total else f"step {step}"
-    if run["status"] == "running" and total and step and run["started_at"]:
-        elapsed = time.time() - run["started_at"]
+    if run.status == "running" and total and step and run.started_at:
+        elapsed = time.time() - run.started_at
         eta = elapsed * (total - step) / step
         text += f" · {step / total:.0%} · ETA {_duration(eta)}"
-    elif run["status"] not in ACTIVE:
-        text += f" · {run['status']}"
+    elif run.status not in ACTIVE:
+        text += f" · {run.status}"
     return text
 
 

@@ -19,7 +19,7 @@ def run_summary(run: dict) -> str:
     """A run's whole configuration in a few "key: value" lines (a curve's hover): model, sizes, training."""
     cfg = run.cfg
     m, t = cfg.model, cfg.train
-    params = f" · {run['params']:,} parameters" if run.get("params") else ""
+    params = f" · {run.params:,} parameters" if run.params else ""
     extras = ", ".join(x for x in (f"dropout {m.dropout:g}" if m.dropout else "", "tied" if m.tied else "",
                                    "" if m.bias else "no bias") if x)
     clip = f"clip {t.clip:g}" if t.clip else "no clipping"
@@ -29,7 +29,7 @@ def run_summary(run: dict) -> str:
         f"training: {t.optimizer} lr {t.lr:g} (÷ {t.lr_decay:g} on a plateau) · {clip} · τ {t.bptt} · "
         f"batch {t.batch} · {t.epochs} epoch{'s' if t.epochs > 1 else ''} · seed {t.seed}",
         f"corpus: {corpus_name(cfg.corpus.source)} · {cfg.corpus.tokenizer} · min count {cfg.corpus.min_count}",
-        f"status: {run['status']}" + (f" on {run['device']}" if run.get("device") else "")])
+        f"status: {run.status}" + (f" on {run.device}" if run.device else "")])
 
 
 _NOT_FINITE = ((re.compile(r"(?<![\w.])-?(inf|infinity)(?![\w])", re.IGNORECASE), "∞"),
@@ -50,10 +50,10 @@ def best_runs(runs: list[dict]) -> dict[str, dict]:
     architecture family as the Gates page groups them ("elman" holds the IRNN too)."""
     best: dict[str, dict] = {}
     for run in runs:
-        ppl = _finite(run["best_valid_ppl"])
-        if run["status"] != "done" or ppl is None:
+        ppl = _finite(run.best_valid_ppl)
+        if run.status != "done" or ppl is None:
             continue
-        family = "elman" if run["config"]["model"]["arch"] in ("elman", "irnn") else run["config"]["model"]["arch"]
+        family = "elman" if run.cfg.model.arch in ("elman", "irnn") else run.cfg.model.arch
         for group in ("all", family):
             if group not in best or ppl < best[group]["best_valid_ppl"]:
                 best[group] = run
@@ -69,7 +69,7 @@ def _believable(run: dict, key: str) -> float | None:
     """A run's perplexity, missing when it overflowed or is over BLOWN_UP uniform guesses (a run that blew
     up: 7e36 says nothing more than its status "diverged" does, and no column is wide enough for it)."""
     value = _finite(run[key])
-    if value is not None and run.get("vocab") and value > BLOWN_UP * run["vocab"]:
+    if value is not None and run.vocab and value > BLOWN_UP * run.vocab:
         return None
     return value
 
@@ -87,14 +87,14 @@ def compare_table(runs: list[dict], metrics: pd.DataFrame | None = None) -> pd.D
     rows = []
     for run in runs:
         cfg = run.cfg
-        ended = run["finished_at"] or time.time()
-        rows.append({"run": run["id"], "name": cfg.label(), "architecture": model_name(cfg.model),
-                     "layers": cfg.model.layers, "units": cfg.model.hidden, "parameters": run["params"],
+        ended = run.finished_at or time.time()
+        rows.append({"run": run.id, "name": cfg.label(), "architecture": model_name(cfg.model),
+                     "layers": cfg.model.layers, "units": cfg.model.hidden, "parameters": run.params,
                      "best valid ppl": _believable(run, "best_valid_ppl"), "test ppl": _believable(run, "test_ppl"),
-                     "optimizer": cfg.train.optimizer, "lr": cfg.train.lr, "final lr": lr_now.get(run["id"]),
-                     "tokens/s": run["tokens_per_s"],
-                     "training time (s)": round(ended - run["started_at"], 1) if run["started_at"] else None,
-                     "device": run["device"], "status": run["status"], "corpus": corpus_name(run["corpus_source"])})
+                     "optimizer": cfg.train.optimizer, "lr": cfg.train.lr, "final lr": lr_now.get(run.id),
+                     "tokens/s": run.tokens_per_s,
+                     "training time (s)": round(ended - run.started_at, 1) if run.started_at else None,
+                     "device": run.device, "status": run.status, "corpus": corpus_name(run.corpus_source)})
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
 
 
@@ -102,7 +102,7 @@ def baseline_rows(store, runs: list[dict], order: int = 3) -> pd.DataFrame:
     """One Kneser–Ney row per distinct corpus spec among the runs (computed once, kept in the store)."""
     rows, seen = [], set()
     for run in runs:
-        spec = run["config"]["corpus"]
+        spec = run.cfg.corpus
         key = tuple(sorted(spec.items()))
         if key in seen:
             continue
@@ -129,10 +129,10 @@ def lecture_table(runs: list[dict], baseline: pd.DataFrame | None = None) -> pd.
         cfg = run.cfg
         m = cfg.model
         method = f"{model_name(m)} ({m.layers} layer{'s' if m.layers > 1 else ''}, {m.hidden} units)"
-        ppl = _believable(run, "test_ppl") if run["test_ppl"] is not None else _believable(run, "best_valid_ppl")
-        rows.append({"method": method, "units": m.hidden, "layers": m.layers, "parameters": run["params"],
+        ppl = _believable(run, "test_ppl") if run.test_ppl is not None else _believable(run, "best_valid_ppl")
+        rows.append({"method": method, "units": m.hidden, "layers": m.layers, "parameters": run.params,
                      "perplexity": None if ppl is None else round(ppl, 1),
-                     "split": "test" if run["test_ppl"] is not None else "valid"})
+                     "split": "test" if run.test_ppl is not None else "valid"})
     if baseline is not None:
         for _, b in baseline.iterrows():
             rows.append({"method": b["name"], "units": None, "layers": None, "parameters": None,
@@ -165,18 +165,18 @@ def sweep_table(runs: list[dict]) -> pd.DataFrame:
     for run in runs:
         cfg = run.cfg
         m, t = cfg.model, cfg.train
-        rows.append({"run": run["id"], "model": model_name(m), "setting": f"{m.layers}×{m.hidden} lr {t.lr:g}",
+        rows.append({"run": run.id, "model": model_name(m), "setting": f"{m.layers}×{m.hidden} lr {t.lr:g}",
                      "arch": m.arch, "variant": m.variant if m.arch == "lstm" else m.gru_convention if m.arch == "gru"
-                     else "", "hidden": m.hidden, "lr": t.lr, "seed": t.seed, "parameters": run["params"],
-                     "best valid ppl": run["best_valid_ppl"], "test ppl": run["test_ppl"], "status": _status(run)})
+                     else "", "hidden": m.hidden, "lr": t.lr, "seed": t.seed, "parameters": run.params,
+                     "best valid ppl": run.best_valid_ppl, "test ppl": run.test_ppl, "status": _status(run)})
     return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
 
 
 def _status(run: dict) -> str:
-    ppl = [p for p in (run.get("best_valid_ppl"), run.get("test_ppl")) if p is not None]
-    if run["status"] == "done" and run.get("vocab") and any(p > BLOWN_UP * run["vocab"] for p in ppl):
+    ppl = [p for p in (run.best_valid_ppl, run.test_ppl) if p is not None]
+    if run.status == "done" and run.vocab and any(p > BLOWN_UP * run.vocab for p in ppl):
         return "blew up"
-    return run["status"]
+    return run.status
 
 
 def sweep_summary(table: pd.DataFrame, metric: str = "test ppl") -> pd.DataFrame:

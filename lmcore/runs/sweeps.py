@@ -124,7 +124,7 @@ def grid_key(spec: SweepSpec) -> frozenset[str]:
 
 def running_twin(store: RunStore, spec: SweepSpec) -> dict | None:
     """The sweep (its store row) with this grid that still has a run queued, starting or running, if any."""
-    active = {r["sweep_id"] for r in store.list_runs(ACTIVE) if r.get("sweep_id") is not None}
+    active = {r.sweep_id for r in store.list_runs(ACTIVE) if r.sweep_id is not None}
     if not active:
         return None
     key = grid_key(spec)
@@ -156,7 +156,7 @@ def default_name(spec: SweepSpec) -> str:
 
 
 def sweep_runs(store: RunStore, sweep_id: int) -> list[dict]:
-    return [r for r in store.list_runs() if r.get("sweep_id") == sweep_id]
+    return [r for r in store.list_runs() if r.sweep_id == sweep_id]
 
 
 def snapshot(store: RunStore, sweep_id: int) -> tuple[dict, list[dict]]:
@@ -175,7 +175,7 @@ def progress(store: RunStore, sweep_id: int, runs: list[dict] | None = None) -> 
     runs = sweep_runs(store, sweep_id) if runs is None else runs
     counts: dict[str, int] = {}
     for r in runs:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        counts[r.status] = counts.get(r.status, 0) + 1
     active = sum(counts.get(s, 0) for s in ACTIVE)
     finished = sum(counts.get(s, 0) for s in FINISHED)
     status = "running" if active else "done" if finished == len(runs) else "incomplete"
