@@ -3,11 +3,10 @@ import pandas as pd
 import streamlit as st
 
 import appstate
-from lmcore.corpus.tokenize import tokenize_line
-from lmcore.inspect.bptt_check import walkthrough
+from appstate import URL
+from appstate.corpus import tokenize_line
+from appstate.inspection import walkthrough
 from lmcore.viz.bptt import walk_back_figure
-
-URL = "query-params"  # the widget's value lives in the page's URL, under its key
 
 st.title("Backprop through time, by hand")
 st.caption("The lecture's RNN exactly as in its equations (1)–(4): one-hot x(t), sigmoid hidden layer s(t), "

@@ -1,20 +1,10 @@
 """Compare: every run's perplexity, parameters and speed beside the Kneser–Ney baseline; curves; CSV."""
-import pandas as pd
 import streamlit as st
 
 import appstate
-from lmcore.corpus.reading import CorpusError
-from lmcore.runs.catalog import corpus_name
-from lmcore.runs.reports import (
-    LE_2015,
-    baseline_rows,
-    best_runs,
-    compare_table,
-    lecture_table,
-    metrics_frame,
-    readable_message,
-    run_summary,
-)
+from appstate import training
+from appstate.training import (LE_2015, best_runs, corpus_name, lecture_table, readable_message, run_label,
+                               run_summary)
 from lmcore.viz.training import curves_figure
 
 SHOWN_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
@@ -26,38 +16,28 @@ st.title("Compare")
 st.caption("Perplexity is 2 to the average surprisal in bits (e to the loss in nats): the number of words the model "
            "is, on average, as unsure between as a uniform guess. Lower is better; a uniform guess scores the "
            "vocabulary size.")
-store = appstate.get_store()
-runs = [r for r in store.list_runs() if r["best_valid_ppl"] is not None]
+runs = training.evaluated_runs()
 if not runs:
     st.info("No trained runs yet. Train some on the Train page; they appear here as soon as they are evaluated.")
     st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
-corpora = sorted({r["corpus_source"] for r in runs})
+corpora = sorted({r.corpus_source for r in runs})
 linked = appstate.selected_run_ids("compare")  # a link from Sweeps or Train names runs: open on their corpus
-current = next((r["corpus_source"] for r in runs if r["id"] in linked), None) or appstate.corpus_spec().source
+current = next((r.corpus_source for r in runs if r.id in linked), None) or appstate.corpus_spec().source
 left, right = st.columns(2)
 corpus = left.selectbox("Corpus", corpora, index=corpora.index(current) if current in corpora else 0,
                         format_func=corpus_name, key="cmp_corpus", bind="query-params",
                         help="Runs on different corpora (or vocabularies) cannot be compared by perplexity.")
-runs = [r for r in runs if r["corpus_source"] == corpus]
+runs = [r for r in runs if r.corpus_source == corpus]
 order = right.select_slider("n-gram baseline order", options=[1, 2, 3, 4, 5], value=3, key="cmp_order",
                             bind="query-params",
                             help="The Kneser–Ney model reads the last n − 1 words only (the Markov assumption); "
                                  "3 is the classic trigram.")
-try:
-    with st.spinner("Fitting the Kneser–Ney baseline (once per corpus)…"):
-        baseline = baseline_rows(store, runs, order)
-except CorpusError as err:
-    st.warning(f"No n-gram baseline: {appstate.md(err)}")
-    baseline = pd.DataFrame()
-metrics = metrics_frame(store, [r["id"] for r in runs])
-ours = compare_table(runs, metrics)
-table = pd.concat([ours, baseline], ignore_index=True) if len(baseline) else ours
+table, baseline, metrics = training.comparison(runs, order)
 for run in runs:
-    if run["status"] == "diverged":
-        st.warning(f"#{run['id']} {appstate.md(run.cfg.label())} diverged: "
-                   f"{appstate.md(readable_message(run['message']))}")
+    if run.status == "diverged":
+        st.warning(f"#{run.id} {appstate.md(run.cfg.label())} diverged: {appstate.md(readable_message(run.message))}")
 Col = st.column_config
 # widths in pixels so the table fits the page at 1440 px; the CSV keeps every column (device, corpus too)
 st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, column_order=SHOWN_COLUMNS,
@@ -84,8 +64,8 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, colum
                             "status": Col.TextColumn(width=80)})
 st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
 
-labels = {r["id"]: f"#{r['id']} {r.cfg.label()}" for r in runs}
-trained_here = [r["id"] for r in runs if not r.get("sweep_id")]  # a sweep's runs have their own page
+labels = {r.id: run_label(r) for r in runs}
+trained_here = [r.id for r in runs if not r.sweep_id]  # a sweep's runs have their own page
 default = appstate.selected_run_ids("compare") or (trained_here or list(labels))[-4:]
 ticked = st.multiselect("Runs to plot", list(labels), default=[i for i in default if i in labels],
                         format_func=labels.get, help="Each run keeps its colour on every page.")
@@ -100,7 +80,7 @@ y = c2.radio("Plot", ["valid_ppl", "lr"], horizontal=True, key="cmp_y", bind="qu
 options = appstate.curve_controls("cmp_", container=c3)
 baselines = {f"KN {order}-gram (valid)": float(b) for b in baseline["best valid ppl"][:1]} \
     if len(baseline) and y == "valid_ppl" else {}
-summaries = {r["id"]: run_summary(r) for r in runs if r["id"] in ticked}
+summaries = {r.id: run_summary(r) for r in runs if r.id in ticked}
 st.plotly_chart(curves_figure(metrics[metrics["run_id"].isin(ticked)], {i: labels[i] for i in ticked}, x, y,
                               baselines, configs=summaries, **options), width="stretch")
 st.caption("Hover a curve for the run's whole configuration; click a legend entry to hide it. Points far above the "
@@ -121,4 +101,4 @@ theirs.dataframe(LE_2015, hide_index=True, placeholder=appstate.MISSING, width="
 
 if best_runs(runs):
     st.subheader("Look inside")
-    appstate.look_inside(runs)
+    training.look_inside(runs)

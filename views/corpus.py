@@ -5,11 +5,9 @@ import math
 import streamlit as st
 
 import appstate
-from lmcore.corpus.builtin import BUILTIN_CORPORA
-from lmcore.corpus.dataset import BUILTIN_PREFIX, CorpusSpec
-from lmcore.corpus.reading import CorpusError
-from lmcore.corpus.report import corpus_stats_table, preview_tokens
-from lmcore.corpus.tokenize import TOKENIZERS, detokenize
+from appstate.corpus import (BIG_CORPUS_HINT, BUILTIN_CORPORA, BUILTIN_PREFIX, TOKENIZERS, CorpusError, CorpusSpec,
+                             corpus_stats_table, detokenize, kept_uploads, preview_tokens, save_upload, set_corpus_spec,
+                             upload_label)
 from lmcore.viz.training import zipf_spec
 
 st.title("Corpus")
@@ -18,7 +16,7 @@ st.caption("Every run trains on one corpus. The text is split 80/10/10 into trai
 current = appstate.corpus_spec()
 
 BUILTIN, UPLOAD, KEPT = "built-in corpus", "upload a .txt file", "a file uploaded before"
-kept = [str(p) for p in appstate.kept_uploads()]
+kept = [str(p) for p in kept_uploads()]
 kinds = [BUILTIN, UPLOAD] + ([KEPT] if kept else [])
 chosen_kind = BUILTIN if current.source.startswith(BUILTIN_PREFIX) else KEPT if current.source in kept else UPLOAD
 kind = st.radio("Text", kinds, horizontal=True, index=kinds.index(chosen_kind),
@@ -32,18 +30,18 @@ if kind == BUILTIN:
     source = BUILTIN_PREFIX + name
 elif kind == KEPT:
     source = st.selectbox("Uploaded before (newest first)", kept, index=kept.index(source) if source in kept else 0,
-                          format_func=appstate.upload_label)
+                          format_func=upload_label)
 else:
     cap_mb = appstate.limits().max_upload_mb
     upload = st.file_uploader("A UTF-8 text file (one sentence or paragraph per line works best)", type=["txt"],
                               max_upload_size=max(1, math.ceil(cap_mb)),
                               help=f"Plain text in UTF-8 (UTF-16 with a byte-order mark works too), at most "
                                    f"{cap_mb:g} MB, with line breaks between sentences or paragraphs. "
-                                   + appstate.BIG_CORPUS_HINT + ".")
-    st.caption(f"Files over {cap_mb:g} MB: {appstate.BIG_CORPUS_HINT}.")  # our own text: no escaping
+                                   + BIG_CORPUS_HINT + ".")
+    st.caption(f"Files over {cap_mb:g} MB: {BIG_CORPUS_HINT}.")  # our own text: no escaping
     if upload is not None:
         try:
-            source = str(appstate.save_upload(upload.name, upload.getvalue()))
+            source = str(save_upload(upload.name, upload.getvalue()))
         except CorpusError as err:
             st.error(appstate.md(err))
             st.stop()
@@ -64,7 +62,7 @@ max_vocab = c4.number_input("Max vocabulary (0: no limit)", min_value=0, max_val
 spec = CorpusSpec(source=source, tokenizer=tokenizer, lowercase=lowercase, min_count=int(min_count),
                   max_vocab=int(max_vocab) or None)
 if spec != current:
-    appstate.set_corpus_spec(spec)
+    set_corpus_spec(spec)
 
 try:
     with st.spinner("Reading and tokenizing…"):

@@ -2,17 +2,17 @@
 import streamlit as st
 
 import appstate
-from lmcore.inspect.embeddings import METHODS, NEIGHBOURS, embedding_matrix, find_word, neighbour_table
+from appstate import models
+from appstate.inspection import METHODS, NEIGHBOURS, cached_word_map, embedding_matrix, find_word, neighbour_table
 from lmcore.viz.embeddings import word_map_figure
 
 st.title("Word representations")
 st.caption("Every word has a vector: its input embedding x (the row of encoder.weight that V then multiplies) "
            "and its row of the output matrix W. Words used alike end up near each other.")
-ref = appstate.pick_run("Model", key="run")
-if ref is None:
+run = models.open_run("Model")
+if run is None:
     st.stop()
-model, cfg, vocab, _ = appstate.load_run(ref)
-appstate.show_equations(cfg)
+ref, model, cfg, vocab = run.ref, run.model, run.cfg, run.vocab
 
 words_max = min(2000, len(vocab) - 2)  # <unk> and <eos> are left out
 c1, c2, c3, c4, c5 = st.columns([3, 2, 3, 3, 2])
@@ -51,7 +51,7 @@ if table is not None:
     right.dataframe(table, hide_index=True, placeholder=appstate.MISSING, column_config={"cosine similarity": st.column_config.NumberColumn(format="%.3f")})
 
 with map_area:
-    wmap = appstate.cached_word_map(ref, which, method, n, perplexity)
+    wmap = cached_word_map(ref, which, method, n, perplexity)
     on_map = {int(i): j for j, i in enumerate(wmap.ids)}  # vocabulary id -> place on the map
     marked = [wid] + [vocab.stoi[w] for w in table["word"]] if table is not None else []
     highlight = [on_map[i] for i in marked if i in on_map]
@@ -71,7 +71,7 @@ with map_area:
                    "between groups and the axes mean little. Only labels that fit are drawn; hover for the rest."
                    + (f" Red: “{appstate.md(word)}” and its nearest words below." if highlight else ""))
 
-pca_score = wmap.score if method == "PCA" else appstate.cached_word_map(ref, which, "PCA", n, perplexity).score
+pca_score = wmap.score if method == "PCA" else cached_word_map(ref, which, "PCA", n, perplexity).score
 score_box.metric("Neighbours kept", f"{wmap.score:.0%}",
                  delta=f"{wmap.score - pca_score:+.0%} vs PCA" if method != "PCA" else None,
                  help=f"Of each word's {NEIGHBOURS} nearest words by cosine in the full {matrix.shape[1]}-dimensional "

@@ -3,10 +3,9 @@ that can be read at full width; gate saturation, gate histograms, the state over
 import streamlit as st
 
 import appstate
-from lmcore.inspect.sensitivity import input_sensitivity, mean_over_units, normalise, unit_sensitivity
-from lmcore.inspect.trace import gate_notes
+from appstate import URL, models
+from appstate.inspection import gate_chain
 from lmcore.viz.gates import (
-    PLACES,
     fig44_figure,
     fig44_window,
     gate_histogram_figure,
@@ -21,7 +20,6 @@ MODELS = [("Elman RNN", ("elman", "irnn"), "demo:agreement-elman", "gates_elman"
           ("LSTM", ("lstm",), "demo:agreement-lstm", "gates_lstm"),
           ("GRU", ("gru",), "demo:agreement-gru", "gates_gru")]
 KEEPER, MEAN = "keeper unit", "mean of all"
-URL = "query-params"  # the widget's value lives in the page's URL, under its key
 
 
 def unit_label(unit) -> str:
@@ -40,18 +38,13 @@ st.caption("An LSTM block can retain information indefinitely: if the forget gat
            "closed, the cell passes on its content from the previous step. Below, the same text through three "
            "trained models: how long does each one's hidden state still depend on one input word?")
 
-picked = []
-for col, (label, archs, default, key) in zip(st.columns(3), MODELS):
-    ref = appstate.pick_run(label, key, archs=archs, fallback=default, container=col)
-    if ref is not None:
-        model, cfg, vocab, _ = appstate.load_run(ref)
-        picked.append((label, ref, model, cfg, vocab))
+picked = [(label, run) for col, (label, archs, default, key) in zip(st.columns(3), MODELS)
+          if (run := models.pick_model(label, key, archs=archs, fallback=default, container=col)) is not None]
 if not picked:
     st.stop()
-
 # the text follows the user's own run when one is shown, else the middle model's corpus
-_, _, _, text_cfg, text_vocab = next((p for p in picked if not p[1].is_demo), picked[len(picked) // 2])
-tokens = appstate.pick_text(text_cfg, text_vocab, key="text", typed_first=True)
+text_run = next((run for _, run in picked if not run.ref.is_demo), picked[len(picked) // 2][1])
+tokens = models.pick_text(text_run.cfg, text_run.vocab, key="text", typed_first=True)
 if len(tokens) < 2:
     st.warning("Type at least two tokens.")
     st.stop()
@@ -68,7 +61,7 @@ source = c1.slider(
     help="The input x_source whose influence is traced: each circle is shaded by ‖∂h_t/∂x_source‖, how much "
          "the hidden state at step t still depends on that one input. Steps are the grey numbers under the tokens.")
 c1.caption(f"x_{source} = **{appstate.md(tokens[source])}**")
-hidden = min(p[3].model.hidden for p in picked)
+hidden = min(run.cfg.model.hidden for _, run in picked)
 unit = c3.selectbox(
     "Unit", [KEEPER, MEAN, *range(hidden)], format_func=unit_label, key="g_unit", bind=URL,
     help="Whose h_t and gates are drawn. Keeper unit: in each model, the unit whose state at the window's last "
@@ -77,7 +70,7 @@ closed_below, open_above = c4.slider(
     "Gate closed below · open above", 0.0, 1.0, (0.1, 0.9), 0.05, key="thr", bind=URL,
     help="A gate is a sigmoid in [0, 1]. Below the first number it is drawn closed (—: it blocks), above the "
          "second open (O: it lets through), in between ◐. The saturation charts below count with the same numbers.")
-max_layers = max(p[3].model.layers for p in picked)
+max_layers = max(run.cfg.model.layers for _, run in picked)
 layer = st.selectbox("Layer", range(max_layers), index=max_layers - 1, format_func=lambda i: str(i + 1), key="g_layer",
                      bind=URL, help="Which layer's hidden state and gates (1: next to the input). A model with "
                                     "fewer layers shows its top one.") if max_layers > 1 else 0
@@ -94,33 +87,27 @@ else:
 stop = start + width
 st.caption(f"Showing steps {start}–{stop - 1} of {len(tokens)}.")
 
-traces = {}
+chains = {}
 figures = st.container()  # the figures one right under the other, so a step lines up across models
-for col, (label, ref, model, cfg, vocab) in zip(st.columns(len(picked)), picked):
-    arch, lay = cfg.model.arch, min(layer, cfg.model.layers - 1)
-    ids = vocab.encode(tokens[:max(stop, source + 1)])
-    if unit == KEEPER:  # this model's unit most sensitive to the source at the window's last step
-        units = int(unit_sensitivity(model, ids, source, stop - 1, lay).argmax())
-    else:
-        units = None if unit == MEAN else int(unit)
-    tr = appstate.run_trace(ref, tokens)
-    traces[label] = (tr, lay, arch)
-    raw = input_sensitivity(model, ids, source, lay, units)  # over the whole text up to the window's end
-    gates = {g: mean_over_units(tr.layers[lay][g], units)[start:stop] for g in PLACES[arch]}
-    notes, constant = gate_notes(cfg.model), cfg.model.constant_gates  # an LSTM variant without a gate
-    glyphs = glyph_layout(gates, arch, closed_below, open_above, start, constant)
-    which = "mean of all units" if units is None else f"unit {units}"
+for col, (label, run) in zip(st.columns(len(picked)), picked):
+    cfg, arch = run.cfg, run.cfg.model.arch
+    chain = gate_chain(run, tokens, source, start, stop, layer, None if unit in (KEEPER, MEAN) else int(unit),
+                       keeper=unit == KEEPER)
+    chains[label] = (chain, arch)
+    glyphs = glyph_layout(chain.gates, arch, closed_below, open_above, start, chain.constant)
+    which = "mean of all units" if chain.unit is None else f"unit {chain.unit}"
     name = f"{label} {cfg.model.variant_label}".rstrip()
-    figures.plotly_chart(fig44_figure(tr.tokens[start:stop], normalise(raw)[start:stop], glyphs, start, source,
-                                      arch, f"{name}, {which}: ‖∂h_t/∂x_{source}‖", notes, constant,
+    figures.plotly_chart(fig44_figure(chain.trace.tokens[start:stop], chain.shading, glyphs, start, source, arch,
+                                      f"{name}, {which}: ‖∂h_t/∂x_{source}‖", chain.notes, chain.constant,
                                       (closed_below, open_above)), key=f"fig44_{label}", width="stretch")
-    for note in notes.values():
+    for note in chain.notes.values():
         col.caption(f"**{cfg.model.variant_label}** — {note}.")
+    raw = chain.sensitivity
     peak, last_shown = raw.max(), raw[stop - 1] if stop - 1 < len(raw) else 0.0
     col.caption(f"{name}: the last step shown keeps {last_shown / peak:.0%} of the peak sensitivity ({peak:.2g})."
                 if peak > 0 else f"{name}: no sensitivity; this unit does not depend on the source input.")
     with col:
-        appstate.show_equations(cfg)
+        models.show_equations(cfg)
 st.caption("Each circle is the hidden state h_t (of the chosen unit, or the mean of all units): black where it is "
            "most sensitive to the input at the source step (ringed in red), white where it no longer depends on "
            "it; shades are relative to the peak over the whole text. LSTM: input gate i below, forget gate f left, "
@@ -128,13 +115,13 @@ st.caption("Each circle is the hidden state h_t (of the chosen unit, or the mean
            "update gate z left (open = keep h_t−1), reset gate r below. Hover for values.")
 st.page_link("views/gradients.py", label="Next: gradients through time, how far back each model's error signal "
              "reaches (Fig. 4.1 and the decay with k)", icon=":material/trending_down:",
-             query_params={"decay_runs": ",".join(ref.key for _, ref, *_ in picked)})
+             query_params={"decay_runs": ",".join(run.ref.key for _, run in picked)})
 
 st.subheader("Gate saturation")
 st.caption("Karpathy et al. (2015): each point is one unit's gate; x: the share of steps it is closed, y: the share "
            "it is open, over the whole text. Points on the dotted line are always saturated (a switch); points near "
            "(0, 0) are never saturated. Use a longer text (the validation split) for stable fractions.")
-gated = [(label, *traces[label]) for label, *_ in picked if traces[label][2] in ("lstm", "gru")]
+gated = [(label, chain.trace, chain.layer, arch) for label, (chain, arch) in chains.items() if arch in ("lstm", "gru")]
 panels = [len(sigmoid_gates(tr.layers[lay])) for _, tr, lay, _ in gated]  # column widths: one panel per gate
 for col, (label, tr, lay, arch) in zip(st.columns(panels) if gated else [], gated):
     col.plotly_chart(saturation_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}",

@@ -2,15 +2,11 @@
 import streamlit as st
 
 import appstate
-from lmcore.corpus.tokenize import tokenize_line
-from lmcore.inspect.gradients import input_saliency
-from lmcore.inspect.sensitivity import input_sensitivity, output_sensitivity
-from lmcore.runs.catalog import training_checkpoints
+from appstate import URL, models
+from appstate.inspection import decay_curves, first_input_sensitivity, saliency, training_stages
 from lmcore.viz.gates import FIGURE_PX, tokens_that_fit
 from lmcore.viz.gradients import ROW_AXIS_PX, decay_figure, fig41_figure
 from lmcore.viz.hidden import coloured_text_html
-
-URL = "query-params"  # the widget's value lives in the page's URL, under its key
 
 st.title("Gradients through time")
 st.caption("The lecture: “as we backpropagate through time, gradients tend toward 0” for the simple RNN, while "
@@ -19,11 +15,11 @@ st.caption("The lecture: “as we backpropagate through time, gradients tend tow
 st.latex(r"\Big\lVert \frac{\partial \ell_t}{\partial h_{t-k}} \Big\rVert \quad\text{and}\quad "
          r"\Big\lVert \frac{\partial h_t}{\partial h_{t-k}} \Big\rVert_F = "
          r"\Big\lVert \prod_{j=t-k+1}^{t} \mathrm{diag}(f'(\mathrm{net}_j))\, U \Big\rVert_F \text{ (Elman)}")
-refs = appstate.pick_runs("Runs (e.g. lecture RNN, tanh RNN, IRNN, LSTM, GRU)", key="decay_runs", max_runs=5)
+refs = models.pick_runs("Runs (e.g. lecture RNN, tanh RNN, IRNN, LSTM, GRU)", key="decay_runs", max_runs=5)
 if not refs:
     st.info("Pick one or more runs.")
     st.stop()
-stages = {ref.key: training_checkpoints(appstate.get_store(), ref) for ref in refs}
+stages = {ref.key: training_stages(ref) for ref in refs}
 longest = max(stages.values(), key=len)
 c1, c2, c3 = st.columns(3)
 stage = c1.select_slider("Through training", options=list(range(len(longest))), value=len(longest) - 1,
@@ -40,7 +36,7 @@ loss_curves, jac_curves, run_keys = {}, {}, {}
 for ref in refs:
     label, path = stages[ref.key][min(stage, len(stages[ref.key]) - 1)]
     try:
-        loss, jac = appstate.decay_curves(str(path), path.stat().st_mtime_ns, K, positions)
+        loss, jac = decay_curves(path, K, positions)
     except ValueError as err:
         st.warning(f"{appstate.md(ref.label)}: {appstate.md(err)}")
         continue
@@ -63,61 +59,54 @@ st.caption("The network unrolled over time; each node shaded by its sensitivity 
            "fades as the first input is forgotten.")
 text_slot = st.container()  # the text goes above the figures but follows the runs picked in them
 archs = {"elman": "Elman RNN", "lstm": "LSTM", "gru": "GRU"}
-shown = []
-for col, (arch, name) in zip(st.columns(3), archs.items()):
-    ref = appstate.pick_run(name, key=f"fig41_{arch}", archs=(arch,), container=col,
-                            fallback=f"demo:agreement-{arch}")
-    if ref is not None:
-        shown.append((col, name, ref, *appstate.load_run(ref)))
-appstate.follow_default("fig41_text", appstate.example_text_for([(ref, cfg) for _, _, ref, _, cfg, _, _ in shown]))
+shown = [(col, run) for col, arch in zip(st.columns(3), archs)
+         if (run := models.pick_model(archs[arch], key=f"fig41_{arch}", archs=(arch,), container=col,
+                                      fallback=f"demo:agreement-{arch}")) is not None]
+appstate.follow_default("fig41_text", models.example_text_for([run for _, run in shown]), fill=True)
 fig_text = text_slot.text_input("Text for the figure", key="fig41_text", max_chars=500, bind=URL,
                                 help="The input at its first token, x_0, is the one whose influence is traced.")
-texts = {ref.key: tokenize_line(fig_text, cfg.corpus.tokenizer, cfg.corpus.lowercase)
-         for _, _, ref, _, cfg, _, _ in shown}
+texts = {run.ref.key: models.tokens_of(fig_text, run.cfg) for _, run in shown}
 fit = tokens_that_fit(FIGURE_PX, ROW_AXIS_PX)
 longest_text = max(map(len, texts.values()), default=0)
 start = text_slot.slider("Window: first step shown", 0, longest_text - fit, key="fig41_at", bind=URL,
                          help=f"Each figure shows {fit} steps, what stays legible on a wide screen; slide along a "
                               "longer text to see where the first input is forgotten.") \
     if longest_text > fit else 0
-for col, name, ref, model, cfg, vocab, _ in shown:
-    tokens = texts[ref.key]
+for col, run in shown:
+    tokens = texts[run.ref.key]
     if len(tokens) < 2:
         col.error("Type at least two tokens.")
         continue
-    appstate.unknown_caption(tokens, vocab, col)
-for _, name, ref, model, cfg, vocab, _ in shown:  # one model per row, full width, the same steps one above the other
-    tokens = texts[ref.key]
+    models.unknown_caption(tokens, run.vocab, col)
+for _, run in shown:  # one model per row, full width, the same steps one above the other
+    tokens = texts[run.ref.key]
     if len(tokens) < 2:
         continue
-    ids = vocab.encode(tokens)
     first = min(start, max(0, len(tokens) - fit))
-    st.plotly_chart(fig41_figure(tokens, input_sensitivity(model, ids, 0), output_sensitivity(model, ids, 0),
-                                 title=name, start=first, stop=min(len(tokens), first + fit)),
-                    width="stretch", key=f"fig41_chart_{ref.arch}")
+    hidden, output = first_input_sensitivity(run, tokens)
+    st.plotly_chart(fig41_figure(tokens, hidden, output, title=appstate.model_name(run.cfg.model), start=first,
+                                 stop=min(len(tokens), first + fit)),
+                    width="stretch", key=f"fig41_chart_{run.ref.arch}")
 
 st.header("Saliency over the past")
 st.caption("For one prediction, each earlier token coloured by ‖∂ log p(w_t)/∂x_{t−k}‖, the gradient with respect "
            "to its input embedding: how far back each model looks for that prediction.")
 text_slot = st.container()
-picked = []
-for i, col in enumerate(st.columns(2)):
-    ref = appstate.pick_run(f"Run {i + 1}", key=f"saliency{i}", container=col,
-                            default=[r.key for r in refs][min(i, len(refs) - 1)])
-    if ref is not None:
-        picked.append((i, col, ref, *appstate.load_run(ref)))
-appstate.follow_default("saliency_text", appstate.example_text_for([(ref, cfg) for _, _, ref, _, cfg, _, _ in picked]))
+picked = [(i, col, run) for i, col in enumerate(st.columns(2))
+          if (run := models.pick_model(f"Run {i + 1}", key=f"saliency{i}", container=col,
+                                       default=refs[min(i, len(refs) - 1)].key)) is not None]
+appstate.follow_default("saliency_text", models.example_text_for([run for _, _, run in picked]), fill=True)
 text = text_slot.text_input("Text", key="saliency_text", max_chars=2000, bind=URL)
-for i, col, ref, model, cfg, vocab, _ in picked:
-    tokens = tokenize_line(text, cfg.corpus.tokenizer, cfg.corpus.lowercase)
+for i, col, run in picked:
+    tokens = models.tokens_of(text, run.cfg)
     if len(tokens) < 2:
         col.error("Type at least two tokens.")
         continue
-    appstate.unknown_caption(tokens, vocab, col)
+    models.unknown_caption(tokens, run.vocab, col)
     position = col.slider("Predicted token", 1, len(tokens) - 1, len(tokens) - 2, key=f"saliency_pos{i}",
                           format="%d", bind=URL,
                           help="The position t of the predicted token w_t; the tokens before it are coloured by how much "
                                "the prediction p(w_t | w_<t) depends on each of them.")
     col.markdown(f"Predicting token {position}: **{appstate.md(tokens[position])}**")
-    saliency = input_saliency(model, vocab.encode(tokens), position)
-    col.html(coloured_text_html(tokens[:position + 1], saliency[:position + 1], name="‖∂ log p/∂x‖"))
+    col.html(coloured_text_html(tokens[:position + 1], saliency(run, tokens, position)[:position + 1],
+                                name="‖∂ log p/∂x‖"))

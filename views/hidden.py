@@ -7,28 +7,14 @@ from functools import partial
 import streamlit as st
 
 import appstate
-from lmcore.corpus.tokenize import EOS
-from lmcore.inspect.hidden import (
-    ORDERS,
-    SCORE_NAMES,
-    clearest_feature,
-    matches_table,
-    order_units,
-    propose_span,
-    propose_threshold,
-    regex_feature,
-    search_pattern,
-    select_units,
-    suggest_features,
-    value_bounds,
-)
-from lmcore.nn.architectures import GATE_LABELS
-from lmcore.values import ordinal
+from appstate import URL, models
+from appstate.inspection import (EOS, GATE_LABELS, ORDERS, SCORE_NAMES, clearest_feature, matches_table, order_units,
+                                 ordinal, propose_span, propose_threshold, regex_feature, search_pattern, select_units,
+                                 suggest_features, value_bounds)
 from lmcore.viz.colour import NARROW, colour_range, fills_range, text_colour_range
 from lmcore.viz.hidden import WINDOW, brushed_span, coloured_text_html, heatmap_figure, unit_label, window_bounds
 
 OWN = "my own"
-URL = "query-params"
 
 
 def pick_feature(tokens: list[str], sep: str, values, context):
@@ -37,7 +23,7 @@ def pick_feature(tokens: list[str], sep: str, values, context):
     features = suggest_features(tokens, sep)
     suggested = {f.name: f for f in features}
     clearest = clearest_feature(values, features)
-    appstate.follow_context("feature", context, features[clearest].name if features else OWN)
+    appstate.follow_default("feature", features[clearest].name if features else OWN, context)
     r1, r2 = st.columns([1, 2])
     choice = r1.selectbox("Feature", [*suggested, OWN], index=clearest if features else 0, key="feature", bind=URL,
                           on_change=_start_own_pattern,
@@ -82,15 +68,11 @@ st.caption("Every column is a token of the text, every row a unit of the hidden 
            "after reading x_1 … x_t. Sort the units to find the ones that track something; colour the text by one "
            "of them (Karpathy et al. 2015); select a span to find where the same units switch on (Strobelt et al., "
            "LSTMVis).")
-ref = appstate.pick_run("Run", key="run")
-if ref is None:
+run = models.open_run("Run", text_key="hidden_text", equations=False)  # the equations go at the end
+if run is None:
     st.stop()
-model, cfg, vocab, _ = appstate.load_run(ref)
-tokens = appstate.pick_text(cfg, vocab, key="hidden_text")
-if len(tokens) < 2:
-    st.info("Type at least two tokens.")
-    st.stop()
-tr = appstate.run_trace(ref, tokens)  # tr.tokens may show <unk>; the page shows the words as given
+ref, cfg, tokens = run.ref, run.cfg, run.tokens
+tr = models.run_trace(ref, tokens)  # tr.tokens may show <unk>; the page shows the words as given
 sep = "" if cfg.corpus.tokenizer == "char" else " "
 
 c1, c2, c3 = st.columns(3)
@@ -134,8 +116,8 @@ st.caption("Drag across tokens on the heatmap to select a span for the pattern s
            "one token); hover a cell for its value.")
 
 st.subheader("The text, coloured by one unit")
-appstate.follow_context("unit", (ref.key, hash(tuple(tokens)), layer, name, by, hash(feature.tobytes())
-                                 if feature is not None else None), int(order[0]))
+appstate.follow_default("unit", int(order[0]), (ref.key, hash(tuple(tokens)), layer, name, by,
+                                                hash(feature.tobytes()) if feature is not None else None))
 unit = st.selectbox("Unit (in the order above)", [int(u) for u in order], format_func=lambda u: f"u{u}",
                     key="unit", bind=URL, help="The first unit is the top row of the heatmap")
 score_name = SCORE_NAMES.get(by, "")
@@ -150,7 +132,7 @@ st.caption("Select a span (drag across it on the heatmap, or use the slider): th
            "units switch on together.")
 proposed = propose_threshold(values, name=name)
 p1, p2, p3 = st.columns([2, 1, 1])
-appstate.follow_context("threshold", (ref.key, layer, name), None)
+appstate.follow_default("threshold", None, (ref.key, layer, name))
 typed = p2.number_input("Threshold", value=None, step=0.05, format="%.3f", key="threshold", bind=URL,
                         placeholder=f"{proposed.value:.3g} (proposed)",
                         help="A unit is on where its value is ≥ this. Empty: proposed from the data, the "
@@ -159,8 +141,8 @@ threshold = proposed.value if typed is None else float(typed)
 min_fraction = p3.slider("Match when this share of the units is on", 0.1, 1.0, 1.0, 0.05, key="share", bind=URL,
                          help="1: every unit of the pattern must be on; lower it to find looser echoes")
 default_span = propose_span(values, threshold, first, stop, min_fraction)
-appstate.follow_context("span", (ref.key, hash(tuple(tokens)), layer, name, threshold, min_fraction, first),
-                        default_span)
+appstate.follow_default("span", default_span,
+                        (ref.key, hash(tuple(tokens)), layer, name, threshold, min_fraction, first))
 span = p1.slider("Span (token positions)", 0, len(tokens) - 1, default_span, key="span", bind=URL,
                  help="Proposed: a span whose units also switch on together elsewhere in this text")
 p2.caption(f"{proposed.describe()}{' (in use)' if typed is None else '; clear the box to use it'}.")
@@ -197,4 +179,4 @@ n1.page_link("views/gates.py", label="Gates: how long the memory lasts →", ico
              query_params={f"gates_{family}": ref.key})
 n2.page_link("views/next_word.py", label="Next word: the prediction read from h →", icon=":material/keyboard_tab:",
              query_params={"run": ref.key})
-appstate.show_equations(cfg)
+models.show_equations(cfg)

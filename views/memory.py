@@ -4,18 +4,10 @@ import pandas as pd
 import streamlit as st
 
 import appstate
-from lmcore.corpus.reading import CorpusError
-from lmcore.inspect.memory import (
-    LECTURE_ITEMS,
-    accuracy_by_distance,
-    agreement_items,
-    lm_margins,
-    ngram_context_perplexity,
-    ngram_margins,
-    parse_probe_tsv,
-    probe_applies,
-    readable,
-)
+from appstate import models
+from appstate.corpus import CorpusError, cached_ngram
+from appstate.inspection import (LECTURE_ITEMS, agreement_items, agreement_tables, context_curve, ngram_context_curve,
+                                 parse_probe_tsv)
 from lmcore.viz.memory import agreement_figure, context_figure
 
 # bound keys name a value in the URL and in the session, on every page: hence the page's prefix mem_
@@ -24,18 +16,18 @@ MISSING = appstate.MISSING  # a distance a model has no sentence at; a perplexit
 st.title("Markov against memory")
 st.caption("An n-gram model conditions on the last n − 1 words only (the Markov assumption); a recurrent network "
            "can, in principle, use everything it has read. These probes measure what each trained model really uses.")
-refs = appstate.pick_runs("Runs to compare")
+refs = models.pick_runs("Runs to compare")
 if not refs:
     st.info("Pick one or more runs (the demo runs on the agreement corpus are a good start).")
     st.stop()
-loaded = {ref.label: appstate.load_run(ref) for ref in refs}
+runs = [models.load_run(ref) for ref in refs]
 run_keys = {ref.label: ref.key for ref in refs}  # each run's colour, the same as on every other page
-first_cfg = next(iter(loaded.values()))[1]
+first_cfg = runs[0].cfg
 order = st.select_slider("n-gram baseline order", [2, 3, 4, 5], value=3, key="mem_order", bind="query-params",
                          help="The Kneser–Ney baseline sees the last n − 1 words: at n = 3 the verb of a sentence "
                               "whose subject is 5 words back is guessed without it.")
-try:
-    ngram = appstate.cached_ngram(first_cfg.corpus, order)
+try:  # fitted first, so that a corpus that cannot be read stops the page before the probes
+    cached_ngram(first_cfg.corpus, order)
 except CorpusError as err:
     st.error(appstate.md(err))
     st.stop()
@@ -60,20 +52,7 @@ if source.startswith("my own"):
         st.stop()
 else:
     items = agreement_items("valid")
-tables, ngram_cfg, unreadable = [], None, []
-for label, (model, cfg, vocab, _) in loaded.items():
-    if not probe_applies(items, vocab):  # e.g. a python-docs run knows "is" and "are" but not "roses"
-        unreadable.append(f"{appstate.md(label)} ({len(readable(items, vocab)):,} of {len(items):,} sentences have "
-                          "every word in its vocabulary)")
-        continue
-    kept = readable(items, vocab)
-    tables.append(accuracy_by_distance(kept, lm_margins(model, vocab, kept), label))
-    ngram_cfg = ngram_cfg or cfg  # the baseline on the first run the probe applies to
-if ngram_cfg is not None:
-    kn = ngram if ngram_cfg.corpus == first_cfg.corpus else appstate.cached_ngram(ngram_cfg.corpus, order)
-    kn_vocab = appstate.cached_corpus(ngram_cfg.corpus).vocab
-    kept = readable(items, kn_vocab)
-    tables.append(accuracy_by_distance(kept, ngram_margins(kn, kn_vocab, kept), f"Kneser–Ney {order}-gram"))
+tables, unreadable = agreement_tables(runs, items, order)
 if unreadable:
     st.info(f"The agreement probe does not apply to {'; '.join(unreadable)}. Type sentences of your own corpus above ("
             "Sentences: my own), or pick runs trained on the agreement corpus in Runs to compare above: the demo "
@@ -103,9 +82,8 @@ if st.query_params.get("mem_context") == "1":
     for i, ref in enumerate(refs):
         with st.spinner(f"{appstate.md(ref.label)}: perplexity with 1 to 200 tokens of context "
                         f"({i + 1} of {len(refs)})…"):  # a spinner's text is markdown too
-            curves[ref.label] = appstate.context_curve(ref, max_targets)
-    corpus = appstate.cached_corpus(first_cfg.corpus)
-    baseline = ngram_context_perplexity(ngram, corpus.valid, max_targets=max_targets)
+            curves[ref.label] = context_curve(ref, max_targets)
+    baseline = ngram_context_curve(first_cfg.corpus, order, max_targets)
     st.plotly_chart(context_figure(curves, baseline, f"Kneser–Ney {order}-gram", log_y=log_y, run_keys=run_keys),
                     width="stretch")
     ppl = pd.concat([df.assign(run=name) for name, df in curves.items()]).pivot_table(

@@ -2,7 +2,9 @@
 import streamlit as st
 
 import appstate
-from lmcore.inspect.next_word import next_token_ranks, prompt_tokens, sample_pieces, surprisal_table
+from appstate import models
+from appstate.corpus import example_text
+from appstate.inspection import next_token_ranks, prompt_tokens, sample_pieces, surprisal_table
 from lmcore.viz.next_word import context, sample_html, surprisal_html, topk_figure
 
 TOP_K = 10
@@ -10,17 +12,11 @@ TOP_K = 10
 st.title("Next word")
 st.caption("At every position the model outputs y_t = softmax(W h_t + b₂): a probability for every word of the "
            "vocabulary. Surprisal, −log₂ P(actual next token), is how many bits that token cost the model.")
-ref = appstate.pick_run("Model")
-if ref is None:
+run = models.open_run("Model", text_key="nw", too_short="Type at least two tokens to see predictions.")
+if run is None:
     st.stop()
-model, cfg, vocab, _ = appstate.load_run(ref)
-appstate.show_equations(cfg)
-
-tokens = appstate.pick_text(cfg, vocab, key="nw")
-if len(tokens) < 2:
-    st.info("Type at least two tokens to see predictions.")
-    st.stop()
-tr = appstate.run_trace(ref, tokens, top_k=TOP_K)
+ref, model, cfg, vocab, tokens = run.ref, run.model, run.cfg, run.vocab, run.tokens
+tr = models.run_trace(ref, tokens, top_k=TOP_K)
 ranks = next_token_ranks(model, tr.ids)
 
 if st.session_state.get("nw_t", 0) > len(tokens) - 1:  # a shorter text than the position kept (or linked)
@@ -57,7 +53,7 @@ st.dataframe(surprisal_table(tokens, tr.surprisal, ranks), hide_index=True, plac
 st.caption("From a zero hidden state at the first token, so it can differ from the run's validation perplexity.")
 
 st.subheader("Sampling")
-appstate.follow_default("nw_prompt", " ".join(appstate.example_text(cfg.corpus).split()[:3]))
+appstate.follow_default("nw_prompt", " ".join(example_text(cfg.corpus).split()[:3]), fill=True)
 with st.form("sample"):
     prompt = st.text_input("Prompt", key="nw_prompt", bind="query-params", max_chars=2000,
                            help="The text the model reads before it writes; empty: start a new line")
@@ -71,7 +67,7 @@ with st.form("sample"):
                            help="the same seed and settings write the same text")
     clicked = st.form_submit_button("Sample", type="primary")
 context_tokens = prompt_tokens(prompt, cfg.corpus.tokenizer, cfg.corpus.lowercase)
-appstate.unknown_caption(context_tokens, vocab)
+models.unknown_caption(context_tokens, vocab)
 out = st.empty()
 if clicked:  # the URL remembers that a sample was asked for; the seed makes it the same sample again
     st.query_params["nw_sampled"] = "1"

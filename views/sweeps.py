@@ -1,72 +1,25 @@
 """Sweeps: a grid of runs (architectures × LSTM variants × sizes × seeds) through the job queue, its progress,
 and Greff et al. (2016)'s comparisons: perplexity per model across seeds, the change from the reference LSTM.
 The form's fields and the sweep shown live in the URL; the sweep's view refreshes itself while it trains."""
-import sqlite3
-
 import streamlit as st
 
 import appstate
-from lmcore.corpus.reading import CorpusError
-from lmcore.nn.architectures import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params, model_name
-from lmcore.runs import service, sweeps
-from lmcore.runs.catalog import corpus_name
-from lmcore.runs.reports import BLOWN_UP, change_from_reference, sweep_summary, sweep_table
-from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
+from appstate import sweeps
+from appstate.sweeps import (ARCHS, BLOWN_UP, DEFAULT_TRAIN, GRU_CONVENTIONS, LSTM_VARIANTS, OPTIMIZERS,
+                             change_from_reference, show_sweep, sweep_summary)
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure
 
-STARTED = "_sweep_started"  # the sweep this tab started last: Start stays off while it trains
-OUTCOME = "_sweep_outcome"  # what the last Start click did, shown once beside the button
 REFRESH_S = 2.0
 
 st.title("Sweeps")
 st.caption("Greff et al. (2016), *LSTM: A Search Space Odyssey*, removed one part of the LSTM at a time and trained "
            "each variant with several seeds. Define such a grid here; each run trains in its own process through "
            "the job queue, and a stopped or interrupted sweep can be resumed.")
-store = appstate.get_store()
 spec = appstate.corpus_spec()
 limits = appstate.limits()
-default_train = TrainConfig()
 
 
-def ints(text: str) -> list[int]:
-    return [int(x) for x in text.replace(",", " ").split()]
-
-
-def floats(text: str) -> list[float]:
-    return [float(x) for x in text.replace(",", " ").split()]
-
-
-def show_sweep(sweep_id: int) -> None:
-    st.query_params["sweep"] = str(sweep_id)
-
-
-def start_sweep(grid: sweeps.SweepSpec, corpus) -> None:
-    """Start's callback: it runs before the page, so the page then draws the button (disabled) and the new
-    sweep from the store as it now is."""
-    try:
-        sweep_id = sweeps.submit_sweep(store, grid, limits=limits, corpus=corpus)
-    except sweeps.DuplicateSweepError as err:
-        st.session_state[OUTCOME] = ("duplicate", str(err), err.sweep["id"])
-    except (ValueError, OSError, sqlite3.Error) as err:
-        st.session_state[OUTCOME] = ("error", str(err), None)
-    else:
-        st.session_state[STARTED] = sweep_id
-        st.session_state[OUTCOME] = ("started", f"Sweep #{sweep_id} queued", sweep_id)
-        show_sweep(sweep_id)
-
-
-def show_outcome() -> None:
-    kind, message, sweep_id = st.session_state.pop(OUTCOME, (None, "", None))
-    if kind == "started":
-        st.toast(message)
-    elif kind == "error":
-        st.error(f"Not started: {appstate.md(message)}")
-    elif kind == "duplicate":
-        st.error(f"Not started: {appstate.md(message)}.")
-        st.button(f"Show sweep #{sweep_id}", key="sw_show_twin", on_click=show_sweep, args=(sweep_id,))
-
-
-def grid_form() -> tuple[sweeps.SweepSpec | None, list[RunConfig]]:
+def grid_form() -> tuple:
     """The form; the grid it describes and its runs, or (None, []).
 
     Every field is in the URL under its key. The keys start with sw_: a key is also the session's name for the
@@ -105,54 +58,45 @@ def grid_form() -> tuple[sweeps.SweepSpec | None, list[RunConfig]]:
         lr_text = t2.text_input("Learning rates", "", key="sw_lr", bind="query-params", placeholder=lr_default,
                                 help=f"empty: {lr_default}, a usual rate for {optimizer}; several values "
                                      "('0.001 0.003') add a grid axis")
-        bptt = t3.number_input("τ (BPTT steps)", 1, 1000, default_train.bptt, key="sw_bptt", bind="query-params",
+        bptt = t3.number_input("τ (BPTT steps)", 1, 1000, DEFAULT_TRAIN.bptt, key="sw_bptt", bind="query-params",
                                help="how many steps back the gradient flows (truncated backpropagation "
                                     "through time); the hidden state itself carries on across chunks")
-        batch = t4.number_input("Batch", 1, 512, default_train.batch, key="sw_batch", bind="query-params",
+        batch = t4.number_input("Batch", 1, 512, DEFAULT_TRAIN.batch, key="sw_batch", bind="query-params",
                                 help="streams of text trained side by side")
         dropout = t5.number_input("Dropout", 0.0, 0.9, 0.2, step=0.05, key="sw_dropout", bind="query-params",
                                   help="share of activations zeroed while training, against overfitting")
         max_steps = t6.number_input("Max steps per run (0: none)", 0, 10**7, 0, key="sw_steps", bind="query-params",
                                     help="stop each run after this many updates: a quick trial of the grid")
     try:
-        seeds, hidden, lrs = ints(seeds_text), ints(hidden_text), floats(lr_text or lr_default)
-        base = RunConfig(corpus=spec, model=ModelConfig(activation="tanh", layers=int(layers), dropout=float(dropout)),
-                         train=TrainConfig(optimizer=optimizer, lr=lrs[0] if lrs else default_train.lr,
-                                           bptt=int(bptt), batch=int(batch), epochs=int(epochs),
-                                           max_steps=int(max_steps)))
-        grid = sweeps.SweepSpec(base=base, archs=archs, variants=variants, gru_conventions=conventions,
-                                hidden=hidden, lr=lrs, seeds=seeds)
-        return grid, sweeps.expand(grid)
+        return sweeps.grid(spec, archs, variants, conventions, seeds_text, hidden_text, lr_text or lr_default,
+                           layers, dropout, optimizer, bptt, batch, epochs, max_steps)
     except ValueError as err:
         st.warning(f"Not a valid grid: {appstate.md(err)}")
         return None, []
 
 
-def start_row(grid: sweeps.SweepSpec, configs: list[RunConfig]) -> None:
+def start_row(grid, configs: list) -> None:
     """The grid's size, and Start (off while this tab's sweep of the same grid trains)."""
     try:
         corpus = appstate.cached_corpus(spec)
-    except CorpusError as err:
+    except appstate.CorpusError as err:
         st.error(appstate.md(err))
         return
-    sizes = sorted({(model_name(c.model, size=True),
-                     count_params(c.model, len(corpus.vocab))) for c in configs}, key=lambda x: x[1])
     runs = f"{len(configs)} run{'s' if len(configs) > 1 else ''}"
     st.caption(f"**{runs}**, at most {limits.max_parallel_jobs} at a time · parameters: "
-               + ", ".join(f"{appstate.md(name)} {n:,}" for name, n in sizes))
-    twin = sweeps.running_twin(store, grid)
-    mine = twin is not None and twin["id"] == st.session_state.get(STARTED)
+               + ", ".join(f"{appstate.md(name)} {n:,}" for name, n in sweeps.sizes(configs, corpus)))
+    twin = sweeps.running_twin(grid)
+    mine = sweeps.started_here(twin)
     st.button(f"Start sweep of {runs}", type="primary", key="sw_start", disabled=mine,
-              on_click=start_sweep, args=(grid, corpus),
+              on_click=sweeps.start_sweep, args=(grid, corpus),
               help=f"sweep #{twin['id']} with this grid is training below; change the grid to start another"
               if mine else "queues every run of the grid; they train in the background, so you can leave the page")
-    show_outcome()
+    sweeps.show_outcome()
 
 
 def pick_sweep(listed: list[dict]) -> int:
     """The sweep shown: the URL's `sweep`, else the newest. Always written back, so a link opens the same one."""
-    ids = [s["id"] for s in listed]
-    names = {s["id"]: f"#{s['id']} {s['name']} · {corpus_name(s['spec']['base']['corpus']['source'])}" for s in listed}
+    ids, names = [s["id"] for s in listed], sweeps.sweep_names(listed)
     wanted = st.query_params.get("sweep", "")
     st.session_state["sweep_pick"] = int(wanted) if wanted.isdigit() and int(wanted) in ids else ids[-1]
     chosen = st.selectbox("Sweep", ids, format_func=names.get, key="sweep_pick",
@@ -166,27 +110,22 @@ def progress_row(sweep_id: int, p: dict) -> None:
     c1.progress(p["done"] / p["total"] if p["total"] else 0.0, text=sweeps.progress_text(p))
     if p["active"] and c2.button("Stop sweep", key="sw_stop", help="waiting runs stop at once, training ones after "
                                                                     "their current step; Resume carries them on"):
-        sweeps.stop_sweep(store, sweep_id)
+        sweeps.stop_sweep(sweep_id)
     elif not p["active"] and p["status"] == "incomplete" and c2.button(
             "Resume sweep", key="sw_resume", help="queue again the stopped, interrupted and failed runs; "
                                                "finished runs are kept"):
-        try:
-            sweeps.resume_sweep(store, sweep_id, limits=limits)
-        except (ValueError, OSError, sqlite3.Error) as err:
-            st.error(f"Not resumed: {appstate.md(err)}")
-        else:
+        if sweeps.resume_sweep(sweep_id):
             st.rerun()  # the whole page, so that the view refreshes itself again
 
 
 def sweep_view(sweep_id: int, refreshing: bool) -> None:
     """Progress, tables and figures from one read of the store. Run as a fragment every REFRESH_S seconds while
     the sweep has active runs; when they have all ended, one full rerun turns the refresh off and frees Start."""
-    service.pump(store)  # start queued runs if a slot is free; mark killed ones
-    p, runs = sweeps.snapshot(store, sweep_id)
+    p, table = sweeps.snapshot(sweep_id)  # queued runs started first if a slot is free; killed ones marked
     if refreshing and not p["active"]:
         st.rerun()
     progress_row(sweep_id, p)
-    results(sweep_id, sweep_table(runs))
+    results(sweep_id, table)
 
 
 def results(sweep_id: int, table) -> None:
@@ -234,16 +173,16 @@ def results(sweep_id: int, table) -> None:
 
 
 # Open when there is no sweep yet or a link carries a grid; keyed, so that it stays open after Start.
-with st.expander("New sweep", expanded=not store.list_sweeps() or any(k.startswith("sw_") for k in st.query_params),
+with st.expander("New sweep", expanded=not sweeps.list_sweeps() or any(k.startswith("sw_") for k in st.query_params),
                  key="new_sweep"):
     grid, configs = grid_form()
     if configs:
         start_row(grid, configs)
 
-listed = store.list_sweeps()
+listed = sweeps.list_sweeps()
 if not listed:
     st.info("No sweeps yet: define one above and start it.")
     st.stop()
 shown = pick_sweep(listed)
-active = sweeps.progress(store, shown)["active"]
+active = sweeps.active_runs(shown)
 st.fragment(sweep_view, run_every=REFRESH_S if active else None)(shown, bool(active))

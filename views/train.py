@@ -1,18 +1,13 @@
 """Train: up to four runs at once from presets, each in its own process; live curves; every run of the data
 folder; Stop; Resume. The whole form is in the URL, so a reload or a link brings back the same runs to train."""
-import sqlite3
-
 import streamlit as st
 
 import appstate
-from lmcore.corpus.reading import CorpusError
-from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, count_params
-from lmcore.runs import jobs, service
-from lmcore.runs.history import history_table
-from lmcore.runs.reports import metrics_frame, readable_message, run_summary
-from lmcore.runs.store import ACTIVE
-from lmcore.training.config import OPTIMIZERS, RunConfig
-from lmcore.training.presets import DEFAULT_LINEUP, PRESETS, preset, recipe_note, run_config
+from appstate import training
+from appstate.training import (ACTIVATION_NAMES, ACTIVE, ARCHS, DEFAULT_LINEUP, GRU_CONVENTIONS, LSTM_VARIANTS,
+                               OPTIMIZERS, PRESETS, count_params, history_table, preset, progress_text,
+                               readable_message, recipe_note, run_label)
+from appstate.widgets import field
 from lmcore.viz.training import curves_figure
 
 st.title("Train")
@@ -23,24 +18,11 @@ st.page_link("views/corpus.py", label="Change the corpus", icon=":material/descr
 st.caption("Each run trains in its own process: you can leave or reload this page, or close the tab, and come back.")
 try:
     corpus = appstate.cached_corpus(spec)
-    vocab_size = len(corpus.vocab)
-except CorpusError as err:
+except appstate.CorpusError as err:
     st.error(appstate.md(err))
     st.stop()
 limits = appstate.limits()
-
-
-def field(widget, label: str, key: str, default, *args, **kwargs):
-    """A form field bound to the URL whose value follows its default (the preset's or the corpus recipe's)
-    until the user edits it."""
-    appstate.keep_across_pages(key)
-    appstate.track_default(key, default)
-    if widget in (st.selectbox, st.radio):
-        return widget(label, *args, index=list(args[0]).index(default), key=key, bind="query-params", **kwargs)
-    return widget(label, *args, value=default, key=key, bind="query-params", **kwargs)
-
-
-recipe = preset(DEFAULT_LINEUP[0], spec)[1]  # the corpus's recipe (every preset shares these settings)
+recipe = training.recipe(spec)  # the corpus's recipe (every preset shares these settings)
 with st.expander("Training settings shared by all runs", expanded=False):
     s1, s2, s3, s4, s5, s6 = st.columns(6)
     with s1:
@@ -72,17 +54,6 @@ sizing = field(st.radio, "Sizes", "sizing", "same hidden size", ["same hidden si
                horizontal=True, help="same parameters: each run's hidden size is chosen so its parameter count "
                                      "matches run 1's (an LSTM has 4 weight sets per unit, a GRU 3, an RNN 1)")
 names = list(PRESETS)
-FIELDS = {"arch": "arch", "variant": "variant", "gru": "gru_convention", "act": "activation", "bias": "bias",
-          "tied": "tied", "emb": "emb", "hid": "hidden", "layers": "layers", "drop": "dropout"}  # URL name: ModelConfig
-TRAIN_FIELDS = {"opt": "optimizer", "lr": "lr", "clip": "clip"}  # URL name: TrainConfig
-
-
-def reset_run_fields(i: int) -> None:
-    """Choosing another preset resets that run's advanced fields to the new preset's values."""
-    model, train = preset(st.session_state[f"preset{i}"], spec)
-    values = {k: getattr(model, a) for k, a in FIELDS.items()} | {k: getattr(train, a) for k, a in TRAIN_FIELDS.items()}
-    for short, value in values.items():
-        st.session_state[f"{short}{i}"] = st.session_state[f"_default_of_{short}{i}"] = value
 
 
 def model_fields(i: int, name: str) -> tuple[dict, dict]:
@@ -133,76 +104,52 @@ def model_fields(i: int, name: str) -> tuple[dict, dict]:
     return model_overrides, dict(optimizer=optimizer, lr=float(lr), clip=float(clip))
 
 
-configs: list[RunConfig] = []
+configs = []
 for i, col in enumerate(st.columns(n_runs), start=1):
     with col:
         default = DEFAULT_LINEUP[i - 1] if i <= len(DEFAULT_LINEUP) else "LSTM"
         name = field(st.selectbox, f"Run {i}", f"preset{i}", default, names,
                      help="\n\n".join(f"**{n}**: {p.note}" for n, p in PRESETS.items()),
-                     on_change=reset_run_fields, args=(i,))
+                     on_change=training.reset_run_fields, args=(i, spec))
         model_overrides, train_overrides = model_fields(i, name)
-        cfg = run_config(
-            name, spec, vocab_size=vocab_size, train_tokens=corpus.train.size,
-            match_params=count_params(configs[0].model) if sizing == "same parameters" and configs else 0,
-            model=model_overrides,
-            train=dict(train_overrides, epochs=int(epochs), bptt=int(bptt), batch=int(batch), seed=int(seed),
-                       time_budget=float(time_budget), device=device))
+        cfg = training.lineup_run(
+            name, spec, corpus, model_overrides,
+            dict(train_overrides, epochs=int(epochs), bptt=int(bptt), batch=int(batch), seed=int(seed),
+                 time_budget=float(time_budget), device=device),
+            match=configs[0] if sizing == "same parameters" and configs else None)
         configs.append(cfg)
         st.caption(PRESETS[name].note)
         st.caption(f"{cfg.model.layers}×{cfg.model.hidden} units · **{count_params(cfg.model):,}** parameters")
 
 
 if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary"):
-    store = appstate.get_store()
-    try:
-        ids = service.queue(store, configs, limits, corpus, start=False)  # every run checked before any is queued
-    except (ValueError, OSError, sqlite3.Error) as err:
-        st.error(f"Not started: {appstate.md(err)}")
-    else:
-        service.pump(store)
-        appstate.set_selected_run_ids(ids)
-        st.toast(f"Queued runs {', '.join(map(str, ids))}")
+    training.queue_runs(configs, corpus)  # every run checked before any is queued
 
 
-def run_controls(run: dict, store) -> None:
+def run_controls(run) -> None:
     """One run's line: name, status, progress bar, Stop / Resume, and why it failed."""
-    cfg = run.cfg
     c1, c2, c3 = st.columns([3, 6, 1])
-    c1.markdown(f"**#{run['id']} {appstate.md(cfg.label())}** · `{run['status']}`"
-                + (f" · {appstate.md(run['device'])}" if run["device"] else ""))
-    c2.progress(min(1.0, run["step"] / run["total_steps"]) if run["total_steps"] else 0.0,
-                text=jobs.progress_text(run))
-    if run["status"] in ACTIVE and c3.button("Stop", key=f"stop{run['id']}"):
-        try:
-            service.stop(store, run["id"])
-        except ValueError:
-            pass  # it ended meanwhile: the next refresh shows how
-    if service.resumable(store, run) and c3.button("Resume", key=f"resume{run['id']}",
-                                                     help="carry on from the last checkpoint: to the planned "
-                                                          "epochs, or one more epoch if all are done"):
-        try:
-            service.resume(store, run["id"], limits=limits)
-        except (ValueError, OSError, sqlite3.Error) as err:
-            st.error(f"#{run['id']} not resumed: {appstate.md(err)}")
-    if run["status"] not in ACTIVE:
+    c1.markdown(f"**#{run.id} {appstate.md(run.cfg.label())}** · `{run.status}`"
+                + (f" · {appstate.md(run.device)}" if run.device else ""))
+    c2.progress(min(1.0, run.step / run.total_steps) if run.total_steps else 0.0, text=progress_text(run))
+    if run.status in ACTIVE and c3.button("Stop", key=f"stop{run.id}"):
+        training.stop_run(run)
+    if training.resumable(run) and c3.button("Resume", key=f"resume{run.id}",
+                                             help="carry on from the last checkpoint: to the planned "
+                                                  "epochs, or one more epoch if all are done"):
+        training.resume_run(run)
+    if run.status not in ACTIVE:
         with c3.popover("Delete", help="remove this run's checkpoints and curves for good"):
-            st.caption(f"Delete #{run['id']} and its checkpoints for good?")
-            if st.button("Delete for good", key=f"delete{run['id']}", type="primary"):
-                try:
-                    service.delete(store, run["id"])
-                except (ValueError, OSError, sqlite3.Error) as err:
-                    st.error(f"#{run['id']} not deleted: {appstate.md(err)}")
-                else:
-                    st.rerun()  # the whole page: the run leaves the chooser and the history too
-    if run["status"] in ("failed", "diverged", "interrupted") and run["message"]:
-        st.warning(f"#{run['id']}: {appstate.md(readable_message(run['message']))}")
+            st.caption(f"Delete #{run.id} and its checkpoints for good?")
+            if st.button("Delete for good", key=f"delete{run.id}", type="primary") and training.delete_run(run):
+                st.rerun()  # the whole page: the run leaves the chooser and the history too
+    if run.status in ("failed", "diverged", "interrupted") and run.message:
+        st.warning(f"#{run.id}: {appstate.md(readable_message(run.message))}")
 
 
-def curves(store, runs: list[dict]) -> None:
+def curves(runs: list) -> None:
     """Validation perplexity, training loss and the lr of these runs, each run in its own colour on every page."""
-    metrics = metrics_frame(store, [r["id"] for r in runs])
-    labels = {r["id"]: f"#{r['id']} {r.cfg.label()}" for r in runs}
-    configs = {r["id"]: run_summary(r) for r in runs}
+    metrics, labels, configs = training.curves_data(runs)
     options = appstate.curve_controls("train_", container=st.container())
     left, middle, right = st.columns([5, 5, 3])
     left.plotly_chart(curves_figure(metrics, labels, "step", "valid_ppl", configs=configs, **options),
@@ -213,43 +160,39 @@ def curves(store, runs: list[dict]) -> None:
                        key="live_lr")
 
 
-def next_steps(runs: list[dict]) -> None:
+def next_steps(runs: list) -> None:
     """Once runs are done, where to look next: their comparison, then inside the best of them."""
-    if not any(r["status"] == "done" for r in runs):
+    if not any(r.status == "done" for r in runs):
         return
     st.markdown("**Next:** compare these runs with the n-gram baseline, then look inside them.")
     st.page_link("views/compare.py", label="Compare: perplexity beside the Kneser–Ney baseline →",
-                 icon=":material/leaderboard:", query_params={"compare": ",".join(str(r["id"]) for r in runs)})
-    appstate.look_inside(runs)
+                 icon=":material/leaderboard:", query_params={"compare": ",".join(str(r.id) for r in runs)})
+    training.look_inside(runs)
 
 
 @st.fragment(run_every=1.5)
 def live_view():
-    store = appstate.get_store()
-    service.pump(store)  # start queued runs if a slot is free; mark killed ones
-    every = store.list_runs()
+    every = training.all_runs()
     if not every:
         st.info("No runs in this data folder yet: pick presets above and press Train.")
         return
-    by_id = {r["id"]: r for r in every}
-    shown = [i for i in appstate.selected_run_ids() if i in by_id] \
-        or [r["id"] for r in every if r["status"] in ACTIVE] or sorted(by_id)[-len(configs):]
-    shown = st.multiselect("Runs shown", sorted(by_id, reverse=True), default=shown, max_selections=8,
-                           format_func=lambda i: f"#{i} {by_id[i].cfg.label()} "
-                                                 f"({by_id[i]['status']})",
+    by_id = {r.id: r for r in every}
+    shown = st.multiselect("Runs shown", sorted(by_id, reverse=True), default=training.shown_runs(every, len(configs)),
+                           max_selections=8, format_func=lambda i: f"{run_label(by_id[i])} ({by_id[i].status})",
                            help="the runs you just started, else the ones running, else the newest; add any "
                                 "run of the history below")
     appstate.set_selected_run_ids(shown)
     runs = [by_id[i] for i in shown]
     for run in runs:
-        run_controls(run, store)
+        run_controls(run)
     if runs:
-        curves(store, runs)
+        curves(runs)
         next_steps(runs)
     st.subheader("Every run in this data folder")
-    for run_id, why in store.broken_runs():
+    for run_id, why in training.broken_runs():
         st.warning(f"#{run_id} cannot be shown: {appstate.md(why)}")
-    st.dataframe(history_table(every), hide_index=True, placeholder=appstate.MISSING, width="stretch", height=min(38 + 35 * len(every), 400),
+    st.dataframe(history_table(every), hide_index=True, placeholder=appstate.MISSING, width="stretch",
+                 height=min(38 + 35 * len(every), 400),
                  column_config={"progress": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                            max_value=1),
                                 "best valid ppl": st.column_config.NumberColumn(format="%.2f"),

@@ -1,0 +1,178 @@
+"""Training runs, for the Train and Compare pages: the lineup built as the CLI builds it (presets.run_config),
+checked and queued through the run service, stopped, resumed and deleted; their statuses, curves, history, and
+the tables that compare them with the n-gram baseline."""
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import streamlit as st
+
+from appstate.home import get_store, limits
+from appstate.text import md
+from appstate.widgets import reset_default, selected_run_ids, set_selected_run_ids
+from lmcore.corpus.dataset import Corpus, CorpusSpec
+from lmcore.corpus.reading import CorpusError
+from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, count_params
+from lmcore.runs import service
+from lmcore.runs.catalog import corpus_name
+from lmcore.runs.history import history_table
+from lmcore.runs.jobs import progress_text
+from lmcore.runs.reports import (LE_2015, baseline_rows, best_runs, compare_table, lecture_table, metrics_frame,
+                                 readable_message, run_summary)
+from lmcore.runs.store import ACTIVE, Run
+from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
+from lmcore.training.presets import DEFAULT_LINEUP, PRESETS, preset, recipe_note, run_config
+
+__all__ = [
+    # the pages' names from lmcore
+    "ACTIVATION_NAMES", "ACTIVE", "ARCHS", "DEFAULT_LINEUP", "GRU_CONVENTIONS", "LE_2015", "LSTM_VARIANTS",
+    "OPTIMIZERS", "PRESETS", "best_runs", "corpus_name", "count_params", "history_table", "lecture_table", "preset",
+    "progress_text", "readable_message", "recipe_note", "run_summary",
+    # this module's
+    "all_runs", "broken_runs", "comparison", "curves_data", "delete_run", "evaluated_runs", "look_inside",
+    "lineup_run", "queue_runs", "recipe", "reset_run_fields", "resumable", "resume_run", "run_label", "shown_runs",
+    "stop_run",
+]
+
+# a run's advanced fields on the Train page: URL name (with the run's number after it) -> ModelConfig / TrainConfig
+MODEL_FIELDS = {"arch": "arch", "variant": "variant", "gru": "gru_convention", "act": "activation", "bias": "bias",
+                "tied": "tied", "emb": "emb", "hid": "hidden", "layers": "layers", "drop": "dropout"}
+TRAIN_FIELDS = {"opt": "optimizer", "lr": "lr", "clip": "clip"}
+
+
+def run_label(run: Run) -> str:
+    """'#12 LSTM 2×200': how a run is named in every chooser, legend and message."""
+    return f"#{run.id} {run.cfg.label()}"
+
+
+# --- the lineup ---------------------------------------------------------------------------------------------------
+def recipe(spec: CorpusSpec) -> TrainConfig:
+    """The training settings every preset shares on this corpus (the corpus's own recipe where it has one)."""
+    return preset(DEFAULT_LINEUP[0], spec)[1]
+
+
+def reset_run_fields(i: int, spec: CorpusSpec) -> None:
+    """Choosing another preset for run i resets that run's advanced fields to the new preset's values."""
+    model, train = preset(st.session_state[f"preset{i}"], spec)
+    values = {k: getattr(model, a) for k, a in MODEL_FIELDS.items()} | \
+        {k: getattr(train, a) for k, a in TRAIN_FIELDS.items()}
+    for short, value in values.items():
+        reset_default(f"{short}{i}", value)
+
+
+def lineup_run(preset_name: str, spec: CorpusSpec, corpus: Corpus, model: dict, train: dict,
+               match: RunConfig | None = None) -> RunConfig:
+    """One run of the lineup: the preset on this corpus with the page's fields on top, built as the CLI builds
+    it. match: the run whose parameter count this one's hidden size is chosen to match."""
+    return run_config(preset_name, spec, vocab_size=len(corpus.vocab), train_tokens=corpus.train.size,
+                      match_params=count_params(match.model) if match else 0, model=model, train=train)
+
+
+def queue_runs(configs: list[RunConfig], corpus: Corpus) -> None:
+    """Check every run, then queue them all (or none, saying why); the page then shows them."""
+    store = get_store()
+    try:
+        ids = service.queue(store, configs, limits(), corpus, start=False)
+    except (ValueError, OSError, sqlite3.Error) as err:
+        st.error(f"Not started: {md(err)}")
+        return
+    service.pump(store)
+    set_selected_run_ids(ids)
+    st.toast(f"Queued runs {', '.join(map(str, ids))}")
+
+
+# --- runs and what can be done to them ----------------------------------------------------------------------------
+def all_runs() -> list[Run]:
+    """Every run of the data folder, after starting queued runs where a slot is free and marking killed ones."""
+    store = get_store()
+    service.pump(store)
+    return store.list_runs()
+
+
+def broken_runs() -> list[tuple[int, str]]:
+    return get_store().broken_runs()
+
+
+def shown_runs(runs: list[Run], newest: int) -> list[int]:
+    """The runs a page shows at first: those in the URL, else the ones training, else the `newest` few."""
+    ids = {r.id for r in runs}
+    return [i for i in selected_run_ids() if i in ids] or [r.id for r in runs if r.status in ACTIVE] \
+        or sorted(ids)[-newest:]
+
+
+def resumable(run: Run) -> bool:
+    return service.resumable(get_store(), run)
+
+
+def stop_run(run: Run) -> None:
+    try:
+        service.stop(get_store(), run.id)
+    except ValueError:
+        pass  # it ended meanwhile: the next refresh shows how
+
+
+def resume_run(run: Run) -> None:
+    try:
+        service.resume(get_store(), run.id, limits=limits())
+    except (ValueError, OSError, sqlite3.Error) as err:
+        st.error(f"#{run.id} not resumed: {md(err)}")
+
+
+def delete_run(run: Run) -> bool:
+    """Delete a run and its checkpoints for good; False (said on the page) when it could not be."""
+    try:
+        service.delete(get_store(), run.id)
+    except (ValueError, OSError, sqlite3.Error) as err:
+        st.error(f"#{run.id} not deleted: {md(err)}")
+        return False
+    return True
+
+
+def curves_data(runs: list[Run]) -> tuple[pd.DataFrame, dict[int, str], dict[int, str]]:
+    """(metrics, label per run, configuration per run) for lmcore.viz.training.curves_figure."""
+    metrics = metrics_frame(get_store(), [r.id for r in runs])
+    return metrics, {r.id: run_label(r) for r in runs}, {r.id: run_summary(r) for r in runs}
+
+
+# --- comparing runs -----------------------------------------------------------------------------------------------
+def evaluated_runs() -> list[Run]:
+    """The runs with a validation perplexity: those the Compare page can place."""
+    return [r for r in get_store().list_runs() if r.best_valid_ppl is not None]
+
+
+def comparison(runs: list[Run], order: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(table, baseline, metrics): the runs beside their corpus's Kneser–Ney baseline (empty, with a warning on
+    the page, when the corpus cannot be read), and their curves."""
+    store = get_store()
+    try:
+        with st.spinner("Fitting the Kneser–Ney baseline (once per corpus)…"):
+            baseline = baseline_rows(store, runs, order)
+    except CorpusError as err:
+        st.warning(f"No n-gram baseline: {md(err)}")
+        baseline = pd.DataFrame()
+    metrics = metrics_frame(store, [r.id for r in runs])
+    ours = compare_table(runs, metrics)
+    return (pd.concat([ours, baseline], ignore_index=True) if len(baseline) else ours), baseline, metrics
+
+
+# --- a path through the app (issue 13, item 10): from trained runs to the pages that look inside them -------------
+def look_inside(runs: list[Run]) -> None:
+    """Links to Hidden states (the best finished run), Gates and Gradients (the best run of each architecture)."""
+    best = best_runs(runs)
+    if not best:
+        return
+    top = best["all"]
+    st.caption(f"Open the inspection pages on the best finished run here, #{top.id} {md(top.cfg.label())} "
+               f"(validation perplexity {top.best_valid_ppl:.1f}); Gates and Gradients side by side on the best run "
+               "of each architecture.")
+    gates = {f"gates_{family}": f"run:{best[family].id}" for family in ("elman", "lstm", "gru") if family in best}
+    per_arch = sorted((r for k, r in best.items() if k != "all"), key=lambda r: r.best_valid_ppl)
+    c1, c2, c3 = st.columns(3)
+    c1.page_link("views/hidden.py", label="Hidden states: what each unit tracks", icon=":material/grid_on:",
+                 query_params={"run": f"run:{top.id}"})
+    c2.page_link("views/gates.py", label="Gates: how long the memory lasts", icon=":material/door_open:",
+                 query_params=gates)
+    c3.page_link("views/gradients.py", label="Gradients: how far back the error reaches",
+                 icon=":material/trending_down:",
+                 query_params={"decay_runs": ",".join(f"run:{r.id}" for r in per_arch)})
