@@ -229,7 +229,7 @@ def chart_titles(at: AppTest) -> list[str]:
 def test_gates_page_draws_three_fig44_charts_and_saturation(page):
     titles = chart_titles(page)
     fig44 = [t for t in titles if "∂h_t/∂x_1" in t]
-    assert [t.split(",")[0] for t in fig44] == ["Elman RNN", "LSTM", "GRU"]
+    assert [t.split(",")[0] for t in fig44] == ["σ-RNN", "LSTM", "GRU"]
     assert sum("layer 1" in t for t in titles) == 6  # saturation, histograms, state: LSTM and GRU
     assert sum(": cell state c" in t for t in titles) == 1 and sum(": hidden state h" in t for t in titles) == 1
     assert len(titles) == 9

@@ -139,7 +139,7 @@ def test_gates_page_from_a_url_shows_its_source_window_unit_and_thresholds(lmcor
     assert at.slider(key="src").value == 3 and at.number_input(key="win").value == 12
     assert at.selectbox(key="g_unit").value == 5 and at.slider(key="thr").value == (0.2, 0.8)
     figures = fig44_specs(at)
-    assert [f["layout"]["title"]["text"].split(",")[0] for f in figures] == ["Elman RNN", "LSTM", "GRU"]
+    assert [f["layout"]["title"]["text"].split(",")[0] for f in figures] == ["σ-RNN", "LSTM", "GRU"]
     assert all("unit 5: ‖∂h_t/∂x_3‖" in f["layout"]["title"]["text"] for f in figures)
     for f in figures:  # one model per row, the same 12 steps one above the other
         assert len(f["layout"]["xaxis"]["tickvals"]) == 12 and f["layout"]["xaxis"]["tickangle"] == 0

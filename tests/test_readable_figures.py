@@ -294,13 +294,15 @@ def test_a_markov_vs_memory_link_draws_the_context_use_again_cleanly(lmcore_home
     assert context["layout"]["yaxis"]["type"] == "linear"
     assert any(t["name"] == "Kneser–Ney 2-gram" for t in context["data"])
     colours = {t["name"]: t["line"]["color"] for t in context["data"]}
-    lstm = next(name for name in colours if "lstm" in name and "all context" not in name)
+    lstm = next(name for name in colours if "LSTM" in name and "all context" not in name)
     assert colours[lstm] == run_colour("demo:agreement-lstm")
     assert not UNREADABLE.search(page_text(at)), UNREADABLE.findall(page_text(at))
 
 
-SHARED_FIELDS = {"pick_text": ("{}_source", "{}_typed", "{}_len", "{}_start"),  # appstate's bound widgets, by key
+TEXT_FIELDS = ("{}_source", "{}_typed", "{}_len", "{}_start")
+SHARED_FIELDS = {"pick_text": TEXT_FIELDS, "open_run": TEXT_FIELDS,  # appstate's bound widgets, by the key given
                  "curve_controls": ("{}scale", "{}smooth")}
+SHARED_KEY_ARG = {"open_run": "text_key"}  # where a shared widget's key is not called key=
 
 
 def _key_name(node) -> str | None:
@@ -328,7 +330,8 @@ def bound_keys(path) -> set[str]:
         elif name == "field" and len(node.args) >= 3:
             keys.add(_key_name(node.args[2]))
         elif name in SHARED_FIELDS:
-            key = _key_name(kw.get("key") or (node.args[0] if name == "curve_controls" and node.args else None))
+            key = _key_name(kw.get(SHARED_KEY_ARG.get(name, "key"))
+                            or (node.args[0] if name == "curve_controls" and node.args else None))
             keys.update(f.format(key) for f in SHARED_FIELDS[name] if key is not None)
     return keys - {None}
 

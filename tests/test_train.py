@@ -243,8 +243,10 @@ def test_safe_ppl():
 
 
 def test_spec_is_reused_from_config(tiny_cfg, tmp_path, grammar_file):
-    # train() builds the corpus from cfg.corpus when none is given, and fills in the vocabulary size
+    # train() builds the corpus from cfg.corpus when none is given, and sizes the model to its vocabulary on a
+    # copy: the caller's config is never changed
     cfg = tiny_cfg("elman", max_steps=3)
     assert cfg.model.vocab_size == 0
-    train(cfg, tmp_path / "run")
-    assert cfg.model.vocab_size == len(load_corpus(CorpusSpec(str(grammar_file), "word")).vocab)
+    result = train(cfg, tmp_path / "run")
+    assert result.vocab == len(load_corpus(CorpusSpec(str(grammar_file), "word")).vocab)
+    assert cfg.model.vocab_size == 0

@@ -245,6 +245,7 @@ def test_variant_trains_saves_and_reloads(arch, variant, convention, tiny_cfg, t
     cfg.model = replace(cfg.model, layers=2, dropout=0.2, variant=variant, gru_convention=convention)
     result = train(cfg, tmp_path)
     assert result.status == "done" and np.isfinite(result.best_valid_ppl) and result.step == 8
+    cfg = cfg.with_vocab(result.vocab)  # train() sized its own copy: the config given is never changed
     assert result.params == count_params(cfg.model)
     model, cfg2, vocab, _ = load_checkpoint(tmp_path / "last.pt")
     assert cfg2.model == cfg.model and cfg2.model.variant == variant
@@ -427,7 +428,7 @@ def test_gates_page_says_a_removed_gate_is_drawn_open(lmcore_home, tiny_cfg):
     captions = " ".join(c.value for c in at.caption)
     assert "no input gate: drawn as permanently open" in captions
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    fig44 = next(s for s in specs if s["layout"]["title"]["text"].startswith("LSTM NIG,"))
+    fig44 = next(s for s in specs if s["layout"]["title"]["text"].startswith("LSTM-NIG,"))
     assert "no input gate: drawn as permanently open" in fig44["layout"]["title"]["subtitle"]["text"]
     below = next(t for t in fig44["data"] if t.get("name") == "i (below)")
     assert set(below["text"]) == {OPEN}

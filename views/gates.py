@@ -96,7 +96,7 @@ for col, (label, run) in zip(st.columns(len(picked)), picked):
     chains[label] = (chain, arch)
     glyphs = glyph_layout(chain.gates, arch, closed_below, open_above, start, chain.constant)
     which = "mean of all units" if chain.unit is None else f"unit {chain.unit}"
-    name = f"{label} {cfg.model.variant_label}".rstrip()
+    name = appstate.model_name(cfg.model)
     figures.plotly_chart(fig44_figure(chain.trace.tokens[start:stop], chain.shading, glyphs, start, source, arch,
                                       f"{name}, {which}: ‖∂h_t/∂x_{source}‖", chain.notes, chain.constant,
                                       (closed_below, open_above)), key=f"fig44_{label}", width="stretch")

@@ -7,9 +7,11 @@ import time
 
 import pandas as pd
 
+from lmcore.corpus.dataset import spec_fingerprint
 from lmcore.ngram import cached_baseline
 from lmcore.nn.architectures import model_name
 from lmcore.runs.catalog import corpus_name
+from lmcore.runs.store import Run
 
 COMPARE_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
                    "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status", "corpus")
@@ -45,7 +47,7 @@ def readable_message(message: str | None) -> str:
     return text
 
 
-def best_runs(runs: list[dict]) -> dict[str, dict]:
+def best_runs(runs: list[Run]) -> dict[str, dict]:
     """The lowest finite validation perplexity among runs that finished ("done"), overall ("all") and per
     architecture family as the Gates page groups them ("elman" holds the IRNN too)."""
     best: dict[str, dict] = {}
@@ -81,7 +83,7 @@ def final_lr(metrics: pd.DataFrame) -> dict[int, float]:
     return metrics.sort_values("step").groupby("run_id")["lr"].last().to_dict()
 
 
-def compare_table(runs: list[dict], metrics: pd.DataFrame | None = None) -> pd.DataFrame:
+def compare_table(runs: list[Run], metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """metrics: the runs' evaluation rows (metrics_frame), for the lr each run ended with."""
     lr_now = final_lr(metrics) if metrics is not None else {}
     rows = []
@@ -98,12 +100,12 @@ def compare_table(runs: list[dict], metrics: pd.DataFrame | None = None) -> pd.D
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
 
 
-def baseline_rows(store, runs: list[dict], order: int = 3) -> pd.DataFrame:
+def baseline_rows(store, runs: list[Run], order: int = 3) -> pd.DataFrame:
     """One Kneser–Ney row per distinct corpus spec among the runs (computed once, kept in the store)."""
     rows, seen = [], set()
     for run in runs:
         spec = run.cfg.corpus
-        key = tuple(sorted(spec.items()))
+        key = spec_fingerprint(spec)
         if key in seen:
             continue
         seen.add(key)
@@ -111,7 +113,7 @@ def baseline_rows(store, runs: list[dict], order: int = 3) -> pd.DataFrame:
         rows.append({"run": None, "name": f"Kneser–Ney {order}-gram", "architecture": f"{order}-gram (KN)",
                      "layers": None, "units": None, "parameters": None, "best valid ppl": b["valid_ppl"],
                      "test ppl": b["test_ppl"], "tokens/s": None, "training time (s)": round(b["seconds"], 1),
-                     "device": "cpu", "status": "baseline", "corpus": corpus_name(spec["source"])})
+                     "device": "cpu", "status": "baseline", "corpus": corpus_name(spec.source)})
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
 
 
@@ -121,7 +123,7 @@ def metrics_frame(store, run_ids: list[int]) -> pd.DataFrame:
 
 
 
-def lecture_table(runs: list[dict], baseline: pd.DataFrame | None = None) -> pd.DataFrame:
+def lecture_table(runs: list[Run], baseline: pd.DataFrame | None = None) -> pd.DataFrame:
     """The perplexity table of Le et al. (2015) as the lecture shows it, from the user's runs:
     method, units, layers, parameters, perplexity (test where known, else best validation)."""
     rows = []
@@ -158,7 +160,7 @@ SWEEP_COLUMNS = ("run", "model", "setting", "arch", "variant", "hidden", "lr", "
                  "best valid ppl", "test ppl", "status")
 
 
-def sweep_table(runs: list[dict]) -> pd.DataFrame:
+def sweep_table(runs: list[Run]) -> pd.DataFrame:
     """One row per run of a sweep: its model, its setting (the hyperparameters other than the model and the
     seed, e.g. "1×64 lr 20"), seed, parameters and perplexities. Ordered as the grid was."""
     rows = []

@@ -3,7 +3,7 @@
 
 A checkpoint written for resuming (`last.pt`) also holds the training state: optimizer state,
 learning rate, step, position in the epoch, the hidden state carried to the next chunk and the
-random number generators' states (see train.py).
+random number generators' states (see run_checkpoints.py).
 
 Files are written to `NAME.tmp`, flushed to disk, then renamed over `NAME`: a crash or a full disk
 never leaves a half-written file under a checkpoint's name, and a leftover `.tmp` is never read.
