@@ -10,7 +10,8 @@ import streamlit as st
 
 from appstate.text import md
 from lmcore.limits import LimitError, Limits, load_limits
-from lmcore.runs.store import RunStore, default_home
+from lmcore.paths import default_home
+from lmcore.runs.store import RunStore
 
 
 def _build_native() -> None:

@@ -15,7 +15,7 @@ from lmcore.corpus.dataset import Corpus, CorpusSpec
 from lmcore.corpus.reading import CorpusError
 from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, count_params
 from lmcore.runs import service
-from lmcore.runs.catalog import corpus_name
+from lmcore.runs.catalog import corpus_name, run_label
 from lmcore.runs.history import history_table
 from lmcore.runs.jobs import progress_text
 from lmcore.runs.reports import (LE_2015, baseline_rows, best_runs, compare_table, lecture_table, metrics_frame,
@@ -39,11 +39,6 @@ __all__ = [
 MODEL_FIELDS = {"arch": "arch", "variant": "variant", "gru": "gru_convention", "act": "activation", "bias": "bias",
                 "tied": "tied", "emb": "emb", "hid": "hidden", "layers": "layers", "drop": "dropout"}
 TRAIN_FIELDS = {"opt": "optimizer", "lr": "lr", "clip": "clip"}
-
-
-def run_label(run: Run) -> str:
-    """'#12 LSTM 2×200': how a run is named in every chooser, legend and message."""
-    return f"#{run.id} {run.cfg.label()}"
 
 
 # --- the lineup ---------------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from lmcore.runs import jobs, service
 from lmcore.runs.jobs import pid_alive
 from lmcore.runs.service import mark_interrupted, wait_for
 from lmcore.runs.service import stop as request_stop
-from lmcore.runs.store import RunStore, default_home
+from lmcore.paths import default_home
+from lmcore.runs.store import RunStore
 from lmcore.training.checkpoints import load_checkpoint
 from tests.conftest import dead_pid, grammar_lines, submit, tiny_config
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lmcore.paths import DEMO_DIR
-from lmcore.runs.store import RunStore
+from lmcore.runs.store import Run, RunStore
 from lmcore.training.checkpoints import read_config
 
 
@@ -40,6 +40,11 @@ def corpus_name(source: str) -> str:
     return re.sub(r"^[0-9a-f]{12}-", "", Path(source).name)
 
 
+def run_label(run: Run) -> str:
+    """'#12 LSTM 2×200': how a stored run is named in every chooser, legend and message."""
+    return f"#{run.id} {run.cfg.label()}"
+
+
 def demo_runs(demo_dir: Path = DEMO_DIR) -> list[RunRef]:
     refs = []
     for path in sorted(Path(demo_dir).glob("*.pt")):
@@ -59,7 +64,7 @@ def store_runs(store: RunStore) -> list[RunRef]:
         if not chosen or not Path(chosen["path"]).is_file():
             continue
         cfg = run.cfg
-        name = f"#{run.id} {cfg.label()}"
+        name = run_label(run)
         refs.append(RunRef(f"run:{run.id}", f"{name} ({run.status})", Path(chosen["path"]), cfg.model.arch,
                            cfg.corpus.source, name, run.status))
     return refs

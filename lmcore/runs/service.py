@@ -61,7 +61,7 @@ def check(store: RunStore, configs: list[RunConfig], limits: Limits | None = Non
             if key not in corpora:
                 check_source_size(cfg.corpus.source, limits)
                 corpora[key] = corpus if corpus is not None else load_corpus(cfg.corpus)
-            check_model(count_params(replace(cfg.model, vocab_size=len(corpora[key].vocab))), limits)
+            check_model(count_params(cfg.with_vocab(len(corpora[key].vocab)).model), limits)
             check_fits(corpora[key], cfg.train)
         except ValueError as err:
             which = f"run {i + 1}" + (f" ({cfg.name})" if cfg.name else "")  # as the Train page numbers its runs
