@@ -22,7 +22,7 @@ from lmcore.training.presets import PRESETS, run_config
 from lmcore.training.trainer import train
 
 MODEL_FLAGS = ("arch", "activation", "bias", "emb", "hidden", "layers", "dropout", "tied", "backend", "variant",
-               "gru_convention")
+               "gru_convention", "window", "direct")
 TRAIN_FLAGS = ("bptt", "batch", "optimizer", "lr", "lr_decay", "clip", "epochs", "max_steps", "time_budget",
                "eval_every", "seed", "device", "threads", "compile", "bf16")
 
@@ -42,6 +42,10 @@ def add_parsers(command) -> None:
                    help="LSTM only (Greff et al. 2016): " + "; ".join(f"{k}: {v.description}" for k, v in LSTM_VARIANTS.items()))
     p.add_argument("--gru-convention", choices=list(GRU_CONVENTIONS), default=None,
                    help="GRU only: " + "; ".join(f"{k}: {d}" for k, d in GRU_CONVENTIONS.items()))
+    p.add_argument("--window", type=int, default=None,
+                   help=f"ffnn only: n, so the model reads the n − 1 previous words (default {m.window})")
+    p.add_argument("--direct", action="store_const", const=True, default=None,
+                   help="ffnn only: Bengio et al.'s direct connections, y = softmax(W h + D x + b2)")
     p.add_argument("--no-bias", dest="bias", action="store_const", const=False, default=None,
                    help="drop b1 and b2, as in the coursework")
     p.add_argument("--emb", type=int, default=None, help=f"default {m.emb}; with --tied, the hidden size")

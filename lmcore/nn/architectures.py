@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from lmcore.values import check_finite, check_whole
 
 # Every gate a cell reports, by architecture, in PyTorch's order (an Elman RNN has none).
-GATES = {"elman": (), "irnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+GATES = {"elman": (), "irnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "ffnn": ()}
 # How a page, a legend or a table names each quantity of a trace.
 GATE_LABELS = {"i": "input gate i", "f": "forget gate f", "g": "candidate g", "o": "output gate o",
                "c": "cell state c", "r": "reset gate r", "z": "update gate z", "n": "candidate n",
@@ -41,7 +41,11 @@ LSTM_GATES = ("i", "f", "o")  # the LSTM's sigmoid gates; g is the candidate ("b
 # Every gate that is a sigmoid, so "open" (near 1) and "closed" (near 0) mean something.
 SIGMOID_GATES = LSTM_GATES + ("r", "z")
 # The lecture's names for the architectures (its table calls the Elman network "RNN").
-ARCH_NAMES = {"elman": "RNN", "irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}
+ARCH_NAMES = {"elman": "RNN", "irnn": "IRNN", "lstm": "LSTM", "gru": "GRU", "ffnn": "FFNN"}
+# The architectures with a state carried through time: the ones hidden states, gates and gradients through time
+# apply to. The feedforward model reads a fixed window of words and carries nothing but those words.
+RECURRENT = ("elman", "irnn", "lstm", "gru")
+MAX_WINDOW = 64  # the feedforward model's n: far beyond the 5 of Bengio et al. (2003), bounded for memory
 ACTIVATION_SYMBOLS = {"sigmoid": "σ", "tanh": "tanh", "relu": "ReLU"}
 
 
@@ -103,6 +107,8 @@ ARCHS = {
     "irnn": "ReLU RNN with U initialised to the identity, zero biases (Le et al. 2015)",
     "lstm": "Long short-term memory (Hochreiter & Schmidhuber 1997; PyTorch gates i, f, g, o; variants of Greff et al. 2016)",
     "gru": "Gated recurrent unit (Cho et al. 2014; PyTorch's convention or Cho's)",
+    "ffnn": "Feedforward n-gram model (Bengio et al. 2003): the n−1 previous words' embeddings, h = tanh(V x + b1), "
+            "no recurrence",
 }
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
 BACKENDS = ("auto", "fused", "cells")
@@ -122,6 +128,8 @@ class ModelConfig:
     vocab_size: int = 0
     variant: str = "vanilla"     # LSTM only: one of cells.LSTM_VARIANTS (vanilla = PyTorch's LSTM)
     gru_convention: str = "pytorch"  # GRU only: where the reset gate acts, "pytorch" or "cho"
+    window: int = 5              # FFNN only: n, so it reads the n − 1 words before the one it predicts
+    direct: bool = False         # FFNN only: Bengio's direct connections, y = softmax(W h + D x + b2)
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
@@ -143,7 +151,8 @@ class ModelConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         check_finite("dropout", self.dropout)
-        for name in ("bias", "tied"):
+        self._validate_feedforward()
+        for name in ("bias", "tied", "direct"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -155,8 +164,26 @@ class ModelConfig:
                     "gru": "Cho's GRU"}[self.arch]
             raise ValueError(f"PyTorch has no fused module for {what}; use backend cells or auto")
 
+    def _validate_feedforward(self) -> None:
+        check_whole("window", self.window)
+        if not 2 <= self.window <= MAX_WINDOW:
+            raise ValueError(f"window n must be between 2 (a bigram model) and {MAX_WINDOW}, not {self.window}")
+        if self.arch != "ffnn":
+            if self.window != 5 or self.direct is True:
+                raise ValueError(f"window and direct connections belong to the feedforward model; the {self.arch} "
+                                 "reads its whole past")
+            return
+        if self.layers != 1:
+            raise ValueError(f"the feedforward model has one hidden layer (Bengio et al. 2003), not {self.layers}")
+        if self.backend != "auto":
+            raise ValueError("the feedforward model has no recurrent backend to choose; leave backend on auto")
+        if self.tied and self.direct is True:
+            raise ValueError("direct connections D x need an untied W (the output layer reads [h; x])")
+
     @property
     def fusable(self) -> bool:
+        if self.arch == "ffnn":
+            return False
         if self.arch == "lstm":
             return LSTM_VARIANTS[self.variant].pytorch_equivalent
         if self.arch == "gru":
@@ -187,8 +214,10 @@ class ModelConfig:
 def model_name(m: ModelConfig, size: bool = False) -> str:
     """The one name of a model, in every table, legend, page and run name: the lecture's name for the
     architecture, the Elman RNN's activation, the LSTM variant or GRU convention; with size, layers × units.
-    "σ-RNN", "tanh-RNN", "IRNN", "LSTM", "LSTM-NIG", "GRU-Cho"; "LSTM 2×200"."""
-    if m.arch == "elman":
+    "σ-RNN", "tanh-RNN", "IRNN", "LSTM", "LSTM-NIG", "GRU-Cho", "FFNN n=5"; "LSTM 2×200"."""
+    if m.arch == "ffnn":
+        name = f"FFNN{'-direct' if m.direct else ''} n={m.window}"
+    elif m.arch == "elman":
         name = f"{ACTIVATION_SYMBOLS[m.activation]}-RNN"
     else:
         name = ARCH_NAMES[m.arch] + (f"-{m.variant_label}" if m.variant_label else "")
@@ -202,9 +231,13 @@ def count_params(cfg: ModelConfig, vocab_size: int | None = None) -> int:
     """Parameters of RNNLM(cfg) in closed form (equal to model.num_params(); a test checks).
 
     LSTM variants: a removed gate (NIG, NFG, NOG) or a coupled one (CIFG) has no block in V, U, b;
-    peepholes add H per gate that has one; FGR adds R, (3H)² per layer."""
+    peepholes add H per gate that has one; FGR adds R, (3H)² per layer. The FFNN: see FeedforwardLM."""
     v = vocab_size or cfg.vocab_size
     H = cfg.hidden
+    if cfg.arch == "ffnn":  # embedding, V and b1 on the n − 1 words, W (unless tied), D, b2
+        x = (cfg.window - 1) * cfg.emb
+        return (v * cfg.emb + x * H + (H if cfg.bias else 0) + (0 if cfg.tied else H * v)
+                + (x * v if cfg.direct else 0) + (v if cfg.bias else 0))
     variant = LSTM_VARIANTS[cfg.variant] if cfg.arch == "lstm" else None
     g = len(variant.blocks) if variant else GATE_BLOCKS[cfg.arch]
     total = v * cfg.emb  # embedding

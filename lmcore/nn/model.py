@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig
 from lmcore.nn.cells import make_cell
+from lmcore.nn.feedforward import FeedforwardLM
 from lmcore.nn.unroll import compile_wanted, compiled_step, run_layer
 
 
@@ -171,3 +172,10 @@ def detach_hidden(hidden):
         return tuple(h.detach() for h in hidden)
     return hidden.detach()
 
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The one way a model is made from its config: the recurrent LM, or the feedforward one (same interface)."""
+    if cfg.arch == "ffnn":
+        return FeedforwardLM(cfg)
+    return RNNLM(cfg)

@@ -20,7 +20,7 @@ import torch
 from lmcore.corpus.vocab import Vocab
 from lmcore.limits import LimitError, Limits, check_model
 from lmcore.nn.architectures import count_params
-from lmcore.nn.model import RNNLM
+from lmcore.nn.model import RNNLM, build_model
 from lmcore.training.config import RunConfig
 
 FORMAT_VERSION = 1
@@ -111,9 +111,9 @@ def model_from_payload(payload: dict, path: Path, device: str | torch.device = "
     cfg = _checked_config(payload, Path(path), limits)
     got = payload["state_dict"]
     with torch.device("meta"):  # the shapes the config implies, with no memory behind them
-        expected = RNNLM(cfg.model).state_dict()
+        expected = build_model(cfg.model).state_dict()
     _check_tensors(got, expected, Path(path))  # so the model built next is no bigger than the file
-    model = RNNLM(cfg.model)
+    model = build_model(cfg.model)
     model.load_state_dict(got)
     return model.to(device), cfg, Vocab(payload["vocab"])
 

@@ -45,6 +45,10 @@ PRESETS: dict[str, Preset] = {
         ModelConfig(arch="gru", **_SMALL), LINEUP_TRAIN,
         "Gated recurrent unit (Cho et al. 2014): update and reset gates, no separate cell, 3 weight blocks to "
         "the LSTM's 4, so fewer parameters at the same size."),
+    "FFNN": Preset(
+        ModelConfig(arch="ffnn", window=5, **{**_SMALL, "layers": 1}), LINEUP_TRAIN,
+        "The feedforward model of the lecture before (Bengio et al. 2003): the 4 previous words' embeddings, "
+        "h = tanh(V x + b1); a fixed window, like a 5-gram, with shared parameters."),
 }
 DEFAULT_LINEUP = ("lecture RNN", "LSTM", "GRU")
 
@@ -84,7 +88,7 @@ def run_config(preset_name: str | None, corpus: CorpusSpec, *, model: dict | Non
     the library's defaults, with the caller's changes on top, then what follows from them.
 
     model / train: only the settings the caller sets. A changed optimizer without an lr takes that
-    optimizer's default lr; a tied model without an embedding size takes emb = hidden.
+    optimizer's default lr; a tied model without an embedding size takes emb = hidden; the FFNN, one layer.
     vocab_size: needed for match_params (the hidden size whose parameter count is closest to it).
     train_tokens: given (the page), and no eval_every, the run gets live evaluations for its curves; they
     change nothing else (lmcore.training.trainer)."""
@@ -93,6 +97,8 @@ def run_config(preset_name: str | None, corpus: CorpusSpec, *, model: dict | Non
     if "optimizer" in train and "lr" not in train and train["optimizer"] != base_train.optimizer:
         train["lr"] = DEFAULT_LR.get(train["optimizer"], base_train.lr)
     m = replace(base_model, **model)
+    if m.arch == "ffnn" and "layers" not in model:
+        m = replace(m, layers=1)  # the feedforward model has one hidden layer
     if m.tied and "emb" not in model:
         m = replace(m, emb=m.hidden)
     if vocab_size:

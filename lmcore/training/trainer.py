@@ -32,7 +32,7 @@ from lmcore.corpus.batching import batchify, bptt_chunks, n_chunks
 from lmcore.corpus.dataset import Corpus
 from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError
-from lmcore.nn.model import RNNLM, detach_hidden
+from lmcore.nn.model import RNNLM, build_model, detach_hidden
 from lmcore.training.checkpoints import load_checkpoint
 from lmcore.training.config import RunConfig, TrainConfig
 from lmcore.training.device import resolve_device
@@ -278,7 +278,7 @@ def _autocast(bf16: bool, device: torch.device):
 
 
 def _model_and_optimizer(cfg: RunConfig, device: torch.device) -> tuple[RNNLM, torch.optim.Optimizer]:
-    model = RNNLM(cfg.model).to(device)
+    model = build_model(cfg.model).to(device)
     model.compile = cfg.train.compile  # used by the hand-written cells only (auto: on CUDA)
     optimizer = torch.optim.SGD if cfg.train.optimizer == "sgd" else torch.optim.Adam
     return model, optimizer(model.parameters(), lr=cfg.train.lr)
