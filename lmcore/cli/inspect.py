@@ -1,4 +1,7 @@
-"""`python -m lmcore inspect trace|decay|saliency|agreement|context`: the numbers the pages draw, as JSON."""
+"""`python -m lmcore inspect trace|decay|saliency|agreement|context`: the numbers the pages draw, as JSON.
+
+decay and saliency follow the gradient through the hidden state, so they refuse a feedforward (ffnn) run in one
+line; trace (its P(next) and its one layer h, no gates), agreement and context take it."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,6 +24,7 @@ from lmcore.inspect.memory import (
 )
 from lmcore.inspect.trace import gate_means, trace
 from lmcore.ngram import KneserNeyLM
+from lmcore.nn.architectures import require_recurrent
 from lmcore.training.checkpoints import load_checkpoint
 
 
@@ -56,6 +60,8 @@ def add_parsers(command, home) -> None:
 
 def cmd_inspect(a) -> int:
     model, cfg, vocab, meta = load_checkpoint(checkpoint_path(a.run))
+    if a.inspect_command in THROUGH_TIME:
+        require_recurrent(cfg.model, f"inspect {a.inspect_command} ({THROUGH_TIME[a.inspect_command]})")
     records = INSPECTIONS[a.inspect_command](a, model, cfg, vocab)
     for record in records:
         print(json_line(record) if a.json else "  ".join(f"{k} {_short(v)}" for k, v in record.items()))
@@ -129,5 +135,6 @@ def _context(a, model, cfg, vocab):
         yield {**row, f"ngram{a.order}_ppl": baseline}
 
 
+THROUGH_TIME = {"decay": "gradients through time", "saliency": "the gradient back through the hidden state"}
 INSPECTIONS = {"trace": _trace, "decay": _decay, "saliency": _saliency, "agreement": _agreement, "context": _context}
 COMMANDS = {"inspect": cmd_inspect}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lmcore.nn.architectures import require_recurrent
 from lmcore.nn.model import RNNLM
 
 EXACT_JACOBIAN_MAX_H = 64
@@ -55,6 +56,7 @@ def _probed_run(model: RNNLM, x: torch.Tensor, layer: int):
 
     Returns (top-layer outputs (L, B, H), probes (L, states, B, H), that layer's h at the last step).
     """
+    require_recurrent(model.cfg, "the gradient through time")
     L, B = x.shape
     layer, lstm = layer % model.cfg.layers, model.cfg.arch == "lstm"
     probes = torch.zeros(L, 2 if lstm else 1, B, model.cfg.hidden, device=x.device, requires_grad=True)
@@ -129,6 +131,7 @@ def input_saliency(model: RNNLM, ids, position: int) -> np.ndarray:
     x_j is the embedding of token j; entry j of the result belongs to token j, and positions at or
     after `position` are 0. Large values mark the past tokens the prediction leans on.
     """
+    require_recurrent(model.cfg, "saliency over the past")
     if not 1 <= position < len(ids):
         raise ValueError(f"position must be in 1..{len(ids) - 1}")
     model.eval()

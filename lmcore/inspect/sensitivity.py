@@ -24,6 +24,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from lmcore.nn.architectures import require_recurrent
 from lmcore.nn.model import RNNLM
 
 Units = int | Iterable[int] | None
@@ -68,6 +69,7 @@ def _run_copies(model: RNNLM, ids: np.ndarray, source: int, copies: int, steps: 
 
 
 def _check(model: RNNLM, T: int, source: int, layer: int) -> None:
+    require_recurrent(model.cfg, "the sensitivity of the hidden state to an earlier input")
     if not 0 <= source < T:
         raise ValueError(f"source step {source} outside the sequence of {T} tokens")
     if not -model.cfg.layers <= layer < model.cfg.layers:

@@ -5,6 +5,7 @@ cells read the fused module's own tensors), so every gate is visible by name:
     LSTM: i, f, g, o and the cell state c;   GRU: r, z, n;   every arch: the hidden state h.
 Every LSTM variant has the same names: a gate the variant removes (NIG, NFG, NOG) is the constant 1,
 permanently open, and `gate_notes` says so; CIFG's f is 1 − i.
+The feedforward model (FFNN) has no cells and no gates: its one layer is h_t = tanh(V x_t + b1) on the window.
 """
 from __future__ import annotations
 
@@ -47,8 +48,12 @@ def trace(model: RNNLM, ids, vocab: Vocab | None = None, top_k: int = 10) -> Tra
     model.eval()
     device = model.encoder.weight.device
     x = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=device).view(-1, 1)  # (T, 1)
-    emb = model.encoder(x)  # (T, 1, E)
-    out, _, per_layer = model.run_cells(emb, model.init_hidden(1), keep_gates=True)
+    if model.cfg.recurrent:
+        emb = model.encoder(x)  # (T, 1, E)
+        out, _, per_layer = model.run_cells(emb, model.init_hidden(1), keep_gates=True)
+    else:  # the FFNN: what the output layer reads ([h; x] with direct connections), h its first H columns
+        out, _ = model.features(x)  # (T, 1, ·)
+        per_layer = [{"h": out[..., :model.cfg.hidden]}]
     probs = torch.softmax(model.decoder(out[:, 0]).float(), dim=-1)  # (T, vocab)
     k = min(top_k, probs.size(1))
     top = torch.topk(probs, k, dim=-1)

@@ -208,7 +208,20 @@ class ModelConfig:
 
     @property
     def cell_activation(self) -> str:
-        return "relu" if self.arch == "irnn" else self.activation
+        """The activation of h: ReLU for the IRNN, tanh for the FFNN (Bengio et al.), else the Elman setting."""
+        return {"irnn": "relu", "ffnn": "tanh"}.get(self.arch, self.activation)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the model carries a state through time (hidden states, gates, gradients through time)."""
+        return self.arch in RECURRENT
+
+
+def require_recurrent(cfg: ModelConfig, what: str) -> None:
+    """Refuse, in one line, a measurement through time on a model that has no state through time (the FFNN)."""
+    if not cfg.recurrent:
+        raise ValueError(f"{what} needs a recurrent model; {model_name(cfg)} carries no state through time (its "
+                         f"context is the fixed window of the {cfg.window - 1} previous words)")
 
 
 def model_name(m: ModelConfig, size: bool = False) -> str:
