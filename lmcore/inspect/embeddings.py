@@ -3,6 +3,8 @@
 In the lecture x is one-hot, so V x picks one column of V: each word's representation. Here an embedding
 layer does the picking (x_t = encoder.weight[token]) and V acts on that vector. W (decoder.weight) has a row
 per word too: the direction in h that raises that word's probability. With tied weights the two are one matrix.
+The feedforward model with direct connections keeps W and D side by side in decoder.weight ([W D], rows of
+H + (n − 1)·E): its output vectors are W's columns alone, the part that reads h, as for every other model.
 """
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ MATRICES = {"input": "input embeddings x (encoder.weight)", "output": "output ma
 
 
 def embedding_matrix(model: RNNLM, which: str = "input") -> np.ndarray:
-    """(V, d): one row per vocabulary entry."""
+    """(V, d): one row per vocabulary entry. Output: W's rows, (V, H), without an FFNN's direct connections D."""
     if which not in MATRICES:
         raise ValueError(f"unknown matrix {which!r}; choose one of {', '.join(MATRICES)}")
-    layer = model.encoder if which == "input" else model.decoder
-    return layer.weight.detach().float().cpu().numpy()
+    weight = model.encoder.weight if which == "input" else model.decoder.weight[:, :model.cfg.hidden]
+    return weight.detach().float().cpu().numpy()
 
 
 @dataclass
