@@ -5,6 +5,8 @@ V: input→hidden (weight_ih), U: hidden→hidden (weight_hh), W: hidden→outpu
 b1 = b_ih + b_hh, b2 = decoder.bias, σ: the logistic sigmoid.
 LSTM variants (Greff et al. 2016) add p_i, p_f, p_o (peepholes, extra.p_*_l0) and R (FGR's gate-to-gate
 matrix, extra.R_l0, acting on a_{t-1} = [i_{t-1}; f_{t-1}; o_{t-1}]).
+The feedforward model (Bengio et al. 2003) has no U: x_i is the n − 1 previous words' embeddings side by side,
+V is hidden_layer.weight, and D (direct connections) sits beside W in decoder.weight.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ ACTIVATION_TEX = {"sigmoid": r"\sigma", "tanh": r"\tanh", "relu": r"\mathrm{relu
 def equations(cfg: ModelConfig) -> list[str]:
     """The recurrence and output of this configuration, in the lecture's symbols (PyTorch's gate order)."""
     b = cfg.bias
+    if cfg.arch == "ffnn":
+        return _feedforward_equations(cfg)
     if cfg.arch in ("elman", "irnn"):
         f = ACTIVATION_TEX[cfg.cell_activation]
         rec = rf"h_t = {f}(V x_t + U h_{{t-1}}{' + b_1' if b else ''})"
@@ -32,6 +36,21 @@ def equations(cfg: ModelConfig) -> list[str]:
             eqs.append(rf"n_t = \tanh(V_n x_t{bias('{in}')} + r_t \odot (U_n h_{{t-1}}{bias('{hn}')}))")
         eqs.append(r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}")
     return eqs + [OUTPUT if b else OUTPUT.replace(" + b_2", "")]
+
+
+def _feedforward_equations(cfg: ModelConfig) -> list[str]:
+    """Bengio et al. (2003): the window of n − 1 embeddings, one tanh layer, W (and D) to the output."""
+    n, b = cfg.window, cfg.bias
+
+    def words(f: str, sep: str) -> str:  # f(w_{i−n+1}), …, f(w_{i−1}): all of them while they fit
+        names = [f.format(rf"w_{{i-{k}}}") for k in range(n - 1, 0, -1)]
+        return sep.join(names) if len(names) <= 3 else sep.join([names[0], r"\dots", names[-1]])
+
+    window = "the previous word" if n == 2 else f"the {n - 1} previous words"
+    return [rf"x_i = [{words('e({})', '; ')}] \quad (n = {n}: \text{{{window}}})",
+            rf"h_i = \tanh(V x_i{' + b_1' if b else ''})",
+            rf"y_i = \mathrm{{softmax}}(W h_i{' + D x_i' if cfg.direct else ''}{' + b_2' if b else ''}), "
+            rf"\qquad P(w_i \mid {words('{}', ', ')}) = y_i"]
 
 
 def _lstm_equations(cfg: ModelConfig) -> list[str]:
@@ -63,6 +82,8 @@ def _lstm_equations(cfg: ModelConfig) -> list[str]:
 
 def parameter_map(cfg: ModelConfig) -> list[dict]:
     """Rows of (symbol, PyTorch parameter, shape) for the first layer and the output layer."""
+    if cfg.arch == "ffnn":
+        return _feedforward_parameters(cfg)
     variant = LSTM_VARIANTS[cfg.variant] if cfg.arch == "lstm" else None
     blocks = {"elman": "", "irnn": "", "lstm": f" ({', '.join(variant.blocks) if variant else ''} stacked)",
               "gru": " (r, z, n stacked)"}[cfg.arch]
@@ -83,4 +104,24 @@ def parameter_map(cfg: ModelConfig) -> list[dict]:
     if variant and variant.gate_recurrence:
         rows.insert(3, {"symbol": "R = [R_i; R_f; R_o]", "PyTorch": "extra.R_l0", "shape": f"({3 * cfg.hidden}, {3 * cfg.hidden})",
                         "meaning": "gates at t−1 → gates at t (full gate recurrence)"})
+    return rows
+
+
+def _feedforward_parameters(cfg: ModelConfig) -> list[dict]:
+    """The FFNN's symbols: e(w) and x_i from the embedding, V and b_1, then W, D and b_2 (decoder.weight = [W D])."""
+    E, H, v, x = cfg.emb, cfg.hidden, cfg.vocab_size, (cfg.window - 1) * cfg.emb
+    rows = [{"symbol": "e(w)", "PyTorch": "encoder.weight[token]", "shape": f"({E},)",
+             "meaning": "a word's embedding"},
+            {"symbol": "x_i", "PyTorch": "encoder.weight[token]" if cfg.window == 2 else f"{cfg.window - 1} rows of encoder.weight, side by side", "shape": f"({x},)",
+             "meaning": "input: the previous word's embedding" if cfg.window == 2
+             else f"input: the {cfg.window - 1} previous words' embeddings, oldest first"},
+            {"symbol": "V", "PyTorch": "hidden_layer.weight", "shape": f"({H}, {x})", "meaning": "input → hidden"},
+            {"symbol": "W", "PyTorch": ("decoder.weight[:, :H]" if cfg.direct else "decoder.weight")
+             + (" (= encoder.weight, tied)" if cfg.tied else ""), "shape": f"({v}, {H})", "meaning": "hidden → output"}]
+    if cfg.direct:
+        rows.append({"symbol": "D", "PyTorch": "decoder.weight[:, H:]", "shape": f"({v}, {x})",
+                     "meaning": "input → output (direct connections)"})
+    if cfg.bias:
+        rows.insert(3, {"symbol": "b_1", "PyTorch": "hidden_layer.bias", "shape": f"({H},)", "meaning": "hidden bias"})
+        rows.append({"symbol": "b_2", "PyTorch": "decoder.bias", "shape": f"({v},)", "meaning": "output bias"})
     return rows
