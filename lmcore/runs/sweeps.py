@@ -77,7 +77,9 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     """One RunConfig per grid point, in a fixed order: setting (hidden, lr), then model, then seed.
 
     Variants apply to the LSTM only and conventions to the GRU only; any other architecture is one point.
-    Every run is named after its model, size and seed ("LSTM-NIG 1×64 seed 2")."""
+    The feedforward model (ffnn) gets one layer and the auto backend whatever the base says (it has no stack
+    and no recurrent backend to choose), as run_config gives it one layer; its window is the base's (n = 5).
+    Every run is named after its model, size and seed ("LSTM-NIG 1×64 seed 2", "FFNN n=5 1×64 seed 1")."""
     spec.validate()
     models = []
     for arch in spec.archs:
@@ -85,6 +87,8 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
             models += [dict(arch=arch, variant=v, gru_convention="pytorch") for v in spec.variants]
         elif arch == "gru":
             models += [dict(arch=arch, variant="vanilla", gru_convention=c) for c in spec.gru_conventions]
+        elif arch == "ffnn":
+            models.append(dict(arch=arch, variant="vanilla", gru_convention="pytorch", layers=1, backend="auto"))
         else:
             models.append(dict(arch=arch, variant="vanilla", gru_convention="pytorch"))
     lrs = spec.lr or [spec.base.train.lr]

@@ -110,7 +110,8 @@ def run_config(preset_name: str | None, corpus: CorpusSpec, *, model: dict | Non
     if train_tokens and "eval_every" not in train:
         t = replace(t, eval_every=live_eval_every(train_tokens, t.batch, t.bptt))
     if preset_name and not name:
-        name = f"{preset_name} {m.variant_label}".rstrip() + f" {m.layers}×{m.hidden}"  # "LSTM NIG 1×200"
+        kind = m.variant_label if m.recurrent else f"{'direct ' if m.direct else ''}n={m.window}"  # FFNN: its window
+        name = f"{preset_name} {kind}".rstrip() + f" {m.layers}×{m.hidden}"  # "LSTM NIG 1×200", "FFNN n=5 1×200"
     return RunConfig(name=name, corpus=corpus, model=m, train=t)
 
 
