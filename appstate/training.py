@@ -13,7 +13,7 @@ from appstate.text import md
 from appstate.widgets import reset_default, selected_run_ids, set_selected_run_ids
 from lmcore.corpus.dataset import Corpus, CorpusSpec
 from lmcore.corpus.reading import CorpusError
-from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, count_params
+from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, MAX_WINDOW, count_params
 from lmcore.runs import service
 from lmcore.runs.catalog import corpus_name, run_label
 from lmcore.runs.history import history_table
@@ -27,8 +27,8 @@ from lmcore.training.presets import DEFAULT_LINEUP, PRESETS, preset, recipe_note
 __all__ = [
     # the pages' names from lmcore
     "ACTIVATION_NAMES", "ACTIVE", "ARCHS", "DEFAULT_LINEUP", "GRU_CONVENTIONS", "LE_2015", "LSTM_VARIANTS",
-    "OPTIMIZERS", "PRESETS", "best_runs", "corpus_name", "count_params", "history_table", "lecture_table", "preset",
-    "progress_text", "readable_message", "recipe_note", "run_summary",
+    "MAX_WINDOW", "OPTIMIZERS", "PRESETS", "best_runs", "corpus_name", "count_params", "history_table",
+    "lecture_table", "preset", "progress_text", "readable_message", "recipe_note", "run_summary",
     # this module's
     "all_runs", "broken_runs", "comparison", "curves_data", "delete_run", "evaluated_runs", "look_inside",
     "lineup_run", "queue_runs", "recipe", "reset_run_fields", "resumable", "resume_run", "run_label", "shown_runs",
@@ -37,7 +37,8 @@ __all__ = [
 
 # a run's advanced fields on the Train page: URL name (with the run's number after it) -> ModelConfig / TrainConfig
 MODEL_FIELDS = {"arch": "arch", "variant": "variant", "gru": "gru_convention", "act": "activation", "bias": "bias",
-                "tied": "tied", "emb": "emb", "hid": "hidden", "layers": "layers", "drop": "dropout"}
+                "tied": "tied", "emb": "emb", "hid": "hidden", "layers": "layers", "drop": "dropout",
+                "win": "window", "direct": "direct"}
 TRAIN_FIELDS = {"opt": "optimizer", "lr": "lr", "clip": "clip"}
 
 
@@ -153,16 +154,27 @@ def comparison(runs: list[Run], order: int) -> tuple[pd.DataFrame, pd.DataFrame,
 
 # --- a path through the app (issue 13, item 10): from trained runs to the pages that look inside them -------------
 def look_inside(runs: list[Run]) -> None:
-    """Links to Hidden states (the best finished run), Gates and Gradients (the best run of each architecture)."""
+    """Links to Hidden states (the best finished recurrent run), Gates and Gradients (the best run of each
+    recurrent architecture); for a feedforward run, the pages that apply to it (Next word, Markov vs memory)."""
     best = best_runs(runs)
-    if not best:
+    if "ffnn" in best:
+        ffnn = best["ffnn"]
+        st.caption(f"#{ffnn.id} {md(ffnn.cfg.label())} is feedforward: it carries no state through time, so it has "
+                   "no hidden states over the text, gates or gradients through time. What it predicts, and how "
+                   "little context it uses:")
+        f1, f2 = st.columns(2)
+        f1.page_link("views/next_word.py", label="Next word: what the window predicts", icon=":material/keyboard_tab:",
+                     query_params={"run": f"run:{ffnn.id}"})
+        f2.page_link("views/memory.py", label="Markov vs memory: its context use stops at n − 1 words",
+                     icon=":material/memory:", query_params={"runs_view": f"run:{ffnn.id}"})
+    if "all" not in best:
         return
     top = best["all"]
-    st.caption(f"Open the inspection pages on the best finished run here, #{top.id} {md(top.cfg.label())} "
+    st.caption(f"Open the inspection pages on the best finished recurrent run here, #{top.id} {md(top.cfg.label())} "
                f"(validation perplexity {top.best_valid_ppl:.1f}); Gates and Gradients side by side on the best run "
                "of each architecture.")
     gates = {f"gates_{family}": f"run:{best[family].id}" for family in ("elman", "lstm", "gru") if family in best}
-    per_arch = sorted((r for k, r in best.items() if k != "all"), key=lambda r: r.best_valid_ppl)
+    per_arch = sorted((r for k, r in best.items() if k not in ("all", "ffnn")), key=lambda r: r.best_valid_ppl)
     c1, c2, c3 = st.columns(3)
     c1.page_link("views/hidden.py", label="Hidden states: what each unit tracks", icon=":material/grid_on:",
                  query_params={"run": f"run:{top.id}"})

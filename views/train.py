@@ -5,7 +5,7 @@ import streamlit as st
 import appstate
 from appstate import training
 from appstate.training import (ACTIVATION_NAMES, ACTIVE, ARCHS, DEFAULT_LINEUP, GRU_CONVENTIONS, LSTM_VARIANTS,
-                               OPTIMIZERS, PRESETS, count_params, history_table, preset, progress_text,
+                               MAX_WINDOW, OPTIMIZERS, PRESETS, count_params, history_table, preset, progress_text,
                                readable_message, recipe_note, run_label)
 from appstate.widgets import field
 from lmcore.viz.training import curves_figure
@@ -62,6 +62,13 @@ def model_fields(i: int, name: str) -> tuple[dict, dict]:
     with st.expander("Advanced"):
         arch = field(st.selectbox, "Architecture", f"arch{i}", model.arch, list(ARCHS),
                      help="\n".join(f"{a}: {d}" for a, d in ARCHS.items()))
+        feedforward = arch == "ffnn"
+        window = field(st.number_input, "Window n", f"win{i}", model.window, 2, MAX_WINDOW,
+                       help="the model reads the n − 1 previous words, and nothing before them (n = 5 in Bengio "
+                            "et al. 2003): a 5-gram's window with shared parameters") if feedforward else 5
+        direct = field(st.checkbox, "Direct connections D x", f"direct{i}", model.direct,
+                       help="Bengio et al.'s y = softmax(W h + D x + b2): the window's embeddings also reach the "
+                            "output directly; needs W untied") if feedforward else False
         variant = field(
             st.selectbox, "LSTM variant", f"variant{i}", model.variant, list(LSTM_VARIANTS),
             format_func=lambda v: f"{LSTM_VARIANTS[v].name}: {LSTM_VARIANTS[v].description}",
@@ -72,11 +79,15 @@ def model_fields(i: int, name: str) -> tuple[dict, dict]:
                                list(GRU_CONVENTIONS), format_func=GRU_CONVENTIONS.get) if arch == "gru" else "pytorch"
         activation = field(st.selectbox, "Activation f (Elman)", f"act{i}", model.activation, ACTIVATION_NAMES,
                            help="σ: the lecture's RNN, states in [0, 1]; tanh: states in [−1, 1], zero-centred; "
-                                "relu with identity init: the IRNN (Le et al. 2015)")
+                                "relu with identity init: the IRNN (Le et al. 2015)") \
+            if not feedforward else model.activation  # the FFNN's h is tanh
         bias = field(st.checkbox, "Biases b1, b2", f"bias{i}", model.bias)
         tied = field(st.checkbox, "Tie W to the embedding (needs equal sizes)", f"tied{i}", model.tied,
                      help="W shares the embedding matrix: fewer parameters, less overfitting on a small corpus "
-                          "(Press & Wolf 2017)")
+                          "(Press & Wolf 2017)", disabled=bool(direct))
+        if direct and tied:  # the output layer reads [h; x], wider than an embedding row
+            st.caption("W untied: with direct connections the output layer reads [h; x], not h alone.")
+            tied = False
         hidden = field(st.number_input, "Hidden units", f"hid{i}", model.hidden, 1, 4096,
                        help="the size of h_t, the model's memory")
         if tied:  # W is the embedding matrix, so x_t has the size of h_t
@@ -85,8 +96,12 @@ def model_fields(i: int, name: str) -> tuple[dict, dict]:
         else:
             emb = field(st.number_input, "Embedding size", f"emb{i}", model.emb, 1, 2048,
                         help="the size of x_t, the row of the embedding matrix that V multiplies")
-        layers = field(st.number_input, "Layers", f"layers{i}", model.layers, 1, 8,
-                       help="stacked: layer 2 reads layer 1's h_t as its input")
+        if feedforward:
+            st.caption("Layers: 1, the feedforward model's one hidden layer h = tanh(V x + b1) (Bengio et al. 2003).")
+            layers = 1
+        else:
+            layers = field(st.number_input, "Layers", f"layers{i}", model.layers, 1, 8,
+                           help="stacked: layer 2 reads layer 1's h_t as its input")
         dropout = field(st.number_input, "Dropout", f"drop{i}", model.dropout, 0.0, 0.9, step=0.05,
                         help="share of units zeroed at random while training, between layers (not through time): "
                              "fights overfitting on small corpora")
@@ -100,6 +115,7 @@ def model_fields(i: int, name: str) -> tuple[dict, dict]:
                           "(Pascanu et al. 2013)")
     model_overrides = dict(arch=arch, activation=activation, bias=bias, hidden=int(hidden), layers=int(layers),
                            dropout=float(dropout), tied=tied, variant=variant, gru_convention=gru_convention,
+                           window=int(window), direct=bool(direct),  # 5 and off unless the model is the FFNN
                            **({} if tied else {"emb": int(emb)}))  # tied: the embedding size follows the hidden size
     return model_overrides, dict(optimizer=optimizer, lr=float(lr), clip=float(clip))
 
@@ -119,7 +135,8 @@ for i, col in enumerate(st.columns(n_runs), start=1):
             match=configs[0] if sizing == "same parameters" and configs else None)
         configs.append(cfg)
         st.caption(PRESETS[name].note)
-        st.caption(f"{cfg.model.layers}×{cfg.model.hidden} units · **{count_params(cfg.model):,}** parameters")
+        reads = f"reads the {cfg.model.window - 1} previous words · " if cfg.model.arch == "ffnn" else ""
+        st.caption(f"{reads}{cfg.model.layers}×{cfg.model.hidden} units · **{count_params(cfg.model):,}** parameters")
 
 
 if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary"):

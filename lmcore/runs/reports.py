@@ -48,15 +48,18 @@ def readable_message(message: str | None) -> str:
 
 
 def best_runs(runs: list[Run]) -> dict[str, dict]:
-    """The lowest finite validation perplexity among runs that finished ("done"), overall ("all") and per
-    architecture family as the Gates page groups them ("elman" holds the IRNN too)."""
+    """The lowest finite validation perplexity among runs that finished ("done"), per architecture family as the
+    Gates page groups them ("elman" holds the IRNN too; "ffnn" the feedforward models), and overall among the
+    recurrent ones ("all": the run the inspection pages of hidden states, gates and gradients open on; the
+    feedforward model carries no state through time, so it has none of those)."""
     best: dict[str, dict] = {}
     for run in runs:
         ppl = _finite(run.best_valid_ppl)
         if run.status != "done" or ppl is None:
             continue
-        family = "elman" if run.cfg.model.arch in ("elman", "irnn") else run.cfg.model.arch
-        for group in ("all", family):
+        m = run.cfg.model
+        family = "elman" if m.arch in ("elman", "irnn") else m.arch
+        for group in ("all", family) if m.recurrent else (family,):
             if group not in best or ppl < best[group]["best_valid_ppl"]:
                 best[group] = run
     return best
@@ -125,12 +128,14 @@ def metrics_frame(store, run_ids: list[int]) -> pd.DataFrame:
 
 def lecture_table(runs: list[Run], baseline: pd.DataFrame | None = None) -> pd.DataFrame:
     """The perplexity table of Le et al. (2015) as the lecture shows it, from the user's runs:
-    method, units, layers, parameters, perplexity (test where known, else best validation)."""
+    method, units, layers, parameters, perplexity (test where known, else best validation). A feedforward
+    run is a row like the others, its window said (the lecture before's model, between the n-gram and the RNN)."""
     rows = []
     for run in runs:
         cfg = run.cfg
         m = cfg.model
-        method = f"{model_name(m)} ({m.layers} layer{'s' if m.layers > 1 else ''}, {m.hidden} units)"
+        method = f"{model_name(m)} ({m.layers} layer{'s' if m.layers > 1 else ''}, {m.hidden} units" + \
+            (f", a window of {m.window - 1} words)" if not m.recurrent else ")")  # "FFNN n=5 (1 layer, 200 units, …)"
         ppl = _believable(run, "test_ppl") if run.test_ppl is not None else _believable(run, "best_valid_ppl")
         rows.append({"method": method, "units": m.hidden, "layers": m.layers, "parameters": run.params,
                      "perplexity": None if ppl is None else round(ppl, 1),
