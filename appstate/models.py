@@ -17,10 +17,21 @@ from lmcore.corpus.vocab import Vocab
 from lmcore.inspect.texts import unknown_tokens
 from lmcore.inspect.trace import trace
 from lmcore.lecture import notation
+from lmcore.nn.architectures import RECURRENT
 from lmcore.nn.model import RNNLM
 from lmcore.runs.catalog import RunRef, inspectable_runs, newest_finished, newest_lineup
 from lmcore.training.checkpoints import CheckpointError, load_checkpoint
 from lmcore.training.config import RunConfig
+
+
+# What a page about the state through time says about the runs its choosers leave out (one caption line).
+NOT_LISTED = ("The feedforward model (FFNN) is not listed: it carries no state through time, so it has no {what}; "
+              "its context is the fixed window of the n − 1 previous words (see Markov vs memory).")
+
+
+def not_listed(what: str, container=st) -> None:
+    """The caption of a page whose choosers list only RECURRENT runs: why the FFNN is not among them."""
+    container.caption(NOT_LISTED.format(what=what))
 
 
 @dataclass
@@ -75,7 +86,7 @@ def pick_run(label: str = "Run", key: str = "run", archs: tuple[str, ...] | None
     st.query_params[key] = chosen
     ref = refs[keys.index(chosen)]
     if ref == newest:
-        kind = f" {label}" if archs else ""
+        kind = "" if not archs else " recurrent" if set(archs) == set(RECURRENT) else f" {label}"
         container.caption(f"Showing {md(ref.name)} ({md(ref.corpus_name)}), your newest finished{md(kind)} run; "
                           "pick another above.")
     return ref
@@ -88,12 +99,13 @@ def pick_model(label: str = "Run", key: str = "run", archs: tuple[str, ...] | No
     return None if ref is None else load_run(ref)
 
 
-def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, container=st) -> list[RunRef]:
-    """Several runs to compare on one figure; the choice is kept in the URL.
+def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, archs: tuple[str, ...] | None = None,
+              container=st) -> list[RunRef]:
+    """Several runs (of these architectures) to compare on one figure; the choice is kept in the URL.
 
     Without one: the user's newest finished runs on one corpus (up to 3, those trained side by side),
     else the agreement demos."""
-    refs = inspectable_runs(get_store())
+    refs = [r for r in inspectable_runs(get_store()) if archs is None or r.arch in archs]
     keys = [r.key for r in refs]
     lineup = newest_lineup(refs, min(3, max_runs))
     wanted = [k for k in st.query_params.get(key, "").split(",") if k in keys]
@@ -109,11 +121,11 @@ def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, co
 
 
 def open_run(label: str = "Run", key: str = "run", text_key: str | None = None, equations: bool = True,
-             too_short: str = "Type at least two tokens.") -> ModelRun | None:
-    """The opening of a page about one model: the run chooser, the run loaded, its equations (unless the page
-    shows them elsewhere), then, with a text_key, the text to read (pick_text). None when the page should stop:
-    no run to inspect, or a text of fewer than two tokens (each said on the page)."""
-    run = pick_model(label, key)
+             too_short: str = "Type at least two tokens.", archs: tuple[str, ...] | None = None) -> ModelRun | None:
+    """The opening of a page about one model: the run chooser (over these architectures), the run loaded, its
+    equations (unless the page shows them elsewhere), then, with a text_key, the text to read (pick_text). None
+    when the page should stop: no run to inspect, or a text of fewer than two tokens (each said on the page)."""
+    run = pick_model(label, key, archs)
     if run is None:
         return None
     if equations:

@@ -30,6 +30,10 @@ perplexity = c4.slider("Perplexity", 5, 100, 30, key="perplexity", bind="query-p
 score_box = c5.empty()
 if cfg.model.tied:
     st.caption("This run ties its weights: W is the input embedding matrix, so both choices show the same vectors.")
+if cfg.model.direct:
+    st.caption("This feedforward run has direct connections: decoder.weight is [W D], each row W's "
+               f"{cfg.model.hidden} numbers then D's {(cfg.model.window - 1) * cfg.model.emb}. Output vectors here "
+               "are W's rows alone, the part that reads h, as for every other model.")
 map_area = st.container()  # drawn after the word below, which it marks in red
 
 st.subheader("Nearest neighbours")

@@ -38,6 +38,7 @@ st.caption("An LSTM block can retain information indefinitely: if the forget gat
            "closed, the cell passes on its content from the previous step. Below, the same text through three "
            "trained models: how long does each one's hidden state still depend on one input word?")
 
+models.not_listed("gates")
 picked = [(label, run) for col, (label, archs, default, key) in zip(st.columns(3), MODELS)
           if (run := models.pick_model(label, key, archs=archs, fallback=default, container=col)) is not None]
 if not picked:

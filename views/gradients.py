@@ -15,7 +15,9 @@ st.caption("The lecture: “as we backpropagate through time, gradients tend tow
 st.latex(r"\Big\lVert \frac{\partial \ell_t}{\partial h_{t-k}} \Big\rVert \quad\text{and}\quad "
          r"\Big\lVert \frac{\partial h_t}{\partial h_{t-k}} \Big\rVert_F = "
          r"\Big\lVert \prod_{j=t-k+1}^{t} \mathrm{diag}(f'(\mathrm{net}_j))\, U \Big\rVert_F \text{ (Elman)}")
-refs = models.pick_runs("Runs (e.g. lecture RNN, tanh RNN, IRNN, LSTM, GRU)", key="decay_runs", max_runs=5)
+models.not_listed("gradient through time")
+refs = models.pick_runs("Runs (e.g. lecture RNN, tanh RNN, IRNN, LSTM, GRU)", key="decay_runs", max_runs=5,
+                        archs=models.RECURRENT)
 if not refs:
     st.info("Pick one or more runs.")
     st.stop()
@@ -93,7 +95,7 @@ st.caption("For one prediction, each earlier token coloured by ‖∂ log p(w_t)
            "to its input embedding: how far back each model looks for that prediction.")
 text_slot = st.container()
 picked = [(i, col, run) for i, col in enumerate(st.columns(2))
-          if (run := models.pick_model(f"Run {i + 1}", key=f"saliency{i}", container=col,
+          if (run := models.pick_model(f"Run {i + 1}", key=f"saliency{i}", container=col, archs=models.RECURRENT,
                                        default=refs[min(i, len(refs) - 1)].key)) is not None]
 appstate.follow_default("saliency_text", models.example_text_for([run for _, _, run in picked]), fill=True)
 text = text_slot.text_input("Text", key="saliency_text", max_chars=2000, bind=URL)

@@ -68,7 +68,9 @@ st.caption("Every column is a token of the text, every row a unit of the hidden 
            "after reading x_1 … x_t. Sort the units to find the ones that track something; colour the text by one "
            "of them (Karpathy et al. 2015); select a span to find where the same units switch on (Strobelt et al., "
            "LSTMVis).")
-run = models.open_run("Run", text_key="hidden_text", equations=False)  # the equations go at the end
+models.not_listed("hidden states over the text")
+run = models.open_run("Run", text_key="hidden_text", equations=False,  # the equations go at the end
+                      archs=models.RECURRENT)
 if run is None:
     st.stop()
 ref, cfg, tokens = run.ref, run.cfg, run.tokens

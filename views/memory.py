@@ -65,7 +65,8 @@ if tables:
 
 st.header("How much context is used")
 st.caption("Khandelwal et al. (2018): validation perplexity when the model may read only the last k tokens before "
-           "each prediction, all k scored on the same targets. Where the curve flattens, more context stops helping.")
+           "each prediction, all k scored on the same targets. Where the curve flattens, more context stops helping: "
+           "a feedforward model (FFNN n=5) is flat from k = n − 1 = 4 on, since it never reads further back.")
 c1, c2 = st.columns(2)
 max_targets = c1.select_slider("Validation targets", [2000, 5000, 10000, 20000], value=5000, key="mem_targets",
                                bind="query-params",
