@@ -67,6 +67,7 @@ class RunCheckpoints:
             self.optimizer.load_state_dict(state["optimizer"])
             pos = Position(**{f.name: state["position"][f.name] for f in fields(Position)})
             hidden = [shard_columns(h.to(device), self.info) for h in state["hidden"]]  # (L, B, H): this rank's columns
+            # an LSTM carries (h, c); every other model one tensor: h, or the FFNN's last n − 1 token ids
             hidden = tuple(hidden) if cfg.model.arch == "lstm" and hidden else hidden[0] if hidden else None
             set_rng_state(state["rng"])  # last: building the model above drew random numbers
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
