@@ -392,6 +392,23 @@ def test_markov_vs_memory_measures_the_ffnn_demo(lmcore_home):
     assert lstm["4"] > lstm["200"]  # the recurrent one keeps gaining past the window
 
 
+def test_compare_places_an_ffnn_run_and_sends_it_where_it_applies(lmcore_home):
+    ff = RunConfig(model=ModelConfig(arch="ffnn", window=5, hidden=200, emb=200, layers=1, tied=True))
+    lstm = RunConfig(model=ModelConfig(arch="lstm", hidden=200, emb=200, layers=1, tied=True))
+    f = stored_run(lmcore_home, ff, status="done", params=434_766, test_ppl=81.14, best_valid_ppl=74.21)
+    r = stored_run(lmcore_home, lstm, status="done", params=596_166, test_ppl=75.0, best_valid_ppl=67.9)
+    at = app("views/compare.py")
+    table = at.dataframe[0].value
+    assert table.loc[table["run"] == f.id, "architecture"].item() == "FFNN n=5"
+    lecture = at.dataframe[1].value
+    assert "FFNN n=5 (1 layer, 200 units, a window of 4 words)" in lecture["method"].tolist()
+    links = {link.proto.page.split("/")[-1].removesuffix(".py"): link.proto.query_string
+             for link in at.get("page_link")}
+    assert links["next_word"].endswith(f"run%3A{f.id}") and links["memory"].endswith(f"run%3A{f.id}")
+    assert links["hidden"].endswith(f"run%3A{r.id}")                    # the recurrent run, not the better FFNN
+    assert f"run%3A{f.id}" not in links["gradients"] and f"run%3A{r.id}" in links["gradients"]
+
+
 def test_word_representations_of_an_ffnn(lmcore_home):
     at = app("views/embeddings.py", run="demo:agreement-ffnn", vectors="output", method="PCA", words="50")
     assert at.selectbox(key="pick_run").value == "demo:agreement-ffnn"
