@@ -4,11 +4,20 @@ The folder is not called pages/: Streamlit treats a pages/ folder as a legacy mu
 direct link such as /compare opened before any session has run this file, runs that page without
 st.navigation (wrong menu, no shared frame), which would break shareable URLs.
 """
+import os
+
 import streamlit as st
 
+from appstate import get_store
+
 st.set_page_config(page_title="RNN LM Explorer", page_icon=":material/repeat:", layout="wide")
+# A new data folder opens on the lecture's tour, one with runs on its corpus; LMCORE_START_PAGE (lecture or corpus)
+# fixes it, e.g. for a class's server, or for page tests that must not pay for the tour first.
+start = os.environ.get("LMCORE_START_PAGE") or ("corpus" if get_store().list_runs() else "lecture")
+new_folder = start != "corpus"
 st.navigation([
-    st.Page("views/corpus.py", title="Corpus", icon=":material/description:", default=True),
+    st.Page("views/lecture.py", title="Lecture", icon=":material/school:", default=new_folder),
+    st.Page("views/corpus.py", title="Corpus", icon=":material/description:", default=not new_folder),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/compare.py", title="Compare", icon=":material/leaderboard:"),
     st.Page("views/sweeps.py", title="Sweeps", icon=":material/grid_view:"),

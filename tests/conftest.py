@@ -54,6 +54,13 @@ def docs_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def start_on_the_corpus_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest runs app.py's start page before switching to the page under test: the Corpus page, not the Lecture
+    tour a new data folder opens on (tests/test_lecture_tour.py and the browser test check that landing)."""
+    monkeypatch.setenv("LMCORE_START_PAGE", "corpus")
+
+
 @pytest.fixture
 def grammar_file(tmp_path: Path) -> Path:
     """A UTF-8 text file of 600 seeded grammar sentences (split 480/60/60)."""

@@ -5,7 +5,7 @@ the same truncation `bptt_numpy.backward` implements, computed by a different me
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -56,6 +56,8 @@ class Walkthrough:
     reference: dict[str, np.ndarray]  # autograd's gradients
     reference_delta_norms: list[float]
     rel_errors: dict[str, float]    # ‖numpy − autograd‖ / ‖autograd‖ per weight matrix
+    states: list[np.ndarray] = field(default_factory=list)  # s(t) of the forward pass, per step
+    target_probs: list[float] = field(default_factory=list)  # y(t) at the token that follows step t
 
 
 def walkthrough(tokens: list[str], hidden: int = 8, tau: int = 5, seed: int = 0, scale: float = 0.5,
@@ -73,4 +75,6 @@ def walkthrough(tokens: list[str], hidden: int = 8, tau: int = 5, seed: int = 0,
     reference, ref_norms = autograd_truncated(params, inputs, targets, s0, tau, record.t)
     ours = {"V": grads.dV, "U": grads.dU, "W": grads.dW}
     rel = {n: float(np.linalg.norm(ours[n] - reference[n]) / max(np.linalg.norm(reference[n]), 1e-300)) for n in ours}
-    return Walkthrough(tokens, loss, grads, record, reference, ref_norms, rel)
+    states = [caches.s[t] for t in range(len(inputs))]
+    probs = [float(caches.y[t][targets[t]]) for t in range(len(inputs))]
+    return Walkthrough(tokens, loss, grads, record, reference, ref_norms, rel, states, probs)
