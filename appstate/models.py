@@ -86,8 +86,8 @@ def pick_run(label: str = "Run", key: str = "run", archs: tuple[str, ...] | None
     st.query_params[key] = chosen
     ref = refs[keys.index(chosen)]
     if ref == newest:
-        kind = "" if not archs else " recurrent" if set(archs) == set(RECURRENT) else f" {label}"
-        container.caption(f"Showing {md(ref.name)} ({md(ref.corpus_name)}), your newest finished{md(kind)} run; "
+        kind = "" if not archs else " recurrent" if set(archs) == set(RECURRENT) else f" {md(label)}"
+        container.caption(f"Showing {md(ref.name)} ({md(ref.corpus_name)}), your newest finished{kind} run; "
                           "pick another above.")
     return ref
 

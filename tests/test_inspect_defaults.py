@@ -95,7 +95,7 @@ def finished_run(lmcore_home: Path, grammar_file: Path) -> int:
 def test_hidden_page_defaults_to_the_newest_finished_run_and_its_sentence(finished_run: int, grammar_file: Path):
     at = open_page("views/hidden.py")
     assert at.selectbox(key="pick_run").value == f"run:{finished_run}"
-    assert "your newest finished run" in captions(at) and f"\\#{finished_run} tiny lstm" in captions(at)
+    assert "your newest finished recurrent run" in captions(at) and f"\\#{finished_run} tiny lstm" in captions(at)
     at.radio(key="hidden_text_source").set_value("type my own").run()
     first_valid = source_text(str(grammar_file))["valid"][0]
     assert at.text_area(key="hidden_text_typed").value == first_valid
