@@ -22,6 +22,7 @@ from lmcore.lecture import tour
 from lmcore.lecture.tour import NGRAM_ORDER, ROSES, ROSES_SOURCE, SLOTS, STEPS, TOUR_CORPUS, Question
 from lmcore.nn.architectures import count_params, model_name
 from lmcore.runs.catalog import RunRef, inspectable_runs, newest_finished
+from lmcore.training.checkpoints import CheckpointError
 from lmcore.training.trainer import EVAL_BATCH, evaluate
 
 __all__ = ["CONTEXT_TARGETS", "NGRAM_ORDER", "Question", "ROSES", "ROSES_SOURCE", "STEPS", "TourModel", "bptt_step",
@@ -46,7 +47,7 @@ class TourModel:
 def _tour_refs() -> dict[str, RunRef]:
     """Each slot's run: the user's newest finished run of that architecture on the tour's corpus, else its demo."""
     refs = inspectable_runs(get_store())
-    mine = [r for r in refs if not r.is_demo and r.corpus == TOUR_CORPUS]
+    mine = [r for r in refs if not r.is_demo and r.corpus == TOUR_CORPUS and _reads_words(r)]
     demos = {r.key: r for r in refs if r.is_demo}
     chosen = {}
     for slot, (_, archs) in SLOTS.items():
@@ -54,6 +55,14 @@ def _tour_refs() -> dict[str, RunRef]:
         if ref is not None:
             chosen[slot] = ref
     return chosen
+
+
+def _reads_words(ref: RunRef) -> bool:
+    """A run whose tokens are words: the roses sentence and the agreement probe mean nothing to a char-level one."""
+    try:
+        return cached_checkpoint(*checkpoint_version(ref))[1].corpus.tokenizer in ("word", "words")
+    except (CheckpointError, OSError):
+        return False
 
 
 def tour_models() -> dict[str, TourModel]:

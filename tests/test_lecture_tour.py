@@ -97,3 +97,36 @@ def test_the_drawn_unit_is_one_that_depends_on_the_source_and_holds_most():
     i = np.array([[0.5] * 4, [0.05, 0.5, 0.01, 0.05], [0.5, 0.05, 0.01, 0.05], [0.5] * 4])
     # unit 2 holds at every step but barely depends on the source; of units 0, 1, 3, unit 3 holds twice
     assert holding_unit(sens, f, i, source=0, verb=3) == 3
+
+
+def test_the_users_own_agreement_run_replaces_its_demo_and_the_folder_then_starts_on_corpus(lmcore_home, capsys,
+                                                                                            monkeypatch):
+    """A finished LSTM of the user's on the agreement corpus (tiny, barely trained) takes the demo's place in every
+    step that shows the LSTM, the page says it is theirs, its links name it; the claims are worked out from its own
+    numbers, whatever they are. A data folder with runs starts on the Corpus page."""
+    from lmcore.cli.main import main
+    assert main(["train", "--corpus", "builtin:agreement", "--tokenizer", "words", "--arch", "lstm", "--layers", "1",
+                 "--hidden", "16", "--emb", "16", "--max-steps", "10", "--seed", "3", "--json"]) == 0
+    capsys.readouterr()
+    monkeypatch.delenv("LMCORE_START_PAGE")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    assert at.title[0].value != "The lecture, on trained models"  # a folder with runs starts on Corpus
+    at.switch_page("views/lecture.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "#1 LSTM 1×16 (done) (yours)" in at.info[0].value.replace("\\", "")
+    assert "demo · GRU" in at.info[0].value  # the other slots keep their demos
+    assert len(at.get("plotly_chart")) == 10
+    assert "run=run%3A1" in at.get("page_link")[0].proto.query_string  # the chain rule's link opens the user's LSTM
+    assert "Drawn: unit" in text_of(at) and "Best to worst:" in text_of(at)
+
+
+def test_a_char_level_agreement_run_is_not_taken_for_the_tour(lmcore_home, capsys):
+    """The roses sentence as characters has no word "are" to stop at: such a run stays on the other pages."""
+    from lmcore.cli.main import main
+    assert main(["train", "--corpus", "builtin:agreement", "--tokenizer", "char", "--arch", "lstm", "--layers", "1",
+                 "--hidden", "8", "--emb", "8", "--max-steps", "3", "--json"]) == 0
+    capsys.readouterr()
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("views/lecture.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "(yours)" not in at.info[0].value and len(at.get("plotly_chart")) == 10
