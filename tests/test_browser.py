@@ -123,9 +123,13 @@ def test_the_app_listens_on_localhost_only(app):
 def test_a_new_data_folder_opens_on_the_lecture_tour(app, page):
     """Issue 16: the landing page of a new data folder is the Lecture: ten steps, a chart at each (from the demo
     runs), a self-check answer revealed on click, a "try it" link per step that names its page and state."""
+    start = time.monotonic()
     page.goto(app["url"])
     page.get_by_role("heading", name="The lecture, on trained models").wait_for(timeout=60_000)
+    first = time.monotonic() - start
     assert charts(page, 10) == 10
+    (ARTIFACTS / "lecture-load.txt").write_text(f"cold server: title {first:.1f} s, ten charts "
+                                                f"{time.monotonic() - start:.1f} s\n")  # measured, not asserted
     settle(page, "0-lecture")
     headings = page.locator("h2").all_inner_texts()
     assert [h.split(" · ")[0].strip() for h in headings if " · " in h] == [str(i) for i in range(1, 11)], headings
