@@ -1,4 +1,5 @@
-"""`python -m lmcore inspect trace|decay|saliency|agreement|context`: the numbers the pages draw, as JSON.
+"""`python -m lmcore inspect trace|decay|saliency|agreement|context|intervene|number-units`: the numbers the pages
+draw, as JSON.
 
 decay and saliency follow the gradient through the hidden state, so they refuse a feedforward (ffnn) run in one
 line; trace (its P(next) and its one layer h, no gates), agreement and context take it."""
@@ -11,6 +12,7 @@ from lmcore.corpus.dataset import tokenized_splits
 from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import read_text_file
 from lmcore.corpus.tokenize import tokenize_line
+from lmcore.inspect import interventions
 from lmcore.inspect.gradients import input_saliency, jacobian_decay, loss_gradient_decay
 from lmcore.inspect.memory import (
     accuracy_by_distance,
@@ -20,6 +22,7 @@ from lmcore.inspect.memory import (
     ngram_context_perplexity,
     ngram_margins,
     parse_probe_tsv,
+    readable,
     usable,
 )
 from lmcore.inspect.trace import gate_means, trace
@@ -53,6 +56,24 @@ def add_parsers(command, home) -> None:
     q.add_argument("--pairs", default=None, help="a TSV file of prefix, correct next word, wrong next word "
                                                  "[, distance]; default: the agreement corpus's valid split")
     q.add_argument("--order", type=int, default=3)
+    q = command("intervene", "validation perplexity and agreement by distance, before and after an intervention")
+    q.add_argument("--point", required=True, help="layer0.f, layer1.c, layer0.h …: a gate, the LSTM's cell, or h")
+    q.add_argument("--units", default="all", help="all (default), or unit numbers: 3,7,12")
+    change = q.add_mutually_exclusive_group(required=True)
+    change.add_argument("--set", type=float, help="set to this value (0 closes a gate, 1 opens it)")
+    change.add_argument("--scale", type=float, help="multiply by this")
+    change.add_argument("--add", type=float, help="add this")
+    change.add_argument("--mean", action="store_true", help="set each unit to its mean over the validation text")
+    q.add_argument("--from", dest="start", type=whole_at_least(0), default=0,
+                   help="the first step it applies to (0: the <eos> each probe sentence is read after)")
+    q.add_argument("--pairs", default=None, help="as for inspect agreement")
+    q = command("number-units", "Lakretz et al. 2019: single-unit ablations ranked by their harm to long-range "
+                                "agreement; the top k against k random units, and every forget gate closed")
+    q.add_argument("--point", default="layer0.h")
+    q.add_argument("--k", type=whole_at_least(1), nargs="+", default=[2, 4])
+    q.add_argument("--draws", type=whole_at_least(1), default=5, help="random draws per k (seeded)")
+    q.add_argument("--seed", type=whole_at_least(0), default=0)
+    q.add_argument("--top", type=whole_at_least(0), default=10, help="ranking rows printed")
     q = command("context", "perplexity when the model sees only the last k tokens")
     q.add_argument("--max-targets", type=whole_at_least(1), default=20_000)
     q.add_argument("--order", type=int, default=3)
@@ -125,6 +146,44 @@ def _agreement(a, model, cfg, vocab):
             yield {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
 
 
+def _probe_items(a, vocab):
+    pairs_text = read_text_file(a.pairs, max_bytes=16 * 2**20) if a.pairs else None
+    items = readable(parse_probe_tsv(pairs_text) if a.pairs else agreement_items(), vocab)
+    if not items:
+        raise ValueError("no probe sentence has all its words in this run's vocabulary")
+    return items
+
+
+def _intervene(a, model, cfg, vocab):
+    op, value = next((op, v) for op, v in (("set", a.set), ("scale", a.scale), ("add", a.add)) if v is not None) \
+        if not a.mean else ("mean", 0.0)
+    units = None if a.units.strip() == "all" else tuple(int(u) for u in a.units.split(",") if u.strip())
+    iv = interventions.Intervention(a.point, op, value, units, a.start)
+    iv.check(cfg.model)
+    items, valid = _probe_items(a, vocab), _validation_ids(cfg, vocab)
+    means = interventions.unit_means(model, valid, [a.point]) if op == "mean" else None
+    for label, ivs in (("none", []), (iv.label, [iv])):
+        ppl = interventions.perplexity(model, valid, ivs, means)
+        for row in interventions.agreement(model, vocab, items, ivs, means).to_dict("records"):
+            yield {"intervention": label, **_plain(row), "valid_ppl": ppl}
+
+
+def _number_units(a, model, cfg, vocab):
+    interventions.parse_point(a.point, cfg.model)  # a point the model lacks: refused before the long ranking
+    items, valid = _probe_items(a, vocab), _validation_ids(cfg, vocab)
+    ranking = interventions.ablation_ranking(model, vocab, items, a.point)
+    for row in ranking.head(a.top).to_dict("records"):
+        yield {"table": "ranking", "point": a.point, **_plain(row)}
+    table = interventions.number_experiment(model, vocab, items, valid, ranking, a.k, a.draws, a.seed, a.point)
+    for row in interventions.summary(table).to_dict("records"):
+        yield {"table": "experiment", **_plain(row)}
+
+
+def _plain(row: dict) -> dict:
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v.item() if hasattr(v, "item") else v)
+            for k, v in row.items()}
+
+
 def _context(a, model, cfg, vocab):
     corpus = load_corpus(cfg.corpus)
     ids = vocab.encode(corpus.vocab.decode(corpus.valid))
@@ -135,6 +194,8 @@ def _context(a, model, cfg, vocab):
         yield {**row, f"ngram{a.order}_ppl": baseline}
 
 
-THROUGH_TIME = {"decay": "gradients through time", "saliency": "the gradient back through the hidden state"}
-INSPECTIONS = {"trace": _trace, "decay": _decay, "saliency": _saliency, "agreement": _agreement, "context": _context}
+THROUGH_TIME = {"decay": "gradients through time", "saliency": "the gradient back through the hidden state",
+                "intervene": "a recurrent cell's gates and states", "number-units": "a recurrent cell's units"}
+INSPECTIONS = {"trace": _trace, "decay": _decay, "saliency": _saliency, "agreement": _agreement, "context": _context,
+               "intervene": _intervene, "number-units": _number_units}
 COMMANDS = {"inspect": cmd_inspect}

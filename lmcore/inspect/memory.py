@@ -84,8 +84,10 @@ def probe_applies(items: Sequence[ProbeItem], vocab: Vocab, min_share: float = 0
 
 
 @torch.no_grad()
-def lm_margins(model: RNNLM, vocab: Vocab, items: Sequence[ProbeItem], batch: int = 512) -> np.ndarray:
-    """log P(correct) − log P(wrong) at the verb, each sentence read from <eos> with a fresh state."""
+def lm_margins(model: RNNLM, vocab: Vocab, items: Sequence[ProbeItem], batch: int = 512,
+               edits: dict | None = None) -> np.ndarray:
+    """log P(correct) − log P(wrong) at the verb, each sentence read from <eos> with a fresh state; edits: the
+    interventions' {layer: edit} (lmcore.inspect.interventions), step 0 the <eos>."""
     model.eval()
     device = model.encoder.weight.device
     margins = []
@@ -96,7 +98,7 @@ def lm_margins(model: RNNLM, vocab: Vocab, items: Sequence[ProbeItem], batch: in
         x = torch.zeros(length, len(seqs), dtype=torch.long, device=device)
         for j, s in enumerate(seqs):
             x[: len(s), j] = torch.as_tensor(s)  # right-padding: an RNN's earlier steps never see it
-        out, _ = model.features(x)  # (T, B, H)
+        out, _ = model.features(x, edits=edits) if edits else model.features(x)  # (T, B, H)
         last = torch.as_tensor([len(s) - 1 for s in seqs], device=device)
         logp = torch.log_softmax(model.decoder(out[last, torch.arange(len(seqs), device=device)]), dim=-1)
         good = torch.as_tensor([vocab.stoi[it.correct] for it in chunk], device=device)

@@ -119,29 +119,33 @@ class RNNLM(nn.Module):
             return h, torch.zeros_like(h), h.new_zeros(self.cfg.layers, batch, 3 * self.cfg.hidden)
         return h, torch.zeros_like(h)
 
-    def forward(self, x: Tensor, hidden=None, targets: Tensor | None = None, use_cells: bool = False):
-        """x: (T, B) token ids. Returns (logits (T, B, vocab), loss or None, final hidden)."""
-        out, hidden = self.features(x, hidden, use_cells)
+    def forward(self, x: Tensor, hidden=None, targets: Tensor | None = None, use_cells: bool = False,
+                edits: dict | None = None):
+        """x: (T, B) token ids. Returns (logits (T, B, vocab), loss or None, final hidden). edits: see run_cells."""
+        out, hidden = self.features(x, hidden, use_cells, edits)
         logits = self.decoder(self.drop(out))  # (T, B, vocab)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss, hidden
 
-    def features(self, x: Tensor, hidden=None, use_cells: bool = False):
-        """Embedding and recurrent stack without the output layer: (h of the top layer (T, B, H), hidden)."""
+    def features(self, x: Tensor, hidden=None, use_cells: bool = False, edits: dict | None = None):
+        """Embedding and recurrent stack without the output layer: (h of the top layer (T, B, H), hidden).
+        edits (interventions, see run_cells) run the hand-written cells."""
         if hidden is None:
             hidden = self.init_hidden(x.size(1))
         emb = self.drop(self.encoder(x))  # (T, B, E)
-        if self.cfg.uses_fused and not use_cells:
+        if self.cfg.uses_fused and not use_cells and not edits:
             return self.rnn(emb, hidden)  # (T, B, H)
-        out, hidden, _ = self.run_cells(emb, hidden)
+        out, hidden, _ = self.run_cells(emb, hidden, edits=edits)
         return out, hidden
 
-    def run_cells(self, emb: Tensor, hidden, keep_gates: bool = False, state_hooks: dict | None = None):
+    def run_cells(self, emb: Tensor, hidden, keep_gates: bool = False, state_hooks: dict | None = None,
+                  edits: dict | None = None):
         """The recurrent stack through the hand-written cells; returns (out, hidden, per-layer traces).
 
         state_hooks: {layer: hook(t, state) -> state}, passed to that layer's `run_layer`.
+        edits: {layer: edit(t, name, value) -> value}, that layer's interventions (lmcore.inspect.interventions).
         """
         tupled = isinstance(hidden, tuple)  # LSTM: (h, c) or (h, c, a)
         layer_input, finals, traces = emb, [], []
@@ -152,7 +156,7 @@ class RNNLM(nn.Module):
             hook = (state_hooks or {}).get(layer)
             step = compiled_step(self.cell) if compile_wanted(self.compile, xp.device, self.cell) else None
             out, state, gates = run_layer(self.cell, xp, state, w_hh, b_hh, keep_gates, hook, self.layer_extras(layer),
-                                          step)
+                                          step, (edits or {}).get(layer))
             gates["h"] = out
             traces.append(gates)
             finals.append(state)

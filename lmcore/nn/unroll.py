@@ -97,7 +97,7 @@ def _raise_recompile_limit(at_least: int = 64) -> None:
 
 
 def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_gates: bool = False,
-              state_hook=None, extra: dict | None = None, step=None):
+              state_hook=None, extra: dict | None = None, step=None, edit=None):
     """Unroll one layer over time. xp: (T, B, chunks·H) input projections.
 
     Returns outputs (T, B, H), the final state, and (if keep_gates) each gate stacked to (T, B, H),
@@ -105,15 +105,18 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
     as ones. `state_hook(t, state) -> state`, if given, may replace each new state before it is used
     (gradient probes add a zero tensor there to read ∂loss/∂state_t). `extra`: the layer's parameters
     beyond V, U, b (see LSTMCell). `step`: a replacement for cell.step with its signature (compiled_step).
+    `edit(t, name, value) -> value`, if given, may replace each gate, the cell c and h as step t makes them (an
+    intervention, lmcore.inspect.interventions); it runs the eager step.
     """
     # training: gradients formed per layer (lstm_bptt, weight_grads), except under autocast, whose dtypes
     # are chosen op by op: there autograd's own per-step path
     by_layer = (deferred_grads.wanted(w_hh, b_hh, *(extra or {}).values())
                 and not torch.is_autocast_enabled(xp.device.type))
-    if by_layer and isinstance(cell, LSTMCell) and step is None and not keep_gates and state_hook is None:
+    if by_layer and isinstance(cell, LSTMCell) and step is None and not keep_gates and state_hook is None \
+            and edit is None:
         out, state = run_lstm_layer(cell.variant, xp, state, w_hh, b_hh, extra or {})  # BPTT by hand
         return out, state, {}
-    step = step or cell.step
+    step = cell.step if edit is not None else step or cell.step
     record = None
     if by_layer and isinstance(cell, (ElmanCell, LSTMCell)):
         xp, w_hh, b_hh, extra, record = _defer_weight_grads(cell, xp, w_hh, b_hh, extra)
@@ -123,14 +126,18 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
     for t in range(xp.size(0)):
         if record is not None:
             record(state)
-        h, state, gates = step(xp[t], state, w_hh, b_hh, extra)
+        if edit is None:
+            h, state, gates = step(xp[t], state, w_hh, b_hh, extra)
+        else:
+            h, state, gates = step(xp[t], state, w_hh, b_hh, extra, edit=lambda name, value, t=t: edit(t, name, value))
         if state_hook is not None:
             state = state_hook(t, state)
             h = state[0] if isinstance(state, tuple) else state
         outputs.append(h)
         if keep_gates:
             for name, value in gates.items():
-                trace[name].append(value)
+                if name in trace:  # an absent gate an intervention set is still drawn as the constant it was
+                    trace[name].append(value)
             if "c" in trace:
                 trace["c"].append(state[1])
     outputs = torch.stack(outputs)
