@@ -158,3 +158,19 @@ def test_the_number_units_of_the_demo_lstm(lstm):
     assert none["far"] - top["far"] > 3 * max(none["far"] - rand["far"], 0.02)
     assert top["ppl"] < 1.2 * none["ppl"]  # perplexity moves little
     assert row.loc["every forget gate closed", "far"] < 0.6  # long-range agreement at or below chance
+
+
+def test_cli_number_units_prints_the_ranking_and_the_experiment(tmp_path, capsys):
+    pairs = tmp_path / "pairs.tsv"
+    lines = [f"the {noun} in the vase by the door\t{good}\t{bad}\t6" for noun, good, bad in
+             [("roses", "are", "is"), ("rose", "is", "are"), ("doors", "are", "is"), ("door", "is", "are")]]
+    pairs.write_text("\n".join(lines) + "\n")
+    assert main(["inspect", "number-units", "--run", "demo:agreement-lstm", "--pairs", str(pairs), "--k", "2",
+                 "--draws", "2", "--top", "3", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ranking = [r for r in rows if r["table"] == "ranking"]
+    experiment = {r["intervention"]: r for r in rows if r["table"] == "experiment"}
+    assert len(ranking) == 3 and ranking[0]["far_drop"] >= ranking[-1]["far_drop"]
+    assert list(experiment) == ["none", "top-2 units", "2 random units", "every forget gate closed"]
+    assert experiment["2 random units"]["draws"] == 2 and experiment["none"]["ppl"] > 1
+    assert main(["inspect", "number-units", "--run", "demo:agreement-lstm", "--point", "layer3.h"]) == 2

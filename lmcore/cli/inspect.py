@@ -74,6 +74,7 @@ def add_parsers(command, home) -> None:
     q.add_argument("--draws", type=whole_at_least(1), default=5, help="random draws per k (seeded)")
     q.add_argument("--seed", type=whole_at_least(0), default=0)
     q.add_argument("--top", type=whole_at_least(0), default=10, help="ranking rows printed")
+    q.add_argument("--pairs", default=None, help="as for inspect agreement")
     q = command("context", "perplexity when the model sees only the last k tokens")
     q.add_argument("--max-targets", type=whole_at_least(1), default=20_000)
     q.add_argument("--order", type=int, default=3)
