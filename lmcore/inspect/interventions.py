@@ -186,6 +186,20 @@ def accuracy_split(table: pd.DataFrame, near_below: int = 4) -> tuple[float, flo
     return share(rows[rows["distance"] < near_below]), share(rows[rows["distance"] >= near_below])
 
 
+BANDS = ((0, 3), (4, 7), (8, 11), (12, None))  # words between subject and verb, for the experiment's table
+
+
+def by_band(table: pd.DataFrame) -> dict[str, float]:
+    """Agreement accuracy in bands of distance: {"0–3": …, "4–7": …, "8–11": …, "12+": …} (NaN where no sentence)."""
+    rows = table[table["distance"].notna()]
+    out = {}
+    for low, high in BANDS:
+        part = rows[(rows["distance"] >= low) & ((rows["distance"] <= high) if high is not None else True)]
+        name = f"{low}–{high}" if high is not None else f"{low}+"
+        out[name] = float((part["accuracy"] * part["items"]).sum() / part["items"].sum()) if len(part) else math.nan
+    return out
+
+
 def ablation_ranking(model: RNNLM, vocab, items: Sequence[ProbeItem], point: str = "layer0.h",
                      far: int = 4) -> pd.DataFrame:
     """Lakretz et al. (2019): each unit of one point set to 0 alone; the agreement accuracy at `far`+ words after,
@@ -206,13 +220,15 @@ def number_experiment(model: RNNLM, vocab, items: Sequence[ProbeItem], valid_ids
                       ks: Sequence[int] = (2, 4), draws: int = 5, seed: int = 0, point: str = "layer0.h",
                       far: int = 4) -> pd.DataFrame:
     """The Lakretz experiment's table: no intervention; the top-k units of the ranking set to 0; k random units
-    (draws, seeded; mean and spread); every forget gate closed. Columns: intervention, k, draw, near, far, ppl."""
+    (draws, seeded; mean and spread); every forget gate closed. Columns: intervention, k, draw, near, far, the
+    accuracy in each band of distance (by_band), ppl."""
     rng = np.random.default_rng(seed)
     rows = []
 
     def measure(label: str, k: int, draw: int | None, ivs: list[Intervention]) -> None:
-        near, far_acc = accuracy_split(agreement(model, vocab, items, ivs), far)
-        rows.append({"intervention": label, "k": k, "draw": draw, "near": near, "far": far_acc,
+        table = agreement(model, vocab, items, ivs)
+        near, far_acc = accuracy_split(table, far)
+        rows.append({"intervention": label, "k": k, "draw": draw, "near": near, "far": far_acc, **by_band(table),
                      "ppl": perplexity(model, valid_ids, ivs)})
 
     measure("none", 0, None, [])
@@ -227,13 +243,15 @@ def number_experiment(model: RNNLM, vocab, items: Sequence[ProbeItem], valid_ids
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """number_experiment's rows, the random draws as mean ± std: intervention, k, near, far, far_std, ppl."""
+    """number_experiment's rows, the random draws as mean ± std: intervention, k, near, far, far_std, each band's
+    mean, ppl, draws."""
+    bands = [c for c in table.columns if "–" in c or c.endswith("+")]
     out = table.groupby(["intervention", "k"], sort=False).agg(
-        near=("near", "mean"), far=("far", "mean"), far_std=("far", "std"), ppl=("ppl", "mean"),
-        draws=("draw", "count")).reset_index()
+        near=("near", "mean"), far=("far", "mean"), far_std=("far", "std"), **{b: (b, "mean") for b in bands},
+        ppl=("ppl", "mean"), draws=("draw", "count")).reset_index()
     return out.fillna({"far_std": 0.0})
 
 
-__all__ = ["OPS", "Cache", "Intervention", "ablate", "ablation_ranking", "accuracy_split", "agreement", "make_edits",
+__all__ = ["BANDS", "OPS", "Cache", "Intervention", "ablate", "by_band", "ablation_ranking", "accuracy_split", "agreement", "make_edits",
            "number_experiment", "parse_point", "perplexity", "point_names", "run_with_cache", "summary",
            "unit_means"]
