@@ -51,8 +51,9 @@ def _windows(ids: np.ndarray, positions: np.ndarray, length: int, device) -> tor
     return torch.as_tensor(np.asarray(ids)[idx], dtype=torch.long, device=device)
 
 
-def _probed_run(model: RNNLM, x: torch.Tensor, layer: int):
-    """Forward through the cells with zero probes added to `layer`'s state at every step.
+def _probed_run(model: RNNLM, x: torch.Tensor, layer: int, edits: dict | None = None):
+    """Forward through the cells with zero probes added to `layer`'s state at every step (and the interventions'
+    edits, if any: see RNNLM.run_cells).
 
     Returns (top-layer outputs (L, B, H), probes (L, states, B, H), that layer's h at the last step).
     """
@@ -68,7 +69,7 @@ def _probed_run(model: RNNLM, x: torch.Tensor, layer: int):
         last["h"] = state[0] if lstm else state
         return state
 
-    out, _, _ = model.run_cells(model.encoder(x), model.init_hidden(B), state_hooks={layer: hook})
+    out, _, _ = model.run_cells(model.encoder(x), model.init_hidden(B), state_hooks={layer: hook}, edits=edits)
     return out, probes, last["h"]
 
 
@@ -79,15 +80,17 @@ def _curve(norms: np.ndarray, positions: np.ndarray) -> DecayCurve:
 
 
 def loss_gradient_decay(model: RNNLM, ids, K: int = 50, positions: int = 32, layer: int = -1,
-                        warmup: int = 20) -> DecayCurve:
-    """‖∂ℓ_t/∂h_{t−k}‖ for k = 0..K over `positions` target positions, in one backward pass."""
+                        warmup: int = 20, edits: dict | None = None) -> DecayCurve:
+    """‖∂ℓ_t/∂h_{t−k}‖ for k = 0..K over `positions` target positions, in one backward pass. edits: interventions
+    (lmcore.inspect.interventions.make_edits) made in every window, its steps counted from the window's first,
+    K + warmup steps before the target."""
     model.eval()
     ids = np.asarray(ids)
     pos = target_positions(len(ids), K, warmup, positions)
     device = model.encoder.weight.device
     x = _windows(ids, pos, K + warmup + 1, device)                 # (L, B)
     targets = torch.as_tensor(ids[pos + 1], device=device)        # the token after each t_b
-    out, probes, _ = _probed_run(model, x, layer)
+    out, probes, _ = _probed_run(model, x, layer, edits)
     logits = model.decoder(out[-1])                                 # (B, vocab): prediction at t_b
     loss = F.cross_entropy(logits, targets, reduction="sum")       # copies are independent: one backward
     (grad,) = torch.autograd.grad(loss, probes)                     # (L, states, B, H)

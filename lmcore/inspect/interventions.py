@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from lmcore.corpus.batching import batchify
+from lmcore.corpus.tokenize import EOS
 from lmcore.inspect.memory import ProbeItem, accuracy_by_distance, lm_margins
 from lmcore.nn.architectures import GATES, ModelConfig, require_recurrent
 from lmcore.nn.model import RNNLM, detach_hidden
@@ -252,6 +253,42 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return out.fillna({"far_std": 0.0})
 
 
+PLURAL_FORMS = ("are", "were", "have")
+
+
+def subject_is_plural(item: ProbeItem) -> bool:
+    """Whether the verb that agrees is the plural one: are / were / have, or the form without -s (look vs looks)."""
+    return item.correct in PLURAL_FORMS or item.wrong in (item.correct + "s", item.correct + "es")
+
+
+@torch.no_grad()
+def number_correlation(model: RNNLM, vocab, items: Sequence[ProbeItem], point: str = "layer0.h") -> pd.DataFrame:
+    """Each unit's correlation (Pearson r) at one point, at the step that predicts the verb, with the subject's
+    number (1 plural, 0 singular) over the probe sentences, each read from <eos>: a cheap guess at the number
+    units (one forward pass), strongest |r| first. Columns unit, r (0 for a unit that never varies)."""
+    parse_point(point, model.cfg)
+    seqs = [vocab.encode([EOS, *it.prefix]) for it in items]
+    grid = np.zeros((max(len(s) for s in seqs), len(seqs)), dtype=np.int64)
+    for j, s in enumerate(seqs):
+        grid[:len(s), j] = s  # right-padding: the steps read before the verb never see it
+    _, cache = run_with_cache(model, grid)
+    values = cache[point][[len(s) - 1 for s in seqs], np.arange(len(seqs))].double().cpu().numpy()  # (N, H)
+    number = np.asarray([subject_is_plural(it) for it in items], dtype=float)
+    x, y = values - values.mean(0), number - number.mean()
+    spread = np.sqrt((x ** 2).sum(0) * (y ** 2).sum())
+    r = np.divide(x.T @ y, spread, out=np.zeros(values.shape[1]), where=spread > 0)
+    order = np.argsort(-np.abs(r), kind="stable")
+    return pd.DataFrame({"unit": order, "r": r[order]})
+
+
+def surprisal(model: RNNLM, ids, interventions: Sequence[Intervention] = (), means: Cache | None = None) -> np.ndarray:
+    """−log₂ P(ids[t] | ids[:t]) in bits for t = 1 … T−1 (T−1 values), the text read with the interventions."""
+    logits, _ = run_with_cache(model, ids, interventions, means)
+    logp = torch.log_softmax(logits[:-1, 0].double(), dim=-1)                   # (T−1, V)
+    target = torch.as_tensor(np.asarray(ids)[1:], device=logp.device)
+    return (-logp.gather(1, target[:, None])[:, 0] / math.log(2)).cpu().numpy()
+
+
 __all__ = ["BANDS", "OPS", "Cache", "Intervention", "ablate", "by_band", "ablation_ranking", "accuracy_split", "agreement", "make_edits",
-           "number_experiment", "parse_point", "perplexity", "point_names", "run_with_cache", "summary",
+           "number_correlation", "number_experiment", "subject_is_plural", "surprisal", "parse_point", "perplexity", "point_names", "run_with_cache", "summary",
            "unit_means"]

@@ -19,7 +19,7 @@ unit u at one step t, to find the unit that keeps the most of an input.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from lmcore.nn.architectures import require_recurrent
 from lmcore.nn.model import RNNLM
 
 Units = int | Iterable[int] | None
+# Interventions inside the measurement: the edits (RNNLM.run_cells) of a run whose first step is this step of the
+# text, e.g. lambda offset: interventions.make_edits(model, ivs, offset=offset).
+EditsAt = Callable[[int], dict] | None
 
 
 def unit_index(units: Units, hidden: int) -> list[int] | slice:
@@ -49,7 +52,7 @@ def mean_over_units(values: np.ndarray, units: Units = None) -> np.ndarray:
     return values[:, unit_index(units, values.shape[1])].reshape(values.shape[0], -1).mean(axis=1)
 
 
-def _run_copies(model: RNNLM, ids: np.ndarray, source: int, copies: int, steps: int):
+def _run_copies(model: RNNLM, ids: np.ndarray, source: int, copies: int, steps: int, edits: EditsAt = None):
     """Run ids[:source + steps] with `copies` copies from the source on; returns (x_src leaf (copies, E),
     per-layer traces of the copies, each "h" (steps, copies, H)). The caller builds the objective."""
     device = model.encoder.weight.device
@@ -58,13 +61,13 @@ def _run_copies(model: RNNLM, ids: np.ndarray, source: int, copies: int, steps: 
         emb = model.encoder(x)  # (T, 1, E)
         hidden = model.init_hidden(1)
         if source > 0:  # the prefix does not depend on x_source: run it once, without a graph
-            _, hidden, _ = model.run_cells(emb[:source], hidden)
+            _, hidden, _ = model.run_cells(emb[:source], hidden, edits=edits(0) if edits else None)
     expand = lambda h: h.expand(-1, copies, -1).contiguous()
     hidden = tuple(expand(h) for h in hidden) if isinstance(hidden, tuple) else expand(hidden)
     x_src = emb[source].expand(copies, -1).clone().requires_grad_(True)  # (copies, E): one leaf per copy
     seq = torch.cat([x_src.unsqueeze(0), emb[source + 1:].expand(-1, copies, -1)], dim=0)  # (steps, copies, E)
     with torch.enable_grad():
-        _, _, per_layer = model.run_cells(seq, hidden)
+        _, _, per_layer = model.run_cells(seq, hidden, edits=edits(source) if edits else None)
     return x_src, per_layer
 
 
@@ -76,13 +79,14 @@ def _check(model: RNNLM, T: int, source: int, layer: int) -> None:
         raise ValueError(f"layer {layer} out of range for {model.cfg.layers} layers")
 
 
-def input_sensitivity(model: RNNLM, ids, source: int, layer: int = -1, units: Units = None) -> np.ndarray:
+def input_sensitivity(model: RNNLM, ids, source: int, layer: int = -1, units: Units = None,
+                      edits: EditsAt = None) -> np.ndarray:
     """s_t = ‖∂ h̄_t / ∂ x_source‖ for every step t of `ids` (a sequence of T token ids), shape (T,).
 
     h̄_t is layer `layer`'s hidden state at step t (the LSTM's h, not c), averaged over `units`
     (an int, a list of ints, or None for all units). The state starts at zero before ids[0].
     Exact, with one backward pass (see the module docstring). s_t = 0 for t < source.
-    Runs in eval mode and restores the model's mode after.
+    Runs in eval mode and restores the model's mode after. edits: interventions made as the text is read (EditsAt).
     """
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
     T = ids.size
@@ -92,7 +96,7 @@ def input_sensitivity(model: RNNLM, ids, source: int, layer: int = -1, units: Un
     model.eval()
     try:
         B = T - source  # copy c answers for step t = source + c
-        x_src, per_layer = _run_copies(model, ids, source, B, B)
+        x_src, per_layer = _run_copies(model, ids, source, B, B, edits)
         with torch.enable_grad():
             h = per_layer[layer]["h"]  # (B, B, H): time × copies × units
             diag = torch.arange(B, device=h.device)
