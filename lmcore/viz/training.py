@@ -110,3 +110,42 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=30, b=40))
     fit_y_axis(fig, np.concatenate(values) if values else [], log_y, keep=kept)
     return fig
+
+
+def group_curves_figure(curves: dict[str, pd.DataFrame], keys: dict[str, int], x: str = "epoch",
+                        y: str = "valid_ppl", band: str = "std", baselines: dict[str, float] | None = None,
+                        log_y: bool = True) -> go.Figure:
+    """One line per seed group (the mean over its seeds) with a band: mean ± std, or min–max; a group of one seed
+    is its line. curves: lmcore.runs.seeds.group_curves; keys: group label -> its first run id (its colour)."""
+    fig = go.Figure()
+    values = []
+    for label, c in curves.items():
+        colour = run_colour(keys.get(label, label))
+        low, high = (c["mean"] - c["std"], c["mean"] + c["std"]) if band == "std" else (c["min"], c["max"])
+        xs = c[x].to_numpy(dtype=float)
+        values.append(c["mean"].to_numpy(dtype=float))
+        if (c["n"] > 1).any():
+            fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]),
+                                     y=np.concatenate([high.to_numpy(float), low.to_numpy(float)[::-1]]),
+                                     fill="toself", fillcolor=faded(colour, 0.18), line=dict(width=0),
+                                     legendgroup=label, showlegend=False, hoverinfo="skip"))
+        seeds = int(c["n"].max())
+        name = plain(label) + (f" ({seeds} seeds)" if seeds > 1 else "")
+        fig.add_trace(go.Scatter(x=xs, y=c["mean"], mode="lines+markers" if len(xs) <= MARKERS_UP_TO else "lines",
+                                 name=name, legendgroup=label, line=dict(color=colour, width=2),
+                                 customdata=np.stack([c["std"], c["min"], c["max"], c["n"]], axis=1),
+                                 hovertemplate=f"{name}<br>mean %{{y:.4~g}} ± %{{customdata[0]:.3~g}} "
+                                               "(min %{customdata[1]:.4~g}, max %{customdata[2]:.4~g}, "
+                                               "%{customdata[3]} seeds)<extra></extra>"))
+    xs_all = pd.concat([c[x] for c in curves.values()]) if curves else pd.Series([0, 1])
+    kept = []
+    for name, value in (baselines or {}).items():
+        if value and np.isfinite(value):
+            kept.append(value)
+            fig.add_trace(go.Scatter(x=[xs_all.min(), xs_all.max()], y=[value, value], mode="lines", name=plain(name),
+                                     line=dict(dash="dash", color="grey"),
+                                     meta=[plain(name)], hovertemplate="%{meta[0]}: %{y:.4~g}<extra></extra>"))
+    fig.update_layout(xaxis_title=AXIS_NAMES.get(x, x), yaxis_title=AXIS_NAMES.get(y, y), height=380,
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=30, b=40))
+    fit_y_axis(fig, np.concatenate(values) if values else [], log_y, keep=kept)
+    return fig

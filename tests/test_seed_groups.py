@@ -1,0 +1,84 @@
+"""Issue 18, part 1: runs that differ only by seed form one group, shown as mean ± std with a band."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from lmcore.runs import seeds
+from lmcore.runs.reports import compare_table
+from lmcore.runs.store import RunStore
+from lmcore.viz.training import group_curves_figure
+
+from .conftest import tiny_config
+
+
+def add(store: RunStore, cfg, best: float, curve: list[float]) -> int:
+    run = store.create_run(cfg.to_dict(), status="done")
+    store.update_run(run, best_valid_ppl=best, test_ppl=best + 1, params=1234, vocab=40, tokens_per_s=5000.0,
+                     device="cpu", started_at=1.0, finished_at=3.5)
+    for i, value in enumerate(curve):
+        store.add_metrics(run, {"step": 10 * (i + 1), "epoch": float(i + 1), "lr": 1.0, "train_loss": 3.0,
+                                "valid_loss": math.log(value), "valid_ppl": value, "tokens_per_s": 5000.0,
+                                "wall_time": float(i)})
+    return run
+
+
+@pytest.fixture
+def three_seeds_and_a_gru(tmp_path, grammar_file):
+    store = RunStore(tmp_path / "home")
+    lstm = tiny_config(grammar_file, "lstm")
+    ids = [add(store, replace(lstm, train=replace(lstm.train, seed=s, threads=s % 2)), best, curve)
+           for s, best, curve in [(1, 50.0, [80, 60, 50]), (2, 52.0, [84, 62, 52]), (3, 54.0, [88, 64, 54])]]
+    gru = tiny_config(grammar_file, "gru")
+    ids.append(add(store, gru, 51.0, [70, 55, 51]))
+    return store, ids
+
+
+def test_runs_that_differ_only_by_seed_are_one_group(three_seeds_and_a_gru):
+    store, ids = three_seeds_and_a_gru
+    runs = [store.get_run(i) for i in ids]
+    groups = seeds.seed_groups(runs)
+    assert [g.run_ids for g in groups] == [ids[:3], ids[3:]] and groups[0].seeds == [1, 2, 3]
+    table = seeds.group_table(compare_table(runs), groups)
+    lstm = table.iloc[0]
+    assert lstm["runs"] == 3 and lstm["best valid ppl mean"] == pytest.approx(52.0)
+    assert lstm["best valid ppl std"] == pytest.approx(2.0) and lstm["best valid ppl n"] == 3
+    assert math.isnan(table.iloc[1]["best valid ppl std"]) or table.iloc[1]["best valid ppl std"] is None
+    assert seeds.mean_pm(lstm["best valid ppl mean"], lstm["best valid ppl std"], 3) == "52.00 ± 2.00 (3 seeds)"
+
+
+def test_a_difference_inside_the_seeds_spread_is_marked(three_seeds_and_a_gru):
+    store, ids = three_seeds_and_a_gru
+    runs = [store.get_run(i) for i in ids]
+    table = seeds.group_table(compare_table(runs), seeds.seed_groups(runs))
+    # the GRU's one seed (51) beats the LSTM's mean (52) by less than the LSTM's std (2): but its spread is unknown
+    assert seeds.noise_marks(table) == ["one seed: spread unknown", "best"]
+    assert seeds.within_noise(52.0, 2.0, 51.0, 0.5) is True and seeds.within_noise(52.0, 0.5, 49.0, 0.5) is False
+
+
+def test_curves_of_a_group_are_a_mean_with_a_band(three_seeds_and_a_gru):
+    store, ids = three_seeds_and_a_gru
+    runs = [store.get_run(i) for i in ids]
+    from lmcore.runs.reports import metrics_frame
+    groups = seeds.seed_groups(runs)
+    curves = seeds.group_curves(metrics_frame(store, ids), groups, "epoch", "valid_ppl")
+    lstm = curves[groups[0].label]
+    assert list(lstm["mean"]) == [84, 62, 52] and list(lstm["n"]) == [3, 3, 3]
+    np.testing.assert_allclose(lstm["std"], [4, 2, 2])
+    fig = group_curves_figure(curves, {g.label: g.run_ids[0] for g in groups})
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert len(bands) == 1  # the LSTM's three seeds; the GRU's single run has no band
+    assert "(3 seeds)" in [t.name for t in fig.data if t.fill != "toself"][0]
+    assert max(bands[0].y) == pytest.approx(88) and min(bands[0].y) == pytest.approx(50)
+
+
+def test_groups_with_the_same_name_but_other_settings_stay_apart(tmp_path, grammar_file):
+    store = RunStore(tmp_path / "home")
+    a = tiny_config(grammar_file, "lstm")
+    b = replace(a, train=replace(a.train, lr=0.02))
+    ids = [add(store, a, 50.0, [60, 50]), add(store, b, 55.0, [65, 55])]
+    groups = seeds.seed_groups([store.get_run(i) for i in ids])
+    assert len(groups) == 2 and groups[0].label != groups[1].label
