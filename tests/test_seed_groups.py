@@ -82,3 +82,26 @@ def test_groups_with_the_same_name_but_other_settings_stay_apart(tmp_path, gramm
     ids = [add(store, a, 50.0, [60, 50]), add(store, b, 55.0, [65, 55])]
     groups = seeds.seed_groups([store.get_run(i) for i in ids])
     assert len(groups) == 2 and groups[0].label != groups[1].label
+
+
+def test_bits_per_character_compare_a_char_and_a_word_run_of_one_text(tmp_path, grammar_file):
+    """Issue 18 part 4: one text, two tokenizers; perplexities per different units, bits per character per the
+    same characters: equal when both runs put the same bits on the text."""
+    from lmcore.corpus.dataset import CorpusSpec
+    from lmcore.corpus.report import text_sizes
+    from lmcore.runs.reports import add_bits, distinct_specs, mixed_tokenizers
+    store = RunStore(tmp_path / "home")
+    word, char = CorpusSpec(str(grammar_file), "word", True), CorpusSpec(str(grammar_file), "char", True)
+    sw, sc = text_sizes(word)["valid"], text_sizes(char)["valid"]
+    assert sc["chars"] == sw["chars"] == sc["tokens"] and sw["words"] < sw["tokens"] < sw["chars"]
+    bits = 2.0 * sw["chars"]  # the same total on the text from both
+    ppl_word, ppl_char = 2 ** (bits / sw["tokens"]), 2 ** (bits / sc["tokens"])
+    cfg = tiny_config(grammar_file, "lstm")
+    ids = [add(store, replace(cfg, corpus=word), ppl_word, [ppl_word]),
+           add(store, replace(cfg, corpus=char), ppl_char, [ppl_char])]
+    runs = [store.get_run(i) for i in ids]
+    table = add_bits(compare_table(runs), [r.cfg.corpus for r in runs], text_sizes)
+    assert ppl_word > 10 * ppl_char  # incomparable as perplexities …
+    np.testing.assert_allclose(table["valid bits/char"], [2.0, 2.0])  # … equal per character
+    assert table["valid bits/word"].iloc[0] == pytest.approx(bits / sw["words"])
+    assert mixed_tokenizers(distinct_specs(runs)) and not mixed_tokenizers([word])

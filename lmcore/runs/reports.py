@@ -8,6 +8,7 @@ import time
 import pandas as pd
 
 from lmcore.corpus.dataset import spec_fingerprint
+from lmcore.corpus.report import bits_per
 from lmcore.ngram import cached_baseline
 from lmcore.nn.architectures import model_name
 from lmcore.runs.catalog import corpus_name
@@ -103,15 +104,40 @@ def compare_table(runs: list[Run], metrics: pd.DataFrame | None = None) -> pd.Da
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
 
 
+def add_bits(table: pd.DataFrame, specs: list, sizes_for) -> pd.DataFrame:
+    """The table with each row's validation perplexity also as bits per character and per word of the validation
+    text, comparable between tokenizers (lmcore.corpus.report.text_sizes). specs: each row's CorpusSpec, in the
+    table's order (the runs', then distinct_specs' for the baseline rows); sizes_for(spec) -> text_sizes(spec)."""
+    per_char, per_word = [], []
+    for spec, ppl in zip(specs, table["best valid ppl"]):
+        sizes = sizes_for(spec)["valid"] if spec is not None else {}
+        ppl = None if pd.isna(ppl) else float(ppl)
+        per_char.append(bits_per(ppl, sizes, "chars"))
+        per_word.append(bits_per(ppl, sizes, "words"))
+    return table.assign(**{"valid bits/char": per_char, "valid bits/word": per_word})
+
+
+def distinct_specs(runs: list[Run]) -> list:
+    """The runs' corpus specs, each once, in the order of the runs (the baseline's rows, one per spec)."""
+    seen, specs = set(), []
+    for run in runs:
+        key = spec_fingerprint(run.cfg.corpus)
+        if key not in seen:
+            seen.add(key)
+            specs.append(run.cfg.corpus)
+    return specs
+
+
+def mixed_tokenizers(specs) -> bool:
+    """Whether these corpus specs split text into different tokens (char against word): then perplexities are
+    per different units and only bits per character or word compare them."""
+    return len({spec.tokenizer for spec in specs if spec is not None}) > 1
+
+
 def baseline_rows(store, runs: list[Run], order: int = 3) -> pd.DataFrame:
     """One Kneser–Ney row per distinct corpus spec among the runs (computed once, kept in the store)."""
-    rows, seen = [], set()
-    for run in runs:
-        spec = run.cfg.corpus
-        key = spec_fingerprint(spec)
-        if key in seen:
-            continue
-        seen.add(key)
+    rows = []
+    for spec in distinct_specs(runs):
         b = cached_baseline(store, spec, order)
         rows.append({"run": None, "name": f"Kneser–Ney {order}-gram", "architecture": f"{order}-gram (KN)",
                      "layers": None, "units": None, "parameters": None, "best valid ppl": b["valid_ppl"],
