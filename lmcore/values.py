@@ -24,3 +24,20 @@ def ordinal(n: int) -> str:
     """1st, 2nd, 3rd, 11th, 95th."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+def check_text(name: str, value, max_chars: int, lines: bool = False) -> str:
+    """Text a person typed (a run's name, a note): a string of at most max_chars once stripped, without control
+    characters (a terminal would act on them); one line unless `lines`. Returns it stripped, line ends as \\n."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text, not {value!r}")
+    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    allowed = "\n\t" if lines else ""
+    if not lines and "\n" in text:
+        raise ValueError(f"{name} must be one line")
+    bad = next((c for c in text if (ord(c) < 32 or 127 <= ord(c) < 160) and c not in allowed), None)
+    if bad is not None:
+        raise ValueError(f"{name} must not hold control characters (found {bad!r})")
+    if len(text) > max_chars:
+        raise ValueError(f"{name} must be at most {max_chars:,} characters, not {len(text):,}")
+    return text

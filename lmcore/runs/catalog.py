@@ -40,9 +40,15 @@ def corpus_name(source: str) -> str:
     return re.sub(r"^[0-9a-f]{12}-", "", Path(source).name)
 
 
+def run_name(run: Run) -> str:
+    """A stored run's name without its number: the one a person gave it (lmcore.runs.notes.rename), else its
+    config's (RunConfig.label: the name it started with, else its model's, "LSTM 2×200")."""
+    return run.display_name or run.cfg.label()
+
+
 def run_label(run: Run) -> str:
     """'#12 LSTM 2×200': how a stored run is named in every chooser, legend and message."""
-    return f"#{run.id} {run.cfg.label()}"
+    return f"#{run.id} {run_name(run)}"
 
 
 def demo_runs(demo_dir: Path = DEMO_DIR) -> list[RunRef]:
@@ -55,10 +61,13 @@ def demo_runs(demo_dir: Path = DEMO_DIR) -> list[RunRef]:
     return refs
 
 
-def store_runs(store: RunStore) -> list[RunRef]:
-    """Runs with a checkpoint to show: the latest one (last.pt), so a running run can be watched."""
+def store_runs(store: RunStore, archived: bool = False) -> list[RunRef]:
+    """Runs with a checkpoint to show: the latest one (last.pt), so a running run can be watched. Archived runs
+    only when asked for."""
     refs = []
     for run in reversed(store.list_runs()):
+        if run.archived and not archived:
+            continue
         checkpoints = store.checkpoints(run.id)
         chosen = checkpoints.get("last") or checkpoints.get("best")
         if not chosen or not Path(chosen["path"]).is_file():
@@ -70,8 +79,8 @@ def store_runs(store: RunStore) -> list[RunRef]:
     return refs
 
 
-def inspectable_runs(store: RunStore, demo_dir: Path = DEMO_DIR) -> list[RunRef]:
-    return store_runs(store) + demo_runs(demo_dir)
+def inspectable_runs(store: RunStore, demo_dir: Path = DEMO_DIR, archived: bool = False) -> list[RunRef]:
+    return store_runs(store, archived) + demo_runs(demo_dir)
 
 
 def newest_finished(refs: list[RunRef], archs: tuple[str, ...] | None = None) -> RunRef | None:

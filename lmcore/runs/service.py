@@ -321,7 +321,9 @@ def _resumed_config(run, position: dict | None, epochs, max_steps, time_budget, 
 
 
 def _claim_resumed(store: RunStore, run, cfg: RunConfig, limits: Limits, here: bool, message: str) -> None:
-    fields = dict(config=json.dumps(cfg.to_dict()), stop_requested=0, message=message, finished_at=None, pid=None)
+    # archived=0: a run that trains again is shown again (an archived one is hidden from where it is stopped)
+    fields = dict(config=json.dumps(cfg.to_dict()), stop_requested=0, message=message, finished_at=None, pid=None,
+                  archived=0)
     if here:
         fields.update(pid=os.getpid(), started_at=time.time())
     try:
@@ -335,7 +337,8 @@ def _claim_resumed(store: RunStore, run, cfg: RunConfig, limits: Limits, here: b
 
 def requeue_failed(store: RunStore, run_id: int, why: str) -> bool:
     """A failed run queued again as it was (a sweep's resume); its job resumes from last.pt if it has one."""
-    return store.claim(run_id, "failed", "queued", stop_requested=0, finished_at=None, pid=None, message=why)
+    return store.claim(run_id, "failed", "queued", stop_requested=0, finished_at=None, pid=None, message=why,
+                       archived=0)
 
 
 # --- stop and delete -----------------------------------------------------------------------------------------

@@ -70,7 +70,15 @@ CREATE TABLE IF NOT EXISTS sweeps (
 );
 """
 # Columns added after a store may already exist: (table, column, declaration), added by ALTER TABLE if missing.
-MIGRATIONS = (("runs", "sweep_id", "INTEGER REFERENCES sweeps(id)"),)
+MIGRATIONS = (("runs", "sweep_id", "INTEGER REFERENCES sweeps(id)"),
+              # how people keep a run (lmcore.runs.notes): a name of their own ('' : its config's), a note, tags
+              # (a JSON list), archived (hidden from the lists unless asked for); never its config
+              ("runs", "display_name", "TEXT NOT NULL DEFAULT ''"),
+              ("runs", "note", "TEXT NOT NULL DEFAULT ''"),
+              ("runs", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+              ("runs", "archived", "INTEGER NOT NULL DEFAULT 0"))
+# the columns RunStore.annotate writes: what a person says about a run, never how it trains
+ANNOTATIONS = ("display_name", "note", "tags", "archived")
 
 METRIC_FIELDS = ("step", "epoch", "lr", "train_loss", "valid_loss", "valid_ppl", "tokens_per_s", "wall_time")
 
@@ -211,6 +219,34 @@ class RunStore:
                 broken.append((row["id"], str(err)))
         return broken
 
+    def annotate(self, run_id: int, unless: tuple[str, ...] = (), **fields) -> Run | None:
+        """Set what a person says about a run (ANNOTATIONS: its own name, note, tags, archived), never its config
+        or status, and not its updated_at (a training run's progress). A value may be a function of the current
+        one (tags added to those there), read and written in one transaction so two writers lose nothing.
+        unless: statuses in which the run is left as it is. Returns the run as written, None when there is no
+        such run or it is in one of those statuses."""
+        unknown = set(fields) - set(ANNOTATIONS)
+        if unknown or not fields:
+            raise TypeError(f"annotate writes {', '.join(ANNOTATIONS)}, not {', '.join(sorted(unknown)) or 'nothing'}")
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None or row["status"] in unless:
+                    db.execute("ROLLBACK")
+                    return None
+                now = _annotations(row)
+                values = {k: v(now[k]) if callable(v) else v for k, v in fields.items()}
+                stored = {k: json.dumps(list(v)) if k == "tags" else int(v) if k == "archived" else v
+                          for k, v in values.items()}
+                db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in stored)} WHERE id = ?",
+                           (*stored.values(), run_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return self.get_run(run_id)
+
     def delete_run(self, run_id: int) -> None:
         with self._connect() as db:
             db.execute("BEGIN")
@@ -289,10 +325,13 @@ class RunStore:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Add the columns of MIGRATIONS that a store made by an older version lacks."""
+    """Add the columns of MIGRATIONS that a store made by an older version lacks (in place: its rows keep
+    their values and take the column's default)."""
+    have: dict[str, set[str]] = {}
     for table, column, decl in MIGRATIONS:
-        have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
-        if column not in have:
+        if table not in have:
+            have[table] = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have[table]:
             try:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
             except sqlite3.OperationalError as err:  # another process added it meanwhile
@@ -338,6 +377,10 @@ class Run(Mapping):
     started_at: float | None
     finished_at: float | None
     sweep_id: int | None
+    display_name: str          # the name a person gave it ('' : none; catalog.run_name then uses its config's)
+    note: str
+    tags: tuple[str, ...]      # normalised and sorted (lmcore.runs.notes)
+    archived: bool
     cfg: RunConfig = field(repr=False)
 
     def __getitem__(self, column: str):
@@ -368,4 +411,17 @@ def _run_row(row: sqlite3.Row) -> Run:
         cfg = RunConfig.from_dict(config)
     except (TypeError, ValueError) as err:
         raise BrokenRun(f"run {run['id']}: its stored config cannot be read ({err})") from None
-    return Run(**dict(run, config=config), cfg=cfg)
+    return Run(**dict(run, config=config, **_annotations(row)), cfg=cfg)
+
+
+def _annotations(row: sqlite3.Row) -> dict:
+    """A row's name, note, tags and archived flag as Run holds them; tags damaged by hand read as none (they
+    never make a run unreadable)."""
+    try:
+        tags = json.loads(row["tags"] or "[]")
+    except (TypeError, ValueError):
+        tags = []
+    if not isinstance(tags, list):
+        tags = []
+    return {"display_name": row["display_name"] or "", "note": row["note"] or "",
+            "tags": tuple(sorted({t for t in tags if isinstance(t, str) and t})), "archived": bool(row["archived"])}
