@@ -51,12 +51,13 @@ def reset_default(key: str, default) -> None:
     st.session_state[f"_default_of_{key}"] = (None, default)
 
 
-def field(widget, label: str, key: str, default, *args, **kwargs):
+def field(widget, label: str, key: str, default, *args, context=None, **kwargs):
     """A form field bound to the URL whose value follows its default (the preset's or the corpus recipe's)
-    until the user edits it, and comes back when the user returns to the page."""
+    until the user edits it, and comes back when the user returns to the page. context: see follow_default (a
+    new preset or run puts every field back to its default, edited or not)."""
     keep_across_pages(key)
-    follow_default(key, default)
-    if widget in (st.selectbox, st.radio):
+    follow_default(key, default, context)
+    if getattr(widget, "__name__", None) in ("selectbox", "radio"):  # st.selectbox or a column's
         return widget(label, *args, index=list(args[0]).index(default), key=key, bind=URL, **kwargs)
     return widget(label, *args, value=default, key=key, bind=URL, **kwargs)
 
