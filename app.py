@@ -23,6 +23,7 @@ st.navigation([
     st.Page("views/sweeps.py", title="Sweeps", icon=":material/grid_view:"),
     st.Page("views/hidden.py", title="Hidden states", icon=":material/grid_on:"),
     st.Page("views/gates.py", title="Gates", icon=":material/door_open:"),
+    st.Page("views/interventions.py", title="Interventions", icon=":material/content_cut:"),
     st.Page("views/next_word.py", title="Next word", icon=":material/keyboard_tab:"),
     st.Page("views/embeddings.py", title="Word representations", icon=":material/scatter_plot:"),
     st.Page("views/gradients.py", title="Gradients through time", icon=":material/trending_down:"),
