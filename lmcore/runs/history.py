@@ -6,9 +6,11 @@ import time
 
 import pandas as pd
 
-from lmcore.runs.catalog import corpus_name
+from lmcore.nn.architectures import model_name
+from lmcore.runs.catalog import corpus_name, run_name
 
-HISTORY_COLUMNS = ["run", "model", "status", "corpus", "progress", "best valid ppl", "test ppl", "started"]
+HISTORY_COLUMNS = ["run", "name", "model", "tags", "status", "corpus", "progress", "best valid ppl", "test ppl",
+                   "started", "note"]
 
 
 def _finite_or_nan(value) -> float:
@@ -36,10 +38,11 @@ def history_table(runs: list[dict], now: float | None = None) -> pd.DataFrame:
     for run in sorted(runs, key=lambda r: r.id, reverse=True):
         cfg = run.cfg
         total = run.total_steps or 0
-        rows.append({"run": run.id, "model": cfg.label(), "status": run.status,
+        rows.append({"run": run.id, "name": run_name(run), "model": model_name(cfg.model, size=True),
+                     "tags": ", ".join(run.tags), "status": run.status + (" (archived)" if run.archived else ""),
                      "corpus": f"{corpus_name(run.corpus_source)} · {cfg.corpus.tokenizer}",
                      "progress": min(1.0, run.step / total) if total else 0.0,
                      "best valid ppl": _finite_or_nan(run.best_valid_ppl),
                      "test ppl": _finite_or_nan(run.test_ppl),
-                     "started": _when(run.started_at or run.created_at, now)})
+                     "started": _when(run.started_at or run.created_at, now), "note": run.note})
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

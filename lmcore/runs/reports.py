@@ -11,11 +11,12 @@ from lmcore.corpus.dataset import spec_fingerprint
 from lmcore.corpus.report import bits_per
 from lmcore.ngram import cached_baseline
 from lmcore.nn.architectures import model_name
-from lmcore.runs.catalog import corpus_name
+from lmcore.runs.catalog import corpus_name, run_name
 from lmcore.runs.store import Run
 
-COMPARE_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
-                   "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status", "corpus")
+COMPARE_COLUMNS = ("run", "name", "tags", "architecture", "layers", "units", "parameters", "best valid ppl",
+                   "test ppl", "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status",
+                   "corpus", "note")
 
 
 def run_summary(run: dict) -> str:
@@ -94,7 +95,8 @@ def compare_table(runs: list[Run], metrics: pd.DataFrame | None = None) -> pd.Da
     for run in runs:
         cfg = run.cfg
         ended = run.finished_at or time.time()
-        rows.append({"run": run.id, "name": cfg.label(), "architecture": model_name(cfg.model),
+        rows.append({"run": run.id, "name": run_name(run), "tags": ", ".join(run.tags), "note": run.note,
+                     "architecture": model_name(cfg.model),
                      "layers": cfg.model.layers, "units": cfg.model.hidden, "parameters": run.params,
                      "best valid ppl": _believable(run, "best_valid_ppl"), "test ppl": _believable(run, "test_ppl"),
                      "optimizer": cfg.train.optimizer, "lr": cfg.train.lr, "final lr": lr_now.get(run.id),
