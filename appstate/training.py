@@ -1,6 +1,7 @@
 """Training runs, for the Train and Compare pages: the lineup built as the CLI builds it (presets.run_config),
-checked and queued through the run service, stopped, resumed and deleted; their statuses, curves, history, and
-the tables that compare them with the n-gram baseline."""
+checked and queued through the run service, stopped, resumed and deleted; renamed, noted, tagged and archived
+through lmcore.runs.notes; their statuses, curves, history, and the tables that compare them with the n-gram
+baseline."""
 from __future__ import annotations
 
 import sqlite3
@@ -14,10 +15,11 @@ from appstate.widgets import reset_default, selected_run_ids, set_selected_run_i
 from lmcore.corpus.dataset import Corpus, CorpusSpec
 from lmcore.corpus.reading import CorpusError
 from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, MAX_WINDOW, count_params
-from lmcore.runs import service
-from lmcore.runs.catalog import corpus_name, run_label
+from lmcore.runs import notes, service
+from lmcore.runs.catalog import corpus_name, run_label, run_name
 from lmcore.runs.history import history_table
 from lmcore.runs.jobs import progress_text
+from lmcore.runs.notes import all_tags, note_excerpt, tagged
 from lmcore.runs.reports import (LE_2015, baseline_rows, best_runs, compare_table, lecture_table, metrics_frame,
                                  readable_message, run_summary)
 from lmcore.runs.store import ACTIVE, Run
@@ -28,11 +30,12 @@ __all__ = [
     # the pages' names from lmcore
     "ACTIVATION_NAMES", "ACTIVE", "ARCHS", "DEFAULT_LINEUP", "GRU_CONVENTIONS", "LE_2015", "LSTM_VARIANTS",
     "MAX_WINDOW", "OPTIMIZERS", "PRESETS", "best_runs", "corpus_name", "count_params", "history_table",
-    "lecture_table", "preset", "progress_text", "readable_message", "recipe_note", "run_summary",
+    "lecture_table", "preset", "progress_text", "readable_message", "recipe_note", "run_summary", "all_tags",
+    "note_excerpt", "tagged",
     # this module's
-    "all_runs", "broken_runs", "comparison", "curves_data", "delete_run", "evaluated_runs", "look_inside",
-    "lineup_run", "queue_runs", "recipe", "reset_run_fields", "resumable", "resume_run", "run_label", "shown_runs",
-    "stop_run",
+    "all_runs", "archive_run", "broken_runs", "comparison", "curves_data", "delete_run", "evaluated_runs",
+    "keep_run", "look_inside", "lineup_run", "queue_runs", "recipe", "reset_run_fields", "resumable", "resume_run",
+    "run_label", "run_name", "shown_runs", "stop_run",
 ]
 
 # a run's advanced fields on the Train page: URL name (with the run's number after it) -> ModelConfig / TrainConfig
@@ -79,11 +82,12 @@ def queue_runs(configs: list[RunConfig], corpus: Corpus) -> None:
 
 
 # --- runs and what can be done to them ----------------------------------------------------------------------------
-def all_runs() -> list[Run]:
-    """Every run of the data folder, after starting queued runs where a slot is free and marking killed ones."""
+def all_runs(archived: bool = False) -> list[Run]:
+    """Every run of the data folder (archived ones only when asked for), after starting queued runs where a slot
+    is free and marking killed ones."""
     store = get_store()
     service.pump(store)
-    return store.list_runs()
+    return notes.shown(store.list_runs(), archived)
 
 
 def broken_runs() -> list[tuple[int, str]]:
@@ -125,6 +129,28 @@ def delete_run(run: Run) -> bool:
     return True
 
 
+def keep_run(run: Run, name: str, note: str, tags: str) -> bool:
+    """Save what a person says about a run: its name ('' : its config's), note and tags (typed as 'a, b').
+    Every value is checked before any is written; False (said on the page) when one is refused."""
+    try:
+        notes.keep(get_store(), run.id, name, note, notes.split_tags(tags))
+    except (ValueError, OSError, sqlite3.Error) as err:
+        st.error(f"#{run.id} not saved: {md(err)}")
+        return False
+    return True
+
+
+def archive_run(run: Run, archived: bool = True) -> bool:
+    """Archive a run (hidden from the lists unless asked for) or show it again; False (said on the page) when
+    refused (it is training)."""
+    try:
+        (notes.archive if archived else notes.unarchive)(get_store(), run.id)
+    except (ValueError, OSError, sqlite3.Error) as err:
+        st.error(f"#{run.id} not {'archived' if archived else 'shown again'}: {md(err)}")
+        return False
+    return True
+
+
 def curves_data(runs: list[Run]) -> tuple[pd.DataFrame, dict[int, str], dict[int, str]]:
     """(metrics, label per run, configuration per run) for lmcore.viz.training.curves_figure."""
     metrics = metrics_frame(get_store(), [r.id for r in runs])
@@ -132,9 +158,9 @@ def curves_data(runs: list[Run]) -> tuple[pd.DataFrame, dict[int, str], dict[int
 
 
 # --- comparing runs -----------------------------------------------------------------------------------------------
-def evaluated_runs() -> list[Run]:
-    """The runs with a validation perplexity: those the Compare page can place."""
-    return [r for r in get_store().list_runs() if r.best_valid_ppl is not None]
+def evaluated_runs(archived: bool = False) -> list[Run]:
+    """The runs with a validation perplexity: those the Compare page can place (archived ones when asked for)."""
+    return [r for r in notes.shown(get_store().list_runs(), archived) if r.best_valid_ppl is not None]
 
 
 def comparison(runs: list[Run], order: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -159,7 +185,7 @@ def look_inside(runs: list[Run]) -> None:
     best = best_runs(runs)
     if "ffnn" in best:
         ffnn = best["ffnn"]
-        st.caption(f"#{ffnn.id} {md(ffnn.cfg.label())} is feedforward: it carries no state through time, so it has "
+        st.caption(f"#{ffnn.id} {md(run_name(ffnn))} is feedforward: it carries no state through time, so it has "
                    "no hidden states over the text, gates or gradients through time. What it predicts, and how "
                    "little context it uses:")
         f1, f2 = st.columns(2)
@@ -170,7 +196,7 @@ def look_inside(runs: list[Run]) -> None:
     if "all" not in best:
         return
     top = best["all"]
-    st.caption(f"Open the inspection pages on the best finished recurrent run here, #{top.id} {md(top.cfg.label())} "
+    st.caption(f"Open the inspection pages on the best finished recurrent run here, #{top.id} {md(run_name(top))} "
                f"(validation perplexity {top.best_valid_ppl:.1f}); Gates and Gradients side by side on the best run "
                "of each architecture.")
     gates = {f"gates_{family}": f"run:{best[family].id}" for family in ("elman", "lstm", "gru") if family in best}

@@ -242,7 +242,7 @@ def test_a_compare_link_reopens_the_same_view(lmcore_home, grammar_file):
     assert (at.radio(key="cmp_scale").value, at.slider(key="cmp_smooth").value) == ("linear", 0.5)
     assert (at.radio(key="cmp_x").value, at.radio(key="cmp_y").value) == ("step", "lr")
     assert at.select_slider(key="cmp_order").value == 2
-    assert at.multiselect[0].value == [ids[0], ids[2]]
+    assert at.multiselect[1].value == [ids[0], ids[2]]  # the first is the Tags filter
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert fig["layout"]["yaxis"]["type"] == "linear" and fig["layout"]["xaxis"]["title"]["text"] == "training step"
     assert fig["layout"]["yaxis"]["title"]["text"] == "learning rate"

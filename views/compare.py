@@ -4,11 +4,11 @@ import streamlit as st
 import appstate
 from appstate import training
 from appstate.training import (LE_2015, best_runs, corpus_name, lecture_table, readable_message, run_label,
-                               run_summary)
+                               run_name, run_summary)
 from lmcore.viz.training import curves_figure
 
-SHOWN_COLUMNS = ("run", "name", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
-                 "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "status")
+SHOWN_COLUMNS = ("run", "name", "tags", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
+                 "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "status", "note")
 # bound keys name a value in the URL and in the session, on every page: hence the page's prefix cmp_
 MISSING = appstate.MISSING  # the n-gram has no layers; a run that blew up has no perplexity
 
@@ -16,10 +16,21 @@ st.title("Compare")
 st.caption("Perplexity is 2 to the average surprisal in bits (e to the loss in nats): the number of words the model "
            "is, on average, as unsure between as a uniform guess. Lower is better; a uniform guess scores the "
            "vocabulary size.")
-runs = training.evaluated_runs()
+pick_tags, pick_archived = st.columns([4, 1], vertical_alignment="bottom")
+archived = pick_archived.checkbox("Show archived", key="cmp_archived", bind="query-params",
+                                  help="runs archived on the Train page (or with python -m lmcore archive)")
+runs = training.evaluated_runs(archived)
 if not runs:
-    st.info("No trained runs yet. Train some on the Train page; they appear here as soon as they are evaluated.")
+    st.info("Every evaluated run is archived: tick Show archived." if not archived and training.evaluated_runs(True)
+            else "No trained runs yet. Train some on the Train page; they appear here as soon as they are evaluated.")
     st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+tags = pick_tags.multiselect("Tags", training.all_tags(runs), key="cmp_tags", bind="query-params",
+                             placeholder="every run", help="only the runs with any of these tags (given on the Train "
+                                                           "page or with python -m lmcore tag)")
+runs = training.tagged(runs, tags)
+if not runs:
+    st.info("No run here has these tags.")
     st.stop()
 
 corpora = sorted({r.corpus_source for r in runs})
@@ -37,12 +48,13 @@ order = right.select_slider("n-gram baseline order", options=[1, 2, 3, 4, 5], va
 table, baseline, metrics = training.comparison(runs, order)
 for run in runs:
     if run.status == "diverged":
-        st.warning(f"#{run.id} {appstate.md(run.cfg.label())} diverged: {appstate.md(readable_message(run.message))}")
+        st.warning(f"#{run.id} {appstate.md(run_name(run))} diverged: {appstate.md(readable_message(run.message))}")
 Col = st.column_config
 # widths in pixels so the table fits the page at 1440 px; the CSV keeps every column (device, corpus too)
 st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, column_order=SHOWN_COLUMNS,
              column_config={"run": Col.NumberColumn(format="%d", width=42),
                             "name": Col.TextColumn(width=120),
+                            "tags": Col.TextColumn(width=90),
                             "architecture": Col.TextColumn(width=125),
                             "layers": Col.NumberColumn(width=50),
                             "units": Col.NumberColumn(width=50),
@@ -61,7 +73,8 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, colum
                                                               "no better than the best earlier one"),
                             "tokens/s": Col.NumberColumn(format="compact", width=68, help="training speed"),
                             "training time (s)": Col.NumberColumn("time (s)", format="%.0f", width=60),
-                            "status": Col.TextColumn(width=80)})
+                            "status": Col.TextColumn(width=80),
+                            "note": Col.TextColumn(width=160)})
 st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
 
 labels = {r.id: run_label(r) for r in runs}
