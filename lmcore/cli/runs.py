@@ -68,7 +68,8 @@ def cmd_runs(a) -> int:
         print(f"{run_id:5d}  broken      {why}", file=sys.stderr)
     for r in runs:
         ppl = f"{r.best_valid_ppl:.2f}" if r.best_valid_ppl else "-"
-        kept = (f"  [{', '.join(r.tags)}]" if r.tags else "") + (f"  “{notes.note_excerpt(r.note)}”" if r.note else "")
+        kept = (f"  [{', '.join(r.tags)}]" if r.tags else "") + \
+            (f"  “{notes.note_excerpt(r.note)}”" if r.note else "")
         print(f"{r.id:5d}  {r.status:11s} {run_name(r):22s} params {r.params or 0:>10,}  valid ppl {ppl:>9s}  "
               f"{r.corpus_source}{kept}{'  (archived)' if r.archived else ''}")
     return 0

@@ -102,6 +102,16 @@ def remove_tags(store: RunStore, run_id: int, tags: Iterable[str]) -> Run:
     return _write(store, run_id, tags=lambda now: tuple(t for t in now if t not in gone))
 
 
+def keep(store: RunStore, run_id: int, name: str | None = None, note: str | None = None,
+         tags: Iterable[str] | None = None) -> Run:
+    """Set any of a run's name, note and tags at once (the Train page's editor): every value is checked before
+    any is written, then all are written in one transaction."""
+    values = {k: v for k, v in (("display_name", None if name is None else normal_name(name)),
+                                ("note", None if note is None else normal_note(note)),
+                                ("tags", None if tags is None else normal_tags(tags))) if v is not None}
+    return _write(store, run_id, **values) if values else _get(store, run_id)
+
+
 def archive(store: RunStore, run_id: int) -> Run:
     """Hide a finished (or stopped, failed, …) run from the lists; refused while it is queued or training."""
     written = store.annotate(run_id, unless=ACTIVE, archived=True)  # the status checked in the same transaction
