@@ -1,12 +1,14 @@
 """Train: up to four runs at once from presets, each in its own process; live curves; every run of the data
-folder; Stop; Resume. The whole form is in the URL, so a reload or a link brings back the same runs to train."""
+folder; Stop; Resume; a run's name, note and tags; Archive. The whole form is in the URL, so a reload or a link
+brings back the same runs to train."""
 import streamlit as st
 
 import appstate
 from appstate import training
 from appstate.training import (ACTIVATION_NAMES, ACTIVE, ARCHS, DEFAULT_LINEUP, GRU_CONVENTIONS, LSTM_VARIANTS,
-                               MAX_WINDOW, OPTIMIZERS, PRESETS, count_params, history_table, preset, progress_text,
-                               readable_message, recipe_note, run_label)
+                               MAX_WINDOW, NAME_CHARS, NOTE_CHARS, OPTIMIZERS, PRESETS, count_params, history_table,
+                               note_excerpt, preset, progress_text, readable_message, recipe_note, run_label,
+                               run_name)
 from appstate.widgets import field
 from lmcore.viz.training import curves_figure
 
@@ -144,10 +146,14 @@ if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary")
 
 
 def run_controls(run) -> None:
-    """One run's line: name, status, progress bar, Stop / Resume, and why it failed."""
+    """One run's line: name, status, tags and note, progress bar, Stop / Resume, Edit, and why it failed."""
     c1, c2, c3 = st.columns([3, 6, 1])
-    c1.markdown(f"**#{run.id} {appstate.md(run.cfg.label())}** · `{run.status}`"
-                + (f" · {appstate.md(run.device)}" if run.device else ""))
+    c1.markdown(f"**#{run.id} {appstate.md(run_name(run))}** · `{run.status}`"
+                + (f" · {appstate.md(run.device)}" if run.device else "") + (" · archived" if run.archived else ""))
+    said = ([f":material/sell: {appstate.md(', '.join(run.tags))}"] if run.tags else []) + \
+        ([f":material/notes: {appstate.md(note_excerpt(run.note, 60))}"] if run.note else [])
+    if said:
+        c1.caption(" · ".join(said))
     c2.progress(min(1.0, run.step / run.total_steps) if run.total_steps else 0.0, text=progress_text(run))
     if run.status in ACTIVE and c3.button("Stop", key=f"stop{run.id}"):
         training.stop_run(run)
@@ -155,6 +161,8 @@ def run_controls(run) -> None:
                                              help="carry on from the last checkpoint: to the planned "
                                                   "epochs, or one more epoch if all are done"):
         training.resume_run(run)
+    with c3.popover("Edit", help="its name, a note, tags; archive it"):
+        keep_editor(run)
     if run.status not in ACTIVE:
         with c3.popover("Delete", help="remove this run's checkpoints and curves for good"):
             st.caption(f"Delete #{run.id} and its checkpoints for good?")
@@ -162,6 +170,26 @@ def run_controls(run) -> None:
                 st.rerun()  # the whole page: the run leaves the chooser and the history too
     if run.status in ("failed", "diverged", "interrupted") and run.message:
         st.warning(f"#{run.id}: {appstate.md(readable_message(run.message))}")
+
+
+def keep_editor(run) -> None:
+    """What a person says about a run, kept in the store and shown in every table and legend: a name of its own,
+    a note, tags; and Archive (hidden from the lists unless asked for)."""
+    with st.form(f"train_keep{run.id}", border=False):
+        name = st.text_input("Name", run.display_name, max_chars=NAME_CHARS, key=f"train_name{run.id}",
+                             placeholder=run.cfg.label(), help="empty: the name it started with")
+        note = st.text_area("Note", run.note, max_chars=NOTE_CHARS, key=f"train_note{run.id}")
+        tags = st.text_input("Tags", ", ".join(run.tags), key=f"train_tags{run.id}", placeholder="baseline, seed 2",
+                             help="separated by commas; Compare filters by them")
+        if st.form_submit_button("Save") and training.keep_run(run, name, note, tags):
+            st.rerun()  # the whole page: every table and legend shows the new name
+    if run.archived:
+        if st.button("Unarchive", key=f"train_unarchive{run.id}") and training.archive_run(run, False):
+            st.rerun()
+    elif st.button("Archive", key=f"train_archive{run.id}", disabled=run.status in ACTIVE,
+                   help="hide it from the lists (Show archived brings it back); stop it first if it is training"):
+        if training.archive_run(run):
+            st.rerun()
 
 
 def curves(runs: list) -> None:
@@ -189,12 +217,16 @@ def next_steps(runs: list) -> None:
 
 @st.fragment(run_every=1.5)
 def live_view():
-    every = training.all_runs()
+    pick, archived = st.columns([5, 1], vertical_alignment="bottom")
+    show_archived = archived.checkbox("Show archived", key="train_archived", bind=appstate.URL,
+                                      help="runs archived with Edit → Archive (or python -m lmcore archive)")
+    every = training.all_runs(show_archived)
     if not every:
-        st.info("No runs in this data folder yet: pick presets above and press Train.")
+        st.info("Every run in this data folder is archived: tick Show archived." if training.all_runs(True) else
+                "No runs in this data folder yet: pick presets above and press Train.")
         return
     by_id = {r.id: r for r in every}
-    shown = st.multiselect("Runs shown", sorted(by_id, reverse=True), default=training.shown_runs(every, len(configs)),
+    shown = pick.multiselect("Runs shown", sorted(by_id, reverse=True), default=training.shown_runs(every, len(configs)),
                            max_selections=8, format_func=lambda i: f"{run_label(by_id[i])} ({by_id[i].status})",
                            help="the runs you just started, else the ones running, else the newest; add any "
                                 "run of the history below")
