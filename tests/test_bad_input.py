@@ -233,8 +233,8 @@ def test_app_corpus_too_small_for_batch_and_tau_is_refused_before_queueing(store
     _intact(stored)  # no run queued
 
 
-PAGES = ["views/corpus.py", "views/train.py", "views/hidden.py", "views/gates.py", "views/next_word.py",
-         "views/bptt.py"]  # every page with a number field
+PAGES = ["views/corpus.py", "views/train.py", "views/hidden.py", "views/gates.py", "views/interventions.py",
+         "views/next_word.py", "views/bptt.py"]  # every page with a number field
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -68,7 +68,7 @@ def test_user_regex_runs_bounded_in_a_child_process():
     with pytest.raises(ValueError, match="characters; at most"):
         hidden.regex_spans("a" * (hidden.MAX_PATTERN + 1), "aaa")
     # the page's pattern field and typed texts are length-bounded too
-    for view in ("hidden.py", "bptt.py", "gradients.py", "next_word.py", "memory.py", "embeddings.py"):
+    for view in ("hidden.py", "bptt.py", "gradients.py", "next_word.py", "memory.py", "embeddings.py", "interventions.py"):
         text = (REPO / "views" / view).read_text(encoding="utf-8")
         for field in re.findall(r"st\.text_(?:input|area)\((?:[^()]|\([^()]*\))*\)", text, re.S):
             assert "max_chars=" in field, (view, field[:60])

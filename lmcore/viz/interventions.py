@@ -13,7 +13,8 @@ from lmcore.corpus.tokenize import EOS
 from lmcore.viz.hidden import diverging_colour
 from lmcore.viz.style import MARGIN, PALETTE, faded, plain
 
-BEFORE, AFTER = "#555555", PALETTE[1]  # grey: the model as trained; red: with the intervention
+BEFORE, AFTER = PALETTE[0], PALETTE[1]  # blue: the model as trained; red: with the intervention (as decay_figure
+# colours its first and second curve)
 MIN_SCALE_BITS = 1.0  # the colours of the surprisal change end at ±max(this, the largest |change|): 0.1 bit stays pale
 
 
@@ -46,10 +47,12 @@ def agreement_change_figure(before: pd.DataFrame, afters: Sequence[pd.DataFrame]
                                  customdata=items,
                                  hovertemplate="after: %{y:.2f} over %{customdata} sentences<extra></extra>"))
     fig.add_hline(y=0.5, line=dict(color="grey", dash="dot"), annotation_text="chance")
-    if far is not None and len(rows) and rows["distance"].max() >= far:
+    shaded = far is not None and len(rows) and rows["distance"].max() >= far
+    if shaded:  # said in the axis title: a label inside the plot sits on the lines
         fig.add_vrect(x0=far - 0.5, x1=float(rows["distance"].max()) + 0.5, fillcolor="#f2f2f2", line_width=0,
-                      layer="below", annotation_text=f"far: {far}+ words", annotation_position="top left")
-    fig.update_layout(xaxis_title="words between subject and verb", yaxis_title="agreement accuracy",
+                      layer="below")
+    fig.update_layout(xaxis_title="words between subject and verb" + (f" (shaded: far, {far} or more)" if shaded else ""),
+                      yaxis_title="agreement accuracy",
                       yaxis_range=[0, 1.05], height=380, margin=MARGIN, legend=dict(orientation="h", y=-0.25),
                       title="Agreement by distance")
     return fig
@@ -69,12 +72,16 @@ def surprisal_change_html(tokens: Sequence[str], before: np.ndarray, after: np.n
         title = html.escape(f"step {first_step + i} “{shown}”: {b:.2f} → {a:.2f} bits ({d:+.2f})", quote=True)
         spans.append(f'<span title="{title}" style="background:{background};{"color:white;" if dark else ""}'
                      f'border-radius:2px;padding:0 2px">{html.escape(shown)}</span>')
-    swatches = " ".join(
-        f'<span style="background:{diverging_colour(v, vmax)[0]};{"color:white" if diverging_colour(v, vmax)[1] else "border:1px solid #ddd"}">'
-        f"&nbsp;{v:+.2g}&nbsp;</span>" for v in (-vmax, 0.0, vmax))
+    swatches = " ".join(_swatch(v, vmax) for v in (-vmax, 0.0, vmax))
     total = (f"{before.sum():.1f} bits before, {after.sum():.1f} after ({after.sum() - before.sum():+.1f})"
              if len(before) else "no token to predict")
     legend = (f'<div style="font-size:0.85em;margin-bottom:4px">surprisal after − before, bits: {swatches} '
               f"(red: harder to predict; hover a token for its values) · the whole text: {total}</div>")
     return (f'{legend}<div style="font-family:monospace;font-size:1.05em;line-height:2;white-space:pre-wrap;'
             f'max-height:320px;overflow-y:auto">{" ".join(spans)}</div>')
+
+
+def _swatch(value: float, vmax: float) -> str:
+    background, dark = diverging_colour(value, vmax)
+    style = f"background:{background};" + ("color:white" if dark else "border:1px solid #ddd")
+    return f'<span style="{style}">&nbsp;{value:+.2g}&nbsp;</span>' if value else f'<span style="{style}">&nbsp;0&nbsp;</span>'
