@@ -187,9 +187,9 @@ def keep_editor(run) -> None:
         if st.button("Unarchive", key=f"train_unarchive{run.id}") and training.archive_run(run, False):
             st.rerun()
     elif st.button("Archive", key=f"train_archive{run.id}", disabled=run.status in ACTIVE,
-                   help="hide it from the lists (Show archived brings it back); stop it first if it is training"):
-        if training.archive_run(run):
-            st.rerun()
+                   help="hide it from the lists (Show archived brings it back); stop it first if it is training") \
+            and training.archive_run(run):
+        st.rerun()
 
 
 def curves(runs: list) -> None:
