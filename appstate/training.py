@@ -19,7 +19,7 @@ from lmcore.runs import notes, service
 from lmcore.runs.catalog import corpus_name, run_label, run_name
 from lmcore.runs.history import history_table
 from lmcore.runs.jobs import progress_text
-from lmcore.runs.notes import NAME_CHARS, NOTE_CHARS, all_tags, note_excerpt, tagged
+from lmcore.runs.notes import NAME_CHARS, NOTE_CHARS, TAGS_CHARS, all_tags, note_excerpt, tagged
 from lmcore.runs.reports import (LE_2015, baseline_rows, best_runs, compare_table, lecture_table, metrics_frame,
                                  readable_message, run_summary)
 from lmcore.runs.store import ACTIVE, Run
@@ -29,9 +29,9 @@ from lmcore.training.presets import DEFAULT_LINEUP, PRESETS, preset, recipe_note
 __all__ = [
     # the pages' names from lmcore
     "ACTIVATION_NAMES", "ACTIVE", "ARCHS", "DEFAULT_LINEUP", "GRU_CONVENTIONS", "LE_2015", "LSTM_VARIANTS",
-    "MAX_WINDOW", "NAME_CHARS", "NOTE_CHARS", "OPTIMIZERS", "PRESETS", "best_runs", "corpus_name", "count_params", "history_table",
-    "lecture_table", "preset", "progress_text", "readable_message", "recipe_note", "run_summary", "all_tags",
-    "note_excerpt", "tagged",
+    "MAX_WINDOW", "NAME_CHARS", "NOTE_CHARS", "OPTIMIZERS", "PRESETS", "TAGS_CHARS", "all_tags", "best_runs",
+    "corpus_name", "count_params", "history_table", "lecture_table", "note_excerpt", "preset", "progress_text",
+    "readable_message", "recipe_note", "run_summary", "tagged",
     # this module's
     "all_runs", "archive_run", "broken_runs", "comparison", "curves_data", "delete_run", "evaluated_runs",
     "keep_run", "look_inside", "lineup_run", "queue_runs", "recipe", "reset_run_fields", "resumable", "resume_run",

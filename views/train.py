@@ -6,9 +6,9 @@ import streamlit as st
 import appstate
 from appstate import training
 from appstate.training import (ACTIVATION_NAMES, ACTIVE, ARCHS, DEFAULT_LINEUP, GRU_CONVENTIONS, LSTM_VARIANTS,
-                               MAX_WINDOW, NAME_CHARS, NOTE_CHARS, OPTIMIZERS, PRESETS, count_params, history_table,
-                               note_excerpt, preset, progress_text, readable_message, recipe_note, run_label,
-                               run_name)
+                               MAX_WINDOW, NAME_CHARS, NOTE_CHARS, OPTIMIZERS, PRESETS, TAGS_CHARS, count_params,
+                               history_table, note_excerpt, preset, progress_text, readable_message, recipe_note,
+                               run_label, run_name)
 from appstate.widgets import field
 from lmcore.viz.training import curves_figure
 
@@ -179,8 +179,8 @@ def keep_editor(run) -> None:
         name = st.text_input("Name", run.display_name, max_chars=NAME_CHARS, key=f"train_name{run.id}",
                              placeholder=run.cfg.label(), help="empty: the name it started with")
         note = st.text_area("Note", run.note, max_chars=NOTE_CHARS, key=f"train_note{run.id}")
-        tags = st.text_input("Tags", ", ".join(run.tags), key=f"train_tags{run.id}", placeholder="baseline, seed 2",
-                             help="separated by commas; Compare filters by them")
+        tags = st.text_input("Tags", ", ".join(run.tags), max_chars=TAGS_CHARS, key=f"train_tags{run.id}",
+                             placeholder="baseline, seed 2", help="separated by commas; Compare filters by them")
         if st.form_submit_button("Save") and training.keep_run(run, name, note, tags):
             st.rerun()  # the whole page: every table and legend shows the new name
     if run.archived:

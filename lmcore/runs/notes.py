@@ -18,6 +18,7 @@ NAME_CHARS = 80     # a name fits a legend
 NOTE_CHARS = 2_000
 TAG_CHARS = 32
 MAX_TAGS = 10
+TAGS_CHARS = MAX_TAGS * (TAG_CHARS + 2)  # every tag typed in one field, "a, b, …"
 
 
 # --- values ---------------------------------------------------------------------------------------------------
