@@ -16,7 +16,7 @@ from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
 from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, spec_fingerprint
 from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError, human_size, read_bytes
-from lmcore.corpus.report import corpus_stats_table, preview_tokens
+from lmcore.corpus.report import corpus_stats_table, preview_tokens, text_sizes
 from lmcore.corpus.tokenize import TOKENIZERS, detokenize, tokenize_line
 from lmcore.inspect.texts import example_sentence
 from lmcore.ngram import KneserNeyLM
@@ -50,6 +50,16 @@ def _load_corpus(spec_items: tuple, fingerprint: str) -> Corpus:
 def cached_corpus(spec: CorpusSpec) -> Corpus:
     """Loaded once per spec (and per upload's content) for all sessions."""
     return _load_corpus(_items(spec), spec_fingerprint(spec))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _text_sizes(spec_items: tuple, fingerprint: str) -> dict:
+    return text_sizes(CorpusSpec(**dict(spec_items)))
+
+
+def cached_text_sizes(spec: CorpusSpec) -> dict:
+    """Each split's tokens, characters and words (bits per character from perplexity), once per corpus version."""
+    return _text_sizes(_items(spec), spec_fingerprint(spec))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Fitting the Kneser–Ney baseline…")

@@ -9,6 +9,7 @@ import sqlite3
 import pandas as pd
 import streamlit as st
 
+from appstate.corpus import cached_text_sizes
 from appstate.home import get_store, limits
 from appstate.text import md
 from appstate.widgets import reset_default, selected_run_ids, set_selected_run_ids
@@ -20,20 +21,23 @@ from lmcore.runs.catalog import corpus_name, run_label, run_name
 from lmcore.runs.history import history_table
 from lmcore.runs.jobs import progress_text
 from lmcore.runs.notes import NAME_CHARS, NOTE_CHARS, TAGS_CHARS, all_tags, note_excerpt, tagged
-from lmcore.runs.reports import (LE_2015, baseline_rows, best_runs, compare_table, lecture_table, metrics_frame,
-                                 readable_message, run_summary)
+from lmcore.runs.reports import (LE_2015, add_bits, baseline_rows, best_runs, compare_table, distinct_specs,
+                                 lecture_table, metrics_frame, mixed_tokenizers, readable_message, run_summary)
+from lmcore.runs.seeds import SeedGroup, group_curves, lecture_rows, seed_groups, summary_table
 from lmcore.runs.store import ACTIVE, Run
 from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
-from lmcore.training.presets import DEFAULT_LINEUP, PRESETS, preset, recipe_note, run_config
+from lmcore.training.presets import DEFAULT_LINEUP, MAX_SEEDS, PRESETS, over_seeds, preset, recipe_note, run_config
 
 __all__ = [
     # the pages' names from lmcore
     "ACTIVATION_NAMES", "ACTIVE", "ARCHS", "DEFAULT_LINEUP", "GRU_CONVENTIONS", "LE_2015", "LSTM_VARIANTS",
-    "MAX_WINDOW", "NAME_CHARS", "NOTE_CHARS", "OPTIMIZERS", "PRESETS", "TAGS_CHARS", "all_tags", "best_runs",
+    "MAX_SEEDS", "MAX_WINDOW", "NAME_CHARS", "NOTE_CHARS", "OPTIMIZERS", "PRESETS", "TAGS_CHARS", "all_tags",
+    "best_runs",
     "corpus_name", "count_params", "history_table", "lecture_table", "note_excerpt", "preset", "progress_text",
-    "readable_message", "recipe_note", "run_summary", "tagged",
+    "lecture_rows", "readable_message", "recipe_note", "run_summary", "tagged",
     # this module's
-    "all_runs", "archive_run", "broken_runs", "comparison", "curves_data", "delete_run", "evaluated_runs",
+    "all_runs", "archive_run", "broken_runs", "comparison", "curves_data", "grouped_curves",
+    "seed_summary", "tokenizers_differ", "delete_run", "evaluated_runs",
     "keep_run", "look_inside", "lineup_run", "queue_runs", "recipe", "reset_run_fields", "resumable", "resume_run",
     "run_label", "run_name", "shown_runs", "stop_run",
 ]
@@ -68,11 +72,12 @@ def lineup_run(preset_name: str, spec: CorpusSpec, corpus: Corpus, model: dict, 
                       match_params=count_params(match.model) if match else 0, model=model, train=train)
 
 
-def queue_runs(configs: list[RunConfig], corpus: Corpus) -> None:
-    """Check every run, then queue them all (or none, saying why); the page then shows them."""
+def queue_runs(configs: list[RunConfig], corpus: Corpus, seeds: int = 1) -> None:
+    """Check every run (each config over `seeds` seeds), then queue them all (or none, saying why); the page then
+    shows them."""
     store = get_store()
     try:
-        ids = service.queue(store, configs, limits(), corpus, start=False)
+        ids = service.queue(store, over_seeds(configs, seeds), limits(), corpus, start=False)
     except (ValueError, OSError, sqlite3.Error) as err:
         st.error(f"Not started: {md(err)}")
         return
@@ -175,7 +180,24 @@ def comparison(runs: list[Run], order: int) -> tuple[pd.DataFrame, pd.DataFrame,
         baseline = pd.DataFrame()
     metrics = metrics_frame(store, [r.id for r in runs])
     ours = compare_table(runs, metrics)
-    return (pd.concat([ours, baseline], ignore_index=True) if len(baseline) else ours), baseline, metrics
+    table = pd.concat([ours, baseline], ignore_index=True) if len(baseline) else ours
+    specs = [r.cfg.corpus for r in runs] + (distinct_specs(runs) if len(baseline) else [])
+    return add_bits(table, specs, cached_text_sizes), baseline, metrics
+
+
+def tokenizers_differ(runs: list[Run]) -> bool:
+    return mixed_tokenizers(r.cfg.corpus for r in runs)
+
+
+def seed_summary(runs: list[Run], table: pd.DataFrame, band: str) -> tuple[list[SeedGroup], pd.DataFrame]:
+    """The runs' seed groups and Compare's table of them (band: "std" or "range")."""
+    groups = seed_groups(runs)
+    return groups, summary_table(table[table["run"].notna()], groups, band)
+
+
+def grouped_curves(metrics: pd.DataFrame, groups: list[SeedGroup], x: str, y: str) -> tuple[dict, dict]:
+    """(curves per group, each group's first run id for its colour) for lmcore.viz.training.group_curves_figure."""
+    return group_curves(metrics, groups, x, y), {g.label: g.run_ids[0] for g in groups}
 
 
 # --- a path through the app (issue 13, item 10): from trained runs to the pages that look inside them -------------

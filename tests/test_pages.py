@@ -121,6 +121,6 @@ def test_lecture_table_layout_from_runs(tmp_path):
     runs = [stored_run(tmp_path, lstm, params=1000, test_ppl=90.0, best_valid_ppl=95.0),
             stored_run(tmp_path, elman, params=500, test_ppl=None, best_valid_ppl=120.0)]
     table = lecture_table(runs)
-    assert list(table.columns) == ["method", "units", "layers", "parameters", "perplexity", "split"]
+    assert list(table.columns) == ["method", "units", "layers", "parameters", "perplexity", "split", "run"]
     assert table["method"].tolist() == ["LSTM (2 layers, 64 units)", "tanh-RNN (1 layer, 32 units)"]
     assert table["split"].tolist() == ["test", "valid"] and table["perplexity"].tolist() == [90.0, 120.0]

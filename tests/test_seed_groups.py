@@ -105,3 +105,47 @@ def test_bits_per_character_compare_a_char_and_a_word_run_of_one_text(tmp_path, 
     np.testing.assert_allclose(table["valid bits/char"], [2.0, 2.0])  # … equal per character
     assert table["valid bits/word"].iloc[0] == pytest.approx(bits / sw["words"])
     assert mixed_tokenizers(distinct_specs(runs)) and not mixed_tokenizers([word])
+
+
+def test_compare_shows_three_seeds_as_one_row_and_a_band(lmcore_home, grammar_file):
+    """AppTest: three seeds of one LSTM beside a GRU: the group's row says "± … (3 seeds)", the curves figure has
+    one band, the lecture's table one LSTM row; "single runs" brings the three lines back."""
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import REPO
+    store = RunStore(lmcore_home)
+    lstm = tiny_config(grammar_file, "lstm")
+    for s, best, curve in [(1, 50.0, [80, 60, 50]), (2, 52.0, [84, 62, 52]), (3, 54.0, [88, 64, 54])]:
+        add(store, replace(lstm, train=replace(lstm.train, seed=s)), best, curve)
+    add(store, tiny_config(grammar_file, "gru"), 51.0, [70, 55, 51])
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("views/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    groups = next(d.value for d in at.dataframe if "group" in d.value.columns)
+    assert len(groups) == 2 and groups["valid ppl"].iloc[0] == "52.00 ± 2.00 (3 seeds)"
+    assert groups["against the best"].tolist() == ["one seed: spread unknown", "best"]
+    fig = at.get("plotly_chart")[0].proto.spec
+    assert '"fill":"toself"' in fig.replace(" ", "") and "(3 seeds)" in fig
+    lecture = next(d.value for d in at.dataframe if "method" in d.value.columns and "± std" in d.value.columns)
+    assert lecture["seeds"].dropna().tolist() == [1, 3] or sorted(lecture["seeds"].dropna()) == [1, 3]
+    at.radio(key="cmp_seeds").set_value("runs").run()
+    fig = at.get("plotly_chart")[0].proto.spec
+    assert '"fill":"toself"' not in fig.replace(" ", "")
+
+
+def test_the_train_page_queues_each_run_over_its_seeds(lmcore_home, end_job_processes):
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import REPO
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params.update({"corpus": "builtin:agreement", "n": "1", "preset1": "LSTM", "epochs": "1",
+                            "seeds": "3", "hid1": "8", "emb1": "8"})
+    at.run()
+    at.switch_page("views/train.py").run()
+    button = next(b for b in at.button if b.label.startswith("Train 1 model"))
+    assert button.label == "Train 1 model × 3 seeds (3 runs)"
+    button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    runs = RunStore(lmcore_home).list_runs()
+    assert len(runs) == 3 and sorted(r.cfg.train.seed for r in runs) == [1111, 1112, 1113]
+    assert len({seeds.seed_key(r) for r in runs}) == 1  # one group

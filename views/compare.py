@@ -3,12 +3,14 @@ import streamlit as st
 
 import appstate
 from appstate import training
-from appstate.training import (LE_2015, best_runs, corpus_name, lecture_table, readable_message, run_label,
-                               run_name, run_summary)
-from lmcore.viz.training import curves_figure
+from appstate.training import (LE_2015, best_runs, corpus_name, lecture_rows, lecture_table, readable_message,
+                               run_label, run_name, run_summary)
+from lmcore.viz.training import curves_figure, group_curves_figure
 
-SHOWN_COLUMNS = ("run", "name", "tags", "architecture", "layers", "units", "parameters", "best valid ppl", "test ppl",
-                 "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "status", "note")
+SHOWN_COLUMNS = ("run", "name", "tags", "architecture", "layers", "units", "parameters", "best valid ppl",
+                 "valid bits/char", "valid bits/word", "test ppl", "optimizer", "lr", "final lr", "tokens/s",
+                 "training time (s)", "status", "note")
+SEED_VIEWS = {"std": "groups: mean ± std", "range": "groups: min–max", "runs": "single runs"}
 # bound keys name a value in the URL and in the session, on every page: hence the page's prefix cmp_
 MISSING = appstate.MISSING  # the n-gram has no layers; a run that blew up has no perplexity
 
@@ -63,6 +65,13 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, colum
                                 "valid ppl", format="%.2f", width=72,
                                 help="best validation perplexity: the lowest at an evaluation (that checkpoint is "
                                      "kept as best.pt)"),
+                            "valid bits/char": Col.NumberColumn(
+                                "bits/char", format="%.3f", width=66,
+                                help="the validation perplexity as bits per character of the validation text: "
+                                     "comparable between a char-level and a word-level run of one corpus"),
+                            "valid bits/word": Col.NumberColumn(
+                                "bits/word", format="%.2f", width=66,
+                                help="the same per whitespace-separated word of the validation text"),
                             "test ppl": Col.NumberColumn(
                                 format="%.2f", width=68,
                                 help="of the best checkpoint, on the test split, measured once"),
@@ -76,6 +85,25 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, colum
                             "status": Col.TextColumn(width=80),
                             "note": Col.TextColumn(width=160)})
 st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
+if training.tokenizers_differ(runs):
+    st.warning("These runs read the text as different tokens (characters, words): a perplexity is per token, so "
+               "theirs are per different units and cannot be compared. Compare them by bits per character (or per "
+               "word) of the same validation text. A word-level run's <unk> hides the rare words it never spells.")
+
+groups, group_table = training.seed_summary(runs, table, "std")
+seed_view = "runs"
+if any(g.size > 1 for g in groups):
+    st.subheader("Seeds as groups")
+    seed_view = st.radio("Runs that differ only by their seed", list(SEED_VIEWS), format_func=SEED_VIEWS.get,
+                         horizontal=True, key="cmp_seeds", bind="query-params",
+                         help="At these sizes the seed moves perplexity by as much as the model does: a group's "
+                              "mean and spread is the comparison a lucky seed cannot fake.")
+    if seed_view == "range":
+        groups, group_table = training.seed_summary(runs, table, "range")
+    st.dataframe(group_table, hide_index=True, width="stretch", placeholder=MISSING,
+                 column_config={"parameters": Col.NumberColumn(format="localized")})
+    st.caption("Against the best group: *within seed noise* when the two means are closer than the larger of the "
+               "two standard deviations over seeds (a reseeding could swap them); *apart* when further.")
 
 labels = {r.id: run_label(r) for r in runs}
 trained_here = [r.id for r in runs if not r.sweep_id]  # a sweep's runs have their own page
@@ -94,8 +122,14 @@ options = appstate.curve_controls("cmp_", container=c3)
 baselines = {f"KN {order}-gram (valid)": float(b) for b in baseline["best valid ppl"][:1]} \
     if len(baseline) and y == "valid_ppl" else {}
 summaries = {r.id: run_summary(r) for r in runs if r.id in ticked}
-st.plotly_chart(curves_figure(metrics[metrics["run_id"].isin(ticked)], {i: labels[i] for i in ticked}, x, y,
-                              baselines, configs=summaries, **options), width="stretch")
+if seed_view == "runs":
+    st.plotly_chart(curves_figure(metrics[metrics["run_id"].isin(ticked)], {i: labels[i] for i in ticked}, x, y,
+                                  baselines, configs=summaries, **options), width="stretch")
+else:  # each group of a ticked run: its seeds' mean, the band their spread
+    shown = [g for g in groups if set(g.run_ids) & set(ticked)]
+    curves, keys = training.grouped_curves(metrics, shown, x, y)
+    st.plotly_chart(group_curves_figure(curves, keys, x, y, seed_view, baselines, options.get("log_y", True)),
+                    width="stretch")
 st.caption("Hover a curve for the run's whole configuration; click a legend entry to hide it. Points far above the "
            "rest (a run that blew up) are left out of the y range, and the figure says how many.")
 
@@ -105,7 +139,10 @@ st.caption("The lecture shows the table of Le et al. (2015), whose models were t
            "of different corpora and vocabularies are not comparable with each other.")
 ours, theirs = st.columns([3, 2])
 lecture = lecture_table(runs, baseline if len(baseline) else None)
+if seed_view != "runs":
+    lecture = lecture_rows(lecture, groups)
 ours.dataframe(lecture, hide_index=True, width="stretch", placeholder=MISSING,
+               column_order=[c for c in lecture.columns if c != "run"],
                column_config={"parameters": st.column_config.NumberColumn(format="localized")})
 ours.download_button("Download (CSV)", lecture.to_csv(index=False).encode(), "lecture_table.csv", "text/csv",
                      key="lecture_csv")

@@ -6,8 +6,8 @@ import streamlit as st
 import appstate
 from appstate import training
 from appstate.training import (ACTIVATION_NAMES, ACTIVE, ARCHS, DEFAULT_LINEUP, GRU_CONVENTIONS, LSTM_VARIANTS,
-                               MAX_WINDOW, NAME_CHARS, NOTE_CHARS, OPTIMIZERS, PRESETS, TAGS_CHARS, count_params,
-                               history_table, note_excerpt, preset, progress_text, readable_message, recipe_note,
+                               MAX_SEEDS, MAX_WINDOW, NAME_CHARS, NOTE_CHARS, OPTIMIZERS, PRESETS, TAGS_CHARS,
+                               count_params, history_table, note_excerpt, preset, progress_text, readable_message, recipe_note,
                                run_label, run_name)
 from appstate.widgets import field
 from lmcore.viz.training import curves_figure
@@ -141,8 +141,14 @@ for i, col in enumerate(st.columns(n_runs), start=1):
         st.caption(f"{reads}{cfg.model.layers}×{cfg.model.hidden} units · **{count_params(cfg.model):,}** parameters")
 
 
-if st.button(f"Train {n_runs} model{'s' if n_runs > 1 else ''}", type="primary"):
-    training.queue_runs(configs, corpus)  # every run checked before any is queued
+seeds = int(field(st.number_input, "Seeds per run", "seeds", 1, 1, MAX_SEEDS,
+                  help="Train each run above this many times, with seeds s, s + 1, …: at these sizes the seed moves "
+                       "perplexity by more than the gap between models. Compare shows a run's seeds as one group, "
+                       "mean ± std with a band; each seed is a run in the queue."))
+label = f"Train {n_runs} model{'s' if n_runs > 1 else ''}" + (f" × {seeds} seeds ({n_runs * seeds} runs)" if seeds > 1
+                                                              else "")
+if st.button(label, type="primary"):
+    training.queue_runs(configs, corpus, seeds)  # every run checked before any is queued
 
 
 def run_controls(run) -> None:
@@ -226,10 +232,11 @@ def live_view():
                 "No runs in this data folder yet: pick presets above and press Train.")
         return
     by_id = {r.id: r for r in every}
-    shown = pick.multiselect("Runs shown", sorted(by_id, reverse=True), default=training.shown_runs(every, len(configs)),
-                           max_selections=8, format_func=lambda i: f"{run_label(by_id[i])} ({by_id[i].status})",
-                           help="the runs you just started, else the ones running, else the newest; add any "
-                                "run of the history below")
+    shown = pick.multiselect("Runs shown", sorted(by_id, reverse=True),
+                             default=training.shown_runs(every, len(configs) * seeds)[-8:],
+                             max_selections=8, format_func=lambda i: f"{run_label(by_id[i])} ({by_id[i].status})",
+                             help="the runs you just started, else the ones running, else the newest; add any "
+                                  "run of the history below")
     appstate.set_selected_run_ids(shown)
     runs = [by_id[i] for i in shown]
     for run in runs:

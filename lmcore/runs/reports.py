@@ -156,7 +156,8 @@ def metrics_frame(store, run_ids: list[int]) -> pd.DataFrame:
 
 def lecture_table(runs: list[Run], baseline: pd.DataFrame | None = None) -> pd.DataFrame:
     """The perplexity table of Le et al. (2015) as the lecture shows it, from the user's runs:
-    method, units, layers, parameters, perplexity (test where known, else best validation). A feedforward
+    method, units, layers, parameters, perplexity (test where known, else best validation), and the run's id
+    (none for the baseline: seeds.lecture_rows folds a seed group into one row by it). A feedforward
     run is a row like the others, its window said (the lecture before's model, between the n-gram and the RNN)."""
     rows = []
     for run in runs:
@@ -167,12 +168,12 @@ def lecture_table(runs: list[Run], baseline: pd.DataFrame | None = None) -> pd.D
         ppl = _believable(run, "test_ppl") if run.test_ppl is not None else _believable(run, "best_valid_ppl")
         rows.append({"method": method, "units": m.hidden, "layers": m.layers, "parameters": run.params,
                      "perplexity": None if ppl is None else round(ppl, 1),
-                     "split": "test" if run.test_ppl is not None else "valid"})
+                     "split": "test" if run.test_ppl is not None else "valid", "run": run.id})
     if baseline is not None:
         for _, b in baseline.iterrows():
             rows.append({"method": b["name"], "units": None, "layers": None, "parameters": None,
-                         "perplexity": round(b["test ppl"], 1), "split": "test"})
-    table = pd.DataFrame(rows, columns=["method", "units", "layers", "parameters", "perplexity", "split"])
+                         "perplexity": round(b["test ppl"], 1), "split": "test", "run": None})
+    table = pd.DataFrame(rows, columns=["method", "units", "layers", "parameters", "perplexity", "split", "run"])
     return table.sort_values("perplexity", na_position="last").reset_index(drop=True)
 
 

@@ -119,3 +119,43 @@ def group_curves(metrics: pd.DataFrame, groups: list[SeedGroup], x: str, y: str)
         stats.columns = [x, "mean", "std", "min", "max", "n"]
         out[g.label] = stats.fillna({"std": 0.0})
     return out
+
+
+def summary_table(table: pd.DataFrame, groups: list[SeedGroup], band: str = "std") -> pd.DataFrame:
+    """What Compare shows for groups: one row per group, each perplexity as "mean ± std (n seeds)" (band "std") or
+    "mean (min–max, n seeds)" (band "range"), the group's size and seeds, and where it stands against the best."""
+    stats = group_table(table, groups)
+    marks = noise_marks(stats)
+    rows = []
+    for (_, s), mark in zip(stats.iterrows(), marks):
+        row = {"group": s["group"], "runs": s["runs"], "seeds": s["seeds"], "parameters": s["parameters"]}
+        for m, shown in (("best valid ppl", "valid ppl"), ("test ppl", "test ppl")):
+            n = int(s[f"{m} n"])
+            if band == "range" and n > 1:
+                row[shown] = f"{s[f'{m} mean']:.2f} ({s[f'{m} min']:.2f}–{s[f'{m} max']:.2f}, {n} seeds)"
+            else:
+                row[shown] = mean_pm(s[f"{m} mean"], s[f"{m} std"], n)
+        row["against the best"] = mark
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def lecture_rows(lecture: pd.DataFrame, groups: list[SeedGroup]) -> pd.DataFrame:
+    """The lecture's perplexity table (one row per run, with its "run" id) folded into one row per seed group:
+    its perplexity the mean, with "± std" and the number of seeds; rows without a run (the baseline) kept."""
+    of_run = {run_id: g for g in groups for run_id in g.run_ids}
+    rows, done = [], set()
+    for _, row in lecture.iterrows():
+        group = of_run.get(row.get("run"))
+        if group is None:
+            rows.append({**row.to_dict(), "± std": None, "seeds": None})
+            continue
+        if group.label in done:
+            continue
+        done.add(group.label)
+        part = lecture[lecture["run"].isin(group.run_ids)]
+        values = pd.to_numeric(part["perplexity"], errors="coerce").dropna()
+        rows.append({**row.to_dict(), "perplexity": round(values.mean(), 1) if len(values) else None,
+                     "± std": round(values.std(), 1) if len(values) > 1 else None, "seeds": len(values)})
+    out = pd.DataFrame(rows)
+    return out.sort_values("perplexity", na_position="last").reset_index(drop=True)

@@ -121,6 +121,17 @@ def default_lineup(corpus: CorpusSpec, vocab_size: int = 0, train_tokens: int = 
             for p in DEFAULT_LINEUP]
 
 
+MAX_SEEDS = 10  # seeds per configured run on the Train page: each is a run of its own in the queue and its limits
+
+
+def over_seeds(configs: list[RunConfig], seeds: int) -> list[RunConfig]:
+    """Each config trained with `seeds` seeds (its own seed, then the next ones), config by config: runs that
+    differ only by seed, which Compare shows as one group (lmcore.runs.seeds)."""
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"seeds per run must be between 1 and {MAX_SEEDS}, not {seeds}")
+    return [replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k)) for cfg in configs for k in range(seeds)]
+
+
 def live_eval_every(train_tokens: int, batch: int, bptt: int, per_epoch: int = 4) -> int:
     """Steps between evaluations so a live curve gets about `per_epoch` points per epoch."""
     steps_per_epoch = max(1, train_tokens // max(1, batch * bptt))
