@@ -9,13 +9,14 @@ import os
 import streamlit as st
 
 from appstate import get_store
+from appstate.figures import figure_controls
 
 st.set_page_config(page_title="RNN LM Explorer", page_icon=":material/repeat:", layout="wide")
 # A new data folder opens on the lecture's tour, one with runs on its corpus; LMCORE_START_PAGE (lecture or corpus)
 # fixes it, e.g. for a class's server, or for page tests that must not pay for the tour first.
 start = os.environ.get("LMCORE_START_PAGE") or ("corpus" if get_store().list_runs() else "lecture")
 new_folder = start != "corpus"
-st.navigation([
+page = st.navigation([
     st.Page("views/lecture.py", title="Lecture", icon=":material/school:", default=new_folder),
     st.Page("views/corpus.py", title="Corpus", icon=":material/description:", default=not new_folder),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
@@ -29,4 +30,6 @@ st.navigation([
     st.Page("views/gradients.py", title="Gradients through time", icon=":material/trending_down:"),
     st.Page("views/bptt.py", title="BPTT by hand", icon=":material/calculate:"),
     st.Page("views/memory.py", title="Markov vs memory", icon=":material/memory:"),
-]).run()
+])
+figure_controls()  # the sidebar's figure settings, the same for every page
+page.run()

@@ -13,8 +13,8 @@ FORMAT_KEY, SLIDES_KEY = "fig_format", "fig_slides"
 def figure_controls() -> None:
     """The sidebar's figure settings (app.py draws them once for every page; kept in the URL)."""
     with st.sidebar.expander("Figures", icon=":material/image:"):
-        st.radio("The camera in a figure's toolbar saves", IMAGE_FORMATS, key=FORMAT_KEY, horizontal=True,
-                 bind="query-params", format_func={"png": "PNG (slide size)", "svg": "SVG"}.get,
+        st.radio("The camera in a figure's toolbar saves", [f.upper() for f in IMAGE_FORMATS], key=FORMAT_KEY,
+                 horizontal=True, bind="query-params",
                  help="PNG: 3200 × 1800 pixels, a 16:9 slide at twice its resolution; SVG: lines and text stay "
                       "sharp at any size. Hover a figure to see its toolbar.")
         st.toggle("Style for slides", key=SLIDES_KEY, bind="query-params",
@@ -24,7 +24,7 @@ def figure_controls() -> None:
 def chart(fig, name: str, container=st, **kwargs):
     """st.plotly_chart with the sidebar's choices: name is the downloaded file's name ("context-use")."""
     slides = bool(st.session_state.get(SLIDES_KEY, False))
-    image_format = st.session_state.get(FORMAT_KEY) or "png"
+    image_format = (st.session_state.get(FORMAT_KEY) or "png").lower()
     kwargs.setdefault("width", "stretch")
     return container.plotly_chart(for_slides(fig) if slides else fig,
                                   config=download_config(name, image_format), **kwargs)

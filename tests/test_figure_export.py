@@ -24,3 +24,38 @@ def test_the_style_for_slides_is_larger_plainer_and_leaves_the_figure_alone():
     assert slide.layout.font.size == SLIDE_FONT and slide.layout.xaxis.showgrid is False
     assert slide.data[0].line.width == 3
     assert fig.layout.font.size == 12 and fig.data[0].line.width is None  # a copy: the page's figure is unchanged
+
+
+PAGES = {"views/lecture.py": {}, "views/gates.py": {}, "views/gradients.py": {}, "views/memory.py": {},
+         "views/next_word.py": {"run": "demo:agreement-lstm"}, "views/bptt.py": {},
+         "views/interventions.py": {}, "views/hidden.py": {}}
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_figure_of_a_page_downloads_as_the_sidebar_says(page, lmcore_home):
+    """Each chart's toolbar camera saves a slide-sized PNG named after the figure; with SVG chosen (in the URL, so a
+    link keeps it) every chart saves SVG, and the style for slides enlarges every chart's type."""
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import REPO
+
+    def charts(**params):
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
+        for k, v in {**PAGES[page], **params}.items():
+            at.query_params[k] = v
+        at.run()
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        found = at.get("plotly_chart")
+        assert found, page
+        return [(json.loads(c.proto.config), json.loads(c.proto.spec)) for c in found]
+
+    for config, _ in charts():
+        options = config["toImageButtonOptions"]
+        assert options["format"] == "png" and options["filename"].startswith(page[6:-3].replace("_", "-"))
+        assert options["width"] * options["scale"] >= 3200
+    for config, spec in charts(fig_format="SVG", fig_slides="true"):
+        assert config["toImageButtonOptions"]["format"] == "svg"
+        assert spec["layout"]["font"]["size"] == SLIDE_FONT

@@ -6,6 +6,7 @@ import appstate
 from appstate import URL
 from appstate.corpus import tokenize_line
 from appstate.inspection import walkthrough
+from appstate.figures import chart
 from lmcore.viz.bptt import unrolled_figure, walk_back_figure
 
 st.title("Backprop through time, by hand")
@@ -43,8 +44,8 @@ guo = st.checkbox("Use f′(g) as Guo (2013) writes, instead of f′(net)", valu
 w = walkthrough(tokens, hidden=hidden, tau=tau, seed=int(seed), scale=scale, inspect_t=t, guo_typo=guo)
 st.markdown(f"Walking back from y({t}), which predicts **{appstate.md(w.tokens[t + 1])}** after **{appstate.md(w.tokens[t])}**; "
             f"loss of the example {w.loss:.3f} nats.")
-st.plotly_chart(unrolled_figure(w), width="stretch", key="bptt_unrolled")
-st.plotly_chart(walk_back_figure(w), width="stretch")
+chart(unrolled_figure(w), "bptt-unrolled", width="stretch", key="bptt_unrolled")
+chart(walk_back_figure(w), "bptt-walk-back", width="stretch")
 errors = pd.DataFrame([{"weights": n, "relative error, delta rule vs autograd": e} for n, e in w.rel_errors.items()])
 left, right = st.columns([2, 3])
 left.dataframe(errors, hide_index=True, placeholder=appstate.MISSING, width="stretch",

@@ -5,6 +5,7 @@ import appstate
 from appstate import training
 from appstate.training import (LE_2015, best_runs, corpus_name, lecture_rows, lecture_table, readable_message,
                                run_label, run_name, run_summary)
+from appstate.figures import chart
 from lmcore.viz.training import curves_figure, group_curves_figure
 
 SHOWN_COLUMNS = ("run", "name", "tags", "architecture", "layers", "units", "parameters", "best valid ppl",
@@ -123,13 +124,14 @@ baselines = {f"KN {order}-gram (valid)": float(b) for b in baseline["best valid 
     if len(baseline) and y == "valid_ppl" else {}
 summaries = {r.id: run_summary(r) for r in runs if r.id in ticked}
 if seed_view == "runs":
-    st.plotly_chart(curves_figure(metrics[metrics["run_id"].isin(ticked)], {i: labels[i] for i in ticked}, x, y,
-                                  baselines, configs=summaries, **options), width="stretch")
+    chart(curves_figure(metrics[metrics["run_id"].isin(ticked)], {i: labels[i] for i in ticked}, x, y,
+                        baselines, configs=summaries, **options), "compare-curves", width="stretch")
 else:  # each group of a ticked run: its seeds' mean, the band their spread
     shown = [g for g in groups if set(g.run_ids) & set(ticked)]
     curves, keys = training.grouped_curves(metrics, shown, x, y)
-    st.plotly_chart(group_curves_figure(curves, keys, x, y, seed_view, baselines, options.get("log_y", True)),
-                    width="stretch")
+    chart(group_curves_figure(curves, keys, x, y, seed_view, baselines, options.get("log_y", True)),
+          "compare-group-curves",
+          width="stretch")
 st.caption("Hover a curve for the run's whole configuration; click a legend entry to hide it. Points far above the "
            "rest (a run that blew up) are left out of the y range, and the figure says how many.")
 

@@ -4,6 +4,7 @@ import streamlit as st
 import appstate
 from appstate import models
 from appstate.inspection import METHODS, NEIGHBOURS, cached_word_map, embedding_matrix, find_word, neighbour_table
+from appstate.figures import chart
 from lmcore.viz.embeddings import word_map_figure
 
 st.title("Word representations")
@@ -61,8 +62,8 @@ with map_area:
     highlight = [on_map[i] for i in marked if i in on_map]
     pcs = [f"PC{j + 1} ({e:.1%} of these words' variance)" for j, e in enumerate(wmap.explained)] \
         if method == "PCA" else ["", ""]
-    st.plotly_chart(word_map_figure(wmap.coords, vocab.decode(wmap.ids), wmap.kept, highlight, tuple(pcs),
-                                    ticks=method == "PCA"), width="stretch")
+    chart(word_map_figure(wmap.coords, vocab.decode(wmap.ids), wmap.kept, highlight, tuple(pcs),
+                          ticks=method == "PCA"), "embeddings-word-map", width="stretch")
     if method == "PCA":
         st.caption(f"PCA of the {len(wmap.ids):,} most frequent words' centred {matrix.shape[1]}-dimensional vectors: "
                    f"the two directions keep {wmap.explained.sum():.1%} of their variance; the rest is flattened "

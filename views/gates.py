@@ -5,6 +5,7 @@ import streamlit as st
 import appstate
 from appstate import URL, models
 from appstate.inspection import gate_chain
+from appstate.figures import chart
 from lmcore.viz.gates import (
     fig44_figure,
     fig44_window,
@@ -98,9 +99,9 @@ for col, (label, run) in zip(st.columns(len(picked)), picked):
     glyphs = glyph_layout(chain.gates, arch, closed_below, open_above, start, chain.constant)
     which = "mean of all units" if chain.unit is None else f"unit {chain.unit}"
     name = appstate.model_name(cfg.model)
-    figures.plotly_chart(fig44_figure(chain.trace.tokens[start:stop], chain.shading, glyphs, start, source, arch,
-                                      f"{name}, {which}: ‖∂h_t/∂x_{source}‖", chain.notes, chain.constant,
-                                      (closed_below, open_above)), key=f"fig44_{label}", width="stretch")
+    chart(fig44_figure(chain.trace.tokens[start:stop], chain.shading, glyphs, start, source, arch,
+                       f"{name}, {which}: ‖∂h_t/∂x_{source}‖", chain.notes, chain.constant,
+                       (closed_below, open_above)), "gates-fig44", figures, key=f"fig44_{label}", width="stretch")
     for note in chain.notes.values():
         col.caption(f"**{cfg.model.variant_label}** — {note}.")
     raw = chain.sensitivity
@@ -125,19 +126,19 @@ st.caption("Karpathy et al. (2015): each point is one unit's gate; x: the share 
 gated = [(label, chain.trace, chain.layer, arch) for label, (chain, arch) in chains.items() if arch in ("lstm", "gru")]
 panels = [len(sigmoid_gates(tr.layers[lay])) for _, tr, lay, _ in gated]  # column widths: one panel per gate
 for col, (label, tr, lay, arch) in zip(st.columns(panels) if gated else [], gated):
-    col.plotly_chart(saturation_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}",
-                                       tr.gate_notes), key=f"sat_{label}", width="stretch")
+    chart(saturation_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}",
+                            tr.gate_notes), "gates-saturation", col, key=f"sat_{label}", width="stretch")
 
 st.subheader("Gate values and the state over time")
 st.caption("Histograms of every gate value (all steps, all units), the thresholds dotted in red; then, per step, a "
            "box of the units' cell state c (LSTM: its linear memory, free to grow) or hidden state h (GRU: its only "
            "state, kept in [−1, 1]), over the whole text, the figures' window shaded.")
 for col, (label, tr, lay, arch) in zip(st.columns(panels) if gated else [], gated):
-    col.plotly_chart(gate_histogram_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}",
-                                           tr.gate_notes), key=f"hist_{label}", width="stretch")
+    chart(gate_histogram_figure(tr.layers[lay], closed_below, open_above, f"{label}, layer {lay + 1}",
+                                tr.gate_notes), "gates-gate-histogram", col, key=f"hist_{label}", width="stretch")
 for label, tr, lay, arch in gated:
     name = "cell state c" if arch == "lstm" else "hidden state h"
-    st.plotly_chart(state_over_time_figure(tr.layers[lay]["c" if arch == "lstm" else "h"], tr.tokens, name,
-                                           f"{label}, layer {lay + 1}: {name}",
-                                           (start, stop) if len(tokens) > width else None),
-                    key=f"state_{label}", width="stretch")
+    chart(state_over_time_figure(tr.layers[lay]["c" if arch == "lstm" else "h"], tr.tokens, name,
+                                 f"{label}, layer {lay + 1}: {name}",
+                                 (start, stop) if len(tokens) > width else None), "gates-state-over-time",
+          key=f"state_{label}", width="stretch")

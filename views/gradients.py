@@ -4,6 +4,7 @@ import streamlit as st
 import appstate
 from appstate import URL, models
 from appstate.inspection import decay_curves, first_input_sensitivity, saliency, training_stages
+from appstate.figures import chart
 from lmcore.viz.gates import FIGURE_PX, tokens_that_fit
 from lmcore.viz.gradients import ROW_AXIS_PX, decay_figure, fig41_figure
 from lmcore.viz.hidden import coloured_text_html
@@ -46,8 +47,10 @@ for ref in refs:
     jac_curves[f"{ref.label} · {label}"] = jac
     run_keys[f"{ref.label} · {label}"] = ref.key
 left, right = st.columns(2)
-left.plotly_chart(decay_figure(loss_curves, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖", run_keys), width="stretch")
-right.plotly_chart(decay_figure(jac_curves, "State Jacobian", "‖∂h_t/∂h_{t−k}‖_F", run_keys), width="stretch")
+chart(decay_figure(loss_curves, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖", run_keys),
+      "gradients-decay", left, width="stretch")
+chart(decay_figure(jac_curves, "State Jacobian", "‖∂h_t/∂h_{t−k}‖_F", run_keys),
+      "gradients-decay", right, width="stretch")
 st.caption("For the LSTM the state at t−k is the whole memory block (h, c). A straight line on this log axis is "
            "geometric decay; a flat line is memory. A curve that stops has vanished: below the smallest number a "
            "float can hold (the legend says from which k).")
@@ -86,9 +89,9 @@ for _, run in shown:  # one model per row, full width, the same steps one above 
         continue
     first = min(start, max(0, len(tokens) - fit))
     hidden, output = first_input_sensitivity(run, tokens)
-    st.plotly_chart(fig41_figure(tokens, hidden, output, title=appstate.model_name(run.cfg.model), start=first,
-                                 stop=min(len(tokens), first + fit)),
-                    width="stretch", key=f"fig41_chart_{run.ref.arch}")
+    chart(fig41_figure(tokens, hidden, output, title=appstate.model_name(run.cfg.model), start=first,
+                       stop=min(len(tokens), first + fit)), "gradients-fig41",
+          width="stretch", key=f"fig41_chart_{run.ref.arch}")
 
 st.header("Saliency over the past")
 st.caption("For one prediction, each earlier token coloured by ‖∂ log p(w_t)/∂x_{t−k}‖, the gradient with respect "

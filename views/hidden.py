@@ -11,6 +11,7 @@ from appstate import URL, models
 from appstate.inspection import (EOS, GATE_LABELS, ORDERS, SCORE_NAMES, clearest_feature, matches_table, order_units,
                                  ordinal, propose_span, propose_threshold, regex_feature, search_pattern, select_units,
                                  suggest_features, value_bounds)
+from appstate.figures import chart
 from lmcore.viz.colour import NARROW, colour_range, fills_range, text_colour_range
 from lmcore.viz.hidden import WINDOW, brushed_span, coloured_text_html, heatmap_figure, unit_label, window_bounds
 
@@ -150,10 +151,10 @@ span = p1.slider("Span (token positions)", 0, len(tokens) - 1, default_span, key
 p2.caption(f"{proposed.describe()}{' (in use)' if typed is None else '; clear the box to use it'}.")
 
 with heat:
-    st.plotly_chart(heatmap_figure(values, tokens, order, first, name=name, feature=feature,
-                                   scores=scores if score_name else None, score_name=score_name, highlight=span,
-                                   colour=colour),
-                    key="brush", on_select=partial(_take_brush, first, stop), selection_mode=("box",), width="stretch")
+    chart(heatmap_figure(values, tokens, order, first, name=name, feature=feature,
+                         scores=scores if score_name else None, score_name=score_name, highlight=span,
+                         colour=colour), "hidden-heatmap",
+          key="brush", on_select=partial(_take_brush, first, stop), selection_mode=("box",), width="stretch")
 
 units = select_units(values, span[0], span[1], threshold)
 shown = appstate.md(sep.join("↵" if t == EOS else t for t in tokens[span[0]:span[1] + 1]))

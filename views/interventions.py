@@ -7,6 +7,7 @@ import appstate
 from appstate import URL, models
 from appstate import interventions as ivs
 from appstate.widgets import field
+from appstate.figures import chart
 from lmcore.viz.gates import fig44_figure, fig44_window, glyph_layout, tokens_that_fit
 from lmcore.viz.gradients import decay_figure
 from lmcore.viz.interventions import agreement_change_figure, surprisal_change_html
@@ -110,12 +111,12 @@ else:
     k2.info("The agreement probe does not apply to this run's corpus: pick a run trained on the agreement corpus.")
 left, right = st.columns(2)
 if m.agreement_before is not None:
-    left.plotly_chart(agreement_change_figure(m.agreement_before, m.agreement_after, "after", ivs.FAR),
-                      width="stretch", key="iv_fig_agreement")
+    chart(agreement_change_figure(m.agreement_before, m.agreement_after, "after", ivs.FAR),
+          "interventions-agreement-change", left, width="stretch", key="iv_fig_agreement")
 if m.decay_before is not None:
-    right.plotly_chart(decay_figure({"before": m.decay_before, "after" + (" (first draw)" if many else ""):
-                                     m.decay_after}, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖"),
-                       width="stretch", key="iv_fig_decay")
+    chart(decay_figure({"before": m.decay_before, "after" + (" (first draw)" if many else ""):
+                        m.decay_after}, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖"),
+          "interventions-decay", right, width="stretch", key="iv_fig_decay")
     right.caption(f"Measured on windows of the validation text, the intervention inside the forward and backward "
                   f"passes; its first step counts from each window's first ({ivs.DECAY_K} + 20 steps before the "
                   "loss), so from step 0 it acts on every step shown.")
@@ -140,9 +141,9 @@ before, after = ivs.chains(run, tokens, source, first, stop, layer, None if unit
 which = "mean of all units" if before.unit is None else f"unit {before.unit}"
 for name, chain in (("before", before), ("after" + (" (first draw)" if many else ""), after)):
     glyphs = glyph_layout(chain.gates, cfg.arch, 0.1, 0.9, first, chain.constant)
-    st.plotly_chart(fig44_figure(tokens[first:stop], chain.shading, glyphs, first, source, cfg.arch,
-                                 f"{name}, layer{layer}, {which}: ‖∂h_t/∂x_{source}‖", chain.notes, chain.constant,
-                                 (0.1, 0.9)), width="stretch", key=f"iv_fig44_{name.split()[0]}")
+    chart(fig44_figure(tokens[first:stop], chain.shading, glyphs, first, source, cfg.arch,
+                       f"{name}, layer{layer}, {which}: ‖∂h_t/∂x_{source}‖", chain.notes, chain.constant,
+                       (0.1, 0.9)), "interventions-fig44", width="stretch", key=f"iv_fig44_{name.split()[0]}")
 st.caption(f"Steps {first}–{stop - 1} of the text. Both figures share one shading scale: black is the larger peak of "
            "‖∂h_t/∂x_source‖ before and after, so a memory the intervention cuts shows as circles turning white. "
            "After: the gates and h of the run with the intervention, and the sensitivity with the intervention inside "

@@ -4,6 +4,7 @@ import streamlit as st
 
 import appstate
 from appstate import lecture
+from appstate.figures import chart
 from lmcore.viz.bptt import unrolled_figure
 from lmcore.viz.gates import fig44_figure, glyph_layout
 from lmcore.viz.gradients import decay_figure
@@ -47,12 +48,13 @@ def closing(key: str, said: str, question=None) -> None:
 lstm = models["lstm"]
 opening("chain")
 probs, said, question = lecture.chain_step(lstm)
-st.plotly_chart(word_probability_figure(probs, lstm.name, run_colour(lstm.run.ref.key)), width="stretch", key="fig_chain")
+chart(word_probability_figure(probs, lstm.name, run_colour(lstm.run.ref.key)),
+      "lecture-word-probability", width="stretch", key="fig_chain")
 closing("chain", said, question)
 
 opening("markov")
 table, said, question = lecture.markov_step(models)
-st.plotly_chart(agreement_figure(table, keys), width="stretch", key="fig_markov")
+chart(agreement_figure(table, keys), "lecture-agreement", width="stretch", key="fig_markov")
 closing("markov", said, question)
 
 opening("ffnn")
@@ -60,51 +62,53 @@ with st.spinner("Measuring each model's perplexity with 1 to 200 words of contex
     curves, baseline = lecture.context_step(models, ("ffnn", "rnn", "lstm", "gru"))
 if "ffnn" in models:
     ffnn = models["ffnn"]
-    st.plotly_chart(context_figure({ffnn.name: curves[ffnn.name]}, baseline, lecture.ngram_name(), run_keys=keys),
-                    width="stretch", key="fig_ffnn")
+    chart(context_figure({ffnn.name: curves[ffnn.name]}, baseline, lecture.ngram_name(), run_keys=keys),
+          "lecture-context", width="stretch", key="fig_ffnn")
     said, question = lecture.ffnn_says(curves, ffnn, baseline)
     closing("ffnn", said, question)
 else:
     st.warning("No FFNN on the agreement corpus to show: train one (Train page, preset FFNN).")
 
 opening("rnn")
-st.plotly_chart(context_figure(curves, baseline, lecture.ngram_name(), log_y=True, run_keys=keys), width="stretch",
-                key="fig_rnn")
+chart(context_figure(curves, baseline, lecture.ngram_name(), log_y=True, run_keys=keys),
+      "lecture-context", width="stretch", key="fig_rnn")
 said, question = lecture.rnn_says(curves, models)
 closing("rnn", said, question)
 
 opening("roses")
 margins, said, question = lecture.roses_step(models)
-st.plotly_chart(margins_figure(margins, keys), width="stretch", key="fig_roses")
+chart(margins_figure(margins, keys), "lecture-margins", width="stretch", key="fig_roses")
 closing("roses", said, question)
 
 opening("bptt")
 walk, t, said = lecture.bptt_step()
-st.plotly_chart(unrolled_figure(walk), width="stretch", key="fig_bptt")
+chart(unrolled_figure(walk), "lecture-unrolled", width="stretch", key="fig_bptt")
 closing("bptt", said)
 
 opening("vanish")
 decay, said, question = lecture.decay_step(models)
-st.plotly_chart(decay_figure(decay, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖", keys), width="stretch",
-                key="fig_vanish")
+chart(decay_figure(decay, "Error signal reaching back", "‖∂ℓ_t/∂h_{t−k}‖", keys), "lecture-decay",
+      width="stretch",
+      key="fig_vanish")
 closing("vanish", said, question)
 
 opening("lstm")
 tokens, chain, said, question = lecture.lstm_step(lstm)
 glyphs = glyph_layout(chain.gates, "lstm", 0.1, 0.9, 0, chain.constant)
-st.plotly_chart(fig44_figure(tokens, chain.shading, glyphs, 0, lecture.ROSES_SOURCE, "lstm",
-                             f"{lstm.name}, unit {chain.unit}: ‖∂h_t/∂x_{lecture.ROSES_SOURCE}‖", chain.notes,
-                             chain.constant, (0.1, 0.9)), width="stretch", key="fig_lstm")
+chart(fig44_figure(tokens, chain.shading, glyphs, 0, lecture.ROSES_SOURCE, "lstm",
+                   f"{lstm.name}, unit {chain.unit}: ‖∂h_t/∂x_{lecture.ROSES_SOURCE}‖", chain.notes,
+                   chain.constant, (0.1, 0.9)), "lecture-fig44", width="stretch", key="fig_lstm")
 closing("lstm", said, question)
 
 opening("gru")
 rows, said = lecture.gru_step(models)
-st.plotly_chart(size_figure(rows, {m.slot.upper(): m.run.ref.key for m in models.values()}), width="stretch", key="fig_gru")
+chart(size_figure(rows, {m.slot.upper(): m.run.ref.key for m in models.values()}),
+      "lecture-size", width="stretch", key="fig_gru")
 closing("gru", said)
 
 opening("table")
 table, said, question = lecture.table_step(models)
-st.plotly_chart(size_figure(table, keys), width="stretch", key="fig_table")
+chart(size_figure(table, keys), "lecture-size", width="stretch", key="fig_table")
 st.dataframe(table, hide_index=True, width="stretch", placeholder=appstate.MISSING,
              column_config={"parameters": st.column_config.NumberColumn(format="localized"),
                             "valid ppl": st.column_config.NumberColumn(format="%.2f")})

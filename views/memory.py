@@ -8,6 +8,7 @@ from appstate import models
 from appstate.corpus import CorpusError, cached_ngram
 from appstate.inspection import (LECTURE_ITEMS, agreement_items, agreement_tables, context_curve, ngram_context_curve,
                                  parse_probe_tsv)
+from appstate.figures import chart
 from lmcore.viz.memory import agreement_figure, context_figure
 
 # bound keys name a value in the URL and in the session, on every page: hence the page's prefix mem_
@@ -59,7 +60,7 @@ if unreadable:
             "runs (demo · … · agreement) or your own (Corpus: agreement, then Train).")
 if tables:
     table = pd.concat(tables, ignore_index=True)
-    st.plotly_chart(agreement_figure(table, run_keys), width="stretch")
+    chart(agreement_figure(table, run_keys), "memory-agreement", width="stretch")
     wide = table.pivot_table(index="distance", columns="model", values="accuracy", sort=False).sort_index()
     st.dataframe(wide.round(3).reset_index(), hide_index=True, width="stretch", placeholder=MISSING)
 
@@ -85,8 +86,9 @@ if st.query_params.get("mem_context") == "1":
                         f"({i + 1} of {len(refs)})…"):  # a spinner's text is markdown too
             curves[ref.label] = context_curve(ref, max_targets)
     baseline = ngram_context_curve(first_cfg.corpus, order, max_targets)
-    st.plotly_chart(context_figure(curves, baseline, f"Kneser–Ney {order}-gram", log_y=log_y, run_keys=run_keys),
-                    width="stretch")
+    chart(context_figure(curves, baseline, f"Kneser–Ney {order}-gram", log_y=log_y, run_keys=run_keys),
+          "memory-context",
+          width="stretch")
     ppl = pd.concat([df.assign(run=name) for name, df in curves.items()]).pivot_table(
         index="context", columns="run", values="ppl", sort=False).reset_index()
     st.dataframe(ppl.replace([np.inf, -np.inf], np.nan).round(1), hide_index=True, placeholder=MISSING)

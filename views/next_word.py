@@ -5,6 +5,7 @@ import appstate
 from appstate import models
 from appstate.corpus import example_text
 from appstate.inspection import next_token_ranks, prompt_tokens, sample_pieces, surprisal_table
+from appstate.figures import chart
 from lmcore.viz.next_word import context, sample_html, surprisal_html, topk_figure
 
 TOP_K = 10
@@ -32,7 +33,7 @@ if actual is not None:
     title += f"\nactual next: “{context(tokens, t + 1, cfg.corpus.tokenizer, 1)}”"
     title += " (read as <unk>)" if tr.ids[t + 1] == vocab.unk_id else ""
 left, right = st.columns([3, 2])
-left.plotly_chart(topk_figure(vocab.decode(tr.top_ids[t]), tr.top_probs[t], actual, title), width="stretch")
+chart(topk_figure(vocab.decode(tr.top_ids[t]), tr.top_probs[t], actual, title), "next-word-topk", left, width="stretch")
 m1, m2 = right.columns(2)
 m1.metric("Total probability", f"{tr.prob_mass[t]:.3f}", help="Σ_v P(v | x_1..x_t) over the whole vocabulary")
 m2.metric(f"Top-{TOP_K} probability", f"{tr.top_probs[t].sum():.3f}")

@@ -7,6 +7,7 @@ import appstate
 from appstate import sweeps
 from appstate.sweeps import (ARCHS, BLOWN_UP, DEFAULT_TRAIN, GRU_CONVENTIONS, LSTM_VARIANTS, OPTIMIZERS,
                              change_from_reference, show_sweep, sweep_summary)
+from appstate.figures import chart
 from lmcore.viz.sweeps import change_figure, params_figure, sweep_box_figure
 
 REFRESH_S = 2.0
@@ -140,7 +141,7 @@ def results(sweep_id: int, table) -> None:
     if done.empty:
         st.info("No run of this sweep has a result yet; they appear here by themselves as runs end.")
         return
-    st.plotly_chart(sweep_box_figure(table, metric), width="stretch", key="sw_box")
+    chart(sweep_box_figure(table, metric), "sweeps-sweep-box", width="stretch", key="sw_box")
 
     models = list(dict.fromkeys(done["model"]))
     reference = st.selectbox("Change measured from", models, index=models.index("LSTM") if "LSTM" in models else 0,
@@ -150,11 +151,11 @@ def results(sweep_id: int, table) -> None:
     change = change_from_reference(table, metric, reference)
     left, right = st.columns(2)
     if change.loc[change["model"] != reference, f"mean Δ {metric}"].notna().any():
-        left.plotly_chart(change_figure(change, metric, reference), width="stretch", key="sw_change")
+        chart(change_figure(change, metric, reference), "sweeps-change", left, width="stretch", key="sw_change")
     else:
         left.caption(f"The change from {appstate.md(reference)} is drawn once another model has a finished run "
                      "with the same seed.")
-    right.plotly_chart(params_figure(table, metric), width="stretch", key="sw_params")
+    chart(params_figure(table, metric), "sweeps-params", right, width="stretch", key="sw_params")
     st.dataframe(change, hide_index=True, placeholder=appstate.MISSING, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in change.columns[3:]})
 

@@ -10,6 +10,7 @@ from appstate.training import (ACTIVATION_NAMES, ACTIVE, ARCHS, DEFAULT_LINEUP, 
                                count_params, history_table, note_excerpt, preset, progress_text, readable_message, recipe_note,
                                run_label, run_name)
 from appstate.widgets import field
+from appstate.figures import chart
 from lmcore.viz.training import curves_figure
 
 st.title("Train")
@@ -203,12 +204,13 @@ def curves(runs: list) -> None:
     metrics, labels, configs = training.curves_data(runs)
     options = appstate.curve_controls("train_", container=st.container())
     left, middle, right = st.columns([5, 5, 3])
-    left.plotly_chart(curves_figure(metrics, labels, "step", "valid_ppl", configs=configs, **options),
-                      width="stretch", key="live_ppl")
-    middle.plotly_chart(curves_figure(metrics, labels, "step", "train_loss", configs=configs,
-                                      **dict(options, log_y=False)), width="stretch", key="live_loss")
-    right.plotly_chart(curves_figure(metrics, labels, "step", "lr", log_y=False, configs=configs), width="stretch",
-                       key="live_lr")
+    chart(curves_figure(metrics, labels, "step", "valid_ppl", configs=configs, **options), "train-curves", left,
+          width="stretch", key="live_ppl")
+    chart(curves_figure(metrics, labels, "step", "train_loss", configs=configs,
+                        **dict(options, log_y=False)), "train-curves", middle, width="stretch", key="live_loss")
+    chart(curves_figure(metrics, labels, "step", "lr", log_y=False, configs=configs),
+          "train-curves", right, width="stretch",
+          key="live_lr")
 
 
 def next_steps(runs: list) -> None:
