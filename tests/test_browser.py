@@ -257,3 +257,41 @@ def test_a_sweep_refreshes_by_itself(app, page):
     assert charts(page, 1) >= 1
     settle(page, "10-sweep-done")
     assert len(RunStore(app["home"]).list_sweeps()) == 1
+
+
+def test_seeds_as_a_group_with_a_band_and_every_figure_and_table_downloads(app, page, tmp_path):
+    """Issue 18: three seeds of one model in the store show on Compare as one row "± … (3 seeds)" and a band on the
+    curves; with SVG chosen in the sidebar a chart's toolbar saves SVG; a table's toolbar downloads CSV."""
+    import math
+    from dataclasses import replace
+
+    from .conftest import tiny_config
+    text = tmp_path / "seeds.txt"
+    text.write_text("\n".join(grammar_lines(300)) + "\n")
+    store = RunStore(app["home"])
+    cfg = tiny_config(text, "lstm")
+    for seed, best in ((1, 50.0), (2, 52.0), (3, 54.0)):
+        run = store.create_run(replace(cfg, name="seeded", train=replace(cfg.train, seed=seed)).to_dict(),
+                               status="done")
+        store.update_run(run, best_valid_ppl=best, test_ppl=best + 1, params=1234, vocab=40, tokens_per_s=5000.0,
+                         device="cpu", started_at=1.0, finished_at=3.5)
+        for i, value in enumerate((best + 30, best + 10, best)):
+            store.add_metrics(run, {"step": 10 * (i + 1), "epoch": float(i + 1), "lr": 1.0, "train_loss": 3.0,
+                                    "valid_loss": math.log(value), "valid_ppl": value, "tokens_per_s": 5000.0,
+                                    "wall_time": float(i)})
+    page.goto(f"{app['url']}/compare?cmp_corpus={text}&fig_format=SVG")
+    page.get_by_role("heading", name="Seeds as groups").wait_for(timeout=60_000)
+    settle(page, "11-compare-seeds")
+    plot = page.locator(".js-plotly-plot").first
+    plot.wait_for()
+    assert plot.locator(".legendtext", has_text="seeded (3 seeds)").count() == 1  # the table's row: AppTest checks it
+    assert plot.locator("path.js-fill").count() >= 1  # the seeds' band
+    plot.hover()
+    camera = plot.locator(".modebar-btn[data-title*='Download plot']")
+    camera.first.wait_for(timeout=10_000)
+    assert camera.first.get_attribute("data-title") == "Download plot"  # Plotly says "… as a png" for a PNG
+    table = page.get_by_test_id("stDataFrame").first
+    table.hover()
+    download = page.get_by_role("button", name=re.compile("Download", re.I))
+    download.first.wait_for(timeout=10_000)
+    assert download.count() >= 1
