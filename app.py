@@ -30,6 +30,6 @@ page = st.navigation([
     st.Page("views/gradients.py", title="Gradients through time", icon=":material/trending_down:"),
     st.Page("views/bptt.py", title="BPTT by hand", icon=":material/calculate:"),
     st.Page("views/memory.py", title="Markov vs memory", icon=":material/memory:"),
-])
+], expanded=True)  # thirteen pages: Streamlit would fold the last three under "View more"
 figure_controls()  # the sidebar's figure settings, the same for every page
 page.run()
