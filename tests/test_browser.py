@@ -279,7 +279,7 @@ def test_seeds_as_a_group_with_a_band_and_every_figure_and_table_downloads(app, 
             store.add_metrics(run, {"step": 10 * (i + 1), "epoch": float(i + 1), "lr": 1.0, "train_loss": 3.0,
                                     "valid_loss": math.log(value), "valid_ppl": value, "tokens_per_s": 5000.0,
                                     "wall_time": float(i)})
-    page.goto(f"{app['url']}/compare?cmp_corpus={text}&fig_format=SVG")
+    page.goto(f"{app['url']}/compare?cmp_corpus={text.name}&fig_format=SVG")  # a bound choice: its label in the URL
     page.get_by_role("heading", name="Seeds as groups").wait_for(timeout=60_000)
     settle(page, "11-compare-seeds")
     plot = page.locator(".js-plotly-plot").first

@@ -38,8 +38,8 @@ def test_a_new_data_folder_opens_on_ten_steps_each_with_a_chart_and_a_link(tour)
     assert len(tour.get("plotly_chart")) == len(STEPS) == 10
     assert len(tour.get("page_link")) == 10
     assert "shipped with the app" in tour.info[0].value  # no run of the user's yet: the demos, and it says so
-    assert len(tour.expander) >= 6  # self-check questions, their answers hidden until clicked
-    assert all(e.label.startswith("Self-check: ") for e in tour.expander)
+    checks = [e for e in tour.expander if e.label.startswith("Self-check: ")]
+    assert len(checks) >= 6  # self-check questions, their answers hidden until clicked
 
 
 def test_what_the_tour_says_holds_on_the_demo_runs(tour):
