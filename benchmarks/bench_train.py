@@ -263,6 +263,47 @@ def equivalence(corpus, arch: str, activation: str, steps: int, dropout: float) 
             "init_diff": max_diff(plain.init, lm.init), "final_diff": max_diff(plain.state, lm.state)}
 
 
+def flops_per_token(arch: str, vocab: int) -> float:
+    """Forward and backward FLOPs of one token (backward ≈ 2 × forward): per layer the input and recurrent
+    products, k·H × (E_in + H) multiply-adds for k gate blocks; the output layer H × V; 2 FLOPs a multiply-add."""
+    k = {"lstm": 4, "gru": 3, "elman": 1}[arch]
+    macs = sum(k * HIDDEN * ((EMB if layer == 0 else HIDDEN) + HIDDEN) for layer in range(LAYERS)) + HIDDEN * vocab
+    return 3 * 2 * macs
+
+
+def matmul_rate(m: int, k: int, n: int, dtype: torch.dtype, seconds: float = 0.4) -> float:
+    """GFLOP/s of (m × k) @ (k × n) in this dtype on this CPU, best of several timed loops."""
+    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+    for _ in range(3):
+        a @ b
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        best = max(best, 10 * 2 * m * k * n / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX-512 BF16 or AMX), as oneDNN reports it: detected."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def roofline(vocab: int) -> dict:
+    """This machine's matmul peak at the model's own shapes: the input and output projections over a chunk
+    (τ·B rows) and the per-step recurrent product (B rows), fp32 and (where the CPU has it) bf16."""
+    rows = BATCH * BPTT
+    shapes = {"input V x (τ·B × E · E × 4H)": (rows, EMB, 4 * HIDDEN),
+              "recurrent U h (B × H · H × 4H)": (BATCH, HIDDEN, 4 * HIDDEN),
+              "output W h (τ·B × H · H × V)": (rows, HIDDEN, vocab)}
+    dtypes = {"fp32": torch.float32} | ({"bf16": torch.bfloat16} if cpu_bf16() else {})
+    return {name: {d: matmul_rate(*shape, dt) for d, dt in dtypes.items()} for name, shape in shapes.items()}
+
+
 LOAD_SAMPLES: list[float] = []  # 1-min load average after every timed run (this process adds ~threads)
 
 
@@ -346,6 +387,16 @@ def main() -> None:
     for label, e in eq.items():
         goal = TARGETS["valid ppl rel diff"]
         print(f"  valid ppl rel diff {label:<11} {e['rel']:.2e}  (target <= {goal:.0%}: {verdict(e['rel'] <= goal)})")
+    peaks = roofline(len(corpus.vocab))
+    print("\nRoofline: this CPU's matmul rate at the model's shapes (GFLOP/s; bf16 only where the CPU has it)")
+    for name, rates in peaks.items():
+        print(f"  {name:<32} " + "  ".join(f"{d} {r:7.1f}" for d, r in rates.items()))
+    for label, (arch, _) in FUSED_ARCHS.items():
+        achieved = results[label]["fused"]["wall"] * flops_per_token(arch, len(corpus.vocab)) / 1e9
+        best = {d: max(r[d] for r in peaks.values() if d in r)
+                for d in ("fp32", "bf16") if any(d in r for r in peaks.values())}
+        print(f"  lmcore {label:<11} {achieved:6.1f} GFLOP/s ({flops_per_token(arch, len(corpus.vocab)) / 1e6:.2f} "
+              "MFLOP/token): " + ", ".join(f"{achieved / p:.0%} of the {d} peak ({p:.0f})" for d, p in best.items()))
     print(f"  total time {time.perf_counter() - started:.0f} s; {machine_load()} at end; 1-min load during "
           f"timed runs {min(LOAD_SAMPLES):.2f}..{max(LOAD_SAMPLES):.2f} (this benchmark alone: ~{args.threads})")
 

@@ -14,6 +14,7 @@ SOURCES = sorted([*REPO.glob("lmcore/**/*.py"), *REPO.glob("appstate/**/*.py"), 
 LATE_IMPORTS = {
     ("lmcore/inspect/embeddings.py", "sklearn.manifold"): "scikit-learn: ~1.5 s of every page's start, for t-SNE only",
     ("lmcore/inspect/embeddings.py", "threadpoolctl"): "comes with scikit-learn, imported with it",
+    ("lmcore/nn/unroll.py", "torch._dynamo"): "1.6 s of every model import (each CLI call, each job), for torch.compile",
     ("lmcore/nn/native/__init__.py", "torch.utils"): "cpp_extension: 0.14 s of every model import, for a build done once",
     ("lmcore/runs/executors.py", "ray"): "optional: only the Ray executor needs Ray (requirements-dev.txt)",
     ("lmcore/training/trainer.py", "torch.nn.parallel"): "DistributedDataParallel: only torchrun's ranks need it",

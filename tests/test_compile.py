@@ -64,10 +64,25 @@ def test_a_failing_compile_falls_back_to_eager_with_one_warning(monkeypatch):
     assert torch.equal(ref, out) and any("running it eagerly" in str(w.message) for w in caught)
 
 
-def test_bf16_on_the_cpu_is_ignored_with_a_warning(tiny_cfg, tmp_path):
-    with pytest.warns(RuntimeWarning, match="bf16"):
-        result = train(tiny_cfg("lstm", max_steps=5, bf16=True), tmp_path / "run")
-    assert result.status == "done"
+def test_bf16_without_native_arithmetic_trains_in_float32_with_a_warning(tiny_cfg, tmp_path, monkeypatch):
+    import lmcore.training.trainer as trainer
+    monkeypatch.setattr(trainer, "bf16_native", lambda device: False)  # a CPU without AVX-512 BF16 or AMX
+    with pytest.warns(RuntimeWarning, match="no native bfloat16"):
+        with_flag = train(tiny_cfg("lstm", max_steps=8, bf16=True), tmp_path / "a")
+    plain = train(tiny_cfg("lstm", max_steps=8), tmp_path / "b")
+    assert with_flag.best_valid_ppl == plain.best_valid_ppl  # float32, bit for bit
+
+
+@pytest.mark.skipif(not __import__("lmcore.training.device", fromlist=["x"]).bf16_native(torch.device("cpu")),
+                    reason="this CPU has no native bfloat16 arithmetic (AVX-512 BF16 or AMX)")
+def test_bf16_on_a_cpu_that_has_it_trains_within_one_percent_of_float32(tiny_cfg, tmp_path):
+    """Issue 19: --bf16 on the CPU as on CUDA; the same steps end within 1% of float32's validation perplexity."""
+    cfg = lambda **kw: tiny_cfg("lstm", max_steps=40, **kw)
+    half = train(cfg(bf16=True), tmp_path / "a")
+    full = train(cfg(), tmp_path / "b")
+    assert half.status == full.status == "done"
+    assert half.best_valid_ppl != full.best_valid_ppl  # it did run in bf16
+    assert half.best_valid_ppl == pytest.approx(full.best_valid_ppl, rel=0.01)
 
 
 def test_training_with_compile_on_gives_the_eager_run(tiny_cfg, tmp_path, eager_backend):

@@ -18,6 +18,7 @@ from lmcore.runs.jobs import StoreHooks
 from lmcore.runs.store import RunStore
 from lmcore.training import distributed
 from lmcore.training.config import DEFAULT_LR, OPTIMIZERS, RunConfig, TrainConfig, check_threads
+from lmcore.training.device import bf16_native, resolve_device
 from lmcore.training.presets import PRESETS, run_config
 from lmcore.training.trainer import train
 
@@ -77,7 +78,8 @@ def add_parsers(command) -> None:
     p.add_argument("--compile", choices=("auto", "on", "off"), default=None,
                    help="torch.compile the hand-written cells' step (auto, the default: on CUDA only; on: also on the CPU)")
     p.add_argument("--bf16", action="store_const", const=True, default=None,
-                   help="bfloat16 autocast on CUDA (ignored on the CPU)")
+                   help="bfloat16 autocast where the device computes it natively: CUDA, or a CPU with AVX-512 "
+                        "BF16 or AMX (detected; float32 elsewhere, with a note)")
     p.add_argument("--distributed", action="store_true",
                    help="one rank of a torchrun group (DDP: NCCL on GPUs, gloo on the CPU); --batch is the "
                         "global batch, split over the ranks: torchrun --nproc_per_node N -m lmcore train ... "
@@ -101,11 +103,18 @@ def train_config(a) -> RunConfig:
     return run_config(a.preset, corpus_spec(a), model=given(MODEL_FLAGS), train=given(TRAIN_FLAGS), name=a.name)
 
 
+def _bf16_here(device: str) -> bool:
+    try:
+        return bf16_native(resolve_device(device))
+    except ValueError:  # a device this machine lacks: the run's own checks say so
+        return True
+
+
 def _train_new(a) -> int:
     cfg = train_config(a)
-    cuda = cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
-    if cfg.train.bf16 and not cuda:
-        print("note: --bf16 is for CUDA GPUs; training in float32 here", file=sys.stderr)
+    if cfg.train.bf16 and not _bf16_here(cfg.train.device):
+        print("note: --bf16 needs native bfloat16 arithmetic (CUDA, or a CPU with AVX-512 BF16 or AMX), which this "
+              "device lacks; training in float32", file=sys.stderr)
     store = RunStore(a.home)
     out = Path(a.out) if a.out else None
     run_id, corpus = service.start_here(store, cfg, out=out)  # every check, then the slot and the row at once

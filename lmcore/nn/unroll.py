@@ -6,7 +6,6 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch._dynamo
 from torch import Tensor
 
 from lmcore.nn import deferred_grads
@@ -90,6 +89,7 @@ def compile_stats() -> dict:
 def _raise_recompile_limit(at_least: int = 64) -> None:
     """Dynamo keeps 8 compiled versions per function by default; train and eval shapes of several
     variants in one process (a sweep, the GPU tests) need more before it gives up and runs eagerly."""
+    import torch._dynamo  # 1.6 s of every import of the model (every CLI call, every job process): only to compile
     cfg = torch._dynamo.config
     for name in ("recompile_limit", "cache_size_limit"):
         if hasattr(cfg, name) and getattr(cfg, name) < at_least:

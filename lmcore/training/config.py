@@ -47,7 +47,7 @@ class TrainConfig:
     device: str = "auto"       # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
     threads: int = 0           # torch threads in a job process; 0: chosen by the job queue
     compile: str = "auto"      # torch.compile of the hand-written cells' step: auto (CUDA only), on, off
-    bf16: bool = False         # bfloat16 autocast on CUDA (ignored, with a warning, elsewhere)
+    bf16: bool = False         # bfloat16 autocast where native (CUDA; AVX-512 BF16 / AMX CPUs); else fp32, warned
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:

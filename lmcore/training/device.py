@@ -1,4 +1,4 @@
-"""Device choice: `auto` takes CUDA, then Apple's MPS, then the CPU."""
+"""Device choice: `auto` takes CUDA, then Apple's MPS, then the CPU; and where bfloat16 arithmetic is native."""
 from __future__ import annotations
 
 import torch
@@ -17,3 +17,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device mps was asked for, but MPS is not available here (use auto or cpu)")
     return device
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether this device does bfloat16 arithmetic natively (detected, never assumed): any CUDA GPU torch runs on
+    here; a CPU with AVX-512 BF16 or AMX, as oneDNN reports it. Elsewhere bf16 would be emulated, slower than fp32."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

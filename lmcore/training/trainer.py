@@ -35,7 +35,7 @@ from lmcore.corpus.reading import CorpusError
 from lmcore.nn.model import RNNLM, build_model, detach_hidden
 from lmcore.training.checkpoints import load_checkpoint
 from lmcore.training.config import RunConfig, TrainConfig
-from lmcore.training.device import resolve_device
+from lmcore.training.device import bf16_native, resolve_device
 from lmcore.training.distributed import SINGLE, DistInfo, check_batch, rank_device, shard_columns
 from lmcore.training.loss_reader import LossReader
 from lmcore.training.run_checkpoints import RunCheckpoints
@@ -270,10 +270,13 @@ def _meta(pos: Position, epoch: float, valid_loss: float) -> dict:
 
 
 def _autocast(bf16: bool, device: torch.device):
-    if bf16 and device.type != "cuda":
-        warnings.warn(f"bf16 autocast is for CUDA; ignored on {device.type}", RuntimeWarning, stacklevel=3)
-    if bf16 and device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    """bfloat16 autocast where the device computes it natively (CUDA; a CPU with AVX-512 BF16 or AMX); elsewhere
+    float32, with a warning. Parameters, optimizer state and the loss's reduction stay float32."""
+    if bf16 and not bf16_native(device):
+        warnings.warn(f"bf16 asked for, but this {device.type} has no native bfloat16 arithmetic; training in "
+                      "float32", RuntimeWarning, stacklevel=3)
+    if bf16 and bf16_native(device):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
 
