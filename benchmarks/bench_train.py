@@ -57,7 +57,8 @@ EVAL_CUT = 700  # valid/test tokens in timed runs (their evaluation is not timed
 LR_DECAY = 4.0
 
 FUSED_ARCHS = {"lstm": ("lstm", "tanh"), "gru": ("gru", "tanh"), "elman-tanh": ("elman", "tanh")}
-TARGETS = {"lmcore/plain": 0.95, "cells/fused lstm": 0.5, "valid ppl rel diff": 0.03}
+TARGETS = {"lmcore/plain": 0.95, "cells/fused lstm": 0.5, "valid ppl rel diff": 0.03, "bf16/plain": 1.35,
+           "bf16 ppl rel diff": 0.01}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,19 +197,19 @@ class Clock(TrainHooks):
         self.evals.append(metrics)
 
 
-def run_config(arch: str, activation: str, backend: str, steps: int, dropout: float) -> RunConfig:
+def run_config(arch: str, activation: str, backend: str, steps: int, dropout: float, bf16: bool = False) -> RunConfig:
     model = ModelConfig(arch=arch, activation=activation, backend=backend, emb=EMB, hidden=HIDDEN,
                         layers=LAYERS, dropout=dropout, bias=True, tied=False)
     t = TrainConfig(bptt=BPTT, batch=BATCH, optimizer="sgd", lr=LR, clip=CLIP, epochs=1000,
-                    max_steps=steps, lr_decay=LR_DECAY, seed=SEED, device="cpu")
+                    max_steps=steps, lr_decay=LR_DECAY, seed=SEED, device="cpu", bf16=bf16)
     return RunConfig(name="bench", corpus=SPEC, model=model, train=t)
 
 
 def lmcore_train(corpus, arch: str, activation: str, backend: str, steps: int, dropout: float,
-                 keep_weights: bool = False) -> Run:
+                 keep_weights: bool = False, bf16: bool = False) -> Run:
     clock = Clock()
     with tempfile.TemporaryDirectory() as run_dir:
-        result = train(run_config(arch, activation, backend, steps, dropout), Path(run_dir), clock, corpus)
+        result = train(run_config(arch, activation, backend, steps, dropout, bf16), Path(run_dir), clock, corpus)
         if keep_weights:
             load = lambda name: torch.load(Path(run_dir) / name, weights_only=True)["state_dict"]
             init, state = load("init.pt"), load("last.pt")
@@ -230,6 +231,8 @@ def speed(full_corpus, label: str, arch: str, activation: str, steps: int, round
         "fused": lambda: lmcore_train(corpus, arch, activation, "fused", steps, DROPOUT),
         "cells": lambda: lmcore_train(corpus, arch, activation, "cells", steps, DROPOUT),
     }
+    if cpu_bf16():  # lmcore's fused model under bf16 autocast, where the CPU computes bf16 natively
+        contenders["bf16"] = lambda: lmcore_train(corpus, arch, activation, "fused", steps, DROPOUT, bf16=True)
     if label == "elman-tanh":
         contenders["cells-sigmoid"] = lambda: lmcore_train(corpus, "elman", "sigmoid", "cells", steps, DROPOUT)
     names = list(contenders)
@@ -249,6 +252,9 @@ def speed(full_corpus, label: str, arch: str, activation: str, steps: int, round
     out["lmcore/plain rounds"] = per_round("fused", "plain", "wall")
     out["cells/fused"] = med(per_round("cells", "fused", "wall"))
     out["cells/fused rounds"] = per_round("cells", "fused", "wall")
+    if "bf16" in runs:
+        out["bf16/plain"] = med(per_round("bf16", "plain", "wall"))
+        out["bf16/plain rounds"] = per_round("bf16", "plain", "wall")
     if "cells-sigmoid" in runs:
         out["sigmoid/fused"] = med(per_round("cells-sigmoid", "fused", "wall"))
     return out
@@ -257,8 +263,11 @@ def speed(full_corpus, label: str, arch: str, activation: str, steps: int, round
 def equivalence(corpus, arch: str, activation: str, steps: int, dropout: float) -> dict:
     lm = lmcore_train(corpus, arch, activation, "fused", steps, dropout, keep_weights=True)
     plain = plain_train(corpus, arch, activation, steps, dropout, evaluate=True, init_state=lm.init)
+    half = lmcore_train(corpus, arch, activation, "fused", steps, dropout, bf16=True) if cpu_bf16() else None
     max_diff = lambda a, b: max((a[k] - b[k]).abs().max().item() for k in a)
     return {"lmcore_ppl": lm.valid_ppl, "plain_ppl": plain.valid_ppl,
+            "bf16_ppl": half.valid_ppl if half else float("nan"),
+            "bf16_rel": abs(half.valid_ppl - plain.valid_ppl) / plain.valid_ppl if half else float("nan"),
             "rel": abs(lm.valid_ppl - plain.valid_ppl) / plain.valid_ppl,
             "init_diff": max_diff(plain.init, lm.init), "final_diff": max_diff(plain.state, lm.state)}
 
@@ -379,6 +388,13 @@ def main() -> None:
     for label, r in results.items():
         ok = r["lmcore/plain"] >= TARGETS["lmcore/plain"]
         print(f"  lmcore/plain {label:<11} {r['lmcore/plain']:.3f}  (target >= {TARGETS['lmcore/plain']}: {verdict(ok)})")
+    for label, r in results.items():
+        if "bf16/plain" in r:
+            ok = r["bf16/plain"] >= TARGETS["bf16/plain"] and eq[label]["bf16_rel"] <= TARGETS["bf16 ppl rel diff"]
+            e = eq[label]
+            print(f"  bf16/plain   {label:<11} {r['bf16/plain']:.3f}  valid ppl {e['bf16_ppl']:.3f} vs plain fp32 "
+                  f"{e['plain_ppl']:.3f} ({e['bf16_rel']:.2%}) (target >= {TARGETS['bf16/plain']} "
+                  f"within {TARGETS['bf16 ppl rel diff']:.0%}: {verdict(ok)})")
     for label, r in results.items():
         goal = TARGETS["cells/fused lstm"]
         note = f"(target >= {goal}: {verdict(r['cells/fused'] >= goal)})" if label == "lstm" else "(information)"
