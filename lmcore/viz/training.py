@@ -99,6 +99,12 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
             fig.add_trace(go.Scatter(x=xs, y=raw, mode=mode, name=plain(labels[run_id]), legendgroup=str(run_id),
                                      line=dict(color=colour), **hover))
     xs = metrics[x].dropna() if len(metrics) else pd.Series([0, 1])
+    return _with_baselines(fig, xs, values, baselines, x, y, log_y)
+
+
+def _with_baselines(fig: go.Figure, xs: pd.Series, values: list, baselines: dict[str, float] | None, x: str, y: str,
+                    log_y: bool) -> go.Figure:
+    """The curves' common end: each baseline a dashed line across the x range, axis titles, the y range fitted."""
     kept = []
     for name, value in (baselines or {}).items():
         if value and np.isfinite(value):  # a trace, not add_hline: shapes on a log axis take log10 units
@@ -138,14 +144,4 @@ def group_curves_figure(curves: dict[str, pd.DataFrame], keys: dict[str, int], x
                                                "(min %{customdata[1]:.4~g}, max %{customdata[2]:.4~g}, "
                                                "%{customdata[3]} seeds)<extra></extra>"))
     xs_all = pd.concat([c[x] for c in curves.values()]) if curves else pd.Series([0, 1])
-    kept = []
-    for name, value in (baselines or {}).items():
-        if value and np.isfinite(value):
-            kept.append(value)
-            fig.add_trace(go.Scatter(x=[xs_all.min(), xs_all.max()], y=[value, value], mode="lines", name=plain(name),
-                                     line=dict(dash="dash", color="grey"),
-                                     meta=[plain(name)], hovertemplate="%{meta[0]}: %{y:.4~g}<extra></extra>"))
-    fig.update_layout(xaxis_title=AXIS_NAMES.get(x, x), yaxis_title=AXIS_NAMES.get(y, y), height=380,
-                      legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=30, b=40))
-    fit_y_axis(fig, np.concatenate(values) if values else [], log_y, keep=kept)
-    return fig
+    return _with_baselines(fig, xs_all, values, baselines, x, y, log_y)
