@@ -26,9 +26,9 @@ def test_the_style_for_slides_is_larger_plainer_and_leaves_the_figure_alone():
     assert fig.layout.font.size == 12 and fig.data[0].line.width is None  # a copy: the page's figure is unchanged
 
 
-PAGES = {"views/lecture.py": {}, "views/gates.py": {}, "views/gradients.py": {}, "views/memory.py": {},
-         "views/next_word.py": {"run": "demo:agreement-lstm"}, "views/bptt.py": {},
-         "views/interventions.py": {}, "views/hidden.py": {}}
+# the lecture's ten figures and three pages' own; every page draws through appstate.figures.chart, which a grep
+# of views/ would also show (test_every_page_draws_through_chart)
+PAGES = {"views/lecture.py": {}, "views/gates.py": {}, "views/memory.py": {}, "views/interventions.py": {}}
 
 
 @pytest.mark.parametrize("page", sorted(PAGES))
@@ -59,3 +59,12 @@ def test_every_figure_of_a_page_downloads_as_the_sidebar_says(page, lmcore_home)
     for config, spec in charts(fig_format="SVG", fig_slides="true"):
         assert config["toImageButtonOptions"]["format"] == "svg"
         assert spec["layout"]["font"]["size"] == SLIDE_FONT
+
+
+def test_every_page_draws_through_chart():
+    """No page calls st.plotly_chart itself: each figure gets the sidebar's download format and slide style."""
+    from pathlib import Path
+
+    from .conftest import REPO
+    pages = sorted((REPO / "views").glob("*.py"))
+    assert pages and not [p.name for p in pages if "plotly_chart(" in Path(p).read_text()]

@@ -34,7 +34,7 @@ def home(tmp_path_factory):
     folder = tmp_path_factory.mktemp("interventions") / "home"
     mp.setenv("LMCORE_HOME", str(folder))
     mp.setenv("LMCORE_START_PAGE", "corpus")
-    mp.setattr(page_state, "PROBE_ITEMS", 400)
+    mp.setattr(page_state, "PROBE_ITEMS", 160)  # enough for the effects below; the suite has 10 minutes
     yield folder
     mp.undo()
 
