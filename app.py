@@ -14,7 +14,7 @@ from appstate.figures import figure_controls
 st.set_page_config(page_title="RNN LM Explorer", page_icon=":material/repeat:", layout="wide")
 # A new data folder opens on the lecture's tour, one with runs on its corpus; LMCORE_START_PAGE (lecture or corpus)
 # fixes it, e.g. for a class's server, or for page tests that must not pay for the tour first.
-start = os.environ.get("LMCORE_START_PAGE") or ("corpus" if get_store().list_runs() else "lecture")
+start = os.environ.get("LMCORE_START_PAGE") or ("corpus" if get_store().has_runs() else "lecture")
 new_folder = start != "corpus"
 page = st.navigation([
     st.Page("views/lecture.py", title="Lecture", icon=":material/school:", default=new_folder),

@@ -26,8 +26,8 @@ from lmcore.training.checkpoints import CheckpointError
 from lmcore.training.trainer import EVAL_BATCH, evaluate
 
 __all__ = ["CONTEXT_TARGETS", "NGRAM_ORDER", "Question", "ROSES", "ROSES_SOURCE", "STEPS", "TourModel", "bptt_step",
-           "chain_step", "context_step", "decay_step", "gru_step", "lstm_step", "markov_step", "ngram_name",
-           "ffnn_says", "rnn_says", "roses_step", "size_table", "table_step", "tour_models", "try_it"]
+           "chain_step", "colour_keys", "context_step", "decay_step", "ffnn_says", "gru_step", "lstm_step",
+           "markov_step", "ngram_name", "rnn_says", "roses_step", "size_table", "table_step", "tour_models", "try_it"]
 CONTEXT_TARGETS = 2000  # validation predictions per k: the curves' shape in seconds (the page's own default is 5,000)
 DECAY_K, DECAY_POSITIONS = 40, 16
 BPTT = dict(hidden=8, tau=6, seed=0, scale=0.5)
@@ -42,6 +42,16 @@ class TourModel:
     @property
     def own(self) -> bool:
         return not self.run.ref.is_demo
+
+
+# One colour per model of the tour (lmcore.viz.style.PALETTE's places: green, orange, purple, blue), distinct
+# whatever runs fill the slots: run keys hashed to eight colours collide (a user's #1 and two demos all came red).
+SLOT_COLOURS = {"ffnn": 2, "rnn": 4, "lstm": 3, "gru": 0}
+
+
+def colour_keys(models: dict[str, "TourModel"]) -> dict[str, int]:
+    """Each tour model's name -> its colour's place, for the figures' run_keys (the n-gram stays grey)."""
+    return {m.name: SLOT_COLOURS[m.slot] for m in models.values()}
 
 
 def _tour_refs() -> dict[str, RunRef]:
@@ -111,7 +121,8 @@ def markov_step(models: dict[str, TourModel]):
     """Agreement by distance for the n-gram (and the FFNN and LSTM beside it, faint in the text)."""
     spec = models["lstm"].run.cfg.corpus
     tables = [_ngram_agreement(spec, NGRAM_ORDER, ngram_name())]
-    tables += [_agreement(*checkpoint_version(models[s].run.ref), models[s].name) for s in ("ffnn", "lstm") if s in models]
+    tables += [_agreement(*checkpoint_version(models[s].run.ref), models[s].name)
+               for s in ("ffnn", "lstm") if s in models]
     table = pd.concat(tables, ignore_index=True)
     return table, *tour.markov_says(table, ngram_name())
 
@@ -154,7 +165,7 @@ def bptt_step():
     tokens = ROSES.split()
     t = len(tokens) - 2
     walk = walkthrough(tokens, inspect_t=t, **BPTT)
-    return walk, t, tour.bptt_says(walk, t, BPTT["tau"])
+    return walk, tour.bptt_says(walk, t, BPTT["tau"])
 
 
 def decay_step(models: dict[str, TourModel]):

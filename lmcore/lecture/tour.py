@@ -135,10 +135,6 @@ def _at(df: pd.DataFrame, k: int) -> float:
     return float(df.loc[df["context"] == str(k), "ppl"].iloc[0])
 
 
-def _all(df: pd.DataFrame) -> float:
-    return float(df.loc[df["context"] == "all", "ppl"].iloc[0])
-
-
 def chain_says(probs: pd.DataFrame, model: str) -> tuple[str, Question]:
     verb = probs[probs["word"] == "are"]
     hardest = probs.loc[probs["p"].idxmin()]
@@ -171,7 +167,8 @@ def markov_says(table: pd.DataFrame, ngram: str) -> tuple[str, Question]:
     return said, q
 
 
-def ffnn_says(curves: dict[str, pd.DataFrame], ffnn: str, window: int, ngram_ppl: float, ngram: str) -> tuple[str, Question]:
+def ffnn_says(curves: dict[str, pd.DataFrame], ffnn: str, window: int, ngram_ppl: float,
+              ngram: str) -> tuple[str, Question]:
     df = curves[ffnn]
     inside, beyond = _at(df, window - 1), _at(df, 50)
     flat = abs(beyond - inside) <= 1e-6 * inside
@@ -223,7 +220,8 @@ def roses_says(margins: pd.DataFrame, far: int = 9) -> tuple[str, Question]:
 
 def bptt_says(walk, t: int, tau: int) -> str:
     norms = walk.record.delta_norms
-    return (f"Forward, the RNN gives the word after “{walk.tokens[t]}” probability {walk.target_probs[t]:.2f}; backward, "
+    return (f"Forward, the RNN gives the word after “{walk.tokens[t]}” probability {walk.target_probs[t]:.2f}; "
+            "backward, "
             f"the error of y({t}) is ‖δ‖ = {norms[0]:.1e} at step t and {norms[-1]:.1e} at t−{len(norms) - 1}, "
             f"{norms[0] / norms[-1]:,.0f}× smaller after {len(norms) - 1} steps back, where truncation (τ = {tau}) "
             f"stops it. The delta rule and autograd agree to {max(walk.rel_errors.values()):.0e} (relative).")
@@ -240,7 +238,8 @@ def decay_says(curves: dict[str, object], rnn: str, lstm: str, k: int = 20) -> t
             + (f"{ratio:,.0f}× larger in the LSTM." if ratio >= 1 else f"{1 / ratio:,.0f}× smaller in the LSTM (the "
                "lecture's claim does not hold on these runs)."))
     q = Question(f"Which model's error can still change the weights that read a word {k} steps back?",
-                 f"The {lstm if ratio >= 1 else rnn}'s: its ‖∂ℓ_t/∂h_t−{k}‖ is {max(r, l):.1e}, against {min(r, l):.1e}.")
+                 f"The {lstm if ratio >= 1 else rnn}'s: its ‖∂ℓ_t/∂h_t−{k}‖ is {max(r, l):.1e}, "
+                 f"against {min(r, l):.1e}.")
     return said, q
 
 
@@ -286,9 +285,10 @@ def lstm_says(shading: np.ndarray, tokens: list[str], gates: dict[str, np.ndarra
 
 def gru_says(rows: pd.DataFrame) -> str:
     lstm, gru = rows.set_index("model").loc["LSTM"], rows.set_index("model").loc["GRU"]
-    return (f"Same hidden size: the GRU has {int(gru['parameters']):,} parameters, the LSTM {int(lstm['parameters']):,} "
+    return (f"Same hidden size: the GRU has {int(gru['parameters']):,} parameters, "
+            f"the LSTM {int(lstm['parameters']):,} "
             f"({gru['parameters'] / lstm['parameters']:.0%}); validation perplexity {gru['valid ppl']:.2f} against "
-            f"{lstm['valid ppl']:.2f} (" + (f"within {abs(gru['valid ppl'] / lstm['valid ppl'] - 1):.0%}"
+            f"{lstm['valid ppl']:.2f} (" + (f"within {abs(gru['valid ppl'] / lstm['valid ppl'] - 1):.1%}"
                                             if abs(gru["valid ppl"] / lstm["valid ppl"] - 1) < 0.1 else "apart")
             + ").")
 

@@ -192,6 +192,11 @@ class RunStore:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run_row(row) if row else None
 
+    def has_runs(self) -> bool:
+        """Whether the data folder has any run (app.py's start page asks this on every rerun: no config parsed)."""
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is not None
+
     def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[Run]:
         query, args = "SELECT * FROM runs", ()
         if statuses:
