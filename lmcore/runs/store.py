@@ -76,7 +76,13 @@ MIGRATIONS = (("runs", "sweep_id", "INTEGER REFERENCES sweeps(id)"),
               ("runs", "display_name", "TEXT NOT NULL DEFAULT ''"),
               ("runs", "note", "TEXT NOT NULL DEFAULT ''"),
               ("runs", "tags", "TEXT NOT NULL DEFAULT '[]'"),
-              ("runs", "archived", "INTEGER NOT NULL DEFAULT 0"))
+              ("runs", "archived", "INTEGER NOT NULL DEFAULT 0"),
+              # who may change it (lmcore.runs.people): an identity and the display name it had; '' in rows
+              # made before runs had owners, which anyone may change (a single laptop's data folder)
+              ("runs", "owner", "TEXT NOT NULL DEFAULT ''"),
+              ("runs", "owner_name", "TEXT NOT NULL DEFAULT ''"),
+              ("sweeps", "owner", "TEXT NOT NULL DEFAULT ''"),
+              ("sweeps", "owner_name", "TEXT NOT NULL DEFAULT ''"))
 # the columns RunStore.annotate writes: what a person says about a run, never how it trains
 ANNOTATIONS = ("display_name", "note", "tags", "archived")
 
@@ -119,9 +125,11 @@ class RunStore:
 
     # --- runs -------------------------------------------------------------------------------
     def create_run(self, config: dict, status: str = "queued", sweep_id: int | None = None,
-                   max_training: int | None = None, pid: int | None = None) -> int:
+                   max_training: int | None = None, pid: int | None = None, owner: str = "",
+                   owner_name: str = "") -> int:
         """A new run's row. With max_training, only if fewer runs are training (starting or running): the count
-        and the insert are one transaction, so processes started together cannot all pass the check."""
+        and the insert are one transaction, so processes started together cannot all pass the check.
+        owner, owner_name: the identity that may change it and its display name (lmcore.runs.people)."""
         now = time.time()
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -131,10 +139,10 @@ class RunStore:
                 self._skip_used_folders(db)
                 cur = db.execute(
                     "INSERT INTO runs (name, created_at, updated_at, status, config, corpus_source, arch, sweep_id, "
-                    "pid, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "pid, started_at, owner, owner_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (config.get("name") or "", now, now, status, json.dumps(config),
                      config["corpus"]["source"], config["model"]["arch"], sweep_id, pid,
-                     now if status == "running" else None))
+                     now if status == "running" else None, owner, owner_name))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -292,11 +300,12 @@ class RunStore:
         return {r["kind"]: dict(r) for r in rows}
 
     # --- sweeps (lmcore.runs.sweeps): a grid spec; its runs carry sweep_id ------------------------
-    def create_sweep(self, name: str, spec: dict) -> int:
+    def create_sweep(self, name: str, spec: dict, owner: str = "", owner_name: str = "") -> int:
         now = time.time()
         with self._connect() as db:
-            cur = db.execute("INSERT INTO sweeps (name, created_at, updated_at, status, spec) VALUES (?, ?, ?, ?, ?)",
-                             (name, now, now, "running", json.dumps(spec)))
+            cur = db.execute("INSERT INTO sweeps (name, created_at, updated_at, status, spec, owner, owner_name) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (name, now, now, "running", json.dumps(spec), owner, owner_name))
             return int(cur.lastrowid)
 
     def get_sweep(self, sweep_id: int) -> dict | None:
@@ -386,6 +395,8 @@ class Run(Mapping):
     note: str
     tags: tuple[str, ...]      # normalised and sorted (lmcore.runs.notes)
     archived: bool
+    owner: str                 # the identity that may change it ('' : made before runs had owners)
+    owner_name: str            # its display name when the run was made ('' : unknown)
     cfg: RunConfig = field(repr=False)
 
     def __getitem__(self, column: str):
