@@ -10,6 +10,12 @@ The file is `lmcore.toml` in the data folder ($LMCORE_HOME or ~/.lmcore), or the
     max_upload_mb = 25           # size of a corpus uploaded in the app
     max_corpus_mb = 2048         # size of a corpus file given to the CLI (streamed, so memory stays bounded);
                                  # a file that sets max_upload_mb but not this one bounds the CLI by max_upload_mb
+    max_active_runs_per_person = 4       # one person's runs queued, starting and training at once
+    max_params_per_person = 10_000_000   # parameters of one person's model (default: max_params)
+    max_epochs_per_person = 50           # epochs of one person's run (default: max_epochs)
+
+The per-person limits bind students; an instructor (lmcore.classroom) is held by the global ones only. The
+same file's [classroom] table names the instructors (lmcore.classroom reads it).
 
 jobs.submit, jobs.resume, the CLI and the app all read them here and refuse with a message naming the
 limit. An unknown key or a wrong value in the file is an error, not silently ignored: a typo in a limit
@@ -26,7 +32,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from lmcore.corpus.dataset import BUILTIN_PREFIX, SPLITS
@@ -49,7 +55,11 @@ RANGES = {
     "max_epochs": (1, 1_000_000),
     "max_upload_mb": (0, 4096),
     "max_corpus_mb": (0, 1_048_576),
+    "max_active_runs_per_person": (1, 100_000),
+    "max_params_per_person": (1, 10_000_000_000),
+    "max_epochs_per_person": (1, 1_000_000),
 }
+TABLES = ("limits", "classroom")  # the tables lmcore.toml may hold
 _MEGABYTES = ("max_upload_mb", "max_corpus_mb")
 MAX_CONFIG_BYTES = 2**20  # a limits file is a few lines; a bigger one is not read
 
@@ -66,12 +76,20 @@ class Limits:
     max_epochs: int = 50
     max_upload_mb: float = 25           # WikiText-2's training text is 11 MB
     max_corpus_mb: float = 2048         # files named on the CLI are streamed from disk (lmcore.corpus.stream)
+    max_active_runs_per_person: int = 4  # so one student's sweep cannot fill the queue
+    max_params_per_person: int | None = None  # None: max_params
+    max_epochs_per_person: int | None = None  # None: max_epochs
     source: str = "defaults"            # where they came from (shown in messages)
     corpus_key: str = "max_corpus_mb"   # the setting that bounds CLI files (named in messages)
 
     def __post_init__(self):
         if self.max_parallel_jobs == 0:
             object.__setattr__(self, "max_parallel_jobs", _cores())
+        # unset: the global limit, filled in so that every reader sees a number
+        if self.max_params_per_person is None:
+            object.__setattr__(self, "max_params_per_person", self.max_params)
+        if self.max_epochs_per_person is None:
+            object.__setattr__(self, "max_epochs_per_person", self.max_epochs)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -91,24 +109,38 @@ def config_path(home: str | Path | None = None) -> Path:
     return Path(home) if home else default_home()
 
 
-def load_limits(home: str | Path | None = None) -> Limits:
-    """The limits from $LMCORE_CONFIG, else <home>/lmcore.toml, else the defaults."""
+def read_settings(home: str | Path | None = None) -> tuple[Path, dict] | None:
+    """($LMCORE_CONFIG, else <home>/lmcore.toml; its parsed tables), or None when there is no such file.
+    A top-level key other than TABLES is an error."""
     path = config_path(home)
     if not os.environ.get(CONFIG_ENV):
         path = path / CONFIG_NAME
         if not os.path.lexists(path):
-            return Limits()
+            return None
     data = _read_toml(path)
+    unknown = sorted(set(data) - set(TABLES))
+    if unknown:
+        raise LimitError(f"{path}: unknown setting(s) {', '.join(unknown)}; lmcore.toml may hold the tables "
+                         + ", ".join(f"[{t}]" for t in TABLES))
+    return path, data
+
+
+def load_limits(home: str | Path | None = None) -> Limits:
+    """The limits from $LMCORE_CONFIG, else <home>/lmcore.toml, else the defaults."""
+    settings = read_settings(home)
+    if settings is None:
+        return Limits()
+    path, data = settings
     table = data.get("limits", {})
     allowed = list(RANGES)
-    unknown = sorted(set(data) - {"limits"}) + (sorted(set(table) - set(allowed)) if isinstance(table, dict) else [])
+    unknown = sorted(set(table) - set(allowed)) if isinstance(table, dict) else []
     if not isinstance(table, dict) or unknown:
         raise LimitError(f"{path}: unknown setting(s) {', '.join(unknown) or 'limits'}; a [limits] table may set "
                          + ", ".join(allowed))
     values = {key: _checked(path, key, table[key]) for key in allowed if key in table}
     if "max_upload_mb" in values and "max_corpus_mb" not in values:  # written when it bounded the CLI too
         values.update(max_corpus_mb=values["max_upload_mb"], corpus_key="max_upload_mb")
-    return replace(Limits(), **values, source=str(path))
+    return Limits(**values, source=str(path))  # not replace(Limits()): the per-person ones follow the global
 
 
 def _read_toml(path: Path) -> dict:
@@ -141,16 +173,25 @@ def _checked(path: Path, key: str, value) -> int | float:
     return value
 
 
-def check_model(params: int, limits: Limits) -> None:
-    if params > limits.max_params:
-        raise LimitError(f"the model has {params:,} parameters, over this server's limit of {limits.max_params:,} "
-                         f"(max_params in {limits.where()}); use fewer units, layers or a smaller vocabulary")
+def check_model(params: int, limits: Limits, per_person: bool = False) -> None:
+    """per_person: against max_params_per_person (a student's run), else the server's max_params."""
+    key = "max_params_per_person" if per_person else "max_params"
+    allowed = getattr(limits, key)
+    if params > allowed:
+        raise LimitError(f"the model has {params:,} parameters, over {_whose(per_person)} limit of {allowed:,} "
+                         f"({key} in {limits.where()}); use fewer units, layers or a smaller vocabulary")
 
 
-def check_epochs(epochs: int, limits: Limits) -> None:
-    if epochs > limits.max_epochs:
-        raise LimitError(f"{epochs} epochs is over this server's limit of {limits.max_epochs} "
-                         f"(max_epochs in {limits.where()})")
+def check_epochs(epochs: int, limits: Limits, per_person: bool = False) -> None:
+    """per_person: against max_epochs_per_person (a student's run), else the server's max_epochs."""
+    key = "max_epochs_per_person" if per_person else "max_epochs"
+    allowed = getattr(limits, key)
+    if epochs > allowed:
+        raise LimitError(f"{epochs} epochs is over {_whose(per_person)} limit of {allowed} ({key} in {limits.where()})")
+
+
+def _whose(per_person: bool) -> str:
+    return "this server's per-person" if per_person else "this server's"
 
 
 def check_source_size(source: str, limits: Limits) -> None:

@@ -8,14 +8,14 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from lmcore.cli import inspect, models, runs, sweep, train
+from lmcore.cli import classroom, inspect, models, runs, sweep, train
 from lmcore.corpus.reading import CorpusError
 from lmcore.paths import default_home
 from lmcore.runs.executors import set_executor
 from lmcore.runs.service import mark_interrupted
 from lmcore.runs.store import RunStore
 
-GROUPS = (train, models, runs, inspect, sweep)
+GROUPS = (train, models, runs, inspect, sweep, classroom)
 COMMANDS = {name: cmd for group in GROUPS for name, cmd in group.COMMANDS.items()}
 
 
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_parsers(command)
     inspect.add_parsers(command, home)
     sweep.add_parsers(command)
+    classroom.add_parsers(command)
     return parser
 
 
