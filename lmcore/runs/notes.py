@@ -5,12 +5,16 @@ started with: a rename is a column of its own that catalog.run_name prefers.
 
 A run that is queued or training cannot be archived: it would vanish from the Train page's list, the one place
 where it is stopped. Resuming an archived run brings it back (lmcore.runs.service clears the flag).
+
+Every write takes the `person` who asks: one who may not change the run (lmcore.runs.people) is refused with
+NotYours before anything is written; None (a single laptop) may change any run.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 
+from lmcore.runs.people import Person, check_can_change
 from lmcore.runs.store import ACTIVE, Run, RunStore
 from lmcore.values import check_text
 
@@ -63,58 +67,62 @@ def split_tags(text: str) -> list[str]:
 
 
 # --- writes ---------------------------------------------------------------------------------------------------
-def _get(store: RunStore, run_id: int) -> Run:
+def _get(store: RunStore, run_id: int, person: Person | None = None, action: str = "change") -> Run:
+    """The run, once it exists and the person (if named) may change it."""
     run = store.get_run(run_id)
     if run is None:
         raise ValueError(f"no run {run_id} in {store.home}")
+    if person is not None:
+        check_can_change(person, run, action)
     return run
 
 
-def _write(store: RunStore, run_id: int, **fields) -> Run:
-    _get(store, run_id)
+def _write(store: RunStore, run_id: int, person: Person | None, action: str, **fields) -> Run:
+    _get(store, run_id, person, action)
     written = store.annotate(run_id, **fields)
     if written is None:  # deleted between the two
         raise ValueError(f"no run {run_id} in {store.home}")
     return written
 
 
-def rename(store: RunStore, run_id: int, name: str) -> Run:
+def rename(store: RunStore, run_id: int, name: str, person: Person | None = None) -> Run:
     """Give a run a name of its own ('' : back to its config's name); its config keeps the one it started with."""
-    return _write(store, run_id, display_name=normal_name(name))
+    return _write(store, run_id, person, "rename", display_name=normal_name(name))
 
 
-def set_note(store: RunStore, run_id: int, text: str) -> Run:
-    return _write(store, run_id, note=normal_note(text))
+def set_note(store: RunStore, run_id: int, text: str, person: Person | None = None) -> Run:
+    return _write(store, run_id, person, "annotate", note=normal_note(text))
 
 
-def set_tags(store: RunStore, run_id: int, tags: Iterable[str]) -> Run:
-    return _write(store, run_id, tags=normal_tags(tags))
+def set_tags(store: RunStore, run_id: int, tags: Iterable[str], person: Person | None = None) -> Run:
+    return _write(store, run_id, person, "tag", tags=normal_tags(tags))
 
 
-def add_tags(store: RunStore, run_id: int, tags: Iterable[str]) -> Run:
+def add_tags(store: RunStore, run_id: int, tags: Iterable[str], person: Person | None = None) -> Run:
     """The run's tags and these (read and written in one transaction: a tag added meanwhile is kept)."""
     new = normal_tags(tags)
-    return _write(store, run_id, tags=lambda now: normal_tags((*now, *new)))
+    return _write(store, run_id, person, "tag", tags=lambda now: normal_tags((*now, *new)))
 
 
-def remove_tags(store: RunStore, run_id: int, tags: Iterable[str]) -> Run:
+def remove_tags(store: RunStore, run_id: int, tags: Iterable[str], person: Person | None = None) -> Run:
     """The run's tags without these (a tag it does not have is no error)."""
     gone = set(normal_tags(tags))
-    return _write(store, run_id, tags=lambda now: tuple(t for t in now if t not in gone))
+    return _write(store, run_id, person, "untag", tags=lambda now: tuple(t for t in now if t not in gone))
 
 
 def keep(store: RunStore, run_id: int, name: str | None = None, note: str | None = None,
-         tags: Iterable[str] | None = None) -> Run:
+         tags: Iterable[str] | None = None, person: Person | None = None) -> Run:
     """Set any of a run's name, note and tags at once (the Train page's editor): every value is checked before
     any is written, then all are written in one transaction."""
     values = {k: v for k, v in (("display_name", None if name is None else normal_name(name)),
                                 ("note", None if note is None else normal_note(note)),
                                 ("tags", None if tags is None else normal_tags(tags))) if v is not None}
-    return _write(store, run_id, **values) if values else _get(store, run_id)
+    return _write(store, run_id, person, "change", **values) if values else _get(store, run_id, person, "change")
 
 
-def archive(store: RunStore, run_id: int) -> Run:
+def archive(store: RunStore, run_id: int, person: Person | None = None) -> Run:
     """Hide a finished (or stopped, failed, …) run from the lists; refused while it is queued or training."""
+    _get(store, run_id, person, "archive")
     written = store.annotate(run_id, unless=ACTIVE, archived=True)  # the status checked in the same transaction
     if written is None:
         run = _get(store, run_id)
@@ -123,8 +131,8 @@ def archive(store: RunStore, run_id: int) -> Run:
     return written
 
 
-def unarchive(store: RunStore, run_id: int) -> Run:
-    return _write(store, run_id, archived=False)
+def unarchive(store: RunStore, run_id: int, person: Person | None = None) -> Run:
+    return _write(store, run_id, person, "unarchive", archived=False)
 
 
 # --- reads ----------------------------------------------------------------------------------------------------

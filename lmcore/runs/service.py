@@ -9,6 +9,11 @@ is claimed leaves it resumable (`interrupted`, with the reason) whenever its las
 The checks (`check`): every field of the config, the deployment's limits (epochs, parameters, queue, corpus
 size), the device, the corpus readable and long enough for batch × τ, and the output folder. They run for
 every run of a batch (the Train page's lineup, a sweep's grid) before any is recorded.
+
+Who (`person`, lmcore.runs.people): a run records the person who made it as its owner (the machine's owner when
+no one is named). Stop, resume and delete given a person check that they may change the run before anything
+is written (NotYours); a person who is not an instructor is also held to the per-person limits. A caller that
+names no one keeps the single-laptop behaviour: anyone may change anything, and only the global limits hold.
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ from lmcore.limits import LimitError, Limits, check_epochs, check_model, check_s
 from lmcore.nn.architectures import count_params
 from lmcore.runs import jobs
 from lmcore.runs.executors import current_executor
+from lmcore.runs.fairshare import fair_order, training_counts
+from lmcore.runs.people import Person, check_can_change, machine_owner, mine
 from lmcore.runs.store import ACTIVE, NoFreeSlot, RunStore
 from lmcore.training.config import RunConfig
 from lmcore.training.device import resolve_device
@@ -46,28 +53,37 @@ def validate(cfg: RunConfig) -> None:
 
 
 def check(store: RunStore, configs: list[RunConfig], limits: Limits | None = None, corpus: Corpus | None = None,
-          queueing: bool = True) -> dict[str, Corpus]:
+          queueing: bool = True, person: Person | None = None) -> dict[str, Corpus]:
     """Refuse, naming the run and the rule, any run of the batch that cannot train here; returns the corpora
     read (by source) so a caller that trains at once need not read them again. corpus: one already read
-    for these configs (the pages have it); otherwise each distinct corpus is read here."""
+    for these configs (the pages have it); otherwise each distinct corpus is read here. person: who adds
+    them, held to the per-person limits unless an instructor."""
     limits = limits or load_limits(store.home)
+    per_person = person is not None and not person.instructor
     corpora: dict[str, Corpus] = {}
     for i, cfg in enumerate(configs):
         try:
             validate(cfg)
             check_epochs(cfg.train.epochs, limits)
+            if per_person:
+                check_epochs(cfg.train.epochs, limits, per_person=True)
             check_device(cfg.train.device)
             key = spec_fingerprint(cfg.corpus)
             if key not in corpora:
                 check_source_size(cfg.corpus.source, limits)
                 corpora[key] = corpus if corpus is not None else load_corpus(cfg.corpus)
-            check_model(count_params(cfg.with_vocab(len(corpora[key].vocab)).model), limits)
+            params = count_params(cfg.with_vocab(len(corpora[key].vocab)).model)
+            check_model(params, limits)
+            if per_person:
+                check_model(params, limits, per_person=True)
             check_fits(corpora[key], cfg.train)
         except ValueError as err:
             which = f"run {i + 1}" + (f" ({cfg.name})" if cfg.name else "")  # as the Train page numbers its runs
             raise type(err)(f"{which}: {err}" if len(configs) > 1 else str(err)) from None
     if queueing:
         check_queue_room(store, len(configs), limits)
+    if per_person:
+        check_person_room(store, person, len(configs), limits)
     return corpora
 
 
@@ -86,6 +102,16 @@ def check_queue_room(store: RunStore, adding: int, limits: Limits) -> None:
                          f"{limits.max_queued_runs} in {limits.where()}); try again when some have finished")
 
 
+def check_person_room(store: RunStore, person: Person, adding: int, limits: Limits) -> None:
+    """The person's runs queued, starting and training, with these, within max_active_runs_per_person."""
+    active = len(mine(store.list_runs(ACTIVE), person))
+    if active + adding > limits.max_active_runs_per_person:
+        what = f"{adding} more do" if adding > 1 else "another does"
+        raise LimitError(f"you have {active} runs queued or training and {what} not fit (max_active_runs_per_person"
+                         f" = {limits.max_active_runs_per_person} in {limits.where()}); wait for one to end or stop "
+                         "one")
+
+
 def check_out_folder(out: Path) -> None:
     """A folder for checkpoints (train --out): a directory we can write, or one we can make."""
     if out.exists() and not out.is_dir():
@@ -102,38 +128,47 @@ def _slots_full(full: NoFreeSlot, limits: Limits) -> LimitError:
 
 # --- start ----------------------------------------------------------------------------------------------
 def queue(store: RunStore, configs: list[RunConfig], limits: Limits | None = None, corpus: Corpus | None = None,
-          sweep: tuple[str, dict] | None = None, start: bool = True) -> list[int]:
-    """Check every run, then queue them all (as one sweep, named and specified by `sweep`); returns their ids.
-    The queue starts them as slots free up (pump)."""
+          sweep: tuple[str, dict] | None = None, start: bool = True, person: Person | None = None) -> list[int]:
+    """Check every run, then queue them all (as one sweep, named and specified by `sweep`), owned by `person`
+    (None: the machine's owner); returns their ids. The queue starts them as slots free up (pump)."""
     limits = limits or load_limits(store.home)
-    corpora = check(store, configs, limits, corpus)
-    sweep_id = store.create_sweep(*sweep) if sweep else None
+    corpora = check(store, configs, limits, corpus, person=person)
+    owner = _owner(person)
+    sweep_id = store.create_sweep(*sweep, **owner) if sweep else None
     ids = [store.create_run(cfg.with_vocab(len(corpora[spec_fingerprint(cfg.corpus)].vocab)).to_dict(),
-                            sweep_id=sweep_id) for cfg in configs]
+                            sweep_id=sweep_id, **owner) for cfg in configs]
     if start:
         pump(store)
     return ids
 
 
 def start_here(store: RunStore, cfg: RunConfig, limits: Limits | None = None,
-               out: Path | None = None) -> tuple[int, Corpus]:
-    """A run trained in this process (the CLI's train): checked, then its row created `running` with this pid
-    in the same transaction as the slot check, so processes started together cannot all pass it."""
+               out: Path | None = None, person: Person | None = None) -> tuple[int, Corpus]:
+    """A run trained in this process (the CLI's train), owned by `person` (None: the machine's owner): checked,
+    then its row created `running` with this pid in the same transaction as the slot check, so processes
+    started together cannot all pass it."""
     limits = limits or load_limits(store.home)
     if out is not None:
         check_out_folder(out)
-    corpus = next(iter(check(store, [cfg], limits, queueing=False).values()))
+    corpus = next(iter(check(store, [cfg], limits, queueing=False, person=person).values()))
     cfg = cfg.with_vocab(len(corpus.vocab))
     try:
         run_id = store.create_run(cfg.to_dict(), status="running", max_training=limits.max_parallel_jobs,
-                                  pid=os.getpid())
+                                  pid=os.getpid(), **_owner(person))
     except NoFreeSlot as full:
         raise _slots_full(full, limits) from None
     return run_id, corpus
 
 
+def _owner(person: Person | None) -> dict:
+    """The owner columns of a new run or sweep: the person's, or the machine owner's when no one is named."""
+    person = person or machine_owner()
+    return {"owner": person.id, "owner_name": person.name}
+
+
 def pump(store: RunStore, max_parallel: int | None = None, executor=None) -> list[int]:
-    """Start queued runs while fewer than max_parallel are training; returns the ids started.
+    """Start queued runs while fewer than max_parallel are training, people in turn (fairshare.fair_order);
+    returns the ids started.
 
     executor: where the jobs run (runs.executors; default: local processes, or $LMCORE_EXECUTOR)."""
     executor = executor or current_executor()
@@ -143,7 +178,8 @@ def pump(store: RunStore, max_parallel: int | None = None, executor=None) -> lis
     mark_interrupted(store)
     max_parallel = max_parallel or load_limits(store.home).max_parallel_jobs
     started = []
-    for run in store.list_runs(("queued",)):
+    active = store.list_runs(ACTIVE)
+    for run in fair_order([r for r in active if r.status == "queued"], training_counts(active)):
         try:
             # started_at now: a resumed run's old one would make its new process look like a reused pid
             if not store.claim(run.id, "queued", "starting", max_training=max_parallel, started_at=time.time()):
@@ -271,16 +307,15 @@ class Resumed:
 
 def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: int | None = None,
            time_budget: float | None = None, device: str | None = None, start: bool = True,
-           limits: Limits | None = None, here: bool = False) -> Resumed:
+           limits: Limits | None = None, here: bool = False, person: Person | None = None) -> Resumed:
     """Queue a stopped, interrupted or finished run again (here: claim it `running` for this process, with
     a training slot, in one transaction); its job carries on from last.pt.
 
     epochs: the new total; by default the run's own, or one more when it has trained them all (or none
     more when it was killed in its final test evaluation). max_steps, time_budget, device: the run's own
-    unless given (a run recorded on a GPU may go on on the CPU)."""
-    run = store.get_run(run_id)
-    if run is None:
-        raise ValueError(f"no run {run_id} in {store.home}")
+    unless given (a run recorded on a GPU may go on on the CPU). person: who asks (NotYours unless they may
+    change the run); it stays its owner's."""
+    run = _changeable(store, run_id, person, "resume")
     if not resumable(store, run):
         what = "is still active" if run.status in ACTIVE else f"is {run.status}"
         hint = "; train it again with a smaller learning rate" if run.status == "diverged" else ""
@@ -289,7 +324,7 @@ def resume(store: RunStore, run_id: int, epochs: int | None = None, max_steps: i
     position = jobs.resume_point(store, run_id)
     cfg = _resumed_config(run, position, epochs, max_steps, time_budget, device)
     limits = limits or load_limits(store.home)  # read once: the checks and the slot claim below
-    corpus = next(iter(check(store, [cfg], limits, queueing=not here).values()))
+    corpus = next(iter(check(store, [cfg], limits, queueing=not here, person=person).values()))
     at = f"step {position['step']}" if position else "the start (it had no checkpoint to resume from)"
     _claim_resumed(store, run, cfg, limits, here, message=f"resumed from {at}")
     if position is None:  # only once the resume is accepted
@@ -342,11 +377,20 @@ def requeue_failed(store: RunStore, run_id: int, why: str) -> bool:
 
 
 # --- stop and delete -----------------------------------------------------------------------------------------
-def stop(store: RunStore, run_id: int) -> str:
-    """A queued run is stopped at once; a running one finishes its step, saves and stops. Returns what happened."""
+def _changeable(store: RunStore, run_id: int, person: Person | None, action: str):
+    """The run, once it exists and the person (if named) may change it; NotYours before anything is written."""
     run = store.get_run(run_id)
     if run is None:
         raise ValueError(f"no run {run_id} in {store.home}")
+    if person is not None:
+        check_can_change(person, run, action)
+    return run
+
+
+def stop(store: RunStore, run_id: int, person: Person | None = None) -> str:
+    """A queued run is stopped at once; a running one finishes its step, saves and stops. Returns what happened.
+    person: who asks (NotYours unless they may change the run)."""
+    run = _changeable(store, run_id, person, "stop")
     if run.status not in ACTIVE:
         raise ValueError(f"run {run_id} is {run.status}, not training")
     if store.claim(run_id, "queued", "stopped", message="stopped before it started", finished_at=time.time()):
@@ -355,11 +399,10 @@ def stop(store: RunStore, run_id: int) -> str:
     return "stop requested; it saves its checkpoint and ends after this step"
 
 
-def delete(store: RunStore, run_id: int) -> list[Path]:
-    """Remove a run that is not training: its checkpoint files, its folder and its rows. Returns what was removed."""
-    run = store.get_run(run_id)
-    if run is None:
-        raise ValueError(f"no run {run_id} in {store.home}")
+def delete(store: RunStore, run_id: int, person: Person | None = None) -> list[Path]:
+    """Remove a run that is not training: its checkpoint files, its folder and its rows. Returns what was removed.
+    person: who asks (NotYours unless they may change the run)."""
+    run = _changeable(store, run_id, person, "delete")
     if run.status in ACTIVE:
         raise ValueError(f"run {run_id} is {run.status}: stop it first")
     own, removed = store.run_dir(run_id), []

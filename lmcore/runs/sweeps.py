@@ -6,7 +6,9 @@ Nothing here trains: `submit_sweep` queues one run per grid point and lets the q
 each run is still its own process and the queue's parallel limit applies. `resume_sweep` queues again
 the runs that did not finish (stopped, interrupted, failed, or never started) and leaves finished ones.
 `submit_sweep` refuses a grid identical to a sweep that is still running or queued (DuplicateSweepError),
-so a second click or a second terminal does not train the same runs twice.
+so a second click or a second terminal does not train the same runs twice; given a person, only among their
+own sweeps (a class may all run the exercise's grid). resume_sweep and stop_sweep given a person refuse with
+NotYours unless they may change the sweep (lmcore.runs.people), before any run is touched.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from lmcore.corpus.dataset import Corpus
 from lmcore.limits import Limits, load_limits
 from lmcore.nn.architectures import ARCHS
 from lmcore.runs import service
+from lmcore.runs.people import Person, check_can_change
 from lmcore.runs.store import ACTIVE, RunStore
 from lmcore.training.config import RunConfig
 
@@ -105,13 +108,14 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
 
 
 def submit_sweep(store: RunStore, spec: SweepSpec, start: bool = True, limits: Limits | None = None,
-                 corpus: Corpus | None = None) -> int:
-    """Record the sweep and queue all its runs (the service checks every one before any is queued); returns
-    its id. corpus: the grid's corpus when already read (the pages have it); else the service reads it."""
+                 corpus: Corpus | None = None, person: Person | None = None) -> int:
+    """Record the sweep and queue all its runs (the service checks every one before any is queued), owned by
+    `person` (None: the machine's owner); returns its id. corpus: the grid's corpus when already read (the pages
+    have it); else the service reads it."""
     configs = expand(spec)
-    refuse_duplicate(store, spec)
+    refuse_duplicate(store, spec, person)
     ids = service.queue(store, configs, limits, corpus, sweep=(spec.name or default_name(spec), spec.to_dict()),
-                        start=start)
+                        start=start, person=person)
     return store.get_run(ids[0]).sweep_id
 
 
@@ -126,14 +130,15 @@ def grid_key(spec: SweepSpec) -> frozenset[str]:
     return frozenset(point(cfg) for cfg in expand(spec))
 
 
-def running_twin(store: RunStore, spec: SweepSpec) -> dict | None:
-    """The sweep (its store row) with this grid that still has a run queued, starting or running, if any."""
+def running_twin(store: RunStore, spec: SweepSpec, person: Person | None = None) -> dict | None:
+    """The sweep (its store row) with this grid that still has a run queued, starting or running, if any;
+    given a person, only among their own sweeps."""
     active = {r.sweep_id for r in store.list_runs(ACTIVE) if r.sweep_id is not None}
     if not active:
         return None
     key = grid_key(spec)
     for sweep in store.list_sweeps():
-        if sweep["id"] in active:
+        if sweep["id"] in active and (person is None or sweep["owner"] == person.id):
             try:
                 if grid_key(SweepSpec.from_dict(sweep["spec"])) == key:
                     return sweep
@@ -142,9 +147,10 @@ def running_twin(store: RunStore, spec: SweepSpec) -> dict | None:
     return None
 
 
-def refuse_duplicate(store: RunStore, spec: SweepSpec) -> None:
-    """Raise DuplicateSweepError naming the running sweep when this grid is already training."""
-    twin = running_twin(store, spec)
+def refuse_duplicate(store: RunStore, spec: SweepSpec, person: Person | None = None) -> None:
+    """Raise DuplicateSweepError naming the running sweep when this grid is already training (given a person:
+    one of theirs)."""
+    twin = running_twin(store, spec, person)
     if twin is not None:
         p = progress(store, twin["id"])
         raise DuplicateSweepError(
@@ -200,20 +206,20 @@ def progress_text(p: dict) -> str:
     return " · ".join(parts)
 
 
-def resume_sweep(store: RunStore, sweep_id: int, start: bool = True, limits: Limits | None = None) -> list[int]:
+def resume_sweep(store: RunStore, sweep_id: int, start: bool = True, limits: Limits | None = None,
+                 person: Person | None = None) -> list[int]:
     """Queue again the runs that did not finish; done (and diverged) runs are left as they are.
 
     Stopped and interrupted runs carry on from their last.pt (or start afresh without one) to their own
     planned end, max-steps included; failed runs are queued as they were (their job resumes from last.pt
-    if the failure came after a checkpoint). Returns the ids queued; pumps the queue once."""
-    if store.get_sweep(sweep_id) is None:
-        raise ValueError(f"no sweep {sweep_id} in {store.home}")
+    if the failure came after a checkpoint). Returns the ids queued; pumps the queue once. person: who asks."""
+    _changeable(store, sweep_id, person, "resume")
     limits = limits or load_limits(store.home)
     queued = []
     for run in sweep_runs(store, sweep_id):
         if run.status in ("stopped", "interrupted"):
             service.resume(store, run.id, epochs=run.cfg.train.epochs, max_steps=run.cfg.train.max_steps or None,
-                           start=False, limits=limits)
+                           start=False, limits=limits, person=person)
             queued.append(run.id)
         elif run.status == "failed" and service.requeue_failed(store, run.id, "queued again by the sweep's resume"):
             queued.append(run.id)
@@ -223,13 +229,25 @@ def resume_sweep(store: RunStore, sweep_id: int, start: bool = True, limits: Lim
     return queued
 
 
-def stop_sweep(store: RunStore, sweep_id: int) -> list[int]:
-    """Stop every active run of the sweep (queued ones at once, running ones after their step)."""
+def _changeable(store: RunStore, sweep_id: int, person: Person | None, action: str) -> dict:
+    """The sweep's row, once it exists and the person (if named) may change it."""
+    sweep = store.get_sweep(sweep_id)
+    if sweep is None:
+        raise ValueError(f"no sweep {sweep_id} in {store.home}")
+    if person is not None:
+        check_can_change(person, sweep, action)
+    return sweep
+
+
+def stop_sweep(store: RunStore, sweep_id: int, person: Person | None = None) -> list[int]:
+    """Stop every active run of the sweep (queued ones at once, running ones after their step). person: who
+    asks (NotYours, before any run is stopped, unless they may change the sweep)."""
+    _changeable(store, sweep_id, person, "stop")
     stopped = []
     for run in sweep_runs(store, sweep_id):
         if run.status in ACTIVE:
             try:
-                service.stop(store, run.id)
+                service.stop(store, run.id, person=person)
             except ValueError:
                 continue  # it ended meanwhile
             stopped.append(run.id)
