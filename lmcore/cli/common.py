@@ -1,16 +1,30 @@
-"""What every command group of the CLI shares: the corpus flags, argparse types, strict JSON lines, and
-finding a run or a checkpoint from what a user typed."""
+"""What every command group of the CLI shares: the corpus flags, argparse types, strict JSON lines, finding a run
+or a checkpoint from what a user typed, and who the CLI acts as."""
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lmcore.corpus.dataset import BUILTIN_PREFIX, CorpusSpec
 from lmcore.corpus.tokenize import TOKENIZERS
 from lmcore.paths import DEMO_DIR
+from lmcore.runs.people import Person, machine_owner
 from lmcore.runs.store import RunStore
+
+
+@contextmanager
+def as_machine_owner() -> Iterator[Person]:
+    """The person every command that starts or changes a run acts as: the machine's owner, an instructor (the
+    data folder is theirs anyway). Once the action has gone through, one line on stderr says so (a refused one
+    keeps its single error line)."""
+    person = machine_owner()
+    yield person
+    print(f"acting as the machine's owner ({person.id}): may change every run", file=sys.stderr)
 
 
 def add_corpus_flags(p: argparse.ArgumentParser) -> None:

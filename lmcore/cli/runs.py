@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lmcore.cli.common import find_run, json_line
+from lmcore.cli.common import as_machine_owner, find_run, json_line
 from lmcore.runs import notes, service
 from lmcore.runs.catalog import run_label, run_name
 from lmcore.runs.store import RunStore
@@ -78,7 +78,8 @@ def cmd_runs(a) -> int:
 def cmd_stop(a) -> int:
     store = RunStore(a.home)
     run_id = find_run(store, a.run)
-    print(f"run {run_id}: {service.stop(store, run_id)}")
+    with as_machine_owner() as me:
+        print(f"run {run_id}: {service.stop(store, run_id, person=me)}")
     return 0
 
 
@@ -91,7 +92,8 @@ def cmd_delete(a) -> int:
         if input(f"delete run {run_id} and its checkpoints for good? [y/N] ").strip().lower() not in ("y", "yes"):
             print("kept")
             return 0
-    removed = service.delete(store, run_id)
+    with as_machine_owner() as me:
+        removed = service.delete(store, run_id, person=me)
     print(f"run {run_id} deleted" + (f" ({len(removed)} folder(s) or file(s) removed)" if removed else ""))
     return 0
 
@@ -103,7 +105,8 @@ def cmd_rename(a) -> int:
         raise ValueError("give the new name, or --clear to go back to the config's name")
     if a.name and a.clear:
         raise ValueError("give a name or --clear, not both")
-    run = notes.rename(store, run_id, "" if a.clear else a.name)
+    with as_machine_owner() as me:
+        run = notes.rename(store, run_id, "" if a.clear else a.name, person=me)
     print(f"run {run_id} is now named {run_name(run)}" + ("" if run.display_name else " (its config's name)"))
     return 0
 
@@ -116,7 +119,8 @@ def cmd_note(a) -> int:
     if a.text is None and not a.clear:
         print(store.get_run(run_id).note)
         return 0
-    run = notes.set_note(store, run_id, "" if a.clear else a.text)
+    with as_machine_owner() as me:
+        run = notes.set_note(store, run_id, "" if a.clear else a.text, person=me)
     print(f"run {run_id}: " + ("note set" if run.note else "no note"))
     return 0
 
@@ -130,7 +134,8 @@ def cmd_tag(a) -> int:
             raise ValueError("name the tags to remove")
         print(", ".join(store.get_run(run_id).tags))
         return 0
-    run = (notes.remove_tags if a.remove else notes.add_tags)(store, run_id, tags)
+    with as_machine_owner() as me:
+        run = (notes.remove_tags if a.remove else notes.add_tags)(store, run_id, tags, person=me)
     print(f"run {run_id}: tags " + (", ".join(run.tags) or "(none)"))
     return 0
 
@@ -138,7 +143,8 @@ def cmd_tag(a) -> int:
 def cmd_archive(a) -> int:
     store = RunStore(a.home)
     run_id = find_run(store, a.run)
-    run = notes.unarchive(store, run_id) if a.undo else notes.archive(store, run_id)
+    with as_machine_owner() as me:
+        run = notes.unarchive(store, run_id, person=me) if a.undo else notes.archive(store, run_id, person=me)
     print(f"{run_label(run)}: " + ("archived (python -m lmcore runs --all lists it)" if run.archived
                                    else "shown again"))
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from lmcore.cli.common import add_corpus_flags, corpus_spec, json_line
+from lmcore.cli.common import add_corpus_flags, as_machine_owner, corpus_spec, json_line
 from lmcore.limits import load_limits
 from lmcore.nn.architectures import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params
 from lmcore.runs import service, sweeps
@@ -69,7 +69,8 @@ def _spec(a):
 def cmd_sweep(a) -> int:
     store = RunStore(a.home)
     if a.resume is not None:
-        queued = sweeps.resume_sweep(store, a.resume)
+        with as_machine_owner() as me:
+            queued = sweeps.resume_sweep(store, a.resume, person=me)
         sweep_id = a.resume
         if a.json:
             print(json_line({"event": "resumed", "sweep_id": sweep_id, "queued": queued}), flush=True)
@@ -90,7 +91,8 @@ def cmd_sweep(a) -> int:
             if not a.json:
                 print(f"{len(configs)} runs", file=sys.stderr)
             return 0
-        sweep_id = sweeps.submit_sweep(store, spec, limits=limits, corpus=corpus)
+        with as_machine_owner() as me:
+            sweep_id = sweeps.submit_sweep(store, spec, limits=limits, corpus=corpus, person=me)
         ids = [r.id for r in sweeps.sweep_runs(store, sweep_id)]
         if a.json:
             print(json_line({"event": "queued", "sweep_id": sweep_id, "runs": ids}), flush=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from lmcore.cli.common import add_corpus_flags, corpus_spec, find_run, json_line
+from lmcore.cli.common import add_corpus_flags, as_machine_owner, corpus_spec, find_run, json_line
 from lmcore.corpus.loading import load_corpus
 from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, BACKENDS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig
 from lmcore.runs import service
@@ -117,7 +117,8 @@ def _train_new(a) -> int:
               "device lacks; training in float32", file=sys.stderr)
     store = RunStore(a.home)
     out = Path(a.out) if a.out else None
-    run_id, corpus = service.start_here(store, cfg, out=out)  # every check, then the slot and the row at once
+    with as_machine_owner() as me:  # every check, then the slot and the row at once
+        run_id, corpus = service.start_here(store, cfg, out=out, person=me)
     if getattr(a, "dist_info", None) is not None:  # torchrun: the other ranks wait for this run id
         distributed.from_rank0(run_id, a.dist_info)
         a.announced = True
@@ -169,8 +170,9 @@ def cmd_resume(a) -> int:
     store = RunStore(a.home)
     run_id = find_run(store, a.resume)
     # every check, then the run and a training slot claimed in one transaction
-    resumed = service.resume(store, run_id, epochs=a.epochs, max_steps=a.max_steps, time_budget=a.time_budget,
-                             device=a.device, here=True)
+    with as_machine_owner() as me:
+        resumed = service.resume(store, run_id, epochs=a.epochs, max_steps=a.max_steps, time_budget=a.time_budget,
+                                 device=a.device, here=True, person=me)
     cfg = replace(resumed.cfg, train=replace(resumed.cfg.train, threads=a.threads or resumed.cfg.train.threads))
     step = service.rewind_metrics(store, run_id)
     if not a.json:
