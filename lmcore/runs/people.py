@@ -70,7 +70,3 @@ def mine(runs: Iterable[Mapping], person: Person) -> list:
     """The runs (or sweeps) this person owns; legacy runs without an owner are nobody's."""
     return [r for r in runs if owner_of(r) == person.id]
 
-
-def owner_label(thing: Mapping) -> str:
-    """The owner's display name for lists and messages; never the identity."""
-    return thing.get("owner_name") or ("nobody (made before owners)" if not owner_of(thing) else "someone")
