@@ -14,10 +14,10 @@ the logits.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.output_loss import output_layer
 
 NO_WORD = -1  # a window position before the text starts: its embedding is zero
 
@@ -72,11 +72,9 @@ class FeedforwardLM(nn.Module):
         h = torch.tanh(self.hidden_layer(xs))
         return (torch.cat([h, xs], dim=-1) if self.cfg.direct else h), hidden
 
-    def forward(self, x: Tensor, hidden: Tensor | None = None, targets: Tensor | None = None, use_cells: bool = False):
-        """x: (T, B) token ids. Returns (logits (T, B, vocab), loss or None, the next chunk's state)."""
+    def forward(self, x: Tensor, hidden: Tensor | None = None, targets: Tensor | None = None, use_cells: bool = False,
+                need_logits: bool = True):
+        """x: (T, B) token ids. Returns (logits (T, B, vocab) or None, loss or None, the next chunk's state), as
+        RNNLM.forward does."""
         out, hidden = self.features(x, hidden)
-        logits = self.decoder(self.drop(out))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss, hidden
+        return (*output_layer(self.decoder, self.drop(out), targets, need_logits), hidden)

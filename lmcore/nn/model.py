@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig
 from lmcore.nn.cells import make_cell
 from lmcore.nn.feedforward import FeedforwardLM
+from lmcore.nn.output_loss import output_layer
 from lmcore.nn.unroll import compile_wanted, compiled_step, run_layer
 
 
@@ -120,14 +121,11 @@ class RNNLM(nn.Module):
         return h, torch.zeros_like(h)
 
     def forward(self, x: Tensor, hidden=None, targets: Tensor | None = None, use_cells: bool = False,
-                edits: dict | None = None):
-        """x: (T, B) token ids. Returns (logits (T, B, vocab), loss or None, final hidden). edits: see run_cells."""
+                edits: dict | None = None, need_logits: bool = True):
+        """x: (T, B) token ids. Returns (logits (T, B, vocab), loss or None, final hidden). edits: see run_cells.
+        need_logits=False (training, evaluation): the loss alone, the logits made a chunk at a time (None)."""
         out, hidden = self.features(x, hidden, use_cells, edits)
-        logits = self.decoder(self.drop(out))  # (T, B, vocab)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss, hidden
+        return (*output_layer(self.decoder, self.drop(out), targets, need_logits), hidden)
 
     def features(self, x: Tensor, hidden=None, use_cells: bool = False, edits: dict | None = None):
         """Embedding and recurrent stack without the output layer: (h of the top layer (T, B, H), hidden).

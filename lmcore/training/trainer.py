@@ -101,7 +101,7 @@ def evaluate(model: RNNLM, grid: torch.Tensor, bptt: int) -> float:
     model.eval()
     hidden, total, count = model.init_hidden(grid.size(1)), 0.0, 0
     for inputs, targets in bptt_chunks(grid, bptt):  # (τ, B) each
-        _, loss, hidden = model(inputs, hidden, targets)
+        _, loss, hidden = model(inputs, hidden, targets, need_logits=False)
         # on CUDA the sum stays on the device (float64: the same numbers as Python's floats), one copy at the end
         total += (loss.double() if grid.is_cuda else loss.item()) * targets.numel()
         count += targets.numel()
@@ -163,7 +163,8 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
                 group["lr"] = pos.lr
             hidden = detach_hidden(hidden)  # carry h across chunks, but not the graph
             with autocast():
-                _, loss, hidden = net(inputs, hidden, targets)  # loss: mean cross-entropy over the chunk's targets
+                # loss: mean cross-entropy over the chunk's targets, the logits made a chunk of rows at a time
+                _, loss, hidden = net(inputs, hidden, targets, need_logits=False)
             reader.add(loss)
             if reader.due() and not reader.read(pos, pos.step + 1, stopping):  # CPU: every step, before backward
                 break
