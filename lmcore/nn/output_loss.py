@@ -66,7 +66,10 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             grad.div_(n)
             low = grad.to(dtype)
             grad_h[start:start + rows] = torch.mm(low, weight.to(dtype))
-            grad_w += torch.mm(low.t(), h_c.to(dtype))
+            if dtype == grad_w.dtype:  # in place: no temporary of W's size
+                grad_w.addmm_(low.t(), h_c)
+            else:
+                grad_w += torch.mm(low.t(), h_c.to(dtype))
             if grad_b is not None:
                 grad_b += grad.sum(0)
         ctx.save_for_backward(grad_h, grad_w, grad_b if grad_b is not None else grad_h.new_empty(0))
@@ -78,6 +81,8 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss: Tensor):
         grad_h, grad_w, grad_b = ctx.saved_tensors
         scale = grad_loss.to(torch.float32)
+        if bool(scale == 1):  # the usual loss.backward(): hand over what forward made, no copy of W's size
+            return grad_h, grad_w.to(ctx.weight_dtype), grad_b.to(ctx.weight_dtype) if ctx.has_bias else None, None, None
         return (grad_h * scale.to(grad_h.dtype), (grad_w * scale).to(ctx.weight_dtype),
                 (grad_b * scale).to(ctx.weight_dtype) if ctx.has_bias else None, None, None)
 

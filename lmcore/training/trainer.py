@@ -162,13 +162,13 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
             for group in optimizer.param_groups:
                 group["lr"] = pos.lr
             hidden = detach_hidden(hidden)  # carry h across chunks, but not the graph
+            optimizer.zero_grad(set_to_none=True)  # before the forward: the last step's gradients are not held with it
             with autocast():
                 # loss: mean cross-entropy over the chunk's targets, the logits made a chunk of rows at a time
                 _, loss, hidden = net(inputs, hidden, targets, need_logits=False)
             reader.add(loss)
             if reader.due() and not reader.read(pos, pos.step + 1, stopping):  # CPU: every step, before backward
                 break
-            optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if train_cfg.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.clip)
