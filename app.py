@@ -10,6 +10,7 @@ import streamlit as st
 
 from appstate import get_store
 from appstate.figures import figure_controls
+from appstate.identity import identity_controls
 
 st.set_page_config(page_title="RNN LM Explorer", page_icon=":material/repeat:", layout="wide")
 # A new data folder opens on the lecture's tour, one with runs on its corpus; LMCORE_START_PAGE (lecture or corpus)
@@ -31,5 +32,6 @@ page = st.navigation([
     st.Page("views/bptt.py", title="BPTT by hand", icon=":material/calculate:"),
     st.Page("views/memory.py", title="Markov vs memory", icon=":material/memory:"),
 ], expanded=True)  # thirteen pages: Streamlit would fold the last three under "View more"
+identity_controls()  # who you are: signed in, or this browser's identity and name; the instructor's passphrase
 figure_controls()  # the sidebar's figure settings, the same for every page
 page.run()

@@ -1,4 +1,4 @@
-"""The data folder: its run store, opened once per server, and the deployment's limits.
+"""The data folder: its run store, opened once per server, and the deployment's limits and classroom.
 
 Light on purpose (no torch): every page opens the store, the Corpus page first of all."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ import threading
 import streamlit as st
 
 from appstate.text import md
+from lmcore.classroom import Classroom, load_classroom
 from lmcore.limits import LimitError, Limits, load_limits
 from lmcore.paths import default_home
 from lmcore.runs.store import RunStore
@@ -61,4 +62,18 @@ def limits() -> Limits:
         return _limits(str(default_home()))
     except LimitError as err:
         st.error(f"The limits file is not usable: {md(err)}")
+        st.stop()
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _classroom(home: str) -> Classroom:
+    return load_classroom(home)
+
+
+def classroom() -> Classroom:
+    """Who teaches: lmcore.toml's [classroom] (instructors, the passphrase's hash), re-read every 10 s."""
+    try:
+        return _classroom(str(default_home()))
+    except LimitError as err:
+        st.error(f"The classroom settings are not usable: {md(err)}")
         st.stop()
