@@ -1,5 +1,6 @@
 """Sweeps, for the Sweeps page: the grid its form describes, Start (refused while the same grid trains), the sweep
-shown (in the URL), its progress, Stop and Resume, and the tables of Greff et al. (2016)'s comparisons."""
+shown (in the URL), its progress, Stop and Resume, and the tables of Greff et al. (2016)'s comparisons. Start,
+Stop and Resume are done as the current person (appstate.identity): a sweep is its owner's or an instructor's."""
 from __future__ import annotations
 
 import sqlite3
@@ -8,11 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from appstate.home import get_store, limits
+from appstate.identity import current_person
 from appstate.text import md
 from lmcore.corpus.dataset import Corpus, CorpusSpec
 from lmcore.nn.architectures import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params, model_name
 from lmcore.runs import service
 from lmcore.runs import sweeps as grids
+from lmcore.runs.people import NotYours
 from lmcore.runs.catalog import corpus_name
 from lmcore.runs.reports import BLOWN_UP, change_from_reference, sweep_summary, sweep_table
 from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
@@ -57,8 +60,8 @@ def sizes(configs: list[RunConfig], corpus: Corpus) -> list[tuple[str, int]]:
 
 
 def running_twin(spec: grids.SweepSpec) -> dict | None:
-    """The sweep with this grid that is still training, if any."""
-    return grids.running_twin(get_store(), spec)
+    """The current person's sweep with this grid that is still training, if any (a class may all run one grid)."""
+    return grids.running_twin(get_store(), spec, current_person())
 
 
 def started_here(sweep: dict | None) -> bool:
@@ -74,7 +77,7 @@ def start_sweep(spec: grids.SweepSpec, corpus: Corpus) -> None:
     """Start's callback: it runs before the page, so the page then draws the button (disabled) and the new
     sweep from the store as it now is."""
     try:
-        sweep_id = grids.submit_sweep(get_store(), spec, limits=limits(), corpus=corpus)
+        sweep_id = grids.submit_sweep(get_store(), spec, limits=limits(), corpus=corpus, person=current_person())
     except grids.DuplicateSweepError as err:
         st.session_state[OUTCOME] = ("duplicate", str(err), err.sweep["id"])
     except (ValueError, OSError, sqlite3.Error) as err:
@@ -122,13 +125,16 @@ def snapshot(sweep_id: int) -> tuple[dict, pd.DataFrame]:
 
 
 def stop_sweep(sweep_id: int) -> None:
-    grids.stop_sweep(get_store(), sweep_id)
+    try:
+        grids.stop_sweep(get_store(), sweep_id, person=current_person())
+    except NotYours as err:
+        st.error(f"Not stopped: {md(err)}")
 
 
 def resume_sweep(sweep_id: int) -> bool:
     """Queue again the runs that did not finish; False (said on the page) when that was refused."""
     try:
-        grids.resume_sweep(get_store(), sweep_id, limits=limits())
+        grids.resume_sweep(get_store(), sweep_id, limits=limits(), person=current_person())
     except (ValueError, OSError, sqlite3.Error) as err:
         st.error(f"Not resumed: {md(err)}")
         return False

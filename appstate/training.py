@@ -1,7 +1,8 @@
 """Training runs, for the Train and Compare pages: the lineup built as the CLI builds it (presets.run_config),
 checked and queued through the run service, stopped, resumed and deleted; renamed, noted, tagged and archived
 through lmcore.runs.notes; their statuses, curves, history, and the tables that compare them with the n-gram
-baseline."""
+baseline. Every action is done as the current person (appstate.identity): a run that is not theirs is refused
+with NotYours, said on the page, before the store is touched; where their runs wait in the queue and why."""
 from __future__ import annotations
 
 import sqlite3
@@ -11,6 +12,7 @@ import streamlit as st
 
 from appstate.corpus import cached_text_sizes
 from appstate.home import get_store, limits
+from appstate.identity import current_person
 from appstate.text import md
 from appstate.widgets import reset_default, selected_run_ids, set_selected_run_ids
 from lmcore.corpus.dataset import Corpus, CorpusSpec
@@ -18,9 +20,11 @@ from lmcore.corpus.reading import CorpusError
 from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, MAX_WINDOW, count_params
 from lmcore.runs import notes, service
 from lmcore.runs.catalog import corpus_name, run_label, run_name
+from lmcore.runs.fairshare import queue_position
 from lmcore.runs.history import history_table
 from lmcore.runs.jobs import progress_text
 from lmcore.runs.notes import NAME_CHARS, NOTE_CHARS, TAGS_CHARS, all_tags, note_excerpt, tagged
+from lmcore.runs.people import NotYours, mine
 from lmcore.runs.reports import (LE_2015, add_bits, baseline_rows, best_runs, compare_table, distinct_specs,
                                  lecture_table, metrics_frame, mixed_tokenizers, readable_message, run_summary)
 from lmcore.runs.seeds import SeedGroup, group_curves, lecture_rows, seed_groups, summary_table
@@ -38,8 +42,8 @@ __all__ = [
     # this module's
     "all_runs", "archive_run", "broken_runs", "comparison", "curves_data", "grouped_curves",
     "seed_summary", "tokenizers_differ", "delete_run", "evaluated_runs",
-    "keep_run", "look_inside", "lineup_run", "queue_runs", "recipe", "reset_run_fields", "resumable", "resume_run",
-    "run_label", "run_name", "shown_runs", "stop_run",
+    "keep_run", "look_inside", "lineup_run", "queue_places", "queue_runs", "recipe", "reset_run_fields", "resumable",
+    "resume_run", "run_label", "run_name", "shown_runs", "stop_run",
 ]
 
 # a run's advanced fields on the Train page: URL name (with the run's number after it) -> ModelConfig / TrainConfig
@@ -77,7 +81,8 @@ def queue_runs(configs: list[RunConfig], corpus: Corpus, seeds: int = 1) -> None
     shows them."""
     store = get_store()
     try:
-        ids = service.queue(store, over_seeds(configs, seeds), limits(), corpus, start=False)
+        ids = service.queue(store, over_seeds(configs, seeds), limits(), corpus, start=False,
+                            person=current_person())
     except (ValueError, OSError, sqlite3.Error) as err:
         st.error(f"Not started: {md(err)}")
         return
@@ -112,14 +117,16 @@ def resumable(run: Run) -> bool:
 
 def stop_run(run: Run) -> None:
     try:
-        service.stop(get_store(), run.id)
+        service.stop(get_store(), run.id, person=current_person())
+    except NotYours as err:
+        st.error(f"#{run.id} not stopped: {md(err)}")
     except ValueError:
         pass  # it ended meanwhile: the next refresh shows how
 
 
 def resume_run(run: Run) -> None:
     try:
-        service.resume(get_store(), run.id, limits=limits())
+        service.resume(get_store(), run.id, limits=limits(), person=current_person())
     except (ValueError, OSError, sqlite3.Error) as err:
         st.error(f"#{run.id} not resumed: {md(err)}")
 
@@ -127,7 +134,7 @@ def resume_run(run: Run) -> None:
 def delete_run(run: Run) -> bool:
     """Delete a run and its checkpoints for good; False (said on the page) when it could not be."""
     try:
-        service.delete(get_store(), run.id)
+        service.delete(get_store(), run.id, person=current_person())
     except (ValueError, OSError, sqlite3.Error) as err:
         st.error(f"#{run.id} not deleted: {md(err)}")
         return False
@@ -138,7 +145,7 @@ def keep_run(run: Run, name: str, note: str, tags: str) -> bool:
     """Save what a person says about a run: its name ('' : its config's), note and tags (typed as 'a, b').
     Every value is checked before any is written; False (said on the page) when one is refused."""
     try:
-        notes.keep(get_store(), run.id, name, note, notes.split_tags(tags))
+        notes.keep(get_store(), run.id, name, note, notes.split_tags(tags), person=current_person())
     except (ValueError, OSError, sqlite3.Error) as err:
         st.error(f"#{run.id} not saved: {md(err)}")
         return False
@@ -149,11 +156,19 @@ def archive_run(run: Run, archived: bool = True) -> bool:
     """Archive a run (hidden from the lists unless asked for) or show it again; False (said on the page) when
     refused (it is training)."""
     try:
-        (notes.archive if archived else notes.unarchive)(get_store(), run.id)
+        (notes.archive if archived else notes.unarchive)(get_store(), run.id, person=current_person())
     except (ValueError, OSError, sqlite3.Error) as err:
         st.error(f"#{run.id} not {'archived' if archived else 'shown again'}: {md(err)}")
         return False
     return True
+
+
+def queue_places(runs: list[Run]) -> list[tuple[Run, int, str]]:
+    """(run, place, why) for each of the current person's runs waiting in the queue, in the order they start
+    (lmcore.runs.fairshare: the queue serves people in turn)."""
+    store, waiting = get_store(), [r for r in mine(runs, current_person()) if r.status == "queued"]
+    places = [(run, queue_position(store, run.id, limits())) for run in waiting]
+    return sorted(((run, *where) for run, where in places if where), key=lambda found: found[1])
 
 
 def curves_data(runs: list[Run]) -> tuple[pd.DataFrame, dict[int, str], dict[int, str]]:

@@ -1,8 +1,9 @@
-"""Compare: every run's perplexity, parameters and speed beside the Kneser–Ney baseline; curves; CSV."""
+"""Compare: every run's perplexity, parameters and speed beside the Kneser–Ney baseline; curves; CSV (without
+owners, unless an instructor asks for their display names)."""
 import streamlit as st
 
 import appstate
-from appstate import training
+from appstate import identity, training
 from appstate.training import (LE_2015, best_runs, corpus_name, lecture_rows, lecture_table, readable_message,
                                run_label, run_name, run_summary)
 from appstate.figures import chart
@@ -19,10 +20,16 @@ st.title("Compare")
 st.caption("Perplexity is 2 to the average surprisal in bits (e to the loss in nats): the number of words the model "
            "is, on average, as unsure between as a uniform guess. Lower is better; a uniform guess scores the "
            "vocabulary size.")
-pick_tags, pick_archived = st.columns([4, 1], vertical_alignment="bottom")
+pick_tags, pick_archived, pick_mine = st.columns([4, 1, 1], vertical_alignment="bottom")
 archived = pick_archived.checkbox("Show archived", key="cmp_archived", bind="query-params",
                                   help="runs archived on the Train page (or with python -m lmcore archive)")
+only_mine = pick_mine.checkbox("Only mine", key="cmp_mine", bind="query-params",
+                               help="the runs you made; untick to compare yours with the class's")
 runs = training.evaluated_runs(archived)
+runs = identity.only_mine(runs) if only_mine else runs
+if not runs and only_mine:
+    st.info("None of your runs has been evaluated yet: untick Only mine to see the class's.")
+    st.stop()
 if not runs:
     st.info("Every evaluated run is archived: tick Show archived." if not archived and training.evaluated_runs(True)
             else "No trained runs yet. Train some on the Train page; they appear here as soon as they are evaluated.")
@@ -85,7 +92,12 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, colum
                             "training time (s)": Col.NumberColumn("time (s)", format="%.0f", width=60),
                             "status": Col.TextColumn(width=80),
                             "note": Col.TextColumn(width=160)})
-st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
+download, owners = st.columns([1, 3], vertical_alignment="center")
+with_owners = identity.current_person().instructor and owners.checkbox(
+    "Include owners (display names)", key="cmp_owners", help="a column of who made each run, in both CSV files; "
+                                                            "students' downloads never have it")
+download.download_button("Download table (CSV)", identity.with_owners(table, runs, with_owners).to_csv(index=False)
+                         .encode(), "comparison.csv", "text/csv")
 if training.tokenizers_differ(runs):
     st.warning("These runs read the text as different tokens (characters, words): a perplexity is per token, so "
                "theirs are per different units and cannot be compared. Compare them by bits per character (or per "
@@ -146,7 +158,8 @@ if seed_view != "runs":
 ours.dataframe(lecture, hide_index=True, width="stretch", placeholder=MISSING,
                column_order=[c for c in lecture.columns if c != "run"],
                column_config={"parameters": st.column_config.NumberColumn(format="localized")})
-ours.download_button("Download (CSV)", lecture.to_csv(index=False).encode(), "lecture_table.csv", "text/csv",
+ours.download_button("Download (CSV)", identity.with_owners(lecture, runs, with_owners).to_csv(index=False).encode(),
+                     "lecture_table.csv", "text/csv",
                      key="lecture_csv")
 theirs.caption("Le et al. (2015), as in the lecture")
 theirs.dataframe(LE_2015, hide_index=True, placeholder=appstate.MISSING, width="stretch")

@@ -4,7 +4,7 @@ The form's fields and the sweep shown live in the URL; the sweep's view refreshe
 import streamlit as st
 
 import appstate
-from appstate import sweeps
+from appstate import identity, sweeps
 from appstate.sweeps import (ARCHS, BLOWN_UP, DEFAULT_TRAIN, GRU_CONVENTIONS, LSTM_VARIANTS, OPTIMIZERS,
                              change_from_reference, show_sweep, sweep_summary)
 from appstate.figures import chart
@@ -106,10 +106,14 @@ def pick_sweep(listed: list[dict]) -> int:
     return chosen
 
 
-def progress_row(sweep_id: int, p: dict) -> None:
+def progress_row(sweep: dict, p: dict) -> None:
+    """The sweep's progress; Stop or Resume for its owner or an instructor, its owner's name for anyone else."""
+    sweep_id = sweep["id"]
     c1, c2 = st.columns([6, 1])
     c1.progress(p["done"] / p["total"] if p["total"] else 0.0, text=sweeps.progress_text(p))
-    if p["active"] and c2.button("Stop sweep", key="sw_stop", help="waiting runs stop at once, training ones after "
+    if not identity.changeable(sweep):
+        c2.caption(identity.owner_label(sweep, "sweep"))
+    elif p["active"] and c2.button("Stop sweep", key="sw_stop", help="waiting runs stop at once, training ones after "
                                                                     "their current step; Resume carries them on"):
         sweeps.stop_sweep(sweep_id)
     elif not p["active"] and p["status"] == "incomplete" and c2.button(
@@ -119,14 +123,14 @@ def progress_row(sweep_id: int, p: dict) -> None:
             st.rerun()  # the whole page, so that the view refreshes itself again
 
 
-def sweep_view(sweep_id: int, refreshing: bool) -> None:
+def sweep_view(sweep: dict, refreshing: bool) -> None:
     """Progress, tables and figures from one read of the store. Run as a fragment every REFRESH_S seconds while
     the sweep has active runs; when they have all ended, one full rerun turns the refresh off and frees Start."""
-    p, table = sweeps.snapshot(sweep_id)  # queued runs started first if a slot is free; killed ones marked
+    p, table = sweeps.snapshot(sweep["id"])  # queued runs started first if a slot is free; killed ones marked
     if refreshing and not p["active"]:
         st.rerun()
-    progress_row(sweep_id, p)
-    results(sweep_id, table)
+    progress_row(sweep, p)
+    results(sweep["id"], table)
 
 
 def results(sweep_id: int, table) -> None:
@@ -184,6 +188,12 @@ listed = sweeps.list_sweeps()
 if not listed:
     st.info("No sweeps yet: define one above and start it.")
     st.stop()
+if st.checkbox("Only mine", key="sweeps_mine", bind="query-params", help="the sweeps you started"):
+    listed = identity.only_mine(listed)
+    if not listed:
+        st.info("You have started no sweep yet: untick Only mine to see the class's.")
+        st.stop()
 shown = pick_sweep(listed)
 active = sweeps.active_runs(shown)
-st.fragment(sweep_view, run_every=REFRESH_S if active else None)(shown, bool(active))
+sweep = next(s for s in listed if s["id"] == shown)
+st.fragment(sweep_view, run_every=REFRESH_S if active else None)(sweep, bool(active))

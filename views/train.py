@@ -1,10 +1,11 @@
 """Train: up to four runs at once from presets, each in its own process; live curves; every run of the data
-folder; Stop; Resume; a run's name, note and tags; Archive. The whole form is in the URL, so a reload or a link
-brings back the same runs to train."""
+folder; Stop; Resume; a run's name, note and tags; Archive: on your own runs (or every run, for an instructor);
+where your runs wait in the queue and why. The whole form is in the URL, so a reload or a link brings back the
+same runs to train."""
 import streamlit as st
 
 import appstate
-from appstate import training
+from appstate import identity, training
 from appstate.training import (ACTIVATION_NAMES, ACTIVE, ARCHS, DEFAULT_LINEUP, GRU_CONVENTIONS, LSTM_VARIANTS,
                                MAX_SEEDS, MAX_WINDOW, NAME_CHARS, NOTE_CHARS, OPTIMIZERS, PRESETS, TAGS_CHARS,
                                count_params, history_table, note_excerpt, preset, progress_text, readable_message, recipe_note,
@@ -162,6 +163,16 @@ def run_controls(run) -> None:
     if said:
         c1.caption(" · ".join(said))
     c2.progress(min(1.0, run.step / run.total_steps) if run.total_steps else 0.0, text=progress_text(run))
+    if identity.changeable(run):
+        owner_controls(run, c3)
+    else:  # everyone may look; only its owner or an instructor may change it
+        c3.caption(identity.owner_label(run))
+    if run.status in ("failed", "diverged", "interrupted") and run.message:
+        st.warning(f"#{run.id}: {appstate.md(readable_message(run.message))}")
+
+
+def owner_controls(run, c3) -> None:
+    """Stop, Resume, Edit and Delete, for the run's owner or an instructor."""
     if run.status in ACTIVE and c3.button("Stop", key=f"stop{run.id}"):
         training.stop_run(run)
     if training.resumable(run) and c3.button("Resume", key=f"resume{run.id}",
@@ -175,8 +186,6 @@ def run_controls(run) -> None:
             st.caption(f"Delete #{run.id} and its checkpoints for good?")
             if st.button("Delete for good", key=f"delete{run.id}", type="primary") and training.delete_run(run):
                 st.rerun()  # the whole page: the run leaves the chooser and the history too
-    if run.status in ("failed", "diverged", "interrupted") and run.message:
-        st.warning(f"#{run.id}: {appstate.md(readable_message(run.message))}")
 
 
 def keep_editor(run) -> None:
@@ -223,14 +232,27 @@ def next_steps(runs: list) -> None:
     training.look_inside(runs)
 
 
+def waiting(runs: list) -> None:
+    """Where each of your queued runs is in the queue, and why (the queue serves people in turn)."""
+    for run, _, why in training.queue_places(runs):
+        st.caption(f":material/hourglass_top: Your #{run.id} {appstate.md(run_name(run))} is "
+                   f"{appstate.md(why)}")
+
+
 @st.fragment(run_every=1.5)
 def live_view():
-    pick, archived = st.columns([5, 1], vertical_alignment="bottom")
+    pick, archived, own = st.columns([5, 1, 1], vertical_alignment="bottom")
     show_archived = archived.checkbox("Show archived", key="train_archived", bind=appstate.URL,
                                       help="runs archived with Edit → Archive (or python -m lmcore archive)")
+    only_mine = own.checkbox("Only mine", key="train_mine", bind=appstate.URL,
+                             help="the runs you made; everyone's runs are here to look at and compare")
     every = training.all_runs(show_archived)
+    waiting(every)
+    if only_mine:
+        every = identity.only_mine(every)
     if not every:
-        st.info("Every run in this data folder is archived: tick Show archived." if training.all_runs(True) else
+        st.info("None of your runs here: untick Only mine to see the class's." if only_mine else
+                "Every run in this data folder is archived: tick Show archived." if training.all_runs(True) else
                 "No runs in this data folder yet: pick presets above and press Train.")
         return
     by_id = {r.id: r for r in every}
