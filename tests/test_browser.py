@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,44 +56,68 @@ ZIPF = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] 
 LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
+@contextmanager
+def streamlit_server(home: Path, log_path: Path, **env):
+    """`streamlit run app.py` on a free local port with `home` as its data folder (env: more variables; None
+    removes one), until the block ends; then no traceback may be in its log. Yields {"url", "home", "port"}."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); "
                     ".ci/run does this")
-    home = tmp_path_factory.mktemp("browser") / "home"
     port = free_port()
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
-    env = dict(os.environ, LMCORE_HOME=str(home), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env.pop("LMCORE_START_PAGE", None)  # the user's landing: a new data folder opens on the Lecture tour
+    log = open(log_path, "w+")
+    variables = dict(os.environ, LMCORE_HOME=str(home), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **env)
+    variables = {k: v for k, v in variables.items() if v is not None}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log,
+                             "--server.fileWatcherType", "none"], cwd=REPO, env=variables, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://localhost:{port}"
-    wait_for_streamlit(url, proc, log)
-    ARTIFACTS.mkdir(exist_ok=True)
-    yield {"url": url, "home": home, "port": port}
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+        wait_for_streamlit(url, proc, log)
+        ARTIFACTS.mkdir(exist_ok=True)
+        yield {"url": url, "home": home, "port": port}
+    finally:  # the server ends with the block, whatever happened in it
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
     log.seek(0)
     text = log.read()
     assert "Traceback" not in text, text[-3000:]
 
 
-@pytest.fixture(scope="module")
-def page(app):
+@contextmanager
+def chromium():
+    """Debian's chromium under Playwright; each test opens its contexts (a context is one browser's cookies)."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        # 1440 px wide as a laptop; tall, because Streamlit scrolls inside the page and a screenshot shows the viewport
-        context = browser.new_context(viewport={"width": 1440, "height": 2600})
-        context.set_default_timeout(60_000)
-        yield context.new_page()
-        browser.close()
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_context(browser):
+    # 1440 px wide as a laptop; tall, because Streamlit scrolls inside the page and a screenshot shows the viewport
+    context = browser.new_context(viewport={"width": 1440, "height": 2600})
+    context.set_default_timeout(60_000)
+    return context
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser") / "home"
+    # LMCORE_START_PAGE unset: the user's landing, where a new data folder opens on the Lecture tour
+    with streamlit_server(home, tmp_path_factory.mktemp("log") / "streamlit.log", LMCORE_START_PAGE=None) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    with chromium() as browser:
+        yield new_context(browser).new_page()
 
 
 def settle(page, what: str) -> None:
