@@ -110,3 +110,31 @@ def test_losses_read_every_few_steps_give_the_same_run_and_the_same_divergence(t
     assert ok7.best_valid_ppl == ok1.best_valid_ppl and ok7.step == ok1.step == 20
     assert bad1.status == bad7.status == "diverged"
     assert bad7.message == bad1.message and bad7.step == bad1.step
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_is_the_default_only_where_it_pays(native, monkeypatch):
+    """One function builds every run (page, CLI): unless told, the fused LSTM on a CPU with native bf16 trains in
+    bf16; the GRU, the cells, and a CPU without it stay float32; an explicit choice wins either way."""
+    import lmcore.training.device as device
+    from lmcore.corpus.dataset import CorpusSpec
+    from lmcore.training.presets import run_config
+    monkeypatch.setattr(device, "bf16_native", lambda d: native)
+    spec = CorpusSpec(source="builtin:python-docs", tokenizer="word")
+    assert run_config("LSTM", spec, train={"device": "cpu"}).train.bf16 is native
+    assert run_config("GRU", spec, train={"device": "cpu"}).train.bf16 is False
+    assert run_config("LSTM", spec, model={"variant": "peephole"}, train={"device": "cpu"}).train.bf16 is False
+    assert run_config("LSTM", spec, train={"device": "cpu", "bf16": False}).train.bf16 is False
+    assert run_config("GRU", spec, train={"device": "cpu", "bf16": True}).train.bf16 is True
+
+
+def test_the_cli_turns_bf16_off_and_on(monkeypatch):
+    import lmcore.training.device as device
+    from lmcore.cli.main import build_parser
+    from lmcore.cli.train import train_config
+    monkeypatch.setattr(device, "bf16_native", lambda d: True)
+    parse = lambda *flags: train_config(build_parser().parse_args(["train", "--preset", "LSTM", *flags]))
+    assert parse().train.bf16 is True
+    assert parse("--no-bf16").train.bf16 is False
+    assert parse("--preset", "GRU").train.bf16 is False
+    assert parse("--preset", "GRU", "--bf16").train.bf16 is True

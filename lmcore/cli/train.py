@@ -77,9 +77,10 @@ def add_parsers(command) -> None:
     p.add_argument("--device", default=None, help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:1, mps")
     p.add_argument("--compile", choices=("auto", "on", "off"), default=None,
                    help="torch.compile the hand-written cells' step (auto, the default: on CUDA only; on: also on the CPU)")
-    p.add_argument("--bf16", action="store_const", const=True, default=None,
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bfloat16 autocast where the device computes it natively: CUDA, or a CPU with AVX-512 "
-                        "BF16 or AMX (detected; float32 elsewhere, with a note)")
+                        "BF16 or AMX (detected; float32 elsewhere, with a note). Default: on for the (fused) LSTM "
+                        "on such a CPU, where it measured 1.5-2x faster at equal perplexity; --no-bf16: float32")
     p.add_argument("--distributed", action="store_true",
                    help="one rank of a torchrun group (DDP: NCCL on GPUs, gloo on the CPU); --batch is the "
                         "global batch, split over the ranks: torchrun --nproc_per_node N -m lmcore train ... "

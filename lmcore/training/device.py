@@ -1,7 +1,10 @@
-"""Device choice: `auto` takes CUDA, then Apple's MPS, then the CPU; and where bfloat16 arithmetic is native."""
+"""Device choice: `auto` takes CUDA, then Apple's MPS, then the CPU; where bfloat16 arithmetic is native, and where
+it pays."""
 from __future__ import annotations
 
 import torch
+
+from lmcore.nn.architectures import ModelConfig
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -30,3 +33,15 @@ def bf16_native(device: torch.device) -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def bf16_pays(model: ModelConfig, device: str = "auto") -> bool:
+    """Whether a run trains in bfloat16 unless told: the fused LSTM on a CPU with native bf16, where it measured
+    1.5–2.2× the float32 speed at equal perplexity (±0.7%: benchmarks/bench_train.py). Not the GRU (no faster:
+    PyTorch's GRU stays float32 under autocast), the cells (their hand-written backward is float32) or CUDA
+    (not measured here)."""
+    try:
+        resolved = resolve_device(device)
+    except ValueError:  # a device this machine lacks: the run's own checks say so
+        return False
+    return resolved.type == "cpu" and model.arch == "lstm" and model.uses_fused and bf16_native(resolved)
