@@ -19,14 +19,16 @@ from appstate.home import classroom
 from appstate.text import md
 from lmcore.classroom import is_instructor_passphrase
 from lmcore.runs.notes import NAME_CHARS, normal_name
-from lmcore.runs.people import Person, can_change, mine, new_anonymous_id
+from lmcore.runs.people import Person, can_change, machine_owner, mine, new_anonymous_id
 
 ID_COOKIE, NAME_COOKIE = "lmcore_id", "lmcore_name"
 COOKIE_MAX_AGE = 400 * 24 * 3600  # 400 days: the longest a browser (Chrome) keeps a cookie
 # only what new_anonymous_id makes: a cookie edited by hand cannot claim a cli: or oidc: identity
 ANONYMOUS_ID = re.compile(r"anon:[A-Za-z0-9_-]{32}")
 NAME_KEY, PASSPHRASE_KEY = "me_name", "me_passphrase"  # the sidebar's fields (never bound to the URL)
-_ID, _NAME, _INSTRUCTOR, _SAID = "_me_id", "_me_name", "_me_instructor", "_me_said"
+ID_KEY = "_me_id"  # this session's anonymous identity (a test sets it to play another tab of the same browser)
+INSTRUCTOR_KEY = "_me_instructor"  # True once the passphrase was typed in this session
+_NAME, _SAID = "_me_name", "_me_said"
 
 
 # --- who -----------------------------------------------------------------------------------------------------------
@@ -46,17 +48,27 @@ def signed_in_user() -> dict:
     return user if user.get("is_logged_in") else {}
 
 
+def shared_server() -> bool:
+    """Whether this is a classroom server: lmcore.toml's [classroom] names instructors or a passphrase, or sign-in
+    is set up. Otherwise (a single laptop) the app acts as the machine's owner, as the CLI does."""
+    room = classroom()
+    return bool(room.instructors or room.passphrase_sha256) or sign_in_configured()
+
+
 def current_person() -> Person:
-    """Who acts in this session: the signed-in person (oidc:<email, else subject>), else this browser's
-    anonymous identity with the name typed in the sidebar. An instructor when lmcore.toml names the signed-in
-    identity, or after the instructor passphrase in this session."""
+    """Who acts in this session: on a single laptop, the machine's owner; on a classroom server the signed-in
+    person (oidc:<email, else subject>), else this browser's anonymous identity with the name typed in the
+    sidebar. An instructor when lmcore.toml names the signed-in identity, or after the instructor passphrase in
+    this session."""
+    if not shared_server():
+        return machine_owner()
     user = signed_in_user()
     identity = str(user.get("email") or "").strip().lower() or str(user.get("sub") or "")
     if identity:
         return Person(f"oidc:{identity}", _shown_name(user.get("name"), identity),
                       classroom().names_instructor(identity))
     _remember_browser()
-    return Person(st.session_state[_ID], st.session_state[_NAME], bool(st.session_state.get(_INSTRUCTOR)))
+    return Person(st.session_state[ID_KEY], st.session_state[_NAME], bool(st.session_state.get(INSTRUCTOR_KEY)))
 
 
 def _shown_name(name, fallback: str) -> str:
@@ -78,15 +90,15 @@ def _cookies() -> dict:
 def _remember_browser() -> None:
     """On the session's first run: the browser's anonymous identity and name from its cookies, else a new
     identity. The session keeps the identity it made until a reload sends the cookie written for it."""
-    if _ID in st.session_state:
+    if ID_KEY in st.session_state and _NAME in st.session_state:
         return
     sent = _cookies()
     kept = sent.get(ID_COOKIE, "")
-    st.session_state[_ID] = kept if ANONYMOUS_ID.fullmatch(kept) else new_anonymous_id()
+    st.session_state.setdefault(ID_KEY, kept if ANONYMOUS_ID.fullmatch(kept) else new_anonymous_id())
     try:
-        st.session_state[_NAME] = normal_name(unquote(sent.get(NAME_COOKIE, ""))[:NAME_CHARS])
+        st.session_state.setdefault(_NAME, normal_name(unquote(sent.get(NAME_COOKIE, ""))[:NAME_CHARS]))
     except ValueError:  # a cookie edited by hand
-        st.session_state[_NAME] = ""
+        st.session_state.setdefault(_NAME, "")
 
 
 def role(person: Person) -> str:
@@ -126,6 +138,10 @@ def identity_controls() -> None:
     person = current_person()
     box = st.sidebar.container(border=True)
     shown = md(person.name) if person.name else "anonymous"
+    if not shared_server():
+        box.markdown(f"**You:** {shown} · this machine's owner")
+        box.caption("A classroom server names its instructors in lmcore.toml's [classroom] (see the README).")
+        return
     box.markdown(f"**You:** {shown} · {role(person)}")
     if signed_in_user():
         box.caption(f"Signed in as {md(person.id.removeprefix('oidc:'))}")
@@ -152,7 +168,7 @@ def _name_typed() -> None:
 
 def _instructor_field(box, person: Person) -> None:
     if person.instructor:
-        box.button("Leave instructor mode", key="me_leave", on_click=st.session_state.pop, args=(_INSTRUCTOR, None))
+        box.button("Leave instructor mode", key="me_leave", on_click=st.session_state.pop, args=(INSTRUCTOR_KEY, None))
     elif classroom().passphrase_sha256:
         with box.expander("Instructor", icon=":material/key:"):
             st.text_input("Instructor passphrase", key=PASSPHRASE_KEY, type="password", on_change=_passphrase_typed,
@@ -163,7 +179,7 @@ def _passphrase_typed() -> None:
     typed = st.session_state.get(PASSPHRASE_KEY) or ""
     st.session_state[PASSPHRASE_KEY] = ""  # never kept, never shown again
     if is_instructor_passphrase(typed, classroom()):
-        st.session_state[_INSTRUCTOR] = True
+        st.session_state[INSTRUCTOR_KEY] = True
         st.session_state[_SAID] = ("success", "Instructor mode: you may change every run, in this session")
     elif typed:
         st.session_state[_SAID] = ("error", "That is not the instructor passphrase.")
@@ -180,11 +196,13 @@ def _say(box) -> None:
 
 def _keep_in_cookies(box, person: Person) -> None:
     """Write the identity and name into this browser's cookies when they are not what it sent: a same-origin
-    script (the same for every run while nothing changes, so it does not run again)."""
+    script (the same for every run while nothing changes, so the frame is not loaded again)."""
     wanted = {ID_COOKIE: person.id, NAME_COOKIE: quote(person.name, safe="")}  # quoted: only [A-Za-z0-9%._~-]
     sent = _cookies()
     if all(sent.get(k) == v for k, v in wanted.items()):
         return
-    lines = "".join(f"document.cookie = {json.dumps(f'{k}={v}; max-age={COOKIE_MAX_AGE}; path=/; SameSite=Strict')};"
+    lines = "".join(f"parent.document.cookie = "
+                    f"{json.dumps(f'{k}={v}; max-age={COOKIE_MAX_AGE}; path=/; SameSite=Strict')};"
                     for k, v in wanted.items())
-    box.html(f"<script>{lines}</script>", unsafe_allow_javascript=True)
+    # an iframe of this origin (not st.html: the pages' own html elements stay theirs alone)
+    box.iframe(f"<script>{lines}</script>", height=1)
