@@ -20,7 +20,7 @@ st.title("Compare")
 st.caption("Perplexity is 2 to the average surprisal in bits (e to the loss in nats): the number of words the model "
            "is, on average, as unsure between as a uniform guess. Lower is better; a uniform guess scores the "
            "vocabulary size.")
-pick_tags, pick_archived, pick_mine = st.columns([4, 1, 1], vertical_alignment="bottom")
+pick_tags, pick_archived, pick_mine = st.columns([4, 1.1, 0.9], vertical_alignment="bottom")
 archived = pick_archived.checkbox("Show archived", key="cmp_archived", bind="query-params",
                                   help="runs archived on the Train page (or with python -m lmcore archive)")
 only_mine = pick_mine.checkbox("Only mine", key="cmp_mine", bind="query-params",
