@@ -5,6 +5,8 @@ decay and saliency follow the gradient through the hidden state, so they refuse 
 line; trace (its P(next) and its one layer h, no gates), agreement and context take it."""
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 from lmcore.cli.common import checkpoint_path, json_line, whole_at_least
@@ -56,6 +58,9 @@ def add_parsers(command, home) -> None:
     q.add_argument("--pairs", default=None, help="a TSV file of prefix, correct next word, wrong next word "
                                                  "[, distance]; default: the agreement corpus's valid split")
     q.add_argument("--order", type=int, default=3)
+    q.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="a recurrent model's stack in bfloat16 where this CPU/GPU computes it natively (the default: "
+                        "faster, perplexities within 0.5%% on the demo runs); --no-bf16: float32 throughout")
     q = command("intervene", "validation perplexity and agreement by distance, before and after an intervention")
     q.add_argument("--point", required=True, help="layer0.f, layer1.c, layer0.h …: a gate, the LSTM's cell, or h")
     q.add_argument("--units", default="all", help="all (default), or unit numbers: 3,7,12")
@@ -188,7 +193,7 @@ def _plain(row: dict) -> dict:
 def _context(a, model, cfg, vocab):
     corpus = load_corpus(cfg.corpus)
     ids = vocab.encode(corpus.vocab.decode(corpus.valid))
-    table = context_perplexity(model, ids, max_targets=a.max_targets)
+    table = context_perplexity(model, ids, max_targets=a.max_targets, bf16=a.bf16)
     kn = KneserNeyLM(a.order).fit(corpus.train, len(corpus.vocab))
     baseline = ngram_context_perplexity(kn, corpus.valid, max_targets=a.max_targets)
     for row in table.to_dict("records"):

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -23,6 +24,7 @@ from lmcore.corpus.tokenize import EOS
 from lmcore.corpus.vocab import Vocab
 from lmcore.ngram import KneserNeyLM
 from lmcore.nn.model import RNNLM
+from lmcore.training.device import bf16_native
 
 CONTEXT_LENGTHS = (1, 2, 3, 4, 5, 10, 20, 50, 100, 200)  # 3, 4: where an FFNN of n = 4, 5 flattens
 
@@ -126,7 +128,8 @@ def accuracy_by_distance(items: Sequence[ProbeItem], margins: np.ndarray, name: 
 
 @torch.no_grad()
 def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGTHS, max_targets: int = 20_000,
-                       batch: int = 512, progress: Callable[[float, str], None] | None = None) -> pd.DataFrame:
+                       batch: int = 512, progress: Callable[[float, str], None] | None = None,
+                       bf16: bool = False) -> pd.DataFrame:
     """Perplexity on the same targets when the model sees only the last k tokens, and all of them.
 
     Targets are positions t ≥ max(lengths) (so every k has its k tokens); "all" reads the whole
@@ -135,9 +138,14 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
     One run from a zero state at position s, read for max(lengths) steps, has after k steps seen
     exactly the k tokens before s + k: it scores target s + k with context k for every k at once.
     So each start is run once (max(lengths) steps) instead of once per k (sum(lengths) steps).
+
+    bf16: a recurrent model's stack in bfloat16 where the device computes it natively (faster on such a CPU;
+    perplexities within 0.5% on the demo runs); the output layer and its softmax stay float32, and so does the
+    FFNN, whose flat curve beyond its window must stay exactly flat.
     """
     model.eval()
     device = model.encoder.weight.device
+    recurrent = recurrent_precision(bf16 and model.cfg.recurrent, device)
     ids = np.asarray(ids)
     lengths = sorted(set(int(k) for k in lengths))
     if lengths[0] < 1:
@@ -153,7 +161,8 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
         s = starts[i:i + batch]
         span = min(longest, last - int(s[0]))  # the last starts need fewer steps
         window = ids[np.minimum(s[None, :] + np.arange(span)[:, None], len(ids) - 1)]  # (span, b); causal, so
-        out, _ = model.features(torch.as_tensor(window, device=device))           # the clipped tail is unused
+        with recurrent():                                                          # the clipped tail is unused
+            out = model.features(torch.as_tensor(window, device=device))[0].float()
         for k in lengths:
             t = s + k
             keep = np.flatnonzero((t >= longest) & (t <= last))
@@ -166,13 +175,21 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
         if progress:
             progress(min(i + batch, len(starts)) / (len(starts) + 1), f"contexts 1 … {longest}")
     rows = [{"context": str(k), "tokens": k, "ppl": math.exp(nll[k] / len(targets))} for k in lengths]
-    out, _ = model.features(torch.as_tensor(ids[:last], device=device).view(-1, 1))  # whole stream
+    with recurrent():
+        out = model.features(torch.as_tensor(ids[:last], device=device).view(-1, 1))[0].float()  # whole stream
     logp = torch.log_softmax(model.decoder(out[targets - 1, 0]), dim=-1)
     y = torch.as_tensor(ids[targets], device=device)
     rows.append({"context": "all", "tokens": len(ids), "ppl": math.exp(-logp.gather(1, y[:, None]).mean().item())})
     if progress:
         progress(1.0, "done")
     return pd.DataFrame(rows)
+
+
+def recurrent_precision(bf16: bool, device: torch.device):
+    """A context for the recurrent stack's forward: bfloat16 autocast when asked for and native here, else none."""
+    if bf16 and bf16_native(device):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 def ngram_context_perplexity(lm: KneserNeyLM, ids, lengths: Sequence[int] = CONTEXT_LENGTHS,
