@@ -40,10 +40,12 @@ def run_lstm_layer(variant: LSTMVariant, xp: Tensor, state: tuple[Tensor, ...], 
 class _Layout:
     """Where each block sits in pre inside the layer. FGR runs its blocks as i, f, o, g rather than
     PyTorch's i, f, g, o: a = [i; f; o] is then one slice of the activations and R a one product into
-    one slice of pre. `inward`/`outward` move the block columns of (…, n) tensors between the two orders."""
+    one slice of pre. `inward`/`outward` move the block columns of (…, n) tensors between the two orders.
+    regroup=False keeps PyTorch's order for every variant (the C++ loop's: it keeps FGR's a in a tensor of its own
+    and regroups only its copy of U, so that xp and δ need no reordering copies)."""
 
-    def __init__(self, variant: LSTMVariant, H: int):
-        self.blocks = ("i", "f", "o", "g") if variant.gate_recurrence else variant.blocks
+    def __init__(self, variant: LSTMVariant, H: int, regroup: bool = True):
+        self.blocks = ("i", "f", "o", "g") if variant.gate_recurrence and regroup else variant.blocks
         self.cols = {b: slice(k * H, (k + 1) * H) for k, b in enumerate(self.blocks)}
         self.has = {name: name in self.cols for name in "ifo"}
         self.ifo = slice(0, 3 * H)
@@ -93,34 +95,39 @@ def _native_steps(variant: LSTMVariant, xp: Tensor):
 class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, h0, c0, a0, w_hh, b_hh, p_i, p_f, p_o, R, variant: LSTMVariant):
+        ctx.native = _native_steps(variant, xp)
+        ctx.variant = variant
+        if ctx.native is not None:  # PyTorch's layout throughout; b_hh added in the loop
+            cols = _Layout(variant, w_hh.size(1), regroup=False).offsets()
+            out, acts, cells, tanh_c, a_all = ctx.native.forward(xp, b_hh, h0, c0, a0, w_hh, R, p_i, p_f, p_o, cols)
+            ctx.cols = cols
+            ctx.save_for_backward(acts, cells, tanh_c, out, h0, a0, a_all, w_hh, p_i, p_f, p_o, R)
+            a = None if R is None else a_all[-1].clone()
+            return out, out[-1].clone(), cells[-1].clone(), a
         H = w_hh.size(1)
         layout = _Layout(variant, H)
         w_hh = layout.inward(w_hh, 0)
         pre_all = layout.inward(xp)
         pre_all = (pre_all if b_hh is None else pre_all + layout.inward(b_hh)).contiguous()
         u_t, r_t = w_hh.t(), None if R is None else R.t()
-        ctx.native = _native_steps(variant, xp)
-        if ctx.native is not None:
-            out, acts, cells, tanh_c = ctx.native.forward(pre_all, h0, c0, a0, u_t, r_t, p_i, p_f, p_o,
-                                                          layout.offsets())
-        else:
-            out, acts, cells, tanh_c = _forward_steps(variant, layout, pre_all, h0, c0, a0, u_t, r_t, p_i, p_f, p_o)
-        ctx.variant, ctx.layout = variant, layout
-        ctx.save_for_backward(acts, cells, tanh_c, out, h0, a0, w_hh, p_i, p_f, p_o, R)
+        out, acts, cells, tanh_c = _forward_steps(variant, layout, pre_all, h0, c0, a0, u_t, r_t, p_i, p_f, p_o)
+        ctx.layout = layout
+        ctx.save_for_backward(acts, cells, tanh_c, out, h0, a0, None, w_hh, p_i, p_f, p_o, R)
         a = None if R is None else acts[-1, :, layout.ifo].clone()
         return out, out[-1].clone(), cells[-1].clone(), a
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT, d_aT):
-        acts, cells, tanh_c, out, h0, a0, w_hh, p_i, p_f, p_o, R = ctx.saved_tensors
-        layout = ctx.layout
+        acts, cells, tanh_c, out, h0, a0, a_all, w_hh, p_i, p_f, p_o, R = ctx.saved_tensors
         T, B, n = acts.shape
         H = w_hh.size(1)
         d_aT = d_aT if R is not None else None
         if ctx.native is not None:
             d_pre, dh0, dc0, da0 = ctx.native.backward(d_out, d_hT, d_cT, d_aT, acts, cells, tanh_c, w_hh, R,
-                                                       p_i, p_f, p_o, layout.offsets())
+                                                       p_i, p_f, p_o, ctx.cols)
+            layout = _Layout(ctx.variant, H, regroup=False)
         else:
+            layout = ctx.layout
             d_pre, dh0, dc0, da0 = _backward_steps(ctx.variant, layout, d_out, d_hT, d_cT, d_aT, acts, cells,
                                                    tanh_c, w_hh, R, p_i, p_f, p_o)
         flat = d_pre.reshape(T * B, n)
@@ -137,8 +144,13 @@ class _LSTMLayer(torch.autograd.Function):
                for k, name, peep in ((6, "i", p_i), (7, "f", p_f), (8, "o", p_o))]
         d_R = None
         if R is not None and need[9]:
-            a_prev = torch.cat([a0.unsqueeze(0), acts[:-1, :, layout.ifo]])
-            d_R = flat[:, layout.ifo].t() @ a_prev.reshape(T * B, 3 * H)
+            if a_all is not None:  # the C++ loop kept a = [i; f; o] per step; δ's i, f, o blocks side by side
+                a_prev = torch.cat([a0.unsqueeze(0), a_all[:-1]])
+                d_ifo = torch.cat([d_pre[..., cols[name]] for name in "ifo"], dim=-1).reshape(T * B, 3 * H)
+            else:
+                a_prev = torch.cat([a0.unsqueeze(0), acts[:-1, :, layout.ifo]])
+                d_ifo = flat[:, layout.ifo]
+            d_R = d_ifo.t() @ a_prev.reshape(T * B, 3 * H)
         return layout.outward(d_pre), dh0, dc0, da0, d_w_hh, d_b_hh, *d_p, d_R, None
 
 

@@ -22,6 +22,9 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("lstm_steps.cpp")
+# -fno-trapping-math, -fno-math-errno (as PyTorch's own build): without them GCC keeps the branch-free σ and tanh
+# of the loops over units scalar; neither changes a result
+CFLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno"]
 
 
 def enabled() -> bool:
@@ -35,7 +38,7 @@ def _build_dir(cpp_extension) -> Path:
     sharing the cache rebuilt over each other's library, and an edited source got no new folder."""
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
     abi = f"{sys.version_info.major}.{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
-    key = b"\0".join([SOURCE.read_bytes(), torch.__version__.encode(), abi.encode(),
+    key = b"\0".join([SOURCE.read_bytes(), " ".join(CFLAGS).encode(), torch.__version__.encode(), abi.encode(),
                        str(torch.version.cuda or torch.version.hip or "cpu").encode()])
     return root / f"lmcore_lstm_steps_{hashlib.sha256(key).hexdigest()[:16]}"
 
@@ -70,7 +73,7 @@ def _build():
     with warnings.catch_warnings(), _machine_lock(build_dir):
         warnings.simplefilter("ignore")  # the builder's notes about compiler versions
         cpp_extension.load(name=build_dir.name, sources=[str(source)], build_directory=str(build_dir),
-                           extra_cflags=["-O3"], is_python_module=False, verbose=False)
+                           extra_cflags=CFLAGS, is_python_module=False, verbose=False)
     return torch.ops.lmcore_lstm_steps
 
 

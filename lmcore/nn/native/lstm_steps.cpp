@@ -1,15 +1,26 @@
-// The time loop of lstm_bptt's LSTM layer, forward and backward, for the LSTMs with all four blocks and both
+// The time loop of lstm_backward's LSTM layer, forward and backward, for the LSTMs with all four blocks and both
 // tanh activations (vanilla / NP, peephole, FGR) on the CPU. Python pays some microseconds for every tensor
-// operation it issues, and a step issues dozens; here a step is its recurrent products (ATen, so BLAS), the
-// gates' σ and tanh (ATen's vectorised kernels) and a few plain loops that the compiler vectorises.
-// lstm_bptt.py holds the same equations in Python: that version runs where this one cannot be built and
+// operation it issues, and a step issues dozens; here a step is its recurrent products (ATen, so BLAS) and one
+// plain loop over the units that the compiler vectorises (σ and tanh included, see below).
+// lstm_backward.py holds the same equations in Python: that version runs where this one cannot be built and
 // is the reference the tests hold this one to.
 //
-// Layout (as lstm_bptt's _Layout): pre and acts are (T, B, n), n = 4H, blocks at column offsets
-// ci, cf, cg, co; for FGR i, f, o come first (0, H, 2H) so that a = [i; f; o] is columns [0, 3H).
+// The recurrent products are BLAS's (two threads where torch has them); the rest of a step runs on the calling
+// thread. Sharing each step between the threads by hidden units (each its share of the product and of the gates,
+// a barrier per step) was tried: 1.7× slower at 2 × 200 on two busy cores, where a step is ~60 µs of work and
+// the other thread often is not running.
+//
+// Layout: xp, acts and d_pre are (T, B, n), n = 4H, PyTorch's blocks at column offsets ci, cf, cg, co (any order:
+// they come as arguments). The bias b_hh is added in the loop (no T × B × n sum). For FGR, a = [i; f; o] of the
+// step before (R's order) is also kept as a_all (T, B, 3H), and the backward's δ_t as [i; f; o; g] in a scratch,
+// so that both of FGR's products read one contiguous block.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -20,124 +31,277 @@ struct Blocks {
   int64_t ci, cf, cg, co;
 };
 
-Blocks blocks_of(at::IntArrayRef cols, int64_t H, bool fgr) {
+Blocks blocks_of(at::IntArrayRef cols) {
   TORCH_CHECK(cols.size() == 4, "cols: offsets of i, f, g, o");
-  Blocks k{cols[0], cols[1], cols[2], cols[3]};
-  TORCH_CHECK(!fgr || (k.ci == 0 && k.cf == H && k.co == 2 * H), "FGR needs i, f, o in columns [0, 3H)");
-  return k;
+  return Blocks{cols[0], cols[1], cols[2], cols[3]};
 }
 
-// acts_t[:, block] = σ(pre[:, block]) for one block of H columns (views, no copy)
-void sigmoid_block(Tensor& acts_t, const Tensor& pre, int64_t col, int64_t width) {
-  Tensor out = acts_t.narrow(1, col, width);
-  at::sigmoid_out(out, pre.narrow(1, col, width));
+// The loops over units are compiled for AVX-512 and AVX2 besides the baseline, and the one the processor runs
+// is chosen when the library loads (GCC's and Clang's function multiversioning; x86-64 Linux): with SSE2 only,
+// a step's gates took five times as long. Everything they call is forced inline, so that it is compiled along.
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define LMCORE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LMCORE_CLONES
+#endif
+#define LMCORE_INLINE __attribute__((always_inline)) inline
+
+// ---------------------------------------------------------------------------------------------------------------
+// σ and tanh. float: Cephes' expf and tanhf polynomials (relative error ≈ 1e-7, as ATen's), written without calls
+// or branches so that the loops over units vectorise; ATen's tanh costs 3 ns an element here, called per block.
+// double (the tests' precision): the C library's, exact.
+// ---------------------------------------------------------------------------------------------------------------
+LMCORE_INLINE float exp_poly(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float t = x * 1.44269504088896341f + 12582912.0f;  // 1.5·2^23: rounds x·log2(e) to the nearest integer n
+  const float n = t - 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  const int32_t scale_bits = (bits - 0x4B400000 + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &scale_bits, sizeof scale);
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // x − n·ln 2, in two parts
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  return (p * r * r + r + 1.0f) * scale;
+}
+
+LMCORE_INLINE float sigmoid_of(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
+LMCORE_INLINE double sigmoid_of(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+LMCORE_INLINE float tanh_of(float x) {
+  const float ax = x < 0.0f ? -x : x;
+  const float big = 1.0f - 2.0f / (exp_poly(ax + ax) + 1.0f);  // |x| ≥ 0.625
+  const float z = x * x;
+  const float small =
+      ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+       3.33332819422e-1f) * z * x + x;
+  return ax < 0.625f ? small : (x < 0.0f ? -big : big);
+}
+LMCORE_INLINE double tanh_of(double x) { return std::tanh(x); }
+
+// A (K, ·) matrix's blocks of H columns at the given offsets, side by side in one contiguous matrix.
+Tensor regroup_columns(const Tensor& m, int64_t H, std::initializer_list<int64_t> offsets) {
+  std::vector<Tensor> parts;
+  for (int64_t off : offsets) parts.push_back(m.narrow(1, off, H));
+  return at::cat(parts, 1);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Forward
+// ---------------------------------------------------------------------------------------------------------------
+
+// One row of one step for w units: gates from xp + b + the recurrent product S ([i f o g] of these units), the
+// new cell and h; acts in PyTorch's layout (Ai … Ao), and FGR's a in R's (Aout, blocks a_stride apart).
+template <typename scalar_t, bool PEEP, bool FGR>
+LMCORE_INLINE void forward_row(int64_t w, const scalar_t* __restrict__ Xi, const scalar_t* __restrict__ Xf,
+                        const scalar_t* __restrict__ Xg, const scalar_t* __restrict__ Xo,
+                        const scalar_t* __restrict__ Bi, const scalar_t* __restrict__ Bf,
+                        const scalar_t* __restrict__ Bg, const scalar_t* __restrict__ Bo,
+                        const scalar_t* __restrict__ S, const scalar_t* __restrict__ C_prev,
+                        const scalar_t* __restrict__ p_i, const scalar_t* __restrict__ p_f,
+                        const scalar_t* __restrict__ p_o, scalar_t* __restrict__ Ai, scalar_t* __restrict__ Af,
+                        scalar_t* __restrict__ Ag, scalar_t* __restrict__ Ao, scalar_t* __restrict__ C,
+                        scalar_t* __restrict__ M, scalar_t* __restrict__ Hout, scalar_t* __restrict__ Aout,
+                        int64_t a_stride) {
+  const scalar_t* __restrict__ Si = S;
+  const scalar_t* __restrict__ Sf = S + w;
+  const scalar_t* __restrict__ So = S + 2 * w;
+  const scalar_t* __restrict__ Sg = S + 3 * w;
+  for (int64_t j = 0; j < w; ++j) {
+    const scalar_t cp = C_prev[j];
+    scalar_t zi = Xi[j] + Bi[j] + Si[j];
+    scalar_t zf = Xf[j] + Bf[j] + Sf[j];
+    scalar_t zo = Xo[j] + Bo[j] + So[j];
+    const scalar_t zg = Xg[j] + Bg[j] + Sg[j];
+    if constexpr (PEEP) {  // i and f see c_{t−1}
+      zi += p_i[j] * cp;
+      zf += p_f[j] * cp;
+    }
+    const scalar_t i = sigmoid_of(zi), f = sigmoid_of(zf), g = tanh_of(zg);
+    const scalar_t c = f * cp + i * g;
+    const scalar_t m = tanh_of(c);
+    if constexpr (PEEP) zo += p_o[j] * c;  // o sees c_t
+    const scalar_t o = sigmoid_of(zo);
+    Ai[j] = i;
+    Af[j] = f;
+    Ag[j] = g;
+    Ao[j] = o;
+    C[j] = c;
+    M[j] = m;
+    Hout[j] = o * m;
+    if constexpr (FGR) {
+      Aout[j] = i;
+      Aout[a_stride + j] = f;
+      Aout[2 * a_stride + j] = o;
+    }
+  }
+}
+
+// The rows of one step of the forward (pointers at step t; S: the recurrent products, [i f o g] blocks of w)
+template <typename scalar_t>
+struct ForwardRows {
+  int64_t B, w, n, H;
+  Blocks k;
+  const scalar_t *X, *Bias, *S, *C_prev, *p_i, *p_f, *p_o;
+  scalar_t *A, *C, *M, *Hout, *Aout;
+};
+
+template <typename scalar_t, bool PEEP, bool FGR>
+LMCORE_INLINE void forward_rows_of(const ForwardRows<scalar_t>& r) {
+  const Blocks k = r.k;
+  for (int64_t b = 0; b < r.B; ++b) {
+    const scalar_t* X = r.X + b * r.n;
+    scalar_t* A = r.A + b * r.n;
+    forward_row<scalar_t, PEEP, FGR>(r.w, X + k.ci, X + k.cf, X + k.cg, X + k.co, r.Bias + k.ci, r.Bias + k.cf,
+                                     r.Bias + k.cg, r.Bias + k.co, r.S + b * 4 * r.w, r.C_prev + b * r.H, r.p_i,
+                                     r.p_f, r.p_o, A + k.ci, A + k.cf, A + k.cg, A + k.co, r.C + b * r.H,
+                                     r.M + b * r.H, r.Hout + b * r.H, FGR ? r.Aout + b * 3 * r.H : nullptr, r.H);
+  }
+}
+
+LMCORE_CLONES void forward_rows_plain(const ForwardRows<float>& r) { forward_rows_of<float, false, false>(r); }
+LMCORE_CLONES void forward_rows_peep(const ForwardRows<float>& r) { forward_rows_of<float, true, false>(r); }
+LMCORE_CLONES void forward_rows_fgr(const ForwardRows<float>& r) { forward_rows_of<float, true, true>(r); }
+
+template <typename scalar_t, bool PEEP, bool FGR>
+void forward_rows(const ForwardRows<scalar_t>& r) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if constexpr (FGR) forward_rows_fgr(r);
+    else if constexpr (PEEP) forward_rows_peep(r);
+    else forward_rows_plain(r);
+  } else {
+    forward_rows_of<scalar_t, PEEP, FGR>(r);
+  }
 }
 
 template <typename scalar_t, bool PEEP, bool FGR>
-std::vector<Tensor> forward_steps(const Tensor& pre_all, const Tensor& h0, const Tensor& c0,
-                                  const Tensor& a0, const Tensor& u_t, const Tensor& r_t,
-                                  const Tensor& p_i_, const Tensor& p_f_, const Tensor& p_o_, Blocks k) {
-  const int64_t T = pre_all.size(0), B = pre_all.size(1), n = pre_all.size(2), H = h0.size(1);
-  auto opts = pre_all.options();
+std::vector<Tensor> forward_steps(const Tensor& xp, const Tensor& bias, const Tensor& h0, const Tensor& c0,
+                                  const Tensor& a0, const Tensor& w_hh, const Tensor& R, const Tensor& p_i_,
+                                  const Tensor& p_f_, const Tensor& p_o_, Blocks k) {
+  const int64_t T = xp.size(0), B = xp.size(1), n = xp.size(2), H = h0.size(1);
+  auto opts = xp.options();
   Tensor acts = at::empty({T, B, n}, opts);
-  Tensor cells = at::empty({T + 1, B, H}, opts);   // c_0 … c_T
-  Tensor m_all = at::empty({T, B, H}, opts);       // tanh(c_t)
-  Tensor out = at::empty({T, B, H}, opts);         // h_t
-  Tensor pre = at::empty({B, n}, opts);
+  Tensor cells = at::empty({T + 1, B, H}, opts);  // c_0 … c_T
+  Tensor m_all = at::empty({T, B, H}, opts);      // tanh(c_t)
+  Tensor out = at::empty({T, B, H}, opts);        // h_t
+  Tensor a_all = FGR ? at::empty({T, B, 3 * H}, opts) : Tensor();  // [i; f; o]_t
   cells[0].copy_(c0);
+  const Tensor U = regroup_columns(w_hh.t(), H, {k.ci, k.cf, k.co, k.cg});  // (H, 4H): [i f o g]
+  const Tensor Rt = FGR ? R.t().contiguous() : Tensor();                     // (3H, 3H): a to [i f o]
+  Tensor S = at::empty({B, 4 * H}, opts);                                     // U h_{t−1} (+ R a_{t−1})
+  const Tensor h0c = h0.contiguous(), a0c = FGR ? a0.contiguous() : Tensor();
   const scalar_t* p_i = PEEP ? p_i_.data_ptr<scalar_t>() : nullptr;
   const scalar_t* p_f = PEEP ? p_f_.data_ptr<scalar_t>() : nullptr;
   const scalar_t* p_o = PEEP ? p_o_.data_ptr<scalar_t>() : nullptr;
-  scalar_t* P = pre.data_ptr<scalar_t>();
+  const scalar_t* X0 = xp.data_ptr<scalar_t>();
+  const scalar_t* Bias = bias.data_ptr<scalar_t>();
+  scalar_t* A0 = acts.data_ptr<scalar_t>();
+  scalar_t* C0 = cells.data_ptr<scalar_t>();
+  scalar_t* M0 = m_all.data_ptr<scalar_t>();
+  scalar_t* H0 = out.data_ptr<scalar_t>();
+  scalar_t* AA0 = FGR ? a_all.data_ptr<scalar_t>() : nullptr;
   for (int64_t t = 0; t < T; ++t) {
-    Tensor h = t == 0 ? h0 : out[t - 1];
-    at::addmm_out(pre, pre_all[t], h, u_t);
-    if constexpr (FGR) {  // + R a_{t−1} on i, f, o
-      Tensor a = t == 0 ? a0 : acts[t - 1].narrow(1, 0, 3 * H);
-      pre.narrow(1, 0, 3 * H).addmm_(a, r_t);
-    }
-    Tensor acts_t = acts[t];
-    const scalar_t* c = cells[t].data_ptr<scalar_t>();
-    if constexpr (PEEP) {  // i and f see c_{t−1}
-      for (int64_t b = 0; b < B; ++b) {
-        scalar_t* row = P + b * n;
-        const scalar_t* cb = c + b * H;
-        for (int64_t j = 0; j < H; ++j) {
-          row[k.ci + j] += p_i[j] * cb[j];
-          row[k.cf + j] += p_f[j] * cb[j];
-        }
-      }
-    }
-    if (k.cf == k.ci + H) {
-      sigmoid_block(acts_t, pre, k.ci, 2 * H);
-    } else {
-      sigmoid_block(acts_t, pre, k.ci, H);
-      sigmoid_block(acts_t, pre, k.cf, H);
-    }
-    if constexpr (!PEEP) sigmoid_block(acts_t, pre, k.co, H);
-    Tensor g_out = acts_t.narrow(1, k.cg, H);
-    at::tanh_out(g_out, pre.narrow(1, k.cg, H));
-    const scalar_t* A = acts_t.data_ptr<scalar_t>();
-    scalar_t* c_new = cells[t + 1].data_ptr<scalar_t>();
-    for (int64_t b = 0; b < B; ++b) {  // c_t = f ⊙ c_{t−1} + i ⊙ g
-      const scalar_t* row = A + b * n;
-      const scalar_t* cb = c + b * H;
-      scalar_t* cn = c_new + b * H;
-      for (int64_t j = 0; j < H; ++j) cn[j] = row[k.cf + j] * cb[j] + row[k.ci + j] * row[k.cg + j];
-    }
-    Tensor m_t = m_all[t];
-    at::tanh_out(m_t, cells[t + 1]);
-    if constexpr (PEEP) {  // o sees c_t
-      for (int64_t b = 0; b < B; ++b) {
-        scalar_t* row = P + b * n;
-        const scalar_t* cn = c_new + b * H;
-        for (int64_t j = 0; j < H; ++j) row[k.co + j] += p_o[j] * cn[j];
-      }
-      sigmoid_block(acts_t, pre, k.co, H);
-    }
-    const scalar_t* m = m_t.data_ptr<scalar_t>();
-    scalar_t* h_t = out[t].data_ptr<scalar_t>();
-    for (int64_t b = 0; b < B; ++b) {  // h_t = o ⊙ tanh(c_t)
-      const scalar_t* row = A + b * n;
-      for (int64_t j = 0; j < H; ++j) h_t[b * H + j] = row[k.co + j] * m[b * H + j];
-    }
+    at::mm_out(S, t == 0 ? h0c : out[t - 1], U);
+    if constexpr (FGR) S.narrow(1, 0, 3 * H).addmm_(t == 0 ? a0c : a_all[t - 1], Rt);  // + R a_{t−1} on i, f, o
+    const int64_t row = t * B;
+    forward_rows<scalar_t, PEEP, FGR>({B, H, n, H, k, X0 + row * n, Bias, S.data_ptr<scalar_t>(), C0 + row * H, p_i,
+                                       p_f, p_o, A0 + row * n, C0 + (row + B) * H, M0 + row * H, H0 + row * H,
+                                       FGR ? AA0 + row * 3 * H : nullptr});
   }
-  return {out, acts, cells, m_all};
+  return {out, acts, cells, m_all, FGR ? a_all : at::empty({0}, opts)};
 }
 
-// One row of one step of the backward: δ_t for i, f, g, o and ∂ℓ/∂c_{t−1} (in place of ∂ℓ/∂c_t in dc).
-// Separate, restrict-qualified arrays so that the compiler may vectorise the loop.
+// ---------------------------------------------------------------------------------------------------------------
+// Backward
+// ---------------------------------------------------------------------------------------------------------------
+
+// One row of one step of the backward for w units: δ_t of i, f, g, o (into d_pre, PyTorch's layout: dI … dO, and
+// into the [i f o g] scratch: Di … Dg) and ∂ℓ/∂c_{t−1} (in place of ∂ℓ/∂c_t in dc). DH: ∂ℓ/∂h_t from the step
+// after; DAi, DAf, DAo: FGR's ∂ℓ/∂a_t. Separate, restrict-qualified arrays so that the compiler may vectorise.
 template <typename scalar_t, bool PEEP, bool FGR>
-inline void backward_row(int64_t H, const scalar_t* __restrict__ I, const scalar_t* __restrict__ F,
+LMCORE_INLINE void backward_row(int64_t w, const scalar_t* __restrict__ I, const scalar_t* __restrict__ F,
                          const scalar_t* __restrict__ G, const scalar_t* __restrict__ O,
                          const scalar_t* __restrict__ M, const scalar_t* __restrict__ C_prev,
                          const scalar_t* __restrict__ DO, const scalar_t* __restrict__ DH,
-                         const scalar_t* __restrict__ DA, const scalar_t* __restrict__ p_i,
+                         const scalar_t* __restrict__ DAi, const scalar_t* __restrict__ DAf,
+                         const scalar_t* __restrict__ DAo, const scalar_t* __restrict__ p_i,
                          const scalar_t* __restrict__ p_f, const scalar_t* __restrict__ p_o,
                          scalar_t* __restrict__ dI, scalar_t* __restrict__ dF, scalar_t* __restrict__ dG,
-                         scalar_t* __restrict__ dO, scalar_t* __restrict__ dc) {
-  for (int64_t j = 0; j < H; ++j) {
+                         scalar_t* __restrict__ dO, scalar_t* __restrict__ Di, scalar_t* __restrict__ Df,
+                         scalar_t* __restrict__ Do, scalar_t* __restrict__ Dg, scalar_t* __restrict__ dc) {
+  for (int64_t j = 0; j < w; ++j) {
     const scalar_t i = I[j], f = F[j], g = G[j], o = O[j], m = M[j];
     const scalar_t dh = DO[j] + DH[j];
     scalar_t d_o = dh * m;
     scalar_t d = dc[j] + dh * (o * (scalar_t(1) - m * m));  // ∂ℓ/∂c_t
     scalar_t d_i = 0, d_f = 0;
     if constexpr (FGR) {  // ∂ℓ/∂a_t reaches i, f, o
-      d_i = DA[j];
-      d_f = DA[H + j];
-      d_o += DA[2 * H + j];
+      d_i = DAi[j];
+      d_f = DAf[j];
+      d_o += DAo[j];
     }
     const scalar_t dp_o = d_o * (o - o * o);
     if constexpr (PEEP) d += dp_o * p_o[j];  // o saw c_t through its peephole
     const scalar_t dp_i = (d * g + d_i) * (i - i * i);
     const scalar_t dp_f = (d * C_prev[j] + d_f) * (f - f * f);
-    dG[j] = (d * i) * (scalar_t(1) - g * g);
+    const scalar_t dp_g = (d * i) * (scalar_t(1) - g * g);
     dI[j] = dp_i;
     dF[j] = dp_f;
+    dG[j] = dp_g;
     dO[j] = dp_o;
+    Di[j] = dp_i;
+    Df[j] = dp_f;
+    Do[j] = dp_o;
+    Dg[j] = dp_g;
     d = d * f;  // on to c_{t−1}: through f, and the peepholes of i and f
     if constexpr (PEEP) d = d + dp_i * p_i[j] + dp_f * p_f[j];
     dc[j] = d;
+  }
+}
+
+// The rows of one step of the backward (pointers at step t; DH, DA: ∂ℓ/∂h_t (B, w) and ∂ℓ/∂a_t (B, 3w) from the
+// step after; D: the (B, 4H) scratch of δ_t as [i f o g])
+template <typename scalar_t>
+struct BackwardRows {
+  int64_t B, w, n, H;
+  Blocks k;
+  const scalar_t *A, *M, *C_prev, *DO, *DH, *DA, *p_i, *p_f, *p_o;
+  scalar_t *DP, *D, *dc;
+};
+
+template <typename scalar_t, bool PEEP, bool FGR>
+LMCORE_INLINE void backward_rows_of(const BackwardRows<scalar_t>& r) {
+  const Blocks k = r.k;
+  const int64_t w = r.w, H = r.H;
+  for (int64_t b = 0; b < r.B; ++b) {
+    const scalar_t* A = r.A + b * r.n;
+    const scalar_t* DA = FGR ? r.DA + b * 3 * w : nullptr;
+    scalar_t* DP = r.DP + b * r.n;
+    scalar_t* D = r.D + b * 4 * H;
+    backward_row<scalar_t, PEEP, FGR>(w, A + k.ci, A + k.cf, A + k.cg, A + k.co, r.M + b * H, r.C_prev + b * H,
+                                      r.DO + b * H, r.DH + b * w, DA, FGR ? DA + w : nullptr,
+                                      FGR ? DA + 2 * w : nullptr, r.p_i, r.p_f, r.p_o, DP + k.ci, DP + k.cf,
+                                      DP + k.cg, DP + k.co, D, D + H, D + 2 * H, D + 3 * H, r.dc + b * H);
+  }
+}
+
+LMCORE_CLONES void backward_rows_plain(const BackwardRows<float>& r) { backward_rows_of<float, false, false>(r); }
+LMCORE_CLONES void backward_rows_peep(const BackwardRows<float>& r) { backward_rows_of<float, true, false>(r); }
+LMCORE_CLONES void backward_rows_fgr(const BackwardRows<float>& r) { backward_rows_of<float, true, true>(r); }
+
+template <typename scalar_t, bool PEEP, bool FGR>
+void backward_rows(const BackwardRows<scalar_t>& r) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if constexpr (FGR) backward_rows_fgr(r);
+    else if constexpr (PEEP) backward_rows_peep(r);
+    else backward_rows_plain(r);
+  } else {
+    backward_rows_of<scalar_t, PEEP, FGR>(r);
   }
 }
 
@@ -147,77 +311,80 @@ std::vector<Tensor> backward_steps(const Tensor& d_out, const Tensor& d_hT, cons
                                    const Tensor& m_all, const Tensor& w_hh, const Tensor& R,
                                    const Tensor& p_i_, const Tensor& p_f_, const Tensor& p_o_, Blocks k) {
   const int64_t T = acts.size(0), B = acts.size(1), n = acts.size(2), H = w_hh.size(1);
+  auto opts = acts.options();
   Tensor d_pre = at::empty_like(acts);
-  Tensor dh_next = d_hT.clone(at::MemoryFormat::Contiguous);
   Tensor dc = d_cT.clone(at::MemoryFormat::Contiguous);
-  Tensor da = FGR ? d_aT.clone(at::MemoryFormat::Contiguous) : Tensor();
+  Tensor dh = d_hT.clone(at::MemoryFormat::Contiguous);               // ∂ℓ/∂h_t from the step after
+  Tensor da = FGR ? d_aT.clone(at::MemoryFormat::Contiguous) : Tensor();  // ∂ℓ/∂a_t from the step after
+  Tensor D = at::empty({B, 4 * H}, opts);  // δ_t as [i f o g]: δ^{ifo} one block for R
+  const Tensor U = at::cat({w_hh.narrow(0, k.ci, H), w_hh.narrow(0, k.cf, H), w_hh.narrow(0, k.co, H),
+                            w_hh.narrow(0, k.cg, H)}, 0);  // (4H, H), rows [i f o g]
   const scalar_t* p_i = PEEP ? p_i_.data_ptr<scalar_t>() : nullptr;
   const scalar_t* p_f = PEEP ? p_f_.data_ptr<scalar_t>() : nullptr;
   const scalar_t* p_o = PEEP ? p_o_.data_ptr<scalar_t>() : nullptr;
-  scalar_t* DC = dc.data_ptr<scalar_t>();
+  const scalar_t* A0 = acts.data_ptr<scalar_t>();
+  const scalar_t* C0 = cells.data_ptr<scalar_t>();
+  const scalar_t* M0 = m_all.data_ptr<scalar_t>();
+  const scalar_t* DO0 = d_out.data_ptr<scalar_t>();
+  scalar_t* DP0 = d_pre.data_ptr<scalar_t>();
   for (int64_t t = T - 1; t >= 0; --t) {
-    const scalar_t* A = acts[t].data_ptr<scalar_t>();
-    const scalar_t* C_prev = cells[t].data_ptr<scalar_t>();
-    const scalar_t* M = m_all[t].data_ptr<scalar_t>();
-    const scalar_t* DO = d_out[t].data_ptr<scalar_t>();
-    const scalar_t* DH = dh_next.data_ptr<scalar_t>();
-    const scalar_t* DA = FGR ? da.data_ptr<scalar_t>() : nullptr;
-    Tensor dp_t = d_pre[t];
-    scalar_t* DP = dp_t.data_ptr<scalar_t>();
-    for (int64_t b = 0; b < B; ++b) {
-      const scalar_t* row = A + b * n;
-      scalar_t* dp = DP + b * n;
-      const int64_t s = b * H;
-      backward_row<scalar_t, PEEP, FGR>(H, row + k.ci, row + k.cf, row + k.cg, row + k.co, M + s, C_prev + s,
-                                        DO + s, DH + s, FGR ? DA + b * 3 * H : nullptr, p_i, p_f, p_o,
-                                        dp + k.ci, dp + k.cf, dp + k.cg, dp + k.co, DC + s);
-    }
-    at::mm_out(dh_next, dp_t, w_hh);  // ∂ℓ/∂h_{t−1} = δ_t U
-    if constexpr (FGR) at::mm_out(da, dp_t.narrow(1, 0, 3 * H), R);  // ∂ℓ/∂a_{t−1} = δ_t^{ifo} R
+    const int64_t row = t * B;
+    backward_rows<scalar_t, PEEP, FGR>({B, H, n, H, k, A0 + row * n, M0 + row * H, C0 + row * H, DO0 + row * H,
+                                        dh.data_ptr<scalar_t>(), FGR ? da.data_ptr<scalar_t>() : nullptr, p_i, p_f,
+                                        p_o, DP0 + row * n, D.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>()});
+    at::mm_out(dh, D, U);                                            // ∂ℓ/∂h_{t−1} = δ_t U
+    if constexpr (FGR) at::mm_out(da, D.narrow(1, 0, 3 * H), R);    // ∂ℓ/∂a_{t−1} = δ_t^{ifo} R
   }
-  return {d_pre, dh_next, dc, FGR ? da : Tensor()};
+  Tensor dh0 = dh, da0 = da;
+  return {d_pre, dh0, dc, FGR ? da0 : Tensor()};
 }
 
-Tensor vec_or_empty(const std::optional<Tensor>& x) { return x.has_value() ? x->contiguous() : Tensor(); }
+// ---------------------------------------------------------------------------------------------------------------
+// The ops
+// ---------------------------------------------------------------------------------------------------------------
+Tensor plain(const std::optional<Tensor>& x) { return x.has_value() ? x->detach().contiguous() : Tensor(); }
 
-std::vector<Tensor> lstm_forward(const Tensor& pre_all, const Tensor& h0, const Tensor& c0,
-                                 const std::optional<Tensor>& a0, const Tensor& u_t,
-                                 const std::optional<Tensor>& r_t, const std::optional<Tensor>& p_i,
+std::vector<Tensor> lstm_forward(const Tensor& xp_, const std::optional<Tensor>& b_hh, const Tensor& h0_,
+                                 const Tensor& c0_, const std::optional<Tensor>& a0, const Tensor& w_hh_,
+                                 const std::optional<Tensor>& R, const std::optional<Tensor>& p_i,
                                  const std::optional<Tensor>& p_f, const std::optional<Tensor>& p_o,
                                  at::IntArrayRef cols) {
-  TORCH_CHECK(pre_all.device().is_cpu() && pre_all.is_contiguous(), "lstm_forward: contiguous CPU pre_all");
-  const bool peep = p_i.has_value(), fgr = r_t.has_value();
+  TORCH_CHECK(xp_.device().is_cpu() && xp_.dim() == 3, "lstm_forward: xp (T, B, 4H) on the CPU");
+  const bool peep = p_i.has_value(), fgr = R.has_value();
   TORCH_CHECK(!fgr || peep, "lstm_forward: gate recurrence is built for the peephole LSTM (FGR)");
-  Tensor pi = vec_or_empty(p_i), pf = vec_or_empty(p_f), po = vec_or_empty(p_o);
-  Tensor a = fgr ? *a0 : Tensor(), r = fgr ? *r_t : Tensor();
-  Blocks k = blocks_of(cols, h0.size(1), fgr);
+  const Tensor xp = xp_.detach().contiguous(), h0 = h0_.detach(), c0 = c0_.detach(), w_hh = w_hh_.detach();
+  const Tensor bias = b_hh.has_value() ? plain(b_hh) : at::zeros({xp.size(2)}, xp.options());
+  const Tensor pi = plain(p_i), pf = plain(p_f), po = plain(p_o), a = plain(a0), r = plain(R);
+  const Blocks k = blocks_of(cols);
   std::vector<Tensor> result;
-  AT_DISPATCH_FLOATING_TYPES(pre_all.scalar_type(), "lstm_forward", [&] {
-    if (fgr) result = forward_steps<scalar_t, true, true>(pre_all, h0, c0, a, u_t, r, pi, pf, po, k);
-    else if (peep) result = forward_steps<scalar_t, true, false>(pre_all, h0, c0, a, u_t, r, pi, pf, po, k);
-    else result = forward_steps<scalar_t, false, false>(pre_all, h0, c0, a, u_t, r, pi, pf, po, k);
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
+    if (fgr) result = forward_steps<scalar_t, true, true>(xp, bias, h0, c0, a, w_hh, r, pi, pf, po, k);
+    else if (peep) result = forward_steps<scalar_t, true, false>(xp, bias, h0, c0, a, w_hh, r, pi, pf, po, k);
+    else result = forward_steps<scalar_t, false, false>(xp, bias, h0, c0, a, w_hh, r, pi, pf, po, k);
   });
   return result;
 }
 
 std::vector<Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& d_cT,
                                   const std::optional<Tensor>& d_aT, const Tensor& acts, const Tensor& cells,
-                                  const Tensor& m_all, const Tensor& w_hh, const std::optional<Tensor>& R,
+                                  const Tensor& m_all, const Tensor& w_hh_, const std::optional<Tensor>& R,
                                   const std::optional<Tensor>& p_i, const std::optional<Tensor>& p_f,
                                   const std::optional<Tensor>& p_o, at::IntArrayRef cols) {
   const bool peep = p_i.has_value(), fgr = R.has_value();
   TORCH_CHECK(!fgr || peep, "lstm_backward: gate recurrence is built for the peephole LSTM (FGR)");
-  Tensor pi = vec_or_empty(p_i), pf = vec_or_empty(p_f), po = vec_or_empty(p_o);
-  Tensor d_o = d_out.contiguous(), da = fgr ? *d_aT : Tensor(), r = fgr ? *R : Tensor();
-  Blocks k = blocks_of(cols, w_hh.size(1), fgr);
+  const Tensor pi = plain(p_i), pf = plain(p_f), po = plain(p_o), r = plain(R), da = plain(d_aT);
+  const Tensor d_o = d_out.detach().contiguous(), dh = d_hT.detach(), dc = d_cT.detach();
+  const Tensor A = acts.detach().contiguous(), C = cells.detach().contiguous(), M = m_all.detach().contiguous();
+  const Tensor w_hh = w_hh_.detach();
+  const Blocks k = blocks_of(cols);
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
     if (fgr)
-      result = backward_steps<scalar_t, true, true>(d_o, d_hT, d_cT, da, acts, cells, m_all, w_hh, r, pi, pf, po, k);
+      result = backward_steps<scalar_t, true, true>(d_o, dh, dc, da, A, C, M, w_hh, r, pi, pf, po, k);
     else if (peep)
-      result = backward_steps<scalar_t, true, false>(d_o, d_hT, d_cT, da, acts, cells, m_all, w_hh, r, pi, pf, po, k);
+      result = backward_steps<scalar_t, true, false>(d_o, dh, dc, da, A, C, M, w_hh, r, pi, pf, po, k);
     else
-      result = backward_steps<scalar_t, false, false>(d_o, d_hT, d_cT, da, acts, cells, m_all, w_hh, r, pi, pf, po, k);
+      result = backward_steps<scalar_t, false, false>(d_o, dh, dc, da, A, C, M, w_hh, r, pi, pf, po, k);
   });
   return result;
 }
@@ -225,7 +392,7 @@ std::vector<Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const
 }  // namespace
 
 TORCH_LIBRARY(lmcore_lstm_steps, m) {
-  m.def("forward(Tensor pre_all, Tensor h0, Tensor c0, Tensor? a0, Tensor u_t, Tensor? r_t, Tensor? p_i, "
+  m.def("forward(Tensor xp, Tensor? b_hh, Tensor h0, Tensor c0, Tensor? a0, Tensor w_hh, Tensor? R, Tensor? p_i, "
         "Tensor? p_f, Tensor? p_o, int[] cols) -> Tensor[]");
   m.def("backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor? d_aT, Tensor acts, Tensor cells, Tensor m_all, "
         "Tensor w_hh, Tensor? R, Tensor? p_i, Tensor? p_f, Tensor? p_o, int[] cols) -> Tensor[]");
