@@ -75,5 +75,5 @@ def classroom() -> Classroom:
     try:
         return _classroom(str(default_home()))
     except LimitError as err:
-        st.error(f"The classroom settings are not usable: {md(err)}")
+        st.error(f"The limits file is not usable: {md(err)}")  # one file, lmcore.toml, for both
         st.stop()

@@ -58,9 +58,6 @@ def add_parsers(command, home) -> None:
     q.add_argument("--pairs", default=None, help="a TSV file of prefix, correct next word, wrong next word "
                                                  "[, distance]; default: the agreement corpus's valid split")
     q.add_argument("--order", type=int, default=3)
-    q.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                   help="a recurrent model's stack in bfloat16 where this CPU/GPU computes it natively (the default: "
-                        "faster, perplexities within 0.5%% on the demo runs); --no-bf16: float32 throughout")
     q = command("intervene", "validation perplexity and agreement by distance, before and after an intervention")
     q.add_argument("--point", required=True, help="layer0.f, layer1.c, layer0.h …: a gate, the LSTM's cell, or h")
     q.add_argument("--units", default="all", help="all (default), or unit numbers: 3,7,12")
@@ -83,6 +80,9 @@ def add_parsers(command, home) -> None:
     q = command("context", "perplexity when the model sees only the last k tokens")
     q.add_argument("--max-targets", type=whole_at_least(1), default=20_000)
     q.add_argument("--order", type=int, default=3)
+    q.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="a recurrent model's stack in bfloat16 where this CPU/GPU computes it natively (the default: "
+                        "faster, perplexities within 0.5%% on the demo runs); --no-bf16: float32 throughout")
 
 
 def cmd_inspect(a) -> int:

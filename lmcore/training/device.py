@@ -42,6 +42,6 @@ def bf16_pays(model: ModelConfig, device: str = "auto") -> bool:
     (not measured here)."""
     try:
         resolved = resolve_device(device)
-    except ValueError:  # a device this machine lacks: the run's own checks say so
+    except (ValueError, RuntimeError):  # a device this machine lacks or no device: the run's checks say so
         return False
     return resolved.type == "cpu" and model.arch == "lstm" and model.uses_fused and bf16_native(resolved)
