@@ -9,6 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from lmcore.nn.architectures import ModelConfig
 from lmcore.nn.model import build_model
+from lmcore.nn import output_loss as output_loss_module
 from lmcore.nn.output_loss import chunk_rows, output_loss
 from lmcore.training.device import bf16_native
 
@@ -75,9 +76,11 @@ def test_without_gradients_the_loss_alone():
 
 
 @pytest.mark.parametrize("arch,tied", [("lstm", False), ("gru", True), ("ffnn", False)])
-def test_a_models_training_step_is_the_same_either_way(arch, tied):
-    """need_logits=False (the trainer's call) gives the loss and every parameter's gradient of the whole path,
-    tied weights included (W is the embedding, its gradient from both ends)."""
+def test_a_models_training_step_is_the_same_either_way(arch, tied, monkeypatch):
+    """need_logits=False (the trainer's call), with logits of more than one chunk, gives the loss and every
+    parameter's gradient of the whole path, tied weights included (W is the embedding, its gradient from both
+    ends)."""
+    monkeypatch.setattr(output_loss_module, "CHUNK_ELEMENTS", 200)  # 27 targets × 40 words > 200: chunks of 16 rows
     torch.manual_seed(1)
     cfg = ModelConfig(arch=arch, emb=12, hidden=12, layers=1, vocab_size=40, tied=tied, dropout=0.0)
     model = build_model(cfg)
@@ -93,6 +96,17 @@ def test_a_models_training_step_is_the_same_either_way(arch, tied):
     assert chunked_loss == pytest.approx(whole_loss, rel=1e-6)
     for name in whole:
         assert torch.allclose(whole[name], chunked[name], atol=1e-6, rtol=1e-5), name
+
+
+def test_logits_of_one_chunk_or_less_take_the_plain_path_bit_for_bit():
+    """Below a chunk the trainer's loss is F.cross_entropy of the whole logits, as in a plain PyTorch loop."""
+    torch.manual_seed(2)
+    model = build_model(ModelConfig(arch="lstm", emb=8, hidden=8, layers=1, vocab_size=30, dropout=0.0))
+    x, y = torch.randint(0, 30, (6, 2)), torch.randint(0, 30, (6, 2))
+    logits, loss, _ = model(x, None, y, need_logits=False)
+    out, _ = model.features(x)
+    assert logits is None
+    assert torch.equal(loss, F.cross_entropy(model.decoder(out).view(-1, 30), y.reshape(-1)))
 
 
 @pytest.mark.skipif(not bf16_native(torch.device("cpu")), reason="this CPU has no native bfloat16")

@@ -5,7 +5,9 @@ gradient of both: at N = 700 targets (batch 20 × τ 35) and 50k words, 140 MB e
 logits exists at a time. Its softmax becomes the gradient in place (∂ℓ/∂z = y − onehot(target)), which is
 multiplied into ∂ℓ/∂h, ∂ℓ/∂W and ∂ℓ/∂b straight away, so the backward pass only scales what the forward pass
 kept. The products are the ones the whole-matrix version computes, so under autocast they run in bfloat16 as
-there; the softmax and the sums stay float32.
+there; the softmax and the sums stay float32. Logits of one chunk or less (vocabularies up to ~10k words at
+batch 20 × τ 35) take the plain path: chunking would save nothing there, and a different summation order, which
+SGD at lr 20 amplifies from 1e-7 to 1e-2 in 20 steps, would part lmcore's run from a plain loop's.
 """
 from __future__ import annotations
 
@@ -16,14 +18,20 @@ from torch import Tensor, nn
 CHUNK_ELEMENTS = 1 << 23  # logits per chunk: 32 MB of float32 (e.g. 167 rows of a 50k vocabulary)
 
 
-def chunk_rows(vocab: int, elements: int = CHUNK_ELEMENTS) -> int:
-    return max(16, elements // max(vocab, 1))
+def chunk_rows(vocab: int, elements: int | None = None) -> int:
+    return max(16, (elements or CHUNK_ELEMENTS) // max(vocab, 1))
 
 
 def output_layer(decoder: nn.Linear, out: Tensor, targets: Tensor | None, need_logits: bool = True):
-    """(logits (T, B, vocab) or None, mean cross-entropy or None) of the output layer y = softmax(W h + b2)."""
+    """(logits (T, B, vocab) or None, mean cross-entropy or None) of the output layer y = softmax(W h + b2).
+
+    need_logits=False: the loss alone, in chunks when the whole logits would be more than one chunk; below that
+    the whole path, the very operations of a plain PyTorch loop (whose run lmcore's matches bit for bit)."""
     if targets is not None and not need_logits:
-        return None, output_loss(out.reshape(-1, out.size(-1)), decoder.weight, decoder.bias, targets.reshape(-1))
+        h, y = out.reshape(-1, out.size(-1)), targets.reshape(-1)
+        if h.size(0) * decoder.out_features > CHUNK_ELEMENTS:
+            return None, output_loss(h, decoder.weight, decoder.bias, y)
+        return None, F.cross_entropy(decoder(h), y)
     logits = decoder(out)
     loss = None if targets is None else F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
     return logits, loss
