@@ -323,3 +323,20 @@ def test_cli_hash_passphrase_prints_a_line_lmcore_toml_takes(monkeypatch, capsys
     write_toml(lmcore_home, "[classroom]\n" + line)
     assert tomllib.loads("[classroom]\n" + line)["classroom"]["instructor_passphrase_sha256"]
     assert is_instructor_passphrase("correct horse battery", load_classroom(lmcore_home))
+
+
+def test_a_students_sweep_over_the_limit_is_refused_whole_and_the_other_still_gets_a_slot(store, grammar_file,
+                                                                                          lmcore_home):
+    """A sweep of 6 runs from a student held to 4 at once queues none of them; one of 4 fits, and the other
+    student's run, queued after it, is served before the sweep's second run."""
+    write_toml(lmcore_home, "[limits]\nmax_active_runs_per_person = 4\nmax_parallel_jobs = 2\n")
+    big = sweeps.SweepSpec(base=tiny_config(grammar_file), hidden=[8, 9, 10], seeds=[1, 2])
+    with pytest.raises(LimitError, match="max_active_runs_per_person = 4"):
+        sweeps.submit_sweep(store, big, start=False, person=ALICE)
+    assert store.list_runs() == [] and store.list_sweeps() == []  # refused before anything was written
+    fits = sweeps.SweepSpec(base=tiny_config(grammar_file), hidden=[8, 9], seeds=[1, 2])
+    sweep_id = sweeps.submit_sweep(store, fits, start=False, person=ALICE)
+    alice = [r.id for r in store.list_runs() if r.sweep_id == sweep_id]
+    [bob] = queued(store, grammar_file, BOB, limits=None)
+    executor = Recording()
+    assert service.pump(store, max_parallel=2, executor=executor) == [min(alice), bob]
