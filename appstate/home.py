@@ -52,28 +52,24 @@ def get_store() -> RunStore:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def _limits(home: str) -> Limits:
-    return load_limits(home)
+def _settings(home: str) -> tuple[Limits, Classroom]:
+    return load_limits(home), load_classroom(home)
 
 
-def limits() -> Limits:
-    """The deployment's limits (lmcore.toml in the data folder, or $LMCORE_CONFIG), re-read every 10 s."""
+def _lmcore_toml() -> tuple[Limits, Classroom]:
+    """lmcore.toml in the data folder (or $LMCORE_CONFIG), re-read every 10 s; a broken one stops the page."""
     try:
-        return _limits(str(default_home()))
+        return _settings(str(default_home()))
     except LimitError as err:
         st.error(f"The limits file is not usable: {md(err)}")
         st.stop()
 
 
-@st.cache_data(ttl=10, show_spinner=False)
-def _classroom(home: str) -> Classroom:
-    return load_classroom(home)
+def limits() -> Limits:
+    """The deployment's limits: lmcore.toml's [limits]."""
+    return _lmcore_toml()[0]
 
 
 def classroom() -> Classroom:
-    """Who teaches: lmcore.toml's [classroom] (instructors, the passphrase's hash), re-read every 10 s."""
-    try:
-        return _classroom(str(default_home()))
-    except LimitError as err:
-        st.error(f"The limits file is not usable: {md(err)}")  # one file, lmcore.toml, for both
-        st.stop()
+    """Who teaches: lmcore.toml's [classroom] (instructors, the passphrase's hash)."""
+    return _lmcore_toml()[1]
