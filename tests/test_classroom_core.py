@@ -289,10 +289,11 @@ def test_queue_position_says_where_and_why(store, grammar_file):
         store.update_run(run_id, status="running", pid=os.getpid())
     [bob] = queued(store, grammar_file, BOB)
     assert queue_position(store, bob, ROOMY) == (1, (
-        "1st in line: 2 of 2 slots busy; Alice's earlier runs go after yours because Alice has 2 training or "
-        "ahead of it and you have 0"))
+        "1st in line: 2 of 2 slots busy; the queue takes people in turn: Alice queued earlier but has 2 training "
+        "or ahead, you 0"))
     assert queue_position(store, alice[2], ROOMY) == (2, (
-        "2nd in line: 2 of 2 slots busy; Bob's later run goes first because Bob had fewer training or ahead than you"))
+        "2nd in line: 2 of 2 slots busy; the queue takes people in turn: Bob's later run goes first, Bob having "
+        "fewer training or ahead than you"))
     assert queue_position(store, alice[0], ROOMY) is None  # training, not waiting
     free = Limits(max_parallel_jobs=4)
     assert queue_position(store, bob, free) == (1, "1st in line: 2 of 4 slots busy; it starts at the queue's next turn")

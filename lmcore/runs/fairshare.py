@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from lmcore.limits import Limits, load_limits
 from lmcore.runs.people import owner_of
 from lmcore.runs.store import ACTIVE, Run, RunStore
+from lmcore.values import ordinal
 
 TRAINING = ("starting", "running")
 
@@ -47,8 +48,8 @@ def fair_order(queued: Iterable[Run], training: Counter) -> list[Run]:
 
 
 def queue_position(store: RunStore, run_id: int, limits: Limits | None = None) -> tuple[int, str] | None:
-    """(place, why) of a queued run in the fair order, for its owner: (3, "3rd in line: 2 of 2 slots busy;
-    Bob's earlier runs wait behind yours: …"). None when the run is not waiting in the queue."""
+    """(place, why) of a queued run in the fair order, for its owner: (3, "3rd in line: 2 of 2 slots busy; the
+    queue takes people in turn: …"). None when the run is not waiting in the queue."""
     active = store.list_runs(ACTIVE)
     training = training_counts(active)
     order = fair_order([r for r in active if r.status == "queued"], training)
@@ -70,11 +71,12 @@ def _turns(order: list[Run], place: int, training: Counter) -> str:
     others = lambda runs: [r for r in runs if owner_of(r) != owner_of(run)]
     passed = next((r for r in others(behind) if queued_first(r) < queued_first(run)), None)
     if passed is not None:
-        return (f"{_name(passed)}'s earlier runs go after yours because {_name(passed)} has "
-                f"{load[owner_of(passed)]} training or ahead of it and you have {load[owner_of(run)]}")
+        return (f"the queue takes people in turn: {_name(passed)} queued earlier but has {load[owner_of(passed)]} "
+                f"training or ahead, you {load[owner_of(run)]}")
     later = next((r for r in others(ahead) if queued_first(r) > queued_first(run)), None)
     if later is not None:
-        return f"{_name(later)}'s later run goes first because {_name(later)} had fewer training or ahead than you"
+        return (f"the queue takes people in turn: {_name(later)}'s later run goes first, {_name(later)} having fewer "
+                "training or ahead than you")
     if not ahead:
         return "it starts when a slot frees"
     own = len(ahead) - len(others(ahead))
@@ -84,9 +86,3 @@ def _turns(order: list[Run], place: int, training: Counter) -> str:
 
 def _name(run: Run) -> str:
     return run.owner_name or "someone"
-
-
-def ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, 21st."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
