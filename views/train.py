@@ -243,7 +243,7 @@ def waiting(runs: list) -> None:
 
 @st.fragment(run_every=1.5)
 def live_view():
-    pick, archived, own = st.columns([4, 1.1, 0.9], vertical_alignment="bottom")
+    pick, archived, own = st.columns([3.6, 1.3, 1], vertical_alignment="bottom")  # labels whole at 1440 px
     show_archived = archived.checkbox("Show archived", key="train_archived", bind=appstate.URL,
                                       help="runs archived with Edit → Archive (or python -m lmcore archive)")
     only_mine = own.checkbox("Only mine", key="train_mine", bind=appstate.URL,
