@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from lmcore.runs.people import Person, check_can_change
+from lmcore.runs.people import Person, changeable
 from lmcore.runs.store import ACTIVE, Run, RunStore
 from lmcore.values import check_text
 
@@ -68,13 +68,7 @@ def split_tags(text: str) -> list[str]:
 
 # --- writes ---------------------------------------------------------------------------------------------------
 def _get(store: RunStore, run_id: int, person: Person | None = None, action: str = "change") -> Run:
-    """The run, once it exists and the person (if named) may change it."""
-    run = store.get_run(run_id)
-    if run is None:
-        raise ValueError(f"no run {run_id} in {store.home}")
-    if person is not None:
-        check_can_change(person, run, action)
-    return run
+    return changeable(store.get_run(run_id), f"run {run_id}", store.home, person, action)
 
 
 def _write(store: RunStore, run_id: int, person: Person | None, action: str, **fields) -> Run:

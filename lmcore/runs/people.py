@@ -66,6 +66,16 @@ def check_can_change(person: Person, thing: Mapping, action: str) -> None:
     raise NotYours(f"{what} {thing['id']} belongs to {whose}; only its owner or an instructor can {action} it")
 
 
+def changeable(thing: Mapping | None, name: str, home, person: Person | None, action: str):
+    """The store's row for `name` ("run 7", "sweep 2"), once it exists and the person (if named) may change it:
+    ValueError when it does not exist, NotYours before anything is written when it is not theirs."""
+    if thing is None:
+        raise ValueError(f"no {name} in {home}")
+    if person is not None:
+        check_can_change(person, thing, action)
+    return thing
+
+
 def mine(runs: Iterable[Mapping], person: Person) -> list:
     """The runs (or sweeps) this person owns; legacy runs without an owner are nobody's."""
     return [r for r in runs if owner_of(r) == person.id]

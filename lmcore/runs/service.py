@@ -35,7 +35,7 @@ from lmcore.nn.architectures import count_params
 from lmcore.runs import jobs
 from lmcore.runs.executors import current_executor
 from lmcore.runs.fairshare import fair_order, training_counts
-from lmcore.runs.people import Person, check_can_change, machine_owner, mine
+from lmcore.runs.people import Person, changeable, machine_owner, mine
 from lmcore.runs.store import ACTIVE, NoFreeSlot, RunStore
 from lmcore.training.config import RunConfig
 from lmcore.training.device import resolve_device
@@ -378,13 +378,7 @@ def requeue_failed(store: RunStore, run_id: int, why: str) -> bool:
 
 # --- stop and delete -----------------------------------------------------------------------------------------
 def _changeable(store: RunStore, run_id: int, person: Person | None, action: str):
-    """The run, once it exists and the person (if named) may change it; NotYours before anything is written."""
-    run = store.get_run(run_id)
-    if run is None:
-        raise ValueError(f"no run {run_id} in {store.home}")
-    if person is not None:
-        check_can_change(person, run, action)
-    return run
+    return changeable(store.get_run(run_id), f"run {run_id}", store.home, person, action)
 
 
 def stop(store: RunStore, run_id: int, person: Person | None = None) -> str:

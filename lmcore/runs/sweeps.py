@@ -21,7 +21,7 @@ from lmcore.corpus.dataset import Corpus
 from lmcore.limits import Limits, load_limits
 from lmcore.nn.architectures import ARCHS
 from lmcore.runs import service
-from lmcore.runs.people import Person, check_can_change
+from lmcore.runs.people import Person, changeable
 from lmcore.runs.store import ACTIVE, RunStore
 from lmcore.training.config import RunConfig
 
@@ -230,13 +230,7 @@ def resume_sweep(store: RunStore, sweep_id: int, start: bool = True, limits: Lim
 
 
 def _changeable(store: RunStore, sweep_id: int, person: Person | None, action: str) -> dict:
-    """The sweep's row, once it exists and the person (if named) may change it."""
-    sweep = store.get_sweep(sweep_id)
-    if sweep is None:
-        raise ValueError(f"no sweep {sweep_id} in {store.home}")
-    if person is not None:
-        check_can_change(person, sweep, action)
-    return sweep
+    return changeable(store.get_sweep(sweep_id), f"sweep {sweep_id}", store.home, person, action)
 
 
 def stop_sweep(store: RunStore, sweep_id: int, person: Person | None = None) -> list[int]:
