@@ -20,7 +20,7 @@ from lmcore.corpus.reading import CorpusError
 from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, MAX_WINDOW, count_params
 from lmcore.runs import notes, service
 from lmcore.runs.catalog import corpus_name, run_label, run_name
-from lmcore.runs.fairshare import queue_position
+from lmcore.runs.fairshare import queue_positions
 from lmcore.runs.history import history_table
 from lmcore.runs.jobs import progress_text
 from lmcore.runs.notes import NAME_CHARS, NOTE_CHARS, TAGS_CHARS, all_tags, note_excerpt, tagged
@@ -166,9 +166,9 @@ def archive_run(run: Run, archived: bool = True) -> bool:
 def queue_places(runs: list[Run]) -> list[tuple[Run, int, str]]:
     """(run, place, why) for each of the current person's runs waiting in the queue, in the order they start
     (lmcore.runs.fairshare: the queue serves people in turn)."""
-    store, waiting = get_store(), [r for r in mine(runs, current_person()) if r.status == "queued"]
-    places = [(run, queue_position(store, run.id, limits())) for run in waiting]
-    return sorted(((run, *where) for run, where in places if where), key=lambda found: found[1])
+    waiting = {r.id: r for r in mine(runs, current_person()) if r.status == "queued"}
+    places = queue_positions(get_store(), waiting, limits())
+    return sorted(((waiting[run_id], *where) for run_id, where in places.items()), key=lambda found: found[1])
 
 
 def curves_data(runs: list[Run]) -> tuple[pd.DataFrame, dict[int, str], dict[int, str]]:

@@ -50,18 +50,23 @@ def fair_order(queued: Iterable[Run], training: Counter) -> list[Run]:
 def queue_position(store: RunStore, run_id: int, limits: Limits | None = None) -> tuple[int, str] | None:
     """(place, why) of a queued run in the fair order, for its owner: (3, "3rd in line: 2 of 2 slots busy; the
     queue takes people in turn: …"). None when the run is not waiting in the queue."""
+    return queue_positions(store, [run_id], limits).get(run_id)
+
+
+def queue_positions(store: RunStore, run_ids: Iterable[int], limits: Limits | None = None) -> dict:
+    """{run id: (place, why)} for those of the runs waiting in the queue, from one reading of it."""
     active = store.list_runs(ACTIVE)
     training = training_counts(active)
     order = fair_order([r for r in active if r.status == "queued"], training)
-    place = next((i for i, r in enumerate(order) if r.id == run_id), None)
-    if place is None:
-        return None
     slots = (limits or load_limits(store.home)).max_parallel_jobs
     busy = sum(training.values())
-    head = f"{ordinal(place + 1)} in line: {busy} of {slots} slots busy"
-    if place < slots - busy:
-        return place + 1, f"{head}; it starts at the queue's next turn"
-    return place + 1, f"{head}; {_turns(order, place, training)}"
+    wanted, found = set(run_ids), {}
+    for place, run in enumerate(order):
+        if run.id in wanted:
+            head = f"{ordinal(place + 1)} in line: {busy} of {slots} slots busy"
+            why = "it starts at the queue's next turn" if place < slots - busy else _turns(order, place, training)
+            found[run.id] = (place + 1, f"{head}; {why}")
+    return found
 
 
 def _turns(order: list[Run], place: int, training: Counter) -> str:
