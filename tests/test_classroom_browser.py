@@ -34,6 +34,14 @@ def sign_as(page, name: str) -> None:
     page.get_by_test_id("stSidebar").get_by_text(f"You: {name} · student").wait_for()
 
 
+def expect_buttons(page, name: str, count: int) -> None:
+    """Waits for the page to show `count` such buttons: a rerun (after the passphrase, say) draws them a moment
+    after the sidebar has changed, so counting at once can read the page before it."""
+    from playwright.sync_api import expect  # imported where used, as test_browser does
+
+    expect(page.get_by_role("button", name=name, exact=True)).to_have_count(count, timeout=30_000)
+
+
 def train_one(page) -> None:
     page.get_by_role("button", name="Train 1 model").click()
     page.wait_for_timeout(300)
@@ -68,8 +76,8 @@ def test_two_students_and_the_instructor(tmp_path):
         for page, other in ((ada, f"{BOB}'s run"), (bob, "Ada's run")):
             open_train(page, url, [ada_run, bob_run])
             page.get_by_text(other, exact=True).wait_for()
-            assert page.get_by_role("button", name="Delete", exact=True).count() == 1
-            assert page.get_by_role("button", name="Edit", exact=True).count() == 1
+            expect_buttons(page, "Delete", 1)
+            expect_buttons(page, "Edit", 1)
             page.get_by_text(f"#{ada_run} tiny lstm", exact=True).wait_for()  # the run's line, bold
             page.get_by_text(f"#{bob_run} tiny gru", exact=True).wait_for()
         settle(bob, "classroom-student")
@@ -93,19 +101,20 @@ def test_two_students_and_the_instructor(tmp_path):
         open_train(second_tab, url, [ada_run, bob_run])
         second_tab.get_by_test_id("stSidebar").get_by_text("You: Ada · student").wait_for()
         second_tab.get_by_text(re.compile(r"Your #\d+ .* is 1st in line")).wait_for()
-        assert second_tab.get_by_role("button", name="Delete", exact=True).count() == 1
+        expect_buttons(second_tab, "Delete", 1)
         assert identity_cookie(ada_context) == ada_id
 
         # the instructor: the passphrase, then Delete on every run; deletes Bob's
         prof = prof_context.new_page()
         open_train(prof, url, [ada_run, bob_run])
-        assert prof.get_by_role("button", name="Delete", exact=True).count() == 0
+        prof.get_by_text(f"{BOB}'s run", exact=True).wait_for()  # the runs are drawn: none has a Delete for her yet
+        expect_buttons(prof, "Delete", 0)
         prof.get_by_test_id("stSidebar").get_by_text("Instructor", exact=True).click()
         passphrase = prof.get_by_role("textbox", name="Instructor passphrase")
         passphrase.fill(PASSPHRASE)
         passphrase.press("Enter")
         prof.get_by_test_id("stSidebar").get_by_text("You: anonymous · instructor").wait_for()
-        assert prof.get_by_role("button", name="Delete", exact=True).count() == 2
+        expect_buttons(prof, "Delete", 2)
         prof.get_by_role("button", name="Delete", exact=True).nth(1).click()  # the runs in the URL's order
         prof.locator(f".st-key-delete{bob_run} button").click()
         prof.get_by_text(f"#{bob_run} tiny gru", exact=True).wait_for(state="detached")
