@@ -17,7 +17,8 @@ from appstate.text import md
 from appstate.widgets import reset_default, selected_run_ids, set_selected_run_ids
 from lmcore.corpus.dataset import Corpus, CorpusSpec
 from lmcore.corpus.reading import CorpusError
-from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, MAX_WINDOW, count_params
+from lmcore.nn.architectures import (ACTIVATION_NAMES, ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, MAX_WINDOW, OUTPUTS,
+                                     count_params)
 from lmcore.runs import notes, service
 from lmcore.runs.catalog import corpus_name, run_label, run_name
 from lmcore.runs.fairshare import queue_positions
@@ -35,7 +36,7 @@ from lmcore.training.presets import DEFAULT_LINEUP, MAX_SEEDS, PRESETS, over_see
 __all__ = [
     # the pages' names from lmcore
     "ACTIVATION_NAMES", "ACTIVE", "ARCHS", "DEFAULT_LINEUP", "GRU_CONVENTIONS", "LE_2015", "LSTM_VARIANTS",
-    "MAX_SEEDS", "MAX_WINDOW", "NAME_CHARS", "NOTE_CHARS", "OPTIMIZERS", "PRESETS", "TAGS_CHARS", "all_tags",
+    "MAX_SEEDS", "MAX_WINDOW", "NAME_CHARS", "NOTE_CHARS", "OPTIMIZERS", "OUTPUTS", "PRESETS", "TAGS_CHARS", "all_tags",
     "best_runs",
     "corpus_name", "count_params", "history_table", "lecture_table", "note_excerpt", "preset", "progress_text",
     "lecture_rows", "readable_message", "recipe_note", "run_summary", "tagged",
@@ -49,7 +50,7 @@ __all__ = [
 # a run's advanced fields on the Train page: URL name (with the run's number after it) -> ModelConfig / TrainConfig
 MODEL_FIELDS = {"arch": "arch", "variant": "variant", "gru": "gru_convention", "act": "activation", "bias": "bias",
                 "tied": "tied", "emb": "emb", "hid": "hidden", "layers": "layers", "drop": "dropout",
-                "win": "window", "direct": "direct"}
+                "win": "window", "direct": "direct", "out": "output"}
 TRAIN_FIELDS = {"opt": "optimizer", "lr": "lr", "clip": "clip"}
 
 

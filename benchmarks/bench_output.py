@@ -2,11 +2,15 @@
 
     python benchmarks/bench_output.py [--threads 2] [--rounds 5] [--vocab 2900 10000 50000]
 
-Setting: the standard model (LSTM 2×200, batch 20, τ 35, SGD), token ids drawn at random (a step's cost does
-not depend on which words they are). Contenders, alternating within each round so load hits them alike:
+Setting: the standard model (LSTM 2×200, batch 20, τ 35, SGD), token ids drawn from a Zipf law over the
+vocabulary (p ∝ 1/rank, as words in text are; ids are frequency ranks, as lmcore's vocabulary is): a full
+softmax's step costs the same whatever the words, an adaptive softmax's depends on how many targets are rare.
+Contenders, alternating within each round so load hits them alike:
 - whole: the logits (N × vocabulary, N = 700) made whole, then F.cross_entropy (what lmcore did before);
 - chunked: lmcore.nn.output_loss, a chunk of rows at a time (what the trainer does now);
 - chunked bf16: the same under bfloat16 autocast, where this CPU computes bf16 natively;
+- adaptive, adaptive bf16: the adaptive softmax output layer (`--output adaptive`, lmcore.nn.adaptive_output):
+  another output layer, still an exact distribution over every word, that computes each row's own cluster only;
 - recurrent only: embedding and recurrent stack, forward and backward, no output layer: the floor a step
   cannot go below, "the speed of the recurrent part".
 Memory: each contender in a fresh process; how far a step's peak resident memory goes above the resident size
@@ -36,10 +40,13 @@ BATCH, BPTT, SIZE, LAYERS = 20, 35, 200, 2
 
 def make_step(contender: str, vocab: int):
     torch.manual_seed(0)
-    model = RNNLM(ModelConfig(arch="lstm", emb=SIZE, hidden=SIZE, layers=LAYERS, vocab_size=vocab, dropout=0.2))
+    output = "adaptive" if contender.startswith("adaptive") else "softmax"
+    model = RNNLM(ModelConfig(arch="lstm", emb=SIZE, hidden=SIZE, layers=LAYERS, vocab_size=vocab, dropout=0.2,
+                              output=output))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    x, y = torch.randint(0, vocab, (BPTT, BATCH)), torch.randint(0, vocab, (BPTT, BATCH))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=contender == "chunked bf16")
+    zipf = 1.0 / torch.arange(1, vocab + 1, dtype=torch.float64)
+    x, y = (torch.multinomial(zipf, BPTT * BATCH, replacement=True).view(BPTT, BATCH) for _ in range(2))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=contender.endswith("bf16"))
 
     def step():
         optimizer.zero_grad(set_to_none=True)  # first, as the trainer does: the last step's gradients go before this one
@@ -102,9 +109,9 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, nargs="+", default=[2900, 10_000, 50_000])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    contenders = ["whole", "chunked", "recurrent only"]
+    contenders = ["whole", "chunked", "adaptive", "recurrent only"]
     if bf16_native(torch.device("cpu")):
-        contenders.insert(2, "chunked bf16")
+        contenders[3:3] = ["chunked bf16", "adaptive bf16"]
     print(f"torch {torch.__version__}, {args.threads} threads, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     results = {}
     for vocab in args.vocab:
@@ -123,6 +130,10 @@ def main() -> None:
         if "chunked bf16" in s:
             line += f"; bf16 chunked/whole speed {s['whole'] / s['chunked bf16']:.2f}"
         print(line)
+        fastest = min((c for c in s if c.startswith("adaptive")), key=s.get)
+        print(f"  {'':8} {fastest}: step {s[fastest] * 1e3:.0f} ms = {s[fastest] / s['recurrent only']:.2f}× the "
+              f"recurrent part's, {s['whole'] / s[fastest]:.2f}× faster than whole, memory "
+              f"{m[fastest] / 2**20:.0f} MB")
     print(f"  load at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(json.dumps({str(v): r for v, r in results.items()}))
 

@@ -17,8 +17,11 @@ ref, model, cfg, vocab = run.ref, run.model, run.cfg, run.vocab
 
 words_max = min(2000, len(vocab) - 2)  # <unk> and <eos> are left out
 c1, c2, c3, c4, c5 = st.columns([3, 2, 3, 3, 2])
-which = c1.radio("Vectors", ["input", "output"], horizontal=True, key="vectors", bind="query-params",
-                 captions=["x: rows of encoder.weight", "W: rows of decoder.weight"])
+vectors = {"input": "x: rows of encoder.weight", "output": "W: rows of decoder.weight"}
+if cfg.model.output == "adaptive":  # rare words are read through smaller projections: no one row of W per word
+    vectors.pop("output")
+which = c1.radio("Vectors", list(vectors), horizontal=True, key="vectors", bind="query-params",
+                 captions=list(vectors.values()))
 method = c2.radio("Map", list(METHODS), horizontal=True, key="method", bind="query-params",
                   help="  \n".join(f"**{m}** {text}." for m, text in METHODS.items()))
 n = c3.slider("Most frequent words", min(20, max(words_max - 1, 1)), words_max, min(300, words_max),
@@ -29,6 +32,9 @@ perplexity = c4.slider("Perplexity", 5, 100, 30, key="perplexity", bind="query-p
                        help="t-SNE only: roughly how many neighbours each word attends to. Small values show tight "
                             "local groups, large ones more of the overall layout; 5 to 50 is usual.")
 score_box = c5.empty()
+if cfg.model.output == "adaptive":
+    st.caption("This run's output layer is an adaptive softmax: rare words are read through smaller projections of "
+               "h, so there is no one output vector per word; the map shows input vectors.")
 if cfg.model.tied:
     st.caption("This run ties its weights: W is the input embedding matrix, so both choices show the same vectors.")
 if cfg.model.direct:

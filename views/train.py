@@ -7,7 +7,7 @@ import streamlit as st
 import appstate
 from appstate import identity, training
 from appstate.training import (ACTIVATION_NAMES, ACTIVE, ARCHS, DEFAULT_LINEUP, GRU_CONVENTIONS, LSTM_VARIANTS,
-                               MAX_SEEDS, MAX_WINDOW, NAME_CHARS, NOTE_CHARS, OPTIMIZERS, PRESETS, TAGS_CHARS,
+                               MAX_SEEDS, MAX_WINDOW, NAME_CHARS, NOTE_CHARS, OPTIMIZERS, OUTPUTS, PRESETS, TAGS_CHARS,
                                count_params, history_table, note_excerpt, preset, progress_text, readable_message, recipe_note,
                                run_label, run_name)
 from appstate.widgets import field
@@ -86,11 +86,17 @@ def model_fields(i: int, name: str) -> tuple[dict, dict]:
                                 "relu with identity init: the IRNN (Le et al. 2015)") \
             if not feedforward else model.activation  # the FFNN's h is tanh
         bias = field(st.checkbox, "Biases b1, b2", f"bias{i}", model.bias)
+        output = field(st.selectbox, "Output layer", f"out{i}", model.output, list(OUTPUTS),
+                       format_func=lambda o: {"softmax": "softmax over every word",
+                                              "adaptive": "adaptive softmax (faster on big vocabularies)"}[o],
+                       help="\n\n".join(f"**{o}**: {d}" for o, d in OUTPUTS.items()))
+        adaptive = output == "adaptive"
         tied = field(st.checkbox, "Tie W to the embedding (needs equal sizes)", f"tied{i}", model.tied,
                      help="W shares the embedding matrix: fewer parameters, less overfitting on a small corpus "
-                          "(Press & Wolf 2017)", disabled=bool(direct))
-        if direct and tied:  # the output layer reads [h; x], wider than an embedding row
-            st.caption("W untied: with direct connections the output layer reads [h; x], not h alone.")
+                          "(Press & Wolf 2017)", disabled=bool(direct) or adaptive)
+        if (direct or adaptive) and tied:  # the output layer is not one row per word of the embedding's size
+            st.caption("W untied: with direct connections the output layer reads [h; x], not h alone." if direct else
+                       "W untied: an adaptive softmax has no one row of W per word to share with the embedding.")
             tied = False
         hidden = field(st.number_input, "Hidden units", f"hid{i}", model.hidden, 1, 4096,
                        help="the size of h_t, the model's memory")
@@ -118,7 +124,8 @@ def model_fields(i: int, name: str) -> tuple[dict, dict]:
                      help="rescale the gradient when its norm is above this: the cure for exploding gradients "
                           "(Pascanu et al. 2013)")
     model_overrides = dict(arch=arch, activation=activation, bias=bias, hidden=int(hidden), layers=int(layers),
-                           dropout=float(dropout), tied=tied, variant=variant, gru_convention=gru_convention,
+                           dropout=float(dropout), tied=tied, output=output, variant=variant,
+                           gru_convention=gru_convention,
                            window=int(window), direct=bool(direct),  # 5 and off unless the model is the FFNN
                            **({} if tied else {"emb": int(emb)}))  # tied: the embedding size follows the hidden size
     return model_overrides, dict(optimizer=optimizer, lr=float(lr), clip=float(clip))

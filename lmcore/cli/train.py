@@ -12,7 +12,8 @@ import torch
 
 from lmcore.cli.common import add_corpus_flags, as_machine_owner, corpus_spec, find_run, json_line
 from lmcore.corpus.loading import load_corpus
-from lmcore.nn.architectures import ACTIVATION_NAMES, ARCHS, BACKENDS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig
+from lmcore.nn.architectures import (ACTIVATION_NAMES, ARCHS, BACKENDS, GRU_CONVENTIONS, LSTM_VARIANTS, OUTPUTS,
+                                     ModelConfig)
 from lmcore.runs import service
 from lmcore.runs.jobs import StoreHooks
 from lmcore.runs.store import RunStore
@@ -23,7 +24,7 @@ from lmcore.training.presets import PRESETS, run_config
 from lmcore.training.trainer import train
 
 MODEL_FLAGS = ("arch", "activation", "bias", "emb", "hidden", "layers", "dropout", "tied", "backend", "variant",
-               "gru_convention", "window", "direct")
+               "gru_convention", "window", "direct", "output")
 TRAIN_FLAGS = ("bptt", "batch", "optimizer", "lr", "lr_decay", "clip", "epochs", "max_steps", "time_budget",
                "eval_every", "seed", "device", "threads", "compile", "bf16")
 
@@ -47,6 +48,8 @@ def add_parsers(command) -> None:
                    help=f"ffnn only: n, so the model reads the n − 1 previous words (default {m.window})")
     p.add_argument("--direct", action="store_const", const=True, default=None,
                    help="ffnn only: Bengio et al.'s direct connections, y = softmax(W h + D x + b2)")
+    p.add_argument("--output", choices=list(OUTPUTS), default=None,
+                   help=f"the output layer (default {m.output}): " + "; ".join(f"{k}: {d}" for k, d in OUTPUTS.items()))
     p.add_argument("--no-bias", dest="bias", action="store_const", const=False, default=None,
                    help="drop b1 and b2, as in the coursework")
     p.add_argument("--emb", type=int, default=None, help=f"default {m.emb}; with --tied, the hidden size")

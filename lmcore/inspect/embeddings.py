@@ -25,6 +25,9 @@ def embedding_matrix(model: RNNLM, which: str = "input") -> np.ndarray:
     """(V, d): one row per vocabulary entry. Output: W's rows, (V, H), without an FFNN's direct connections D."""
     if which not in MATRICES:
         raise ValueError(f"unknown matrix {which!r}; choose one of {', '.join(MATRICES)}")
+    if which == "output" and model.cfg.output == "adaptive":
+        raise ValueError("this model's output layer is an adaptive softmax: rare words are read through smaller "
+                         "projections of h, so there is no one output vector per word; look at the input vectors")
     weight = model.encoder.weight if which == "input" else model.decoder.weight[:, :model.cfg.hidden]
     return weight.detach().float().cpu().numpy()
 

@@ -130,6 +130,7 @@ class ModelConfig:
     gru_convention: str = "pytorch"  # GRU only: where the reset gate acts, "pytorch" or "cho"
     window: int = 5              # FFNN only: n, so it reads the n − 1 words before the one it predicts
     direct: bool = False         # FFNN only: Bengio's direct connections, y = softmax(W h + D x + b2)
+    output: str = "softmax"      # the output layer: one of OUTPUTS (softmax over every word, or adaptive)
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
@@ -157,6 +158,14 @@ class ModelConfig:
                 raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"unknown output layer {self.output!r}; choose one of {', '.join(OUTPUTS)}")
+        if self.output == "adaptive" and self.tied:
+            raise ValueError("an adaptive softmax has no one row of W per word to share with the embedding; "
+                             "untie W (tied off) or use the full softmax")
+        if self.output == "adaptive" and self.vocab_size < ADAPTIVE_MIN_VOCAB:
+            raise ValueError(f"an adaptive softmax needs a vocabulary of at least {ADAPTIVE_MIN_VOCAB} words, "
+                             f"not {self.vocab_size}")
         if self.tied and self.emb != self.hidden:
             raise ValueError(f"tied weights need emb == hidden (got {self.emb} and {self.hidden})")
         if self.backend == "fused" and not self.fusable:
@@ -227,14 +236,49 @@ def require_recurrent(cfg: ModelConfig, what: str) -> None:
 def model_name(m: ModelConfig, size: bool = False) -> str:
     """The one name of a model, in every table, legend, page and run name: the lecture's name for the
     architecture, the Elman RNN's activation, the LSTM variant or GRU convention; with size, layers × units.
-    "σ-RNN", "tanh-RNN", "IRNN", "LSTM", "LSTM-NIG", "GRU-Cho", "FFNN n=5"; "LSTM 2×200"."""
+    "σ-RNN", "tanh-RNN", "IRNN", "LSTM", "LSTM-NIG", "GRU-Cho", "FFNN n=5"; "LSTM 2×200";
+    "LSTM 2×200, adaptive softmax" where the output layer is not the full softmax."""
     if m.arch == "ffnn":
         name = f"FFNN{'-direct' if m.direct else ''} n={m.window}"
     elif m.arch == "elman":
         name = f"{ACTIVATION_SYMBOLS[m.activation]}-RNN"
     else:
         name = ARCH_NAMES[m.arch] + (f"-{m.variant_label}" if m.variant_label else "")
-    return f"{name} {m.layers}×{m.hidden}" if size else name
+    name = f"{name} {m.layers}×{m.hidden}" if size else name
+    return name + (", adaptive softmax" if m.output == "adaptive" else "")
+
+
+# The output layer: a softmax over every word, or Grave et al.'s adaptive softmax (lmcore.nn.adaptive_output).
+OUTPUTS = {"softmax": "full softmax over every word: y = softmax(W h + b2)",
+           "adaptive": "adaptive softmax (Grave et al. 2017): a head of the 2,000 most frequent words and clusters of "
+                       "rarer ones, still an exact distribution over every word; several times faster from ~10k words"}
+ADAPTIVE_HEAD = (2_000, 10_000)  # cutoffs, each where the vocabulary is at least twice as large
+ADAPTIVE_DIV = 4                 # each cluster reads a projection of h this much smaller than the one before
+ADAPTIVE_MIN_VOCAB = 8           # a head and one cluster of a word or more, with room to spare
+
+
+def adaptive_cutoffs(vocab: int) -> list[int]:
+    """Where the head ends and each cluster starts: [2000] for 4k–20k words, [2000, 10000] above; a quarter of
+    the vocabulary in the head for smaller ones (so the layer works on any corpus, though it pays from ~5k)."""
+    if vocab < ADAPTIVE_MIN_VOCAB:
+        raise ValueError(f"an adaptive softmax needs a vocabulary of at least {ADAPTIVE_MIN_VOCAB} words, not {vocab}")
+    return [c for c in ADAPTIVE_HEAD if 2 * c <= vocab] or [vocab // 4]
+
+
+def adaptive_clusters(in_features: int, vocab: int) -> list[tuple[int, int, int]]:
+    """The tail clusters of an adaptive softmax: (first word id, last + 1, size of h's projection it reads)."""
+    bounds = adaptive_cutoffs(vocab) + [vocab]
+    return [(bounds[i], bounds[i + 1], max(1, in_features // ADAPTIVE_DIV ** (i + 1))) for i in range(len(bounds) - 1)]
+
+
+def adaptive_params(in_features: int, vocab: int, bias: bool) -> int:
+    """lmcore.nn.adaptive_output.AdaptiveOutput's parameter count in closed form."""
+    clusters = adaptive_clusters(in_features, vocab)
+    head = clusters[0][0] + len(clusters)  # the head's words and one entry per cluster
+    total = in_features * head + (head if bias else 0)
+    for start, end, d in clusters:
+        total += in_features * d + d * (end - start) + ((end - start) if bias else 0)
+    return total
 
 
 GATE_BLOCKS = {"elman": 1, "irnn": 1, "gru": 3, "lstm": 4}  # weight blocks per layer: V and U each hold this many
@@ -249,8 +293,7 @@ def count_params(cfg: ModelConfig, vocab_size: int | None = None) -> int:
     H = cfg.hidden
     if cfg.arch == "ffnn":  # embedding, V and b1 on the n − 1 words, W (unless tied), D, b2
         x = (cfg.window - 1) * cfg.emb
-        return (v * cfg.emb + x * H + (H if cfg.bias else 0) + (0 if cfg.tied else H * v)
-                + (x * v if cfg.direct else 0) + (v if cfg.bias else 0))
+        return v * cfg.emb + x * H + (H if cfg.bias else 0) + _output_params(cfg, H + (x if cfg.direct else 0), v)
     variant = LSTM_VARIANTS[cfg.variant] if cfg.arch == "lstm" else None
     g = len(variant.blocks) if variant else GATE_BLOCKS[cfg.arch]
     total = v * cfg.emb  # embedding
@@ -259,8 +302,14 @@ def count_params(cfg: ModelConfig, vocab_size: int | None = None) -> int:
         total += g * H * (inputs + H + (2 if cfg.bias else 0))  # V, U, b_ih, b_hh
         if variant:
             total += len(variant.peephole_gates) * H + (9 * H * H if variant.gate_recurrence else 0)  # p_*, R
-    total += (0 if cfg.tied else H * v) + (v if cfg.bias else 0)  # W, b2
-    return total
+    return total + _output_params(cfg, H, v)
+
+
+def _output_params(cfg: ModelConfig, in_features: int, vocab: int) -> int:
+    """The output layer's: W (unless tied) and b2, or the adaptive softmax's head and clusters."""
+    if cfg.output == "adaptive":
+        return adaptive_params(in_features, vocab, cfg.bias)
+    return (0 if cfg.tied else in_features * vocab) + (vocab if cfg.bias else 0)
 
 
 def hidden_for_budget(cfg: ModelConfig, target_params: int, vocab_size: int) -> int:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from lmcore.nn.architectures import ModelConfig
-from lmcore.nn.output_loss import output_layer
+from lmcore.nn.output_loss import init_softmax_weights, make_output, output_layer
 
 NO_WORD = -1  # a window position before the text starts: its embedding is zero
 
@@ -33,13 +33,11 @@ class FeedforwardLM(nn.Module):
         self.encoder = nn.Embedding(cfg.vocab_size, cfg.emb)
         self.hidden_layer = nn.Linear(self.context * cfg.emb, cfg.hidden, bias=cfg.bias)  # V, b1
         out_in = cfg.hidden + (self.context * cfg.emb if cfg.direct else 0)
-        self.decoder = nn.Linear(out_in, cfg.vocab_size, bias=cfg.bias)  # [W D], b2
+        self.decoder = make_output(cfg, out_in)  # [W D], b2 (or an adaptive softmax reading [h; x])
         self.drop = nn.Dropout(cfg.dropout)
         self.compile = "off"  # a setting of the recurrent cells; kept so the trainer treats every model alike
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
-        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-        if self.decoder.bias is not None:
-            nn.init.zeros_(self.decoder.bias)
+        init_softmax_weights(self.decoder)
         if cfg.tied:
             self.decoder.weight = self.encoder.weight
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig
 from lmcore.nn.cells import make_cell
 from lmcore.nn.feedforward import FeedforwardLM
-from lmcore.nn.output_loss import output_layer
+from lmcore.nn.output_loss import init_softmax_weights, make_output, output_layer
 from lmcore.nn.unroll import compile_wanted, compiled_step, run_layer
 
 
@@ -76,7 +76,7 @@ class RNNLM(nn.Module):
         self.encoder = nn.Embedding(cfg.vocab_size, cfg.emb)
         self.rnn = _parameter_module(cfg)
         self.extra = nn.ParameterDict(_extra_parameters(cfg))  # empty unless an LSTM variant adds parameters
-        self.decoder = nn.Linear(cfg.hidden, cfg.vocab_size, bias=cfg.bias)
+        self.decoder = make_output(cfg, cfg.hidden)  # W, b2 (or an adaptive softmax)
         self.drop = nn.Dropout(cfg.dropout)
         self.cell = make_cell(cfg.arch, cfg.activation, cfg.variant, cfg.gru_convention)
         self.compile = "off"  # torch.compile of the cells' step: auto | on | off (a run setting, set by train)
@@ -86,9 +86,7 @@ class RNNLM(nn.Module):
 
     def _init_weights(self) -> None:
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
-        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-        if self.decoder.bias is not None:
-            nn.init.zeros_(self.decoder.bias)
+        init_softmax_weights(self.decoder)
         if self.cfg.arch == "irnn":
             # Le et al. 2015: U = I, biases 0, input weights small Gaussian.
             for layer in range(self.cfg.layers):

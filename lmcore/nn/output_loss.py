@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lmcore.nn.adaptive_output import AdaptiveOutput
+from lmcore.nn.architectures import ModelConfig
+
 CHUNK_ELEMENTS = 1 << 23  # logits per chunk: 32 MB of float32 (e.g. 167 rows of a 50k vocabulary)
 
 
@@ -22,11 +25,31 @@ def chunk_rows(vocab: int, elements: int | None = None) -> int:
     return max(16, (elements or CHUNK_ELEMENTS) // max(vocab, 1))
 
 
-def output_layer(decoder: nn.Linear, out: Tensor, targets: Tensor | None, need_logits: bool = True):
+def make_output(cfg: ModelConfig, in_features: int) -> nn.Module:
+    """The output layer a config asks for, reading `in_features` numbers: W and b2 as an nn.Linear (initialised by
+    the model, after its embedding, as it always was), or an adaptive softmax (initialised here)."""
+    if cfg.output == "adaptive":
+        return AdaptiveOutput(in_features, cfg.vocab_size, bias=cfg.bias)
+    return nn.Linear(in_features, cfg.vocab_size, bias=cfg.bias)
+
+
+def init_softmax_weights(decoder: nn.Module) -> None:
+    """W uniform in ±0.1, b2 zero (the word-language-model recipe); an adaptive softmax has set its own."""
+    if isinstance(decoder, nn.Linear):
+        nn.init.uniform_(decoder.weight, -0.1, 0.1)
+        if decoder.bias is not None:
+            nn.init.zeros_(decoder.bias)
+
+
+def output_layer(decoder: nn.Module, out: Tensor, targets: Tensor | None, need_logits: bool = True):
     """(logits (T, B, vocab) or None, mean cross-entropy or None) of the output layer y = softmax(W h + b2).
 
     need_logits=False: the loss alone, in chunks when the whole logits would be more than one chunk; below that
-    the whole path, the very operations of a plain PyTorch loop (whose run lmcore's matches bit for bit)."""
+    the whole path, the very operations of a plain PyTorch loop (whose run lmcore's matches bit for bit).
+    An adaptive softmax: its log-probabilities stand for the logits; its loss computes each row's cluster only."""
+    if isinstance(decoder, AdaptiveOutput):
+        loss = None if targets is None else decoder.loss(out.reshape(-1, out.size(-1)), targets.reshape(-1))
+        return (decoder(out) if need_logits else None), loss
     if targets is not None and not need_logits:
         h, y = out.reshape(-1, out.size(-1)), targets.reshape(-1)
         if h.size(0) * decoder.out_features > CHUNK_ELEMENTS:

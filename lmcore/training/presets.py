@@ -100,6 +100,8 @@ def run_config(preset_name: str | None, corpus: CorpusSpec, *, model: dict | Non
     m = replace(base_model, **model)
     if m.arch == "ffnn" and "layers" not in model:
         m = replace(m, layers=1)  # the feedforward model has one hidden layer
+    if m.output == "adaptive" and "tied" not in model:
+        m = replace(m, tied=False)  # the presets tie W to the embedding; an adaptive softmax has no such W
     if m.tied and "emb" not in model:
         m = replace(m, emb=m.hidden)
     if vocab_size:
@@ -115,6 +117,7 @@ def run_config(preset_name: str | None, corpus: CorpusSpec, *, model: dict | Non
     if preset_name and not name:
         kind = m.variant_label if m.recurrent else f"{'direct ' if m.direct else ''}n={m.window}"  # FFNN: its window
         name = f"{preset_name} {kind}".rstrip() + f" {m.layers}×{m.hidden}"  # "LSTM NIG 1×200", "FFNN n=5 1×200"
+        name += ", adaptive softmax" if m.output == "adaptive" else ""
     return RunConfig(name=name, corpus=corpus, model=m, train=t)
 
 
