@@ -31,7 +31,8 @@ from lmcore.runs.reports import (LE_2015, add_bits, baseline_rows, best_runs, co
 from lmcore.runs.seeds import SeedGroup, group_curves, lecture_rows, seed_groups, summary_table
 from lmcore.runs.store import ACTIVE, Run
 from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
-from lmcore.training.presets import DEFAULT_LINEUP, MAX_SEEDS, PRESETS, over_seeds, preset, recipe_note, run_config
+from lmcore.training.presets import (DEFAULT_LINEUP, MAX_SEEDS, PRESETS, output_hint, over_seeds, preset, recipe_note,
+                                    run_config)
 
 __all__ = [
     # the pages' names from lmcore
@@ -39,7 +40,7 @@ __all__ = [
     "MAX_SEEDS", "MAX_WINDOW", "NAME_CHARS", "NOTE_CHARS", "OPTIMIZERS", "OUTPUTS", "PRESETS", "TAGS_CHARS", "all_tags",
     "best_runs",
     "corpus_name", "count_params", "history_table", "lecture_table", "note_excerpt", "preset", "progress_text",
-    "lecture_rows", "readable_message", "recipe_note", "run_summary", "tagged",
+    "lecture_rows", "output_hint", "readable_message", "recipe_note", "run_summary", "tagged",
     # this module's
     "all_runs", "archive_run", "broken_runs", "comparison", "curves_data", "grouped_curves",
     "seed_summary", "tokenizers_differ", "delete_run", "evaluated_runs",

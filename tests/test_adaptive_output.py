@@ -4,6 +4,7 @@ inspected through the same paths as any other (the CLI and the Train page's run_
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ from lmcore.runs import service
 from lmcore.runs.store import RunStore
 from lmcore.training.device import bf16_native
 from lmcore.training.checkpoints import load_checkpoint
-from lmcore.training.presets import run_config
+from lmcore.training.presets import output_hint, run_config
 
 from .conftest import docs_lines
 from .test_cli import TINY
@@ -156,3 +157,9 @@ def test_the_train_page_builds_and_trains_an_adaptive_run(lmcore_home, end_job_p
     assert finished.status == "done", finished.message
     assert finished.params == count_params(m, finished.vocab) == int(count.split("**")[1].replace(",", ""))
     assert "adaptive softmax" in store.get_run(run_id).cfg.label()
+
+
+def test_the_train_page_points_to_it_where_the_vocabulary_is_large():
+    small, large = ModelConfig(vocab_size=2_900), ModelConfig(vocab_size=23_000)
+    assert output_hint(small) == "" and output_hint(replace(large, output="adaptive")) == ""
+    assert output_hint(large).startswith("23,000 words: ") and "Advanced → Output layer" in output_hint(large)

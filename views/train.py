@@ -8,8 +8,8 @@ import appstate
 from appstate import identity, training
 from appstate.training import (ACTIVATION_NAMES, ACTIVE, ARCHS, DEFAULT_LINEUP, GRU_CONVENTIONS, LSTM_VARIANTS,
                                MAX_SEEDS, MAX_WINDOW, NAME_CHARS, NOTE_CHARS, OPTIMIZERS, OUTPUTS, PRESETS, TAGS_CHARS,
-                               count_params, history_table, note_excerpt, preset, progress_text, readable_message, recipe_note,
-                               run_label, run_name)
+                               count_params, history_table, note_excerpt, output_hint, preset, progress_text,
+                               readable_message, recipe_note, run_label, run_name)
 from appstate.widgets import field
 from appstate.figures import chart
 from lmcore.viz.training import curves_figure
@@ -150,6 +150,8 @@ for i, col in enumerate(st.columns(n_runs), start=1):
         st.caption(f"{reads}{cfg.model.layers}×{cfg.model.hidden} units · **{count_params(cfg.model):,}** parameters"
                    + (" · bfloat16 arithmetic (this CPU computes it natively: 1.5–2× faster, perplexity within 1%)"
                       if cfg.train.bf16 else ""))
+        if output_hint(cfg.model):
+            st.caption(output_hint(cfg.model))
 
 
 seeds = int(field(st.number_input, "Seeds per run", "seeds", 1, 1, MAX_SEEDS,
