@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from lmcore.cli.main import main
 from lmcore.corpus.dataset import CorpusSpec
 from lmcore.inspect.embeddings import embedding_matrix
+from lmcore.lecture.notation import equations, parameter_map
 from lmcore.nn.adaptive_output import AdaptiveOutput
 from lmcore.nn.architectures import ModelConfig, adaptive_clusters, adaptive_cutoffs, count_params, model_name
 from lmcore.nn.model import build_model
@@ -71,14 +72,31 @@ def test_clusters_and_parameter_count():
     assert adaptive_cutoffs(2_900) == [725] and adaptive_cutoffs(10_000) == [2_000]
     assert adaptive_cutoffs(50_000) == [2_000, 10_000]
     assert adaptive_clusters(200, 50_000) == [(2_000, 10_000, 50), (10_000, 50_000, 12)]
-    with pytest.raises(ValueError, match="at least 8 words"):
-        adaptive_cutoffs(5)
+    assert adaptive_cutoffs(3) == [1] and adaptive_cutoffs(5) == [1]  # any corpus: <unk>, <eos> and a word
+    with pytest.raises(ValueError, match="at least 2 words"):
+        adaptive_cutoffs(1)
     for cfg in (ModelConfig(vocab_size=3_000, output="adaptive"),
                 ModelConfig(arch="gru", vocab_size=30_000, output="adaptive", bias=False, layers=1),
                 ModelConfig(arch="ffnn", layers=1, window=4, direct=True, vocab_size=12_000, output="adaptive")):
         assert build_model(cfg).num_params() == count_params(cfg)
     full = ModelConfig(vocab_size=50_000)
     assert count_params(ModelConfig(vocab_size=50_000, output="adaptive")) < 0.7 * count_params(full)
+
+
+@pytest.mark.parametrize("cfg", [ModelConfig(vocab_size=12_000, output="adaptive"),
+                                 ModelConfig(arch="gru", vocab_size=30_000, output="adaptive", bias=False, layers=1),
+                                 ModelConfig(arch="ffnn", layers=1, direct=True, vocab_size=300, output="adaptive")])
+def test_the_equations_and_parameter_table_name_its_tensors(cfg):
+    """The Equations panel of every inspection page: the head and clusters, each row a real tensor of its shape."""
+    output = equations(cfg)[-1]
+    assert r"W_{head}" in output and r"W_c P_c" in output and ("b_{head}" in output) == cfg.bias
+    params = dict(build_model(cfg).named_parameters())
+    rows = [r for r in parameter_map(cfg) if r["PyTorch"].startswith("decoder")]
+    assert {r["PyTorch"] for r in rows} == {name for name in params if name.startswith("decoder")}
+    for r in rows:
+        assert r["shape"] == str(tuple(params[r["PyTorch"]].shape)).replace(",)", ",)")
+    symbols = [r["symbol"] for r in parameter_map(cfg)]
+    assert len(symbols) == len(set(symbols)) and "W" not in symbols and "b_2" not in symbols
 
 
 def test_configs_name_and_refuse_what_cannot_be():
@@ -91,6 +109,9 @@ def test_configs_name_and_refuse_what_cannot_be():
     # the presets tie W to the embedding; asking for an adaptive softmax unties it, in the page's and CLI's function
     run = run_config("LSTM", CorpusSpec(), model={"output": "adaptive"})
     assert run.model.tied is False and run.model.emb == run.model.hidden and run.name == "LSTM 1×200, adaptive softmax"
+    wide = run_config("LSTM", CorpusSpec(), model={"output": "adaptive", "hidden": 600}).model  # --hidden 600 alone
+    assert (wide.emb, wide.hidden, wide.tied) == (600, 600, False)  # emb follows h, as it did while tied
+    assert run_config("LSTM", CorpusSpec(), model={"output": "adaptive", "hidden": 600, "emb": 64}).model.emb == 64
     with pytest.raises(ValueError, match="untie W"):
         run_config("LSTM", CorpusSpec(), model={"output": "adaptive", "tied": True}).with_vocab(100).model.validate()
 

@@ -70,3 +70,22 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(grammar_fil
     for name, w in w_one.items():
         assert torch.allclose(w_two[name], w, rtol=1e-4, atol=1e-6), name
     assert single[-2]["train_loss"] < single[0]["train_loss"]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
+def test_an_adaptive_softmax_trains_on_two_ranks_when_a_rank_leaves_a_cluster_unused(tmp_path):
+    """Chunks of 2 tokens × 2 streams per rank: most steps some rank has no target in the rarer words' cluster,
+    whose weights then get no gradient there (DDP must be told, or it stops at the next step); the two ranks
+    still train what one process does."""
+    flags = ["--corpus", "builtin:agreement", "--tokenizer", "words", "--output", "adaptive", "--emb", "8",
+             "--hidden", "16", "--layers", "1", "--dropout", "0", "--bptt", "2", "--batch", "4", "--optimizer", "adam",
+             "--lr", "0.01", "--max-steps", "30", "--eval-every", "10", "--seed", "7", "--device", "cpu",
+             "--threads", "1", "--json", "--no-bf16"]
+    single = run([PYTHON, "-m", "lmcore", "--home", str(tmp_path / "one"), "train", *flags], tmp_path / "one")
+    ddp = run([PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(free_port()), "-m", "lmcore", "--home", str(tmp_path / "two"), "train", *flags,
+               "--distributed"], tmp_path / "two")
+    assert ddp[-1]["event"] == "done" and ddp[-1]["step"] == 30
+    for a, b in zip(single[:-1], ddp[:-1]):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=REL_TOL)
+        assert b["valid_loss"] == pytest.approx(a["valid_loss"], rel=REL_TOL)

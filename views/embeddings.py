@@ -37,7 +37,7 @@ if cfg.model.output == "adaptive":
                "h, so there is no one output vector per word; the map shows input vectors.")
 if cfg.model.tied:
     st.caption("This run ties its weights: W is the input embedding matrix, so both choices show the same vectors.")
-if cfg.model.direct:
+if cfg.model.direct and cfg.model.output != "adaptive":
     st.caption("This feedforward run has direct connections: decoder.weight is [W D], each row W's "
                f"{cfg.model.hidden} numbers then D's {(cfg.model.window - 1) * cfg.model.emb}. Output vectors here "
                "are W's rows alone, the part that reads h, as for every other model.")

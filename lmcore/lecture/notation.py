@@ -10,9 +10,14 @@ V is hidden_layer.weight, and D (direct connections) sits beside W in decoder.we
 """
 from __future__ import annotations
 
-from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig
+from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig, adaptive_clusters
 
 OUTPUT = r"y_t = \mathrm{softmax}(W h_t + b_2), \qquad P(x_{t+1} \mid x_1, \dots, x_t) = y_t"
+# The adaptive softmax (lmcore.nn.adaptive_output): a head over the frequent words and one entry per cluster c of
+# rarer ones; a word w of cluster c has the head's probability of c times its own within c, read through P_c h.
+ADAPTIVE_OUTPUT = (r"y_t(w) = \mathrm{softmax}(W_{head} h_t + b_{head})_w \ \text{(w in the head)}, \quad "
+                   r"y_t(w) = \mathrm{softmax}(W_{head} h_t + b_{head})_c \; \mathrm{softmax}(W_c P_c h_t + b_c)_w "
+                   r"\ \text{(w in cluster c)}")
 ACTIVATION_TEX = {"sigmoid": r"\sigma", "tanh": r"\tanh", "relu": r"\mathrm{relu}"}
 
 
@@ -35,7 +40,15 @@ def equations(cfg: ModelConfig) -> list[str]:
         else:  # PyTorch / cuDNN: r gates U_n h_{t-1} + b_hn after the product
             eqs.append(rf"n_t = \tanh(V_n x_t{bias('{in}')} + r_t \odot (U_n h_{{t-1}}{bias('{hn}')}))")
         eqs.append(r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}")
-    return eqs + [OUTPUT if b else OUTPUT.replace(" + b_2", "")]
+    return eqs + [_output_equation(cfg)]
+
+
+def _output_equation(cfg: ModelConfig, h: str = "h_t", t: str = "t") -> str:
+    """y from h: the softmax over every word, or the adaptive softmax's head and clusters; b's only with biases."""
+    if cfg.output == "adaptive":
+        eq = ADAPTIVE_OUTPUT.replace("h_t", h).replace("y_t", f"y_{t}")
+        return eq if cfg.bias else eq.replace(" + b_{head}", "").replace(" + b_c", "")
+    return OUTPUT if cfg.bias else OUTPUT.replace(" + b_2", "")
 
 
 def _feedforward_equations(cfg: ModelConfig) -> list[str]:
@@ -47,9 +60,11 @@ def _feedforward_equations(cfg: ModelConfig) -> list[str]:
         return sep.join(names) if len(names) <= 3 else sep.join([names[0], r"\dots", names[-1]])
 
     window = "the previous word" if n == 2 else f"the {n - 1} previous words"
-    return [rf"x_i = [{words('e({})', '; ')}] \quad (n = {n}: \text{{{window}}})",
-            rf"h_i = \tanh(V x_i{' + b_1' if b else ''})",
-            rf"y_i = \mathrm{{softmax}}(W h_i{' + D x_i' if cfg.direct else ''}{' + b_2' if b else ''}), "
+    head = [rf"x_i = [{words('e({})', '; ')}] \quad (n = {n}: \text{{{window}}})",
+            rf"h_i = \tanh(V x_i{' + b_1' if b else ''})"]
+    if cfg.output == "adaptive":  # it reads h_i, or [h_i; x_i] with direct connections
+        return head + [_output_equation(cfg, "[h_i; x_i]" if cfg.direct else "h_i", "i")]
+    return head + [rf"y_i = \mathrm{{softmax}}(W h_i{' + D x_i' if cfg.direct else ''}{' + b_2' if b else ''}), "
             rf"\qquad P(w_i \mid {words('{}', ', ')}) = y_i"]
 
 
@@ -97,6 +112,8 @@ def parameter_map(cfg: ModelConfig) -> list[dict]:
         rows.insert(3, {"symbol": "b_1", "PyTorch": "rnn.bias_ih_l0 + rnn.bias_hh_l0", "shape": f"({k * cfg.hidden},)",
                         "meaning": "hidden bias (PyTorch keeps two that add up)"})
         rows.append({"symbol": "b_2", "PyTorch": "decoder.bias", "shape": f"({cfg.vocab_size},)", "meaning": "output bias"})
+    if cfg.output == "adaptive":
+        rows = [r for r in rows if r["symbol"] not in ("W", "b_2")] + adaptive_rows(cfg, cfg.hidden, "h")
     if variant and variant.peephole_gates:
         gates = variant.peephole_gates
         rows.insert(3, {"symbol": ", ".join(f"p_{g}" for g in gates), "PyTorch": ", ".join(f"extra.p_{g}_l0" for g in gates),
@@ -124,4 +141,28 @@ def _feedforward_parameters(cfg: ModelConfig) -> list[dict]:
     if cfg.bias:
         rows.insert(3, {"symbol": "b_1", "PyTorch": "hidden_layer.bias", "shape": f"({H},)", "meaning": "hidden bias"})
         rows.append({"symbol": "b_2", "PyTorch": "decoder.bias", "shape": f"({v},)", "meaning": "output bias"})
+    if cfg.output == "adaptive":  # no W, D, b_2: the head and clusters read h, or [h; x] with direct connections
+        rows = [r for r in rows if r["symbol"] not in ("W", "D", "b_2")]
+        rows += adaptive_rows(cfg, H + (x if cfg.direct else 0), "[h; x]" if cfg.direct else "h")
+    return rows
+
+
+def adaptive_rows(cfg: ModelConfig, in_features: int, reads: str) -> list[dict]:
+    """The adaptive softmax's symbols: W_head (and b_head), then P_c, W_c (and b_c) of each cluster: c1, c2, …"""
+    clusters = adaptive_clusters(in_features, cfg.vocab_size)
+    head = clusters[0][0]
+    rows = [{"symbol": "W_head", "PyTorch": "decoder.head.weight", "shape": f"({head + len(clusters)}, {in_features})",
+             "meaning": f"{reads} → the {head:,} most frequent words and one entry per cluster"}]
+    if cfg.bias:
+        rows.append({"symbol": "b_head", "PyTorch": "decoder.head.bias", "shape": f"({head + len(clusters)},)",
+                     "meaning": "the head's bias"})
+    for c, (start, end, d) in enumerate(clusters, start=1):
+        tail = f"decoder.tails.{c - 1}"
+        rows += [{"symbol": f"P_c{c}", "PyTorch": f"{tail}.0.weight", "shape": f"({d}, {in_features})",
+                  "meaning": f"{reads} → a {d}-number projection for cluster {c}"},
+                 {"symbol": f"W_c{c}", "PyTorch": f"{tail}.1.weight", "shape": f"({end - start}, {d})",
+                  "meaning": f"projection → words {start:,}–{end - 1:,} by frequency rank"}]
+        if cfg.bias:
+            rows.append({"symbol": f"b_c{c}", "PyTorch": f"{tail}.1.bias", "shape": f"({end - start},)",
+                         "meaning": f"cluster {c}'s bias"})
     return rows

@@ -254,15 +254,16 @@ OUTPUTS = {"softmax": "full softmax over every word: y = softmax(W h + b2)",
                        "rarer ones, still an exact distribution over every word; several times faster from ~10k words"}
 ADAPTIVE_HEAD = (2_000, 10_000)  # cutoffs, each where the vocabulary is at least twice as large
 ADAPTIVE_DIV = 4                 # each cluster reads a projection of h this much smaller than the one before
-ADAPTIVE_MIN_VOCAB = 8           # a head and one cluster of a word or more, with room to spare
+ADAPTIVE_MIN_VOCAB = 2           # a head and one cluster of a word or more
 
 
 def adaptive_cutoffs(vocab: int) -> list[int]:
     """Where the head ends and each cluster starts: [2000] for 4k–20k words, [2000, 10000] above; a quarter of
-    the vocabulary in the head for smaller ones (so the layer works on any corpus, though it pays from ~5k)."""
+    the vocabulary in the head for smaller ones, at least one word (so the layer works on any corpus, as every
+    vocabulary has <unk>, <eos> and a word, though it pays from ~5k words)."""
     if vocab < ADAPTIVE_MIN_VOCAB:
         raise ValueError(f"an adaptive softmax needs a vocabulary of at least {ADAPTIVE_MIN_VOCAB} words, not {vocab}")
-    return [c for c in ADAPTIVE_HEAD if 2 * c <= vocab] or [vocab // 4]
+    return [c for c in ADAPTIVE_HEAD if 2 * c <= vocab] or [max(1, vocab // 4)]
 
 
 def adaptive_clusters(in_features: int, vocab: int) -> list[tuple[int, int, int]]:

@@ -31,7 +31,7 @@ from lmcore.corpus.dataset import Corpus, spec_fingerprint
 from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError
 from lmcore.limits import LimitError, Limits, check_epochs, check_model, check_source_size, load_limits
-from lmcore.nn.architectures import ADAPTIVE_MIN_VOCAB, count_params
+from lmcore.nn.architectures import count_params
 from lmcore.runs import jobs
 from lmcore.runs.executors import current_executor
 from lmcore.runs.fairshare import fair_order, training_counts
@@ -46,11 +46,10 @@ RESUMABLE = ("stopped", "interrupted", "done")
 
 # --- checks: nothing is recorded before they pass -------------------------------------------------------
 def validate(cfg: RunConfig) -> None:
-    """Every field in range (the vocabulary size may not be known yet: checked here as if large enough; a corpus
-    too small for the model, e.g. under 8 words for an adaptive softmax, is said when the model is built)."""
+    """Every field in range (the vocabulary size may not be known yet: any size ≥ 3 passes here)."""
     cfg.corpus.validate()
     cfg.train.validate()
-    replace(cfg.model, vocab_size=max(cfg.model.vocab_size, ADAPTIVE_MIN_VOCAB)).validate()
+    replace(cfg.model, vocab_size=max(cfg.model.vocab_size, 3)).validate()
 
 
 def check(store: RunStore, configs: list[RunConfig], limits: Limits | None = None, corpus: Corpus | None = None,

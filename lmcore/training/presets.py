@@ -100,8 +100,8 @@ def run_config(preset_name: str | None, corpus: CorpusSpec, *, model: dict | Non
     m = replace(base_model, **model)
     if m.arch == "ffnn" and "layers" not in model:
         m = replace(m, layers=1)  # the feedforward model has one hidden layer
-    if m.output == "adaptive" and "tied" not in model:
-        m = replace(m, tied=False)  # the presets tie W to the embedding; an adaptive softmax has no such W
+    if m.output == "adaptive" and m.tied and "tied" not in model:  # the presets tie W to the embedding, which
+        m = replace(m, tied=False, emb=model.get("emb", m.hidden))  # an adaptive softmax has not: emb stays = h
     if m.tied and "emb" not in model:
         m = replace(m, emb=m.hidden)
     if vocab_size:

@@ -292,7 +292,9 @@ def _distributed(model: RNNLM, device: torch.device, info: DistInfo) -> torch.nn
     if not info.active:
         return model
     from torch.nn.parallel import DistributedDataParallel
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    # an adaptive softmax's cluster that no target of a rank's step falls in gets no gradient on that rank
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=model.cfg.output == "adaptive")
 
 
 def _test_ppl(best_path: Path, corpus: Corpus, bptt: int, device: torch.device) -> float | None:
