@@ -88,8 +88,8 @@ def test_clusters_and_parameter_count():
                                  ModelConfig(arch="ffnn", layers=1, direct=True, vocab_size=300, output="adaptive")])
 def test_the_equations_and_parameter_table_name_its_tensors(cfg):
     """The Equations panel of every inspection page: the head and clusters, each row a real tensor of its shape."""
-    output = equations(cfg)[-1]
-    assert r"W_{head}" in output and r"W_c P_c" in output and ("b_{head}" in output) == cfg.bias
+    head, clusters = equations(cfg)[-2:]
+    assert r"W_{head}" in head and r"W_c P_c" in clusters and ("b_{head}" in head + clusters) == cfg.bias
     params = dict(build_model(cfg).named_parameters())
     rows = [r for r in parameter_map(cfg) if r["PyTorch"].startswith("decoder")]
     assert {r["PyTorch"] for r in rows} == {name for name in params if name.startswith("decoder")}

@@ -15,9 +15,9 @@ from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig, adaptive_cluster
 OUTPUT = r"y_t = \mathrm{softmax}(W h_t + b_2), \qquad P(x_{t+1} \mid x_1, \dots, x_t) = y_t"
 # The adaptive softmax (lmcore.nn.adaptive_output): a head over the frequent words and one entry per cluster c of
 # rarer ones; a word w of cluster c has the head's probability of c times its own within c, read through P_c h.
-ADAPTIVE_OUTPUT = (r"y_t(w) = \mathrm{softmax}(W_{head} h_t + b_{head})_w \ \text{(w in the head)}, \quad "
+ADAPTIVE_OUTPUT = (r"y_t(w) = \mathrm{softmax}(W_{head} h_t + b_{head})_w \quad \text{(w in the head)}",
                    r"y_t(w) = \mathrm{softmax}(W_{head} h_t + b_{head})_c \; \mathrm{softmax}(W_c P_c h_t + b_c)_w "
-                   r"\ \text{(w in cluster c)}")
+                   r"\quad \text{(w in cluster c)}")
 ACTIVATION_TEX = {"sigmoid": r"\sigma", "tanh": r"\tanh", "relu": r"\mathrm{relu}"}
 
 
@@ -40,15 +40,16 @@ def equations(cfg: ModelConfig) -> list[str]:
         else:  # PyTorch / cuDNN: r gates U_n h_{t-1} + b_hn after the product
             eqs.append(rf"n_t = \tanh(V_n x_t{bias('{in}')} + r_t \odot (U_n h_{{t-1}}{bias('{hn}')}))")
         eqs.append(r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}")
-    return eqs + [_output_equation(cfg)]
+    return eqs + _output_equations(cfg)
 
 
-def _output_equation(cfg: ModelConfig, h: str = "h_t", t: str = "t") -> str:
-    """y from h: the softmax over every word, or the adaptive softmax's head and clusters; b's only with biases."""
+def _output_equations(cfg: ModelConfig, h: str = "h_t", t: str = "t") -> list[str]:
+    """y from h: the softmax over every word, or the adaptive softmax's head and clusters (two lines, each fits the
+    page); b's only with biases."""
     if cfg.output == "adaptive":
-        eq = ADAPTIVE_OUTPUT.replace("h_t", h).replace("y_t", f"y_{t}")
-        return eq if cfg.bias else eq.replace(" + b_{head}", "").replace(" + b_c", "")
-    return OUTPUT if cfg.bias else OUTPUT.replace(" + b_2", "")
+        eqs = [eq.replace("h_t", h).replace("y_t", f"y_{t}") for eq in ADAPTIVE_OUTPUT]
+        return eqs if cfg.bias else [eq.replace(" + b_{head}", "").replace(" + b_c", "") for eq in eqs]
+    return [OUTPUT if cfg.bias else OUTPUT.replace(" + b_2", "")]
 
 
 def _feedforward_equations(cfg: ModelConfig) -> list[str]:
@@ -63,7 +64,7 @@ def _feedforward_equations(cfg: ModelConfig) -> list[str]:
     head = [rf"x_i = [{words('e({})', '; ')}] \quad (n = {n}: \text{{{window}}})",
             rf"h_i = \tanh(V x_i{' + b_1' if b else ''})"]
     if cfg.output == "adaptive":  # it reads h_i, or [h_i; x_i] with direct connections
-        return head + [_output_equation(cfg, "[h_i; x_i]" if cfg.direct else "h_i", "i")]
+        return head + _output_equations(cfg, "[h_i; x_i]" if cfg.direct else "h_i", "i")
     return head + [rf"y_i = \mathrm{{softmax}}(W h_i{' + D x_i' if cfg.direct else ''}{' + b_2' if b else ''}), "
             rf"\qquad P(w_i \mid {words('{}', ', ')}) = y_i"]
 
