@@ -150,8 +150,8 @@ for i, col in enumerate(st.columns(n_runs), start=1):
         st.caption(f"{reads}{cfg.model.layers}×{cfg.model.hidden} units · **{count_params(cfg.model):,}** parameters"
                    + (" · bfloat16 arithmetic (this CPU computes it natively: 1.5–2× faster, perplexity within 1%)"
                       if cfg.train.bf16 else ""))
-        if output_hint(cfg.model):
-            st.caption(output_hint(cfg.model))
+        if hint := output_hint(cfg.model):
+            st.caption(hint)
 
 
 seeds = int(field(st.number_input, "Seeds per run", "seeds", 1, 1, MAX_SEEDS,

@@ -163,9 +163,8 @@ class ModelConfig:
         if self.output == "adaptive" and self.tied:
             raise ValueError("an adaptive softmax has no one row of W per word to share with the embedding; "
                              "untie W (tied off) or use the full softmax")
-        if self.output == "adaptive" and self.vocab_size < ADAPTIVE_MIN_VOCAB:
-            raise ValueError(f"an adaptive softmax needs a vocabulary of at least {ADAPTIVE_MIN_VOCAB} words, "
-                             f"not {self.vocab_size}")
+        if self.output == "adaptive":
+            adaptive_cutoffs(self.vocab_size)  # refuses a vocabulary too small to split
         if self.tied and self.emb != self.hidden:
             raise ValueError(f"tied weights need emb == hidden (got {self.emb} and {self.hidden})")
         if self.backend == "fused" and not self.fusable:

@@ -48,8 +48,10 @@ def output_layer(decoder: nn.Module, out: Tensor, targets: Tensor | None, need_l
     the whole path, the very operations of a plain PyTorch loop (whose run lmcore's matches bit for bit).
     An adaptive softmax: its log-probabilities stand for the logits; its loss computes each row's cluster only."""
     if isinstance(decoder, AdaptiveOutput):
-        loss = None if targets is None else decoder.loss(out.reshape(-1, out.size(-1)), targets.reshape(-1))
-        return (decoder(out) if need_logits else None), loss
+        if need_logits:  # the loss read off the log-probabilities already made, not a second pass through the head
+            logp = decoder(out)
+            return logp, None if targets is None else F.nll_loss(logp.view(-1, logp.size(-1)), targets.reshape(-1))
+        return None, None if targets is None else decoder.loss(out.reshape(-1, out.size(-1)), targets.reshape(-1))
     if targets is not None and not need_logits:
         h, y = out.reshape(-1, out.size(-1)), targets.reshape(-1)
         if h.size(0) * decoder.out_features > CHUNK_ELEMENTS:
