@@ -147,8 +147,10 @@ def test_trains_like_the_full_softmax_and_every_page_reads_it(tmp_path, lmcore_h
     at = open_page("views/embeddings.py")  # the newest run, the adaptive one, is the page's default
     assert at.radio(key="vectors").options == ["input"]
     assert any("adaptive softmax" in c.value for c in at.caption) and len(at.get("plotly_chart")) == 1
-    for page in ("views/next_word.py", "views/hidden.py", "views/gates.py", "views/memory.py"):
+    for page in ("views/hidden.py", "views/gates.py", "views/memory.py"):
         open_page(page)  # each opens on the adaptive run without an exception (open_page checks)
+    next_word = open_page("views/next_word.py")  # its opening line gives y_t = softmax(W h_t + b₂): it says which
+    assert any(c.value.startswith("This run's y_t comes from an adaptive softmax") for c in next_word.caption)
     [best] = [p for p in lmcore_home.rglob("best.pt") if load_checkpoint(p)[1].model.output == "adaptive"]
     with pytest.raises(ValueError, match="no one output vector per word"):
         embedding_matrix(load_checkpoint(best)[0], "output")

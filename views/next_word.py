@@ -17,6 +17,9 @@ run = models.open_run("Model", text_key="nw", too_short="Type at least two token
 if run is None:
     st.stop()
 ref, model, cfg, vocab, tokens = run.ref, run.model, run.cfg, run.vocab, run.tokens
+if cfg.model.output == "adaptive":
+    st.caption("This run's y_t comes from an adaptive softmax (see the Equations): the head's probability of a word, "
+               "or of its cluster times the word's within the cluster; still a probability for every word.")
 tr = models.run_trace(ref, tokens, top_k=TOP_K)
 ranks = next_token_ranks(model, tr.ids)
 
