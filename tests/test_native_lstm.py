@@ -98,7 +98,7 @@ def test_failed_build_falls_back_to_the_python_loop(tmp_path):
         "from tests.test_native_lstm import inputs, run\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
-        "    assert native.lstm_steps() is None\n"
+        "    assert native.lstm_steps() is None and native.context_use() is None\n"
         "assert any('could not be built' in str(w.message) for w in caught), [str(w.message) for w in caught]\n"
         "values, grads = run(inputs('fgr', torch.float64))\n"
         "assert all(torch.isfinite(g).all() and g.abs().max() > 0 for g in grads)\n"
@@ -111,24 +111,28 @@ def test_failed_build_falls_back_to_the_python_loop(tmp_path):
 
 
 def test_one_build_folder_per_source_text_whatever_the_checkout(tmp_path, monkeypatch):
-    """Two clones of the same source share a build; an edited source gets a folder of its own; the copy the
-    build compiles is written once and never touched again (a newer file would make ninja rebuild)."""
+    """Two clones of the same sources share a build; an edit to any of them (the header too) gets a folder of its
+    own; the copies the build compiles are written once and never touched again (a newer file would make ninja
+    rebuild)."""
     from torch.utils import cpp_extension
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
-    text = native.SOURCE.read_bytes()
+    texts = {name: (native.SOURCE_DIR / name).read_bytes() for name in native.SOURCE_NAMES}
     folders = []
-    for clone, body in (("a", text), ("b", text), ("c", text + b"\n// edited\n")):
+    for clone, edited in (("a", None), ("b", None), ("c", "activations.h"), ("d", "context_use.cpp")):
         (tmp_path / clone).mkdir()
-        (tmp_path / clone / native.SOURCE.name).write_bytes(body)
-        monkeypatch.setattr(native, "SOURCE", tmp_path / clone / native.SOURCE.name)
+        for name, text in texts.items():
+            (tmp_path / clone / name).write_bytes(text + b"\n// edited\n" if name == edited else text)
+        monkeypatch.setattr(native, "SOURCE_DIR", tmp_path / clone)
         folders.append(native._build_dir(cpp_extension))
-    assert folders[0] == folders[1] != folders[2] and folders[0].parent == tmp_path / "ext"
-    placed = native._place_source(folders[2])
-    assert placed.read_bytes() == text + b"\n// edited\n" and placed.parent == folders[2]
-    stamp = placed.stat().st_mtime_ns
-    os.utime(native.SOURCE)  # the checkout's file is newer now; the placed copy must not follow it
-    assert native._place_source(folders[2]) == placed and placed.stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in folders[2].iterdir()) == [native.SOURCE.name]  # no temporary file left
+    assert folders[0] == folders[1] and len(set(folders)) == 3 and folders[0].parent == tmp_path / "ext"
+    placed = native._place_sources(folders[3])
+    assert [p.name for p in placed] == list(native.SOURCE_NAMES) and all(p.parent == folders[3] for p in placed)
+    assert placed[2].read_bytes() == texts["context_use.cpp"] + b"\n// edited\n"
+    stamps = [p.stat().st_mtime_ns for p in placed]
+    for name in native.SOURCE_NAMES:  # the checkout's files are newer now; the placed copies must not follow them
+        os.utime(tmp_path / "d" / name)
+    assert native._place_sources(folders[3]) == placed and [p.stat().st_mtime_ns for p in placed] == stamps
+    assert sorted(p.name for p in folders[3].iterdir()) == sorted(native.SOURCE_NAMES)  # no temporary file left
 
 
 def test_a_build_killed_midway_does_not_hold_later_starts(ops):

@@ -1,7 +1,8 @@
-"""C++ for the few loops where Python's cost per operation is the bottleneck, built on first use.
+"""C++ for the few loops where Python's or PyTorch's cost per operation is the bottleneck, built on first use.
 
-`lstm_steps()` returns the ops of lstm_steps.cpp (torch.ops.lmcore_lstm_steps: forward, backward), compiling
-them once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
+`lstm_steps()` returns the ops of lstm_steps.cpp (torch.ops.lmcore_lstm_steps: forward, backward) and
+`context_use()` those of context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, nll_sum); one library holds
+both, compiled once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
 under ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR in a folder named by the source's hash, and reused
 by every process and checkout). Where that cannot be done — no compiler, a failed build — it returns None
 once and for all in this process, and the callers keep their Python loops, which compute the same thing.
@@ -21,10 +22,13 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("lstm_steps.cpp")
+SOURCE_DIR = Path(__file__).parent
+SOURCE_NAMES = ("activations.h", "lstm_steps.cpp", "context_use.cpp")  # the header first: the .cpp files include it
 # -fno-trapping-math, -fno-math-errno (as PyTorch's own build): without them GCC keeps the branch-free σ and tanh
-# of the loops over units scalar; neither changes a result
-CFLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno"]
+# of the loops over units scalar; neither changes a result. -fopenmp: at::parallel_for is OpenMP's in headers, so
+# without it a parallel loop runs on one thread (the process shares PyTorch's libgomp, already loaded)
+CFLAGS = ("-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp")
+LDFLAGS = ("-fopenmp",)
 
 
 def enabled() -> bool:
@@ -38,19 +42,24 @@ def _build_dir(cpp_extension) -> Path:
     sharing the cache rebuilt over each other's library, and an edited source got no new folder."""
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
     abi = f"{sys.version_info.major}.{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
-    key = b"\0".join([SOURCE.read_bytes(), " ".join(CFLAGS).encode(), torch.__version__.encode(), abi.encode(),
+    key = b"\0".join([*(name.encode() + b":" + (SOURCE_DIR / name).read_bytes() for name in SOURCE_NAMES),
+                       " ".join(CFLAGS + LDFLAGS).encode(), torch.__version__.encode(), abi.encode(),
                        str(torch.version.cuda or torch.version.hip or "cpu").encode()])
     return root / f"lmcore_lstm_steps_{hashlib.sha256(key).hexdigest()[:16]}"
 
 
-def _place_source(build_dir: Path) -> Path:
-    """Copy the source into the build folder once; never rewritten, so ninja sees no newer file later."""
-    source = build_dir / SOURCE.name
+def _place_sources(build_dir: Path) -> list[Path]:
+    """Copy the sources into the build folder once; never rewritten, so ninja sees no newer file later."""
+    return [_place(SOURCE_DIR / name, build_dir) for name in SOURCE_NAMES]
+
+
+def _place(original: Path, build_dir: Path) -> Path:
+    source = build_dir / original.name
     if not source.is_file():
         build_dir.mkdir(parents=True, exist_ok=True)
-        tmp = build_dir / f".{SOURCE.name}.{os.getpid()}.{threading.get_ident()}"
+        tmp = build_dir / f".{original.name}.{os.getpid()}.{threading.get_ident()}"
         try:
-            tmp.write_bytes(SOURCE.read_bytes())  # a failed write (disk full) is raised: the build fails
+            tmp.write_bytes(original.read_bytes())  # a failed write (disk full) is raised: the build fails
             try:
                 os.link(tmp, source)  # fails if another process placed it first: theirs is the same text
             except FileExistsError:
@@ -67,14 +76,15 @@ def _build():
     from torch.utils import cpp_extension  # here: 0.14 s of every model import, for a build that happens once
 
     build_dir = _build_dir(cpp_extension)
-    source = _place_source(build_dir)
+    sources = [str(p) for p in _place_sources(build_dir) if p.suffix == ".cpp"]
     if not any(build_dir.glob("*.so")):  # a job's log and the CLI's output say why the start waits
-        print("note: building the C++ LSTM time loop (once per machine, some 10-40 s)", file=sys.stderr, flush=True)
+        print("note: building the C++ LSTM loops (once per machine, some 10-60 s)", file=sys.stderr, flush=True)
     with warnings.catch_warnings(), _machine_lock(build_dir):
         warnings.simplefilter("ignore")  # the builder's notes about compiler versions
-        cpp_extension.load(name=build_dir.name, sources=[str(source)], build_directory=str(build_dir),
-                           extra_cflags=CFLAGS, is_python_module=False, verbose=False)
-    return torch.ops.lmcore_lstm_steps
+        cpp_extension.load(name=build_dir.name, sources=sources, build_directory=str(build_dir),
+                           extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS),  # copies: the builder extends them
+                           is_python_module=False, verbose=False)
+    return torch.ops
 
 
 @contextmanager
@@ -97,14 +107,21 @@ def _build_or_none():
         with _building:
             return _build()
     except Exception as error:  # no compiler, no ninja, a failed build: the Python loops stand in
-        warnings.warn(f"the C++ LSTM time loop could not be built ({type(error).__name__}: {error}); "
-                      f"training uses the Python loop, which is slower", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"the C++ LSTM loops could not be built ({type(error).__name__}: {error}); "
+                      f"training on the cells and context use take their slower Python and PyTorch paths", RuntimeWarning, stacklevel=3)
         return None
 
 
 def lstm_steps():
     """torch.ops.lmcore_lstm_steps, or None where C++ is turned off or cannot be built."""
-    return _build_or_none() if enabled() else None
+    ops = _build_or_none() if enabled() else None
+    return None if ops is None else ops.lmcore_lstm_steps
+
+
+def context_use():
+    """torch.ops.lmcore_context_use, or None where C++ is turned off or cannot be built."""
+    ops = _build_or_none() if enabled() else None
+    return None if ops is None else ops.lmcore_context_use
 
 
 def _quiet_build() -> None:

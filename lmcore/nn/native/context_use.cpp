@@ -1,0 +1,188 @@
+// The context-use measure's two costs on the CPU (lmcore.inspect.memory.context_perplexity, bfloat16 where native):
+//
+// 1. `lstm_windows`: PyTorch's LSTM from a zero state over b windows of consecutive starts, span steps each: window
+//    j's step t reads token s + j + t. Cheaper than the fused module over (span, b) embeddings in two ways:
+//    - the first layer's input products V x + b are made once per token (b + span − 1 rows, g0), not once per
+//      window and step: window j's step t reads row j + t, so a step's rows are g0[t : t + b], one contiguous slice;
+//    - a higher layer's two products are one, [h_below; h_own] · [V; U]ᵀ (K = 2H), made per step.
+//    The products are bfloat16 in and out (ATen's, so oneDNN's); the gates, the cell and the sums float32; h is kept
+//    in bfloat16 for the next products, as in the fused module under autocast. Only the top layer's h at the asked
+//    steps comes back (float32): the few rows the measure reads.
+// 2. `nll_sum`: Σ over rows of −log softmax(z)[y] straight from bfloat16 (or float32) logits, two passes over a row
+//    and nothing written, where PyTorch converts, writes a float32 log-softmax and gathers from it.
+// The gate loop is shared between the two threads (at::parallel_for, OpenMP): at b = 512 windows a step's gates
+// are 131k units, enough for both.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "activations.h"
+
+namespace {
+
+using at::Tensor;
+
+LMCORE_INLINE float from_bf16(uint16_t x) {
+  const uint32_t bits = static_cast<uint32_t>(x) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+LMCORE_INLINE float as_float(uint16_t x) { return from_bf16(x); }
+LMCORE_INLINE float as_float(float x) { return x; }
+
+LMCORE_INLINE uint16_t to_bf16(float f) {  // round to nearest even (h is finite: a product of σ and tanh)
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+// tanh as 2σ(2x) − 1: one exp and one division where tanh_of also evaluates its polynomial for small |x| (it keeps
+// tanh's relative accuracy near 0; an absolute 1e-7 is plenty next to bfloat16 products).
+LMCORE_INLINE float tanh_by_sigmoid(float x) { return 2.0f * lmcore_native::sigmoid_of(x + x) - 1.0f; }
+
+// One window's row of one step, H units: pre = S (bf16) + G (float32: input products and biases), PyTorch's blocks
+// i, f, g, o; c updated in place; h to the two slots that read it next (bf16) and as float32. No branch in the
+// loop: it would keep the compiler from vectorising it.
+LMCORE_CLONES void gates_row(int64_t H, const uint16_t* __restrict__ S, const float* __restrict__ G,
+                             float* __restrict__ C, uint16_t* __restrict__ h_own, uint16_t* __restrict__ h_up,
+                             float* __restrict__ h_float) {
+  for (int64_t u = 0; u < H; ++u) {
+    const float i = lmcore_native::sigmoid_of(from_bf16(S[u]) + G[u]);
+    const float f = lmcore_native::sigmoid_of(from_bf16(S[H + u]) + G[H + u]);
+    const float g = tanh_by_sigmoid(from_bf16(S[2 * H + u]) + G[2 * H + u]);
+    const float o = lmcore_native::sigmoid_of(from_bf16(S[3 * H + u]) + G[3 * H + u]);
+    const float c = f * C[u] + i * g;
+    C[u] = c;
+    const float h = o * tanh_by_sigmoid(c);
+    const uint16_t hb = to_bf16(h);
+    h_own[u] = hb;
+    h_up[u] = hb;
+    h_float[u] = h;
+  }
+}
+
+// g0: (b + span − 1, 4H) float32, layer 0's V x + b_ih + b_hh per token. weights[l]: (K_l, 4H) bfloat16, U0ᵀ for
+// layer 0 (K = H) and [V_l; U_l]ᵀ above (K = 2H). biases[l − 1]: (4H,) float32, b_ih + b_hh of layer l ≥ 1.
+// keep: the steps (ascending) whose top-layer h comes back, as (len(keep), b, H) float32.
+Tensor lstm_windows(const Tensor& g0_, at::TensorList weights, at::TensorList biases, int64_t span,
+                    at::IntArrayRef keep) {
+  const int64_t L = static_cast<int64_t>(weights.size());
+  TORCH_CHECK(L >= 1 && static_cast<int64_t>(biases.size()) == L - 1, "lstm_windows: one bias per layer above the first");
+  const Tensor g0 = g0_.contiguous();
+  TORCH_CHECK(g0.scalar_type() == at::kFloat && g0.dim() == 2, "lstm_windows: g0 is (b + span - 1, 4H) float32");
+  const int64_t n = g0.size(1), H = n / 4, b = g0.size(0) - span + 1;
+  TORCH_CHECK(n == 4 * H && b >= 1 && span >= 1, "lstm_windows: g0 has b + span - 1 rows of 4H");
+  std::vector<Tensor> W, X, C;
+  for (int64_t l = 0; l < L; ++l) {
+    W.push_back(weights[l].contiguous());
+    const int64_t K = l == 0 ? H : 2 * H;
+    TORCH_CHECK(W[l].scalar_type() == at::kBFloat16 && W[l].size(0) == K && W[l].size(1) == n,
+                "lstm_windows: weights[", l, "] must be (", K, ", 4H) bfloat16");
+    if (l) TORCH_CHECK(biases[l - 1].scalar_type() == at::kFloat && biases[l - 1].numel() == n, "lstm_windows: biases");
+    X.push_back(at::zeros({b, K}, W[l].options()));  // [h from below at t; own h at t − 1], bf16
+    C.push_back(at::zeros({b, H}, g0.options()));
+  }
+  std::vector<Tensor> bias;
+  for (const Tensor& x : biases) bias.push_back(x.contiguous());
+  Tensor out = at::empty({static_cast<int64_t>(keep.size()), b, H}, g0.options());
+  Tensor S = at::empty({b, n}, W[0].options());
+  Tensor h_top = at::empty({b, H}, g0.options());             // the top layer's h, float32
+  Tensor h_nowhere = at::empty({b, 2 * H}, W[0].options());  // the top layer's "layer above"
+  size_t next_keep = 0;
+  for (int64_t t = 0; t < span; ++t) {
+    const bool kept = next_keep < keep.size() && keep[next_keep] == t;
+    for (int64_t l = 0; l < L; ++l) {
+      at::mm_out(S, X[l], W[l]);
+      const auto* s = reinterpret_cast<const uint16_t*>(S.data_ptr<at::BFloat16>());
+      const float* g = l == 0 ? g0.data_ptr<float>() + t * n : bias[l - 1].data_ptr<float>();
+      const int64_t g_stride = l == 0 ? n : 0;  // layer 0: window j's row is token t + j's
+      auto* x_own = reinterpret_cast<uint16_t*>(X[l].data_ptr<at::BFloat16>()) + (l == 0 ? 0 : H);
+      auto* x_up = reinterpret_cast<uint16_t*>((l + 1 < L ? X[l + 1] : h_nowhere).data_ptr<at::BFloat16>());
+      float* h_float = h_top.data_ptr<float>();  // lower layers' too, overwritten before it is read
+      float* c = C[l].data_ptr<float>();
+      const int64_t own_stride = X[l].size(1), up_stride = 2 * H;
+      at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j)
+          gates_row(H, s + j * n, g + j * g_stride, c + j * H, x_own + j * own_stride, x_up + j * up_stride,
+                    h_float + j * H);
+      });
+    }
+    if (kept) out[next_keep++].copy_(h_top);
+  }
+  return out;
+}
+
+// −log softmax(z + b)[y] of one row of V logits z and the output bias b (float32): the max, then Σ exp(· − max),
+// each in 16 partial lanes so that the loops vectorise without reassociating float sums (which the compiler may not
+// do on its own). The bias is added here rather than by the product: addmm's broadcast copy of it into every row
+// cost more than the product.
+template <typename load_t>
+LMCORE_INLINE float row_nll(int64_t V, const load_t* __restrict__ z, const float* __restrict__ b, int64_t y) {
+  constexpr int64_t W = 16;
+  float top[W], sum[W];
+  for (int64_t k = 0; k < W; ++k) top[k] = -INFINITY, sum[k] = 0.0f;
+  const int64_t whole = V - V % W;
+  for (int64_t v = 0; v < whole; v += W)
+    for (int64_t k = 0; k < W; ++k) {
+      const float x = as_float(z[v + k]) + b[v + k];
+      top[k] = x > top[k] ? x : top[k];
+    }
+  float m = -INFINITY;
+  for (int64_t k = 0; k < W; ++k) m = top[k] > m ? top[k] : m;
+  for (int64_t v = whole; v < V; ++v) m = as_float(z[v]) + b[v] > m ? as_float(z[v]) + b[v] : m;
+  for (int64_t v = 0; v < whole; v += W)
+    for (int64_t k = 0; k < W; ++k) sum[k] += lmcore_native::exp_poly(as_float(z[v + k]) + b[v + k] - m);
+  float s = 0.0f;
+  for (int64_t k = 0; k < W; ++k) s += sum[k];
+  for (int64_t v = whole; v < V; ++v) s += lmcore_native::exp_poly(as_float(z[v]) + b[v] - m);
+  return m + std::log(s) - (as_float(z[y]) + b[y]);
+}
+
+LMCORE_CLONES float row_nll_bf16(int64_t V, const uint16_t* z, const float* b, int64_t y) {
+  return row_nll(V, z, b, y);
+}
+LMCORE_CLONES float row_nll_float(int64_t V, const float* z, const float* b, int64_t y) { return row_nll(V, z, b, y); }
+
+// Σ over rows of −log softmax(logits + bias)[target]; bias: (V,) float32, or none.
+double nll_sum(const Tensor& logits_, const Tensor& targets_, const std::optional<Tensor>& bias_) {
+  const Tensor logits = logits_.contiguous(), targets = targets_.to(at::kLong).contiguous();
+  TORCH_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0),
+              "nll_sum: logits (N, V) and targets (N,)");
+  TORCH_CHECK(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kBFloat16,
+              "nll_sum: float32 or bfloat16 logits");
+  const int64_t N = logits.size(0), V = logits.size(1);
+  const Tensor bias = bias_.has_value() ? bias_->to(at::kFloat).contiguous() : at::zeros({V}, logits.options().dtype(at::kFloat));
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == V, "nll_sum: bias (V,)");
+  const int64_t* y = targets.data_ptr<int64_t>();
+  for (int64_t r = 0; r < N; ++r) TORCH_CHECK(y[r] >= 0 && y[r] < V, "nll_sum: target ", y[r], " out of range");
+  std::vector<float> per_row(N);
+  const bool bf16 = logits.scalar_type() == at::kBFloat16;
+  const void* base = logits.data_ptr();
+  const float* b = bias.data_ptr<float>();
+  at::parallel_for(0, N, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      per_row[r] = bf16 ? row_nll_bf16(V, static_cast<const uint16_t*>(base) + r * V, b, y[r])
+                        : row_nll_float(V, static_cast<const float*>(base) + r * V, b, y[r]);
+  });
+  double total = 0.0;
+  for (float x : per_row) total += x;
+  return total;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(lmcore_context_use, m) {
+  m.def("lstm_windows(Tensor g0, Tensor[] weights, Tensor[] biases, int span, int[] keep) -> Tensor");
+  m.def("nll_sum(Tensor logits, Tensor targets, Tensor? bias) -> float");
+  m.impl("lstm_windows", c10::DispatchKey::CPU, &lstm_windows);
+  m.impl("nll_sum", c10::DispatchKey::CPU, &nll_sum);
+}
