@@ -17,12 +17,14 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from lmcore.corpus.builtin import agreement_pairs, builtin_text
 from lmcore.corpus.dataset import CorpusSpec, split_lines
 from lmcore.corpus.tokenize import EOS
 from lmcore.corpus.vocab import Vocab
 from lmcore.ngram import KneserNeyLM
+from lmcore.nn.context_windows import lstm_windows, output_nll_sums
 from lmcore.nn.model import RNNLM
 from lmcore.training.device import bf16_native
 
@@ -140,12 +142,14 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
     So each start is run once (max(lengths) steps) instead of once per k (sum(lengths) steps).
 
     bf16: a recurrent model's stack and output products in bfloat16 where the device computes it natively
-    (faster on such a CPU; perplexities within 0.13% of float32 on the demo runs); the log-softmax stays float32,
-    and the FFNN float32 throughout, whose flat curve beyond its window must stay exactly flat.
+    (faster on such a CPU); the gates, cells and log-softmax stay float32, and the FFNN float32 throughout, whose
+    flat curve beyond its window must stay exactly flat. PyTorch's LSTM on such a CPU takes lmcore.nn.context_windows'
+    C++ (perplexities within 0.03% of float32 on the demo runs), any other model PyTorch's autocast (within 0.13%).
     """
     model.eval()
     device = model.encoder.weight.device
     recurrent = recurrent_precision(bf16 and model.cfg.recurrent, device)
+    fast = bf16 and model.cfg.recurrent and bf16_native(device)  # the C++ forms apply (lmcore.nn.context_windows)
     ids = np.asarray(ids)
     lengths = sorted(set(int(k) for k in lengths))
     if lengths[0] < 1:
@@ -160,31 +164,65 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
     for i in range(0, len(starts), batch):
         s = starts[i:i + batch]
         span = min(longest, last - int(s[0]))  # the last starts need fewer steps
-        window = ids[np.minimum(s[None, :] + np.arange(span)[:, None], len(ids) - 1)]  # (span, b); causal, so
-        with recurrent():                                                          # the clipped tail is unused
-            out = model.features(torch.as_tensor(window, device=device))[0].float()
-        for k in lengths:
-            t = s + k
-            keep = np.flatnonzero((t >= longest) & (t <= last))
-            if k > span or keep.size == 0:
-                continue
-            h = out[k - 1, torch.as_tensor(keep, device=device)]  # after reading k tokens: predicts s + k
-            with recurrent():  # the products in bf16 too where asked for; the log-softmax float32
-                logits = model.decoder(h)
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            y = torch.as_tensor(ids[t[keep]], device=device)
-            nll[k] -= logp.gather(1, y[:, None]).sum().item()
+        read = [k for k in lengths if k <= span]
+        with recurrent():
+            tops = _windows_top(model, ids, s, span, [k - 1 for k in read], fast)  # after k tokens: predicts s + k
+        h_rows, scored = [], []  # every k's rows through the output layer at once: one product, one weight cast
+        for k, top in zip(read, tops):
+            keep = np.flatnonzero((s + k >= longest) & (s + k <= last))
+            if keep.size:
+                h_rows.append(top[torch.as_tensor(keep, device=device)])
+                scored.append((k, torch.as_tensor(ids[s[keep] + k], device=device)))
+        if h_rows:  # (the last starts may have too few steps left for any k)
+            sums = _nll_sums(model, torch.cat(h_rows), [y for _, y in scored], fast, recurrent)
+            for (k, _), total in zip(scored, sums):
+                nll[k] += total
         if progress:
             progress(min(i + batch, len(starts)) / (len(starts) + 1), f"contexts 1 … {longest}")
     rows = [{"context": str(k), "tokens": k, "ppl": math.exp(nll[k] / len(targets))} for k in lengths]
     with recurrent():
-        out = model.features(torch.as_tensor(ids[:last], device=device).view(-1, 1))[0].float()  # whole stream
-    logp = torch.log_softmax(model.decoder(out[targets - 1, 0]), dim=-1)
+        out = model.features(torch.as_tensor(ids[:last], device=device).view(-1, 1))[0]  # the whole stream
     y = torch.as_tensor(ids[targets], device=device)
-    rows.append({"context": "all", "tokens": len(ids), "ppl": math.exp(-logp.gather(1, y[:, None]).mean().item())})
+    total, = _nll_sums(model, out[targets - 1, 0], [y], fast, recurrent)
+    rows.append({"context": "all", "tokens": len(ids), "ppl": math.exp(total / len(targets))})
     if progress:
         progress(1.0, "done")
     return pd.DataFrame(rows)
+
+
+def _nll_sums(model: RNNLM, h: torch.Tensor, targets: list[torch.Tensor], fast: bool, precision) -> list[float]:
+    """Σ −log y[target] for each group of h's rows (len(y) rows each, in order): one product for all of them,
+    through the C++ where `fast` and it applies, else the model's output layer and a float32 log-softmax."""
+    sums = output_nll_sums(model.decoder, h, targets) if fast else None
+    if sums is not None:
+        return sums
+    with precision():  # the products in bf16 too where asked for; the log-softmax float32
+        logits = model.decoder(h)
+    return [F.cross_entropy(z.float(), y, reduction="sum").item()
+            for z, y in zip(logits.split([len(y) for y in targets]), targets)]
+
+
+def _windows_top(model: RNNLM, ids: np.ndarray, starts: np.ndarray, span: int, steps: list[int],
+                 fast: bool) -> torch.Tensor:
+    """The top layer's h after each of `steps` (len(steps), b, H) of the windows ids[s : s + span] of consecutive
+    starts s, each from a zero state.
+
+    Window j's t-th token is token starts[0] + j + t: the windows are b + span − 1 tokens, viewed with overlapping
+    strides rather than b × span looked up one by one. Past the text's end the last token stands in (causal: those
+    steps are never read). fast: PyTorch's LSTM through lmcore.nn.context_windows' C++ where it applies."""
+    device = model.encoder.weight.device
+    positions = np.minimum(int(starts[0]) + np.arange(len(starts) + span - 1), len(ids) - 1)
+    tokens = torch.as_tensor(ids[positions], device=device)
+    if not model.cfg.recurrent:  # the FFNN reads ids through its own windows
+        return model.features(tokens.unfold(0, span, 1).t())[0][steps]
+    top = lstm_windows(model, tokens, span, steps) if fast else None
+    if top is not None:
+        return top
+    emb = model.encoder(tokens)  # (b + span − 1, E), eval: no dropout
+    if torch.is_autocast_enabled(device.type):  # cast the distinct rows once, not every window's copy of them
+        emb = emb.to(torch.get_autocast_dtype(device.type))
+    windows = emb.as_strided((span, len(starts), emb.size(1)), (emb.size(1), emb.size(1), 1))
+    return model.stack(windows.contiguous())[0][steps]  # kept in its precision: only these rows are read
 
 
 def recurrent_precision(bf16: bool, device: torch.device):

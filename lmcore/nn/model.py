@@ -128,9 +128,12 @@ class RNNLM(nn.Module):
     def features(self, x: Tensor, hidden=None, use_cells: bool = False, edits: dict | None = None):
         """Embedding and recurrent stack without the output layer: (h of the top layer (T, B, H), hidden).
         edits (interventions, see run_cells) run the hand-written cells."""
+        return self.stack(self.drop(self.encoder(x)), hidden, use_cells, edits)
+
+    def stack(self, emb: Tensor, hidden=None, use_cells: bool = False, edits: dict | None = None):
+        """The recurrent stack over embeddings (T, B, E): (h of the top layer (T, B, H), hidden)."""
         if hidden is None:
-            hidden = self.init_hidden(x.size(1))
-        emb = self.drop(self.encoder(x))  # (T, B, E)
+            hidden = self.init_hidden(emb.size(1))
         if self.cfg.uses_fused and not use_cells and not edits:
             return self.rnn(emb, hidden)  # (T, B, H)
         out, hidden, _ = self.run_cells(emb, hidden, edits=edits)
