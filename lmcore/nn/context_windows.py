@@ -52,6 +52,9 @@ def output_nll_sums(decoder: nn.Module, h: Tensor, targets: Sequence[Tensor]) ->
     if ops is None or type(decoder) is not nn.Linear:
         return None
     with torch.no_grad(), torch.autocast(h.device.type, enabled=False):
-        z = torch.mm(h.to(torch.bfloat16), decoder.weight.to(torch.bfloat16).t())
+        w_t = decoder.weight.to(torch.bfloat16).t()
         b2 = None if decoder.bias is None else decoder.bias.float()
-        return [ops.nll_sum(group, y, b2) for group, y in zip(z.split([len(y) for y in targets]), targets)]
+        rows = h.to(torch.bfloat16).split([len(y) for y in targets])
+        # 512 rows' logits at a time (10 MB at 10k words), read by the sum while still in the cache
+        return [sum(ops.nll_sum(torch.mm(part, w_t), y_part, b2) for part, y_part in zip(group.split(512), y.split(512)))
+                for group, y in zip(rows, targets)]
