@@ -158,6 +158,16 @@ def test_a_run_has_the_same_colour_in_every_figure():
     assert run_colour("demo:agreement-lstm") == run_colour("demo:agreement-lstm")
 
 
+def test_the_demos_of_one_corpus_never_share_a_colour():
+    """The Memory page draws the agreement demos together: the σ-RNN's and the FFNN's keys hashed to one red."""
+    from lmcore.training.demos import DEMO_DIR
+    by_corpus: dict[str, list[str]] = {}
+    for path in DEMO_DIR.glob("*.pt"):
+        by_corpus.setdefault(path.stem.rsplit("-", 1)[0], []).append(run_colour(f"demo:{path.stem}"))
+    assert len(by_corpus) >= 2 and sum(len(c) for c in by_corpus.values()) >= 7
+    assert all(len(set(colours)) == len(colours) for colours in by_corpus.values()), by_corpus
+
+
 def test_hover_shows_the_config_and_reads_no_template_field_from_a_run_name():
     fig = curves_figure(metrics_rows({1: [200, 150]}), {1: "#1 my %{y} <b>run</b>"},
                         configs={1: "model: LSTM · 1 layer × 32 units\ntraining: sgd lr 20"})

@@ -24,15 +24,22 @@ def plain(text) -> str:
     return html.escape(str(text), quote=False)
 
 
+DEMO_ARCHITECTURES = ("lstm", "gru", "elman", "ffnn")  # a demo's key ends in one: "demo:agreement-ffnn"
+
+
 def run_colour(run: int | str) -> str:
     """One colour per run on every page, decided by the run alone (never by its place in a figure).
 
-    run: a store run's id (12) or key ("run:12", both give the same colour), a demo's key
-    ("demo:agreement-lstm", hashed), or any name. Consecutive run ids get different colours."""
+    run: a store run's id (12) or key ("run:12", both give the same colour), a demo's key ("demo:agreement-lstm":
+    by its architecture, so the demos of one corpus, drawn together, never share one), or any name (hashed).
+    Consecutive run ids get different colours."""
     if isinstance(run, str) and run.startswith("run:") and run[4:].isdigit():
         run = int(run[4:])
     if isinstance(run, numbers.Integral):
         return PALETTE[int(run) % len(PALETTE)]
+    arch = str(run).rsplit("-", 1)[-1]
+    if str(run).startswith("demo:") and arch in DEMO_ARCHITECTURES:
+        return PALETTE[DEMO_ARCHITECTURES.index(arch)]
     return PALETTE[zlib.crc32(str(run).encode()) % len(PALETTE)]
 
 
