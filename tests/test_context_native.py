@@ -54,6 +54,29 @@ def test_lstm_windows_is_pytorchs_lstm_over_every_window(layers, bias, backend):
     assert (got - want).abs().max() < 0.03 and (got - want).abs().mean() < 0.03 * want.abs().mean()
 
 
+@pytest.mark.parametrize("hidden,windows,span", [(13, 1, 1), (13, 7, 9), (20, 1, 30)])
+def test_lstm_windows_at_odd_sizes(hidden, windows, span):
+    """Sizes off the 16 lanes of the vectorised loop, one window, one step."""
+    torch.manual_seed(hidden)
+    model = RNNLM(ModelConfig(arch="lstm", emb=11, hidden=hidden, layers=2, vocab_size=30)).eval()
+    with torch.no_grad():
+        for p in model.rnn.parameters():
+            p.uniform_(-0.5, 0.5)
+        model.encoder.weight.uniform_(-1, 1)
+    tokens = torch.as_tensor(np.random.default_rng(span).integers(0, 30, windows + span - 1))
+    steps = sorted({0, span // 2, span - 1})
+    got, want = lstm_windows(model, tokens, span, steps), windows_by_pytorch(model, tokens, span)[steps]
+    assert got.shape == want.shape and (got - want).abs().max() < 0.03
+
+
+def test_lstm_windows_refuses_steps_it_would_not_fill():
+    model = lively_lstm(1)
+    tokens = torch.arange(20) % 50
+    for steps in ([4, 4], [4, 1], [-1], [10]):  # each row of the result is written at its step, once, in order
+        with pytest.raises(RuntimeError, match="strictly ascending"):
+            lstm_windows(model, tokens, 10, steps)
+
+
 def test_lstm_windows_applies_only_to_pytorchs_lstm():
     tokens = torch.arange(20) % 9
     for cfg in (dict(arch="gru"), dict(arch="elman"), dict(arch="lstm", variant="peephole")):
@@ -77,6 +100,8 @@ def test_nll_sum_is_cross_entropy(dtype, vocab):
         F.cross_entropy(logits.float() + bias, y, reduction="sum").item(), rel=1e-5)
     with pytest.raises(RuntimeError, match="out of range"):
         ops.nll_sum(logits, torch.full((37,), vocab), None)
+    with pytest.raises(RuntimeError, match="integer"):  # 1.5 would have been read as word 1
+        ops.nll_sum(logits, y.float() + 0.5, None)
 
 
 def test_output_nll_sums_groups_rows_as_the_output_layer_would():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import subprocess
 import sys
 import threading
 import warnings
@@ -26,9 +27,12 @@ SOURCE_DIR = Path(__file__).parent
 SOURCE_NAMES = ("activations.h", "lstm_steps.cpp", "context_use.cpp")  # the header first: the .cpp files include it
 # -fno-trapping-math, -fno-math-errno (as PyTorch's own build): without them GCC keeps the branch-free σ and tanh
 # of the loops over units scalar; neither changes a result. -fopenmp: at::parallel_for is OpenMP's in headers, so
-# without it a parallel loop runs on one thread (the process shares PyTorch's libgomp, already loaded)
-CFLAGS = ("-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp")
-LDFLAGS = ("-fopenmp",)
+# without it a parallel loop runs on one thread (correct, slower). Only where PyTorch itself runs on OpenMP and on
+# Linux, where the process then shares PyTorch's libgomp (already loaded); Apple's clang refuses the flag, and a
+# failed build would take the training loops down with it.
+OPENMP = ("-fopenmp",) if sys.platform.startswith("linux") and torch.backends.openmp.is_available() else ()
+CFLAGS = ("-O3", "-fno-trapping-math", "-fno-math-errno", *OPENMP)
+LDFLAGS = OPENMP
 
 
 def enabled() -> bool:
@@ -43,9 +47,21 @@ def _build_dir(cpp_extension) -> Path:
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
     abi = f"{sys.version_info.major}.{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
     key = b"\0".join([*(name.encode() + b":" + (SOURCE_DIR / name).read_bytes() for name in SOURCE_NAMES),
-                       " ".join(CFLAGS + LDFLAGS).encode(), torch.__version__.encode(), abi.encode(),
+                       " ".join(CFLAGS + LDFLAGS).encode(), _compiler().encode(), torch.__version__.encode(), abi.encode(),
                        str(torch.version.cuda or torch.version.hip or "cpu").encode()])
     return root / f"lmcore_lstm_steps_{hashlib.sha256(key).hexdigest()[:16]}"
+
+
+@cache
+def _compiler() -> str:
+    """The compiler PyTorch's builder will call ($CXX or c++) and its version line: a new compiler compiles other
+    clones (GCC 12 added x86-64-v4's), so it gets a build of its own. Empty where it cannot be run."""
+    cxx = os.environ.get("CXX", "c++")
+    try:
+        done = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return cxx
+    return f"{cxx} {done.stdout.splitlines()[0] if done.stdout else ''}"
 
 
 def _place_sources(build_dir: Path) -> list[Path]:

@@ -93,6 +93,9 @@ Tensor lstm_windows(const Tensor& g0_, at::TensorList weights, at::TensorList bi
   }
   std::vector<Tensor> bias;
   for (const Tensor& x : biases) bias.push_back(x.contiguous());
+  for (size_t k = 0; k < keep.size(); ++k)  // each row of `out` is filled at its step: no step may be missed
+    TORCH_CHECK(keep[k] >= 0 && keep[k] < span && (k == 0 || keep[k] > keep[k - 1]),
+                "lstm_windows: keep must be strictly ascending steps in [0, ", span, "), got ", keep[k], " at ", k);
   Tensor out = at::empty({static_cast<int64_t>(keep.size()), b, H}, g0.options());
   Tensor S = at::empty({b, n}, W[0].options());
   Tensor h_top = at::empty({b, H}, g0.options());             // the top layer's h, float32
@@ -154,6 +157,8 @@ LMCORE_CLONES float row_nll_float(int64_t V, const float* z, const float* b, int
 
 // Σ over rows of −log softmax(logits + bias)[target]; bias: (V,) float32, or none.
 double nll_sum(const Tensor& logits_, const Tensor& targets_, const std::optional<Tensor>& bias_) {
+  TORCH_CHECK(!at::isFloatingType(targets_.scalar_type()) && targets_.scalar_type() != at::kBool,
+              "nll_sum: targets are word ids (an integer tensor)");
   const Tensor logits = logits_.contiguous(), targets = targets_.to(at::kLong).contiguous();
   TORCH_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0),
               "nll_sum: logits (N, V) and targets (N,)");
