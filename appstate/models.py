@@ -104,13 +104,13 @@ def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, ar
     """Several runs (of these architectures) to compare on one figure; the choice is kept in the URL.
 
     Without one: the user's newest finished runs on one corpus (up to 3, those trained side by side),
-    else the agreement demos."""
+    else the agreement demos (as many as fit: Markov vs memory compares FFNN, σ-RNN, GRU and LSTM)."""
     refs = [r for r in inspectable_runs(get_store()) if archs is None or r.arch in archs]
     keys = [r.key for r in refs]
     lineup = newest_lineup(refs, min(3, max_runs))
     wanted = [k for k in st.query_params.get(key, "").split(",") if k in keys]
-    default = wanted or [r.key for r in lineup] or [r.key for r in refs if r.is_demo and "agreement" in r.key][:3] \
-        or keys[:2]
+    default = wanted or [r.key for r in lineup] \
+        or [r.key for r in refs if r.is_demo and "agreement" in r.key][:max_runs] or keys[:2]  # the LSTM among them
     chosen = container.multiselect(label, keys, default=default, max_selections=max_runs,
                                    format_func=lambda k: refs[keys.index(k)].label, key=f"pick_{key}")
     st.query_params[key] = ",".join(chosen)

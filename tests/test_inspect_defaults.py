@@ -115,6 +115,14 @@ def test_memory_page_says_why_the_agreement_probe_does_not_apply(lmcore_home: Pa
     assert not at.get("plotly_chart")  # no empty or meaningless figure
 
 
+def test_memory_page_without_runs_compares_every_agreement_demo_the_lstm_included(lmcore_home: Path):
+    """It showed the first three (σ-RNN, FFNN, GRU): Markov vs memory without the LSTM."""
+    at = open_page("views/memory.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect[0].value == ["demo:agreement-elman", "demo:agreement-ffnn", "demo:agreement-gru",
+                                       "demo:agreement-lstm"]
+
+
 def test_memory_page_defaults_to_the_newest_finished_runs(finished_run: int):
     at = open_page("views/memory.py")
     assert at.multiselect[0].value == [f"run:{finished_run}"]
