@@ -77,6 +77,20 @@ def test_native_loop_equals_the_python_loop(ops, variant_key, dtype, tol, monkey
         torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=f"output/gradient {k}")
 
 
+@pytest.mark.parametrize("variant_key", ["vanilla", "fgr"])
+@pytest.mark.parametrize("B, H", [(27, 37), (12, 8), (1, 40)])
+def test_native_loop_at_sizes_off_the_product_tiles(ops, variant_key, B, H, monkeypatch):
+    """float32 products go through step_product.h's kernel where the CPU has AVX-512: tiles of 12 rows and panels
+    of 32 columns. 27 rows (12 + 12 + 3), 4H = 148 and FGR's 3H = 111 columns (panels with a ragged last one),
+    R's product added into a narrowed block of columns; the Python loop (ATen's products) is the reference."""
+    args = inputs(variant_key, torch.float32, T=9, B=B, H=H)
+    values, grads = run(args)
+    monkeypatch.setenv("LMCORE_NATIVE", "0")
+    ref_values, ref_grads = run(args)
+    for k, (got, want) in enumerate(zip(values + grads, ref_values + ref_grads)):
+        torch.testing.assert_close(got, want, rtol=5e-5, atol=5e-5, msg=f"output/gradient {k}")
+
+
 @pytest.mark.parametrize("variant_key", sorted(set(LSTM_VARIANTS) - set(NATIVE)))
 def test_other_variants_keep_the_python_loop(variant_key):
     args = inputs(variant_key, torch.float64)
@@ -127,7 +141,7 @@ def test_one_build_folder_per_source_text_whatever_the_checkout(tmp_path, monkey
     assert folders[0] == folders[1] and len(set(folders)) == 3 and folders[0].parent == tmp_path / "ext"
     placed = native._place_sources(folders[3])
     assert [p.name for p in placed] == list(native.SOURCE_NAMES) and all(p.parent == folders[3] for p in placed)
-    assert placed[2].read_bytes() == texts["context_use.cpp"] + b"\n// edited\n"
+    assert placed[native.SOURCE_NAMES.index("context_use.cpp")].read_bytes() == texts["context_use.cpp"] + b"\n// edited\n"
     stamps = [p.stat().st_mtime_ns for p in placed]
     for name in native.SOURCE_NAMES:  # the checkout's files are newer now; the placed copies must not follow them
         os.utime(tmp_path / "d" / name)

@@ -1,11 +1,11 @@
 // The time loop of lstm_backward's LSTM layer, forward and backward, for the LSTMs with all four blocks and both
 // tanh activations (vanilla / NP, peephole, FGR) on the CPU. Python pays some microseconds for every tensor
-// operation it issues, and a step issues dozens; here a step is its recurrent products (ATen, so BLAS) and one
-// plain loop over the units that the compiler vectorises (σ and tanh included, see below).
+// operation it issues, and a step issues dozens; here a step is its recurrent products (step_product.h: U and R
+// packed once per call) and one plain loop over the units that the compiler vectorises (σ and tanh included).
 // lstm_backward.py holds the same equations in Python: that version runs where this one cannot be built and
 // is the reference the tests hold this one to.
 //
-// The recurrent products are BLAS's (two threads where torch has them); the rest of a step runs on the calling
+// The recurrent products share their panels out between torch's threads; the rest of a step runs on the calling
 // thread. Sharing each step between the threads by hidden units (each its share of the product and of the gates,
 // a barrier per step) was tried: 1.7× slower at 2 × 200 on two busy cores, where a step is ~60 µs of work and
 // the other thread often is not running.
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "step_product.h"
 
 namespace {
 
@@ -41,11 +42,9 @@ Blocks blocks_of(at::IntArrayRef cols) {
 using lmcore_native::sigmoid_of;
 using lmcore_native::tanh_of;
 
-// A (K, ·) matrix's blocks of H columns at the given offsets, side by side in one contiguous matrix.
-Tensor regroup_columns(const Tensor& m, int64_t H, std::initializer_list<int64_t> offsets) {
-  std::vector<Tensor> parts;
-  for (int64_t off : offsets) parts.push_back(m.narrow(1, off, H));
-  return at::cat(parts, 1);
+// U's blocks of H rows in the order [i f o g] (R's i, f, o first, in one block), one contiguous (4H, H) matrix.
+Tensor rows_ifog(const Tensor& w_hh, int64_t H, Blocks k) {
+  return at::cat({w_hh.narrow(0, k.ci, H), w_hh.narrow(0, k.cf, H), w_hh.narrow(0, k.co, H), w_hh.narrow(0, k.cg, H)}, 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -148,8 +147,9 @@ std::vector<Tensor> forward_steps(const Tensor& xp, const Tensor& bias, const Te
   Tensor out = at::empty({T, B, H}, opts);        // h_t
   Tensor a_all = FGR ? at::empty({T, B, 3 * H}, opts) : Tensor();  // [i; f; o]_t
   cells[0].copy_(c0);
-  const Tensor U = regroup_columns(w_hh.t(), H, {k.ci, k.cf, k.co, k.cg});  // (H, 4H): [i f o g]
-  const Tensor Rt = FGR ? R.t().contiguous() : Tensor();                     // (3H, 3H): a to [i f o]
+  const Tensor U = rows_ifog(w_hh, H, k).t();  // (H, 4H): columns [i f o g]
+  const Tensor Rt = FGR ? R.t() : Tensor();                                  // (3H, 3H): a to [i f o]
+  const lmcore_native::StepProduct by_U(U, 0), by_Rt(Rt, 1);
   Tensor S = at::empty({B, 4 * H}, opts);                                     // U h_{t−1} (+ R a_{t−1})
   const Tensor h0c = h0.contiguous(), a0c = FGR ? a0.contiguous() : Tensor();
   const scalar_t* p_i = PEEP ? p_i_.data_ptr<scalar_t>() : nullptr;
@@ -163,8 +163,9 @@ std::vector<Tensor> forward_steps(const Tensor& xp, const Tensor& bias, const Te
   scalar_t* H0 = out.data_ptr<scalar_t>();
   scalar_t* AA0 = FGR ? a_all.data_ptr<scalar_t>() : nullptr;
   for (int64_t t = 0; t < T; ++t) {
-    at::mm_out(S, t == 0 ? h0c : out[t - 1], U);
-    if constexpr (FGR) S.narrow(1, 0, 3 * H).addmm_(t == 0 ? a0c : a_all[t - 1], Rt);  // + R a_{t−1} on i, f, o
+    lmcore_native::prefetch_rows(X0 + t * B * n, B * n);
+    by_U.run(S, t == 0 ? h0c : out[t - 1]);
+    if constexpr (FGR) by_Rt.run(S.narrow(1, 0, 3 * H), t == 0 ? a0c : a_all[t - 1], true);  // + R a_{t−1} on i, f, o
     const int64_t row = t * B;
     forward_rows<scalar_t, PEEP, FGR>({B, H, n, H, k, X0 + row * n, Bias, S.data_ptr<scalar_t>(), C0 + row * H, p_i,
                                        p_f, p_o, A0 + row * n, C0 + (row + B) * H, M0 + row * H, H0 + row * H,
@@ -274,8 +275,8 @@ std::vector<Tensor> backward_steps(const Tensor& d_out, const Tensor& d_hT, cons
   Tensor dh = d_hT.clone(at::MemoryFormat::Contiguous);               // ∂ℓ/∂h_t from the step after
   Tensor da = FGR ? d_aT.clone(at::MemoryFormat::Contiguous) : Tensor();  // ∂ℓ/∂a_t from the step after
   Tensor D = at::empty({B, 4 * H}, opts);  // δ_t as [i f o g]: δ^{ifo} one block for R
-  const Tensor U = at::cat({w_hh.narrow(0, k.ci, H), w_hh.narrow(0, k.cf, H), w_hh.narrow(0, k.co, H),
-                            w_hh.narrow(0, k.cg, H)}, 0);  // (4H, H), rows [i f o g]
+  const Tensor U = rows_ifog(w_hh, H, k);  // (4H, H), rows [i f o g]
+  const lmcore_native::StepProduct by_U(U, 2), by_R(FGR ? R : Tensor(), 3);
   const scalar_t* p_i = PEEP ? p_i_.data_ptr<scalar_t>() : nullptr;
   const scalar_t* p_f = PEEP ? p_f_.data_ptr<scalar_t>() : nullptr;
   const scalar_t* p_o = PEEP ? p_o_.data_ptr<scalar_t>() : nullptr;
@@ -289,8 +290,14 @@ std::vector<Tensor> backward_steps(const Tensor& d_out, const Tensor& d_hT, cons
     backward_rows<scalar_t, PEEP, FGR>({B, H, n, H, k, A0 + row * n, M0 + row * H, C0 + row * H, DO0 + row * H,
                                         dh.data_ptr<scalar_t>(), FGR ? da.data_ptr<scalar_t>() : nullptr, p_i, p_f,
                                         p_o, DP0 + row * n, D.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>()});
-    at::mm_out(dh, D, U);                                            // ∂ℓ/∂h_{t−1} = δ_t U
-    if constexpr (FGR) at::mm_out(da, D.narrow(1, 0, 3 * H), R);    // ∂ℓ/∂a_{t−1} = δ_t^{ifo} R
+    if (t > 0) {  // the step before's inputs
+      lmcore_native::prefetch_rows(A0 + (row - B) * n, B * n);
+      lmcore_native::prefetch_rows(M0 + (row - B) * H, B * H);
+      lmcore_native::prefetch_rows(C0 + (row - B) * H, B * H);
+      lmcore_native::prefetch_rows(DO0 + (row - B) * H, B * H);
+    }
+    by_U.run(dh, D);                                          // ∂ℓ/∂h_{t−1} = δ_t U
+    if constexpr (FGR) by_R.run(da, D.narrow(1, 0, 3 * H));  // ∂ℓ/∂a_{t−1} = δ_t^{ifo} R
   }
   Tensor dh0 = dh, da0 = da;
   return {d_pre, dh0, dc, FGR ? da0 : Tensor()};
