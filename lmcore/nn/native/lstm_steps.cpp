@@ -5,17 +5,20 @@
 // lstm_backward.py holds the same equations in Python: that version runs where this one cannot be built and
 // is the reference the tests hold this one to.
 //
-// The recurrent products share their panels out between torch's threads; the rest of a step runs on the calling
-// thread. Sharing each step between the threads by hidden units (each its share of the product and of the gates,
-// a barrier per step) was tried: 1.7× slower at 2 × 200 on two busy cores, where a step is ~60 µs of work and
-// the other thread often is not running.
+// Both parts of a step are shared out between torch's threads: the products by panels of columns, the gates by
+// rows of the batch (share_rows), each part a fork and join of threads that are still spinning from the last.
+// (Sharing by hidden units with BLAS's products and one barrier per step had measured 1.7× slower: BLAS's own
+// threads and ours took turns.)
 //
 // Layout: xp, acts and d_pre are (T, B, n), n = 4H, PyTorch's blocks at column offsets ci, cf, cg, co (any order:
 // they come as arguments). The bias b_hh is added in the loop (no T × B × n sum). For FGR, a = [i; f; o] of the
 // step before (R's order) is also kept as a_all (T, B, 3H), and the backward's δ_t as [i; f; o; g] in a scratch,
 // so that both of FGR's products read one contiguous block.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <algorithm>
 
 #include <cmath>
 #include <cstdint>
@@ -105,12 +108,13 @@ struct ForwardRows {
   Blocks k;
   const scalar_t *X, *Bias, *S, *C_prev, *p_i, *p_f, *p_o;
   scalar_t *A, *C, *M, *Hout, *Aout;
+  int64_t first = 0, last = 0;  // the rows this call runs (set by forward_rows)
 };
 
 template <typename scalar_t, bool PEEP, bool FGR>
 LMCORE_INLINE void forward_rows_of(const ForwardRows<scalar_t>& r) {
   const Blocks k = r.k;
-  for (int64_t b = 0; b < r.B; ++b) {
+  for (int64_t b = r.first; b < r.last; ++b) {
     const scalar_t* X = r.X + b * r.n;
     scalar_t* A = r.A + b * r.n;
     forward_row<scalar_t, PEEP, FGR>(r.w, X + k.ci, X + k.cf, X + k.cg, X + k.co, r.Bias + k.ci, r.Bias + k.cf,
@@ -124,15 +128,28 @@ LMCORE_CLONES void forward_rows_plain(const ForwardRows<float>& r) { forward_row
 LMCORE_CLONES void forward_rows_peep(const ForwardRows<float>& r) { forward_rows_of<float, true, false>(r); }
 LMCORE_CLONES void forward_rows_fgr(const ForwardRows<float>& r) { forward_rows_of<float, true, true>(r); }
 
+// Rows of a step shared out between torch's threads, as the products are, when each share has some 2,000 units:
+// at 20 × 200 the gates were a sixth of a step, run while the other thread waited.
+template <typename Rows, typename Run>
+void share_rows(const Rows& r, Run run) {
+  at::parallel_for(0, r.B, std::max<int64_t>(1, 2048 / r.H), [&](int64_t first, int64_t last) {
+    Rows share = r;
+    share.first = first, share.last = last;
+    run(share);
+  });
+}
+
 template <typename scalar_t, bool PEEP, bool FGR>
-void forward_rows(const ForwardRows<scalar_t>& r) {
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    if constexpr (FGR) forward_rows_fgr(r);
-    else if constexpr (PEEP) forward_rows_peep(r);
-    else forward_rows_plain(r);
-  } else {
-    forward_rows_of<scalar_t, PEEP, FGR>(r);
-  }
+void forward_rows(const ForwardRows<scalar_t>& rows) {
+  share_rows(rows, [](const ForwardRows<scalar_t>& r) {
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if constexpr (FGR) forward_rows_fgr(r);
+      else if constexpr (PEEP) forward_rows_peep(r);
+      else forward_rows_plain(r);
+    } else {
+      forward_rows_of<scalar_t, PEEP, FGR>(r);
+    }
+  });
 }
 
 template <typename scalar_t, bool PEEP, bool FGR>
@@ -230,13 +247,14 @@ struct BackwardRows {
   Blocks k;
   const scalar_t *A, *M, *C_prev, *DO, *DH, *DA, *p_i, *p_f, *p_o;
   scalar_t *DP, *D, *dc;
+  int64_t first = 0, last = 0;  // the rows this call runs (set by backward_rows)
 };
 
 template <typename scalar_t, bool PEEP, bool FGR>
 LMCORE_INLINE void backward_rows_of(const BackwardRows<scalar_t>& r) {
   const Blocks k = r.k;
   const int64_t w = r.w, H = r.H;
-  for (int64_t b = 0; b < r.B; ++b) {
+  for (int64_t b = r.first; b < r.last; ++b) {
     const scalar_t* A = r.A + b * r.n;
     const scalar_t* DA = FGR ? r.DA + b * 3 * w : nullptr;
     scalar_t* DP = r.DP + b * r.n;
@@ -253,14 +271,16 @@ LMCORE_CLONES void backward_rows_peep(const BackwardRows<float>& r) { backward_r
 LMCORE_CLONES void backward_rows_fgr(const BackwardRows<float>& r) { backward_rows_of<float, true, true>(r); }
 
 template <typename scalar_t, bool PEEP, bool FGR>
-void backward_rows(const BackwardRows<scalar_t>& r) {
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    if constexpr (FGR) backward_rows_fgr(r);
-    else if constexpr (PEEP) backward_rows_peep(r);
-    else backward_rows_plain(r);
-  } else {
-    backward_rows_of<scalar_t, PEEP, FGR>(r);
-  }
+void backward_rows(const BackwardRows<scalar_t>& rows) {
+  share_rows(rows, [](const BackwardRows<scalar_t>& r) {
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if constexpr (FGR) backward_rows_fgr(r);
+      else if constexpr (PEEP) backward_rows_peep(r);
+      else backward_rows_plain(r);
+    } else {
+      backward_rows_of<scalar_t, PEEP, FGR>(r);
+    }
+  });
 }
 
 template <typename scalar_t, bool PEEP, bool FGR>
