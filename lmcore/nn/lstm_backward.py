@@ -123,8 +123,8 @@ class _LSTMLayer(torch.autograd.Function):
         H = w_hh.size(1)
         d_aT = d_aT if R is not None else None
         if ctx.native is not None:
-            d_pre, dh0, dc0, da0 = ctx.native.backward(d_out, d_hT, d_cT, d_aT, acts, cells, tanh_c, w_hh, R,
-                                                       p_i, p_f, p_o, ctx.cols)
+            d_pre, dh0, dc0, da0, d_ifog = ctx.native.backward(d_out, d_hT, d_cT, d_aT, acts, cells, tanh_c, w_hh,
+                                                               R, p_i, p_f, p_o, ctx.cols)
             layout = _Layout(ctx.variant, H, regroup=False)
         else:
             layout = ctx.layout
@@ -144,9 +144,9 @@ class _LSTMLayer(torch.autograd.Function):
                for k, name, peep in ((6, "i", p_i), (7, "f", p_f), (8, "o", p_o))]
         d_R = None
         if R is not None and need[9]:
-            if a_all is not None:  # the C++ loop kept a = [i; f; o] per step; δ's i, f, o blocks side by side
-                a_prev = torch.cat([a0.unsqueeze(0), a_all[:-1]])
-                d_ifo = torch.cat([d_pre[..., cols[name]] for name in "ifo"], dim=-1).reshape(T * B, 3 * H)
+            if a_all is not None:  # the C++ loop kept a_0 … a_T = [i; f; o] and δ as [i f o g] for every step
+                a_prev = a_all[:-1]
+                d_ifo = d_ifog.view(T * B, 4 * H)[:, :3 * H]
             else:
                 a_prev = torch.cat([a0.unsqueeze(0), acts[:-1, :, layout.ifo]])
                 d_ifo = flat[:, layout.ifo]

@@ -12,8 +12,9 @@
 //
 // Layout: xp, acts and d_pre are (T, B, n), n = 4H, PyTorch's blocks at column offsets ci, cf, cg, co (any order:
 // they come as arguments). The bias b_hh is added in the loop (no T × B × n sum). For FGR, a = [i; f; o] of the
-// step before (R's order) is also kept as a_all (T, B, 3H), and the backward's δ_t as [i; f; o; g] in a scratch,
-// so that both of FGR's products read one contiguous block.
+// step before (R's order) is also kept as a_all (T + 1, B, 3H, a_0 first: R's gradient reads a_0 … a_{T−1} as one
+// block), and the backward's δ_t as [i; f; o; g] (for FGR, all steps: d_ifo, returned), so that both of FGR's
+// products read one contiguous block.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -162,13 +163,14 @@ std::vector<Tensor> forward_steps(const Tensor& xp, const Tensor& bias, const Te
   Tensor cells = at::empty({T + 1, B, H}, opts);  // c_0 … c_T
   Tensor m_all = at::empty({T, B, H}, opts);      // tanh(c_t)
   Tensor out = at::empty({T, B, H}, opts);        // h_t
-  Tensor a_all = FGR ? at::empty({T, B, 3 * H}, opts) : Tensor();  // [i; f; o]_t
+  Tensor a_all = FGR ? at::empty({T + 1, B, 3 * H}, opts) : Tensor();  // [i; f; o]_t for t = 0 … T, a_0 given
+  if (FGR) a_all[0].copy_(a0);
   cells[0].copy_(c0);
   const Tensor U = rows_ifog(w_hh, H, k).t();  // (H, 4H): columns [i f o g]
   const Tensor Rt = FGR ? R.t() : Tensor();                                  // (3H, 3H): a to [i f o]
   const lmcore_native::StepProduct by_U(U, 0), by_Rt(Rt, 1);
   Tensor S = at::empty({B, 4 * H}, opts);                                     // U h_{t−1} (+ R a_{t−1})
-  const Tensor h0c = h0.contiguous(), a0c = FGR ? a0.contiguous() : Tensor();
+  const Tensor h0c = h0.contiguous();
   const scalar_t* p_i = PEEP ? p_i_.data_ptr<scalar_t>() : nullptr;
   const scalar_t* p_f = PEEP ? p_f_.data_ptr<scalar_t>() : nullptr;
   const scalar_t* p_o = PEEP ? p_o_.data_ptr<scalar_t>() : nullptr;
@@ -181,12 +183,13 @@ std::vector<Tensor> forward_steps(const Tensor& xp, const Tensor& bias, const Te
   scalar_t* AA0 = FGR ? a_all.data_ptr<scalar_t>() : nullptr;
   for (int64_t t = 0; t < T; ++t) {
     lmcore_native::prefetch_rows(X0 + t * B * n, B * n);
-    by_U.run(S, t == 0 ? h0c : out[t - 1]);
-    if constexpr (FGR) by_Rt.run(S.narrow(1, 0, 3 * H), t == 0 ? a0c : a_all[t - 1], true);  // + R a_{t−1} on i, f, o
+    scalar_t* s = S.data_ptr<scalar_t>();
+    by_U.run(s, 4 * H, t == 0 ? h0c.data_ptr<scalar_t>() : H0 + (t - 1) * B * H, H, B);
+    if constexpr (FGR) by_Rt.run(s, 4 * H, AA0 + t * B * 3 * H, 3 * H, B, true);  // + R a_{t−1} on i, f, o
     const int64_t row = t * B;
     forward_rows<scalar_t, PEEP, FGR>({B, H, n, H, k, X0 + row * n, Bias, S.data_ptr<scalar_t>(), C0 + row * H, p_i,
                                        p_f, p_o, A0 + row * n, C0 + (row + B) * H, M0 + row * H, H0 + row * H,
-                                       FGR ? AA0 + row * 3 * H : nullptr});
+                                       FGR ? AA0 + (row + B) * 3 * H : nullptr});
   }
   return {out, acts, cells, m_all, FGR ? a_all : at::empty({0}, opts)};
 }
@@ -294,7 +297,8 @@ std::vector<Tensor> backward_steps(const Tensor& d_out, const Tensor& d_hT, cons
   Tensor dc = d_cT.clone(at::MemoryFormat::Contiguous);
   Tensor dh = d_hT.clone(at::MemoryFormat::Contiguous);               // ∂ℓ/∂h_t from the step after
   Tensor da = FGR ? d_aT.clone(at::MemoryFormat::Contiguous) : Tensor();  // ∂ℓ/∂a_t from the step after
-  Tensor D = at::empty({B, 4 * H}, opts);  // δ_t as [i f o g]: δ^{ifo} one block for R
+  // δ_t as [i f o g] (δ^{ifo} one block for R): a scratch, or for FGR every step's, returned for R's gradient
+  Tensor D_all = at::empty({FGR ? T : 1, B, 4 * H}, opts);
   const Tensor U = rows_ifog(w_hh, H, k);  // (4H, H), rows [i f o g]
   const lmcore_native::StepProduct by_U(U, 2), by_R(FGR ? R : Tensor(), 3);
   const scalar_t* p_i = PEEP ? p_i_.data_ptr<scalar_t>() : nullptr;
@@ -307,20 +311,21 @@ std::vector<Tensor> backward_steps(const Tensor& d_out, const Tensor& d_hT, cons
   scalar_t* DP0 = d_pre.data_ptr<scalar_t>();
   for (int64_t t = T - 1; t >= 0; --t) {
     const int64_t row = t * B;
+    scalar_t* D = D_all.data_ptr<scalar_t>() + (FGR ? row * 4 * H : 0);
     backward_rows<scalar_t, PEEP, FGR>({B, H, n, H, k, A0 + row * n, M0 + row * H, C0 + row * H, DO0 + row * H,
                                         dh.data_ptr<scalar_t>(), FGR ? da.data_ptr<scalar_t>() : nullptr, p_i, p_f,
-                                        p_o, DP0 + row * n, D.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>()});
+                                        p_o, DP0 + row * n, D, dc.data_ptr<scalar_t>()});
     if (t > 0) {  // the step before's inputs
       lmcore_native::prefetch_rows(A0 + (row - B) * n, B * n);
       lmcore_native::prefetch_rows(M0 + (row - B) * H, B * H);
       lmcore_native::prefetch_rows(C0 + (row - B) * H, B * H);
       lmcore_native::prefetch_rows(DO0 + (row - B) * H, B * H);
     }
-    by_U.run(dh, D);                                          // ∂ℓ/∂h_{t−1} = δ_t U
-    if constexpr (FGR) by_R.run(da, D.narrow(1, 0, 3 * H));  // ∂ℓ/∂a_{t−1} = δ_t^{ifo} R
+    by_U.run(dh.data_ptr<scalar_t>(), H, D, 4 * H, B);                   // ∂ℓ/∂h_{t−1} = δ_t U
+    if constexpr (FGR) by_R.run(da.data_ptr<scalar_t>(), 3 * H, D, 4 * H, B);  // ∂ℓ/∂a_{t−1} = δ_t^{ifo} R
   }
   Tensor dh0 = dh, da0 = da;
-  return {d_pre, dh0, dc, FGR ? da0 : Tensor()};
+  return {d_pre, dh0, dc, FGR ? da0 : Tensor(), FGR ? D_all : Tensor()};
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -129,27 +130,30 @@ class StepProduct {
     });
   }
 
-  // out (M, N) and left (M, K), each with unit column stride (a narrowed block of columns will do).
-  void run(const at::Tensor& out, const at::Tensor& left, bool accumulate = false) const {
-    if (!packed_.defined() || left.stride(1) != 1 || out.stride(1) != 1) {
-      at::Tensor target = out;
-      if (accumulate) target.addmm_(left, right_);
-      else at::mm_out(target, left, right_);
-      return;
-    }
+  // out (M × N, rows ld_out apart) (+)= left (M × K, rows ld_left apart) · right. Raw rows, not tensors: a step
+  // would otherwise make a view or two per product, microseconds each through the dispatcher.
+  template <typename scalar_t>
+  void run(scalar_t* out, int64_t ld_out, const scalar_t* left, int64_t ld_left, int64_t M,
+           bool accumulate = false) const {
 #ifdef LMCORE_AVX512_KERNEL
-    const int64_t M = left.size(0), ld_left = left.stride(0), ld_out = out.stride(0), panels = packed_.size(0);
-    const float* a = left.data_ptr<float>();
-    const float* p = packed_.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    const int64_t K = K_, N = N_;
-    auto body = [&](int64_t begin, int64_t end) {
-      for (int64_t q = begin; q < end; ++q)
-        panel_rows(M, K, a, ld_left, p + q * K * kPanel, o + q * kPanel, ld_out, std::min(kPanel, N - q * kPanel),
-                   accumulate);
-    };
-    at::parallel_for(0, panels, 1, body);  // the panels shared out between torch's threads
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (packed_.defined()) {
+        const float* p = packed_.data_ptr<float>();
+        const int64_t K = K_, N = N_;
+        at::parallel_for(0, packed_.size(0), 1, [&](int64_t begin, int64_t end) {  // panels shared out
+          for (int64_t q = begin; q < end; ++q)
+            panel_rows(M, K, left, ld_left, p + q * K * kPanel, out + q * kPanel, ld_out,
+                       std::min(kPanel, N - q * kPanel), accumulate);
+        });
+        return;
+      }
+    }
 #endif
+    const auto opts = right_.options();
+    at::Tensor o = at::from_blob(out, {M, N_}, {ld_out, 1}, opts);
+    const at::Tensor l = at::from_blob(const_cast<scalar_t*>(left), {M, K_}, {ld_left, 1}, opts);
+    if (accumulate) o.addmm_(l, right_);
+    else at::mm_out(o, l, right_);
   }
 
  private:
