@@ -97,6 +97,24 @@ def test_native_loop_at_sizes_off_the_product_tiles(ops, variant_key, B, H, monk
         torch.testing.assert_close(got, want, rtol=5e-5, atol=1e-5 * want.abs().max().item(), msg=f"output/gradient {k}")
 
 
+def test_native_loop_refuses_mixed_dtypes_and_runs_empty_layers(ops):
+    """The loops read every tensor as xp's type through raw pointers: float32 xp with float64 weights (either way
+    round) is refused as ATen would, not read past its end; H = 0 runs (its share of rows was a division by H)."""
+    args = inputs("fgr", torch.float32, T=3, B=4, H=8)
+    for name in ("w_hh", "R"):
+        mixed = dict(args, **({"w_hh": args["w_hh"].detach().double().requires_grad_()} if name == "w_hh" else
+                              {"extra": dict(args["extra"], R=args["extra"]["R"].detach().double())}))
+        with pytest.raises(RuntimeError, match="every tensor in Float, one is Double"):
+            run_lstm_layer(mixed["variant"], mixed["xp"], mixed["state"], mixed["w_hh"], mixed["b_hh"],
+                           mixed["extra"])
+    doubled = inputs("vanilla", torch.float64, T=3, B=4, H=8)
+    with pytest.raises(RuntimeError, match="every tensor in Double, one is Float"):
+        run_lstm_layer(doubled["variant"], doubled["xp"], doubled["state"], doubled["w_hh"].detach().float(), None,
+                       doubled["extra"])
+    values, grads = run(inputs("vanilla", torch.float32, T=2, B=3, H=0))
+    assert [tuple(v.shape) for v in values] == [(2, 3, 0), (3, 0), (3, 0)]
+
+
 @pytest.mark.parametrize("variant_key", sorted(set(LSTM_VARIANTS) - set(NATIVE)))
 def test_other_variants_keep_the_python_loop(variant_key):
     args = inputs(variant_key, torch.float64)

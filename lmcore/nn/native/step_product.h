@@ -149,7 +149,7 @@ class StepProduct {
       }
     }
 #endif
-    const auto opts = right_.options();
+    const auto opts = right_.options().dtype(c10::CppTypeToScalarType<scalar_t>::value);  // ATen checks right's
     at::Tensor o = at::from_blob(out, {M, N_}, {ld_out, 1}, opts);
     const at::Tensor l = at::from_blob(const_cast<scalar_t*>(left), {M, K_}, {ld_left, 1}, opts);
     if (accumulate) o.addmm_(l, right_);
