@@ -60,7 +60,8 @@ def test_a_row_computes_the_head_and_its_own_cluster_only():
     assert [(s, e) for s, e, _ in layer.spans] == [(2_000, 10_000), (10_000, 25_000)]
     seen = {0: [], 1: []}
     for i, tail in enumerate(layer.tails):
-        tail.register_forward_hook(lambda module, args, out, i=i: seen[i].append(args[0].shape[0]))
+        tail[0].register_forward_hook(  # the cluster's projection of h: rows that reach it
+            lambda module, args, out, i=i: seen[i].append(args[0].shape[0]))
     h, _ = _rows(n=10)
     layer.loss(h, torch.tensor([0, 5, 1999, 2000, 9999, 1, 2, 3, 4, 7]))
     assert seen == {0: [2], 1: []}  # two rows in the first cluster; nobody's target in the second

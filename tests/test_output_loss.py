@@ -9,8 +9,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from lmcore.nn.architectures import ModelConfig
 from lmcore.nn.model import build_model
-from lmcore.nn import output_loss as output_loss_module
-from lmcore.nn.output_loss import chunk_rows, output_loss
+from lmcore.nn import chunked_loss
+from lmcore.nn.chunked_loss import chunk_rows, output_loss
 from lmcore.training.device import bf16_native
 
 
@@ -80,7 +80,7 @@ def test_a_models_training_step_is_the_same_either_way(arch, tied, monkeypatch):
     """need_logits=False (the trainer's call), with logits of more than one chunk, gives the loss and every
     parameter's gradient of the whole path, tied weights included (W is the embedding, its gradient from both
     ends)."""
-    monkeypatch.setattr(output_loss_module, "CHUNK_ELEMENTS", 200)  # 27 targets × 40 words > 200: chunks of 16 rows
+    monkeypatch.setattr(chunked_loss, "CHUNK_ELEMENTS", 200)  # 27 targets × 40 words > 200: chunks of 16 rows
     torch.manual_seed(1)
     cfg = ModelConfig(arch=arch, emb=12, hidden=12, layers=1, vocab_size=40, tied=tied, dropout=0.0)
     model = build_model(cfg)
@@ -92,8 +92,8 @@ def test_a_models_training_step_is_the_same_either_way(arch, tied, monkeypatch):
         loss.backward()
         assert (logits is None) == (not need_logits)
         grads.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (whole_loss, whole), (chunked_loss, chunked) = grads
-    assert chunked_loss == pytest.approx(whole_loss, rel=1e-6)
+    (whole_loss, whole), (chunks_loss, chunked) = grads
+    assert chunks_loss == pytest.approx(whole_loss, rel=1e-6)
     for name in whole:
         assert torch.allclose(whole[name], chunked[name], atol=1e-6, rtol=1e-5), name
 
