@@ -66,4 +66,4 @@ class AdaptiveOutput(nn.Module):
                 parts.append(output_loss(projection(h[rows]), words.weight, words.bias, targets[rows] - start)
                              * rows.numel())
         total = F.cross_entropy(self.head(h).float(), head_targets, reduction="sum")
-        return (total + sum(parts)) / targets.numel() if parts else total / targets.numel()
+        return (total + sum(parts)) / targets.numel()

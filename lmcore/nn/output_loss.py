@@ -52,5 +52,3 @@ def output_layer(decoder: nn.Module, out: Tensor, targets: Tensor | None, need_l
     logits = decoder(out)
     loss = None if targets is None else F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
     return logits, loss
-
-

@@ -167,9 +167,10 @@ std::vector<Tensor> forward_steps(const Tensor& xp, const Tensor& bias, const Te
   if (FGR) a_all[0].copy_(a0);
   cells[0].copy_(c0);
   const Tensor U = rows_ifog(w_hh, H, k).t();  // (H, 4H): columns [i f o g]
-  const Tensor Rt = FGR ? R.t() : Tensor();                                  // (3H, 3H): a to [i f o]
+  const Tensor Rt = FGR ? R.t() : Tensor();    // (3H, 3H): a to [i f o]
   const lmcore_native::StepProduct by_U(U, 0), by_Rt(Rt, 1);
   Tensor S = at::empty({B, 4 * H}, opts);                                     // U h_{t−1} (+ R a_{t−1})
+  scalar_t* s = S.data_ptr<scalar_t>();
   const Tensor h0c = h0.contiguous();
   const scalar_t* p_i = PEEP ? p_i_.data_ptr<scalar_t>() : nullptr;
   const scalar_t* p_f = PEEP ? p_f_.data_ptr<scalar_t>() : nullptr;
@@ -183,11 +184,10 @@ std::vector<Tensor> forward_steps(const Tensor& xp, const Tensor& bias, const Te
   scalar_t* AA0 = FGR ? a_all.data_ptr<scalar_t>() : nullptr;
   for (int64_t t = 0; t < T; ++t) {
     lmcore_native::prefetch_rows(X0 + t * B * n, B * n);
-    scalar_t* s = S.data_ptr<scalar_t>();
     by_U.run(s, 4 * H, t == 0 ? h0c.data_ptr<scalar_t>() : H0 + (t - 1) * B * H, H, B);
     if constexpr (FGR) by_Rt.run(s, 4 * H, AA0 + t * B * 3 * H, 3 * H, B, true);  // + R a_{t−1} on i, f, o
     const int64_t row = t * B;
-    forward_rows<scalar_t, PEEP, FGR>({B, H, n, H, k, X0 + row * n, Bias, S.data_ptr<scalar_t>(), C0 + row * H, p_i,
+    forward_rows<scalar_t, PEEP, FGR>({B, H, n, H, k, X0 + row * n, Bias, s, C0 + row * H, p_i,
                                        p_f, p_o, A0 + row * n, C0 + (row + B) * H, M0 + row * H, H0 + row * H,
                                        FGR ? AA0 + (row + B) * 3 * H : nullptr});
   }
