@@ -34,7 +34,7 @@ class ElmanCell:
     chunks = 1
 
     def __init__(self, activation: str = "sigmoid"):
-        self.f = ACTIVATIONS[activation]
+        self.activation, self.f = activation, ACTIVATIONS[activation]
 
     def step(self, xp: Tensor, state: Tensor, w_hh: Tensor, b_hh: Tensor | None, extra: dict | None = None,
              edit=None):

@@ -11,6 +11,7 @@ from torch import Tensor
 from lmcore.nn import deferred_grads
 from lmcore.nn.architectures import LSTM_GATES
 from lmcore.nn.cells import ElmanCell, LSTMCell
+from lmcore.nn.elman_layer import run_elman_layer
 from lmcore.nn.lstm_backward import run_lstm_layer
 
 # ---------------------------------------------------------------------------------------------
@@ -112,10 +113,13 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
     # are chosen op by op: there autograd's own per-step path
     by_layer = (deferred_grads.wanted(w_hh, b_hh, *(extra or {}).values())
                 and not torch.is_autocast_enabled(xp.device.type))
-    if by_layer and isinstance(cell, LSTMCell) and step is None and not keep_gates and state_hook is None \
-            and edit is None:
+    plain = by_layer and step is None and not keep_gates and state_hook is None and edit is None
+    if plain and isinstance(cell, LSTMCell):
         out, state = run_lstm_layer(cell.variant, xp, state, w_hh, b_hh, extra or {})  # BPTT by hand
         return out, state, {}
+    done = run_elman_layer(cell.activation, xp, state, w_hh, b_hh) if plain and isinstance(cell, ElmanCell) else None
+    if done is not None:  # BPTT by hand, in C++
+        return done[0], done[1], {}
     step = cell.step if edit is not None else step or cell.step
     record = None
     if by_layer and isinstance(cell, (ElmanCell, LSTMCell)):

@@ -1,8 +1,8 @@
 """C++ for the few loops where Python's or PyTorch's cost per operation is the bottleneck, built on first use.
 
-`lstm_steps()` returns the ops of lstm_steps.cpp (torch.ops.lmcore_lstm_steps: forward, backward) and
-`context_use()` those of context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, nll_sum); one library holds
-both, compiled once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
+`lstm_steps()` returns the ops of lstm_steps.cpp (torch.ops.lmcore_lstm_steps: forward, backward), `elman_steps()`
+those of elman_steps.cpp (torch.ops.lmcore_elman_steps: forward, backward) and `context_use()` those of
+context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, nll_sum); one library holds them all, compiled once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
 under ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR in a folder named by the source's hash, and reused
 by every process and checkout). Where that cannot be done — no compiler, a failed build — it returns None
 once and for all in this process, and the callers keep their Python loops, which compute the same thing.
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 SOURCE_DIR = Path(__file__).parent
-SOURCE_NAMES = ("activations.h", "step_product.h", "lstm_steps.cpp", "context_use.cpp")  # the header first: the .cpp files include it
+SOURCE_NAMES = ("activations.h", "step_product.h", "lstm_steps.cpp", "elman_steps.cpp", "context_use.cpp")  # the header first: the .cpp files include it
 # -fno-trapping-math, -fno-math-errno (as PyTorch's own build): without them GCC keeps the branch-free σ and tanh
 # of the loops over units scalar; neither changes a result. -fopenmp: at::parallel_for is OpenMP's in headers, so
 # without it a parallel loop runs on one thread (correct, slower). Only where PyTorch itself runs on OpenMP and on
@@ -94,7 +94,7 @@ def _build():
     build_dir = _build_dir(cpp_extension)
     sources = [str(p) for p in _place_sources(build_dir) if p.suffix == ".cpp"]
     if not any(build_dir.glob("*.so")):  # a job's log and the CLI's output say why the start waits
-        print("note: building the C++ LSTM loops (once per machine, some 10-60 s)", file=sys.stderr, flush=True)
+        print("note: building the C++ time loops (once per machine, some 10-60 s)", file=sys.stderr, flush=True)
     with warnings.catch_warnings(), _machine_lock(build_dir):
         warnings.simplefilter("ignore")  # the builder's notes about compiler versions
         cpp_extension.load(name=build_dir.name, sources=sources, build_directory=str(build_dir),
@@ -123,7 +123,7 @@ def _build_or_none():
         with _building:
             return _build()
     except Exception as error:  # no compiler, no ninja, a failed build: the Python loops stand in
-        warnings.warn(f"the C++ LSTM loops could not be built ({type(error).__name__}: {error}); "
+        warnings.warn(f"the C++ time loops could not be built ({type(error).__name__}: {error}); "
                       f"training on the cells and context use take their slower Python and PyTorch paths", RuntimeWarning, stacklevel=3)
         return None
 
@@ -132,6 +132,12 @@ def lstm_steps():
     """torch.ops.lmcore_lstm_steps, or None where C++ is turned off or cannot be built."""
     ops = _build_or_none() if enabled() else None
     return None if ops is None else ops.lmcore_lstm_steps
+
+
+def elman_steps():
+    """torch.ops.lmcore_elman_steps, or None where C++ is turned off or cannot be built."""
+    ops = _build_or_none() if enabled() else None
+    return None if ops is None else ops.lmcore_elman_steps
 
 
 def context_use():
