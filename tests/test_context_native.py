@@ -57,6 +57,19 @@ def test_lstm_windows_is_pytorchs_lstm_over_every_window(layers, bias, backend):
     assert (got - want).abs().max() < 0.03 and (got - want).abs().mean() < 0.03 * want.abs().mean()
 
 
+@pytest.mark.parametrize("layers,bias,backend", [(1, True, "fused"), (2, True, "fused"), (3, False, "fused"),
+                                                  (2, True, "cells")])
+def test_lstm_windows_in_float32_is_pytorchs_lstm_to_rounding(layers, bias, backend):
+    """The float32 form (CPUs without bf16 arithmetic, or bf16 off): the same windows to float32 rounding."""
+    model = lively_lstm(layers, seed=layers, bias=bias, backend=backend)
+    tokens = torch.as_tensor(np.random.default_rng(layers + 10).integers(0, 50, 40 + 17 - 1))
+    steps = [0, 3, 16]
+    got = lstm_windows(model, tokens, 17, steps, torch.float32)
+    want = windows_by_pytorch(model, tokens, 17)[steps]
+    assert want.abs().mean() > 0.05
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("hidden,windows,span", [(13, 1, 1), (13, 7, 9), (20, 1, 30)])
 def test_lstm_windows_at_odd_sizes(hidden, windows, span):
     """Sizes off the 16 lanes of the vectorised loop, one window, one step."""
@@ -68,8 +81,10 @@ def test_lstm_windows_at_odd_sizes(hidden, windows, span):
         model.encoder.weight.uniform_(-1, 1)
     tokens = torch.as_tensor(np.random.default_rng(span).integers(0, 30, windows + span - 1))
     steps = sorted({0, span // 2, span - 1})
-    got, want = lstm_windows(model, tokens, span, steps), windows_by_pytorch(model, tokens, span)[steps]
+    want = windows_by_pytorch(model, tokens, span)[steps]
+    got = lstm_windows(model, tokens, span, steps)
     assert got.shape == want.shape and (got - want).abs().max() < 0.03
+    torch.testing.assert_close(lstm_windows(model, tokens, span, steps, torch.float32), want, rtol=1e-5, atol=1e-5)
 
 
 def test_lstm_windows_refuses_steps_it_would_not_fill():
@@ -118,6 +133,7 @@ def test_output_nll_sums_groups_rows_as_the_output_layer_would():
         z = model.decoder(h).split([12, 1, 1100])
     want = [F.cross_entropy(zz, y, reduction="sum").item() for zz, y in zip(z, groups)]
     assert got == pytest.approx(want, rel=2e-3)  # the product's bfloat16 against float32
+    assert output_nll_sums(model.decoder, h, groups, torch.float32) == pytest.approx(want, rel=1e-6)
     adaptive = RNNLM(ModelConfig(arch="lstm", emb=8, hidden=8, layers=1, vocab_size=50, output="adaptive",
                                  tied=False)).eval()
     assert output_nll_sums(adaptive.decoder, torch.randn(3, 8), [torch.zeros(3, dtype=torch.long)]) is None

@@ -145,11 +145,14 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
     (faster on such a CPU); the gates, cells and log-softmax stay float32, and the FFNN float32 throughout, whose
     flat curve beyond its window must stay exactly flat. PyTorch's LSTM on such a CPU takes lmcore.nn.context_windows'
     C++ (perplexities within 0.03% of float32 on the demo runs), any other model PyTorch's autocast (within 0.13%).
+    In float32 (bf16 off, or a CPU without it) PyTorch's LSTM on the CPU takes the same C++ with float32 products.
     """
     model.eval()
     device = model.encoder.weight.device
     recurrent = recurrent_precision(bf16 and model.cfg.recurrent, device)
-    fast = bf16 and model.cfg.recurrent and bf16_native(device)  # the C++ forms apply (lmcore.nn.context_windows)
+    # the products of lmcore.nn.context_windows' C++ forms (recurrent models; the FFNN keeps PyTorch's float32,
+    # which keeps its curve exactly flat beyond its window)
+    products = (torch.bfloat16 if bf16 and bf16_native(device) else torch.float32) if model.cfg.recurrent else None
     ids = np.asarray(ids)
     lengths = sorted(set(int(k) for k in lengths))
     if lengths[0] < 1:
@@ -166,7 +169,7 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
         span = min(longest, last - int(s[0]))  # the last starts need fewer steps
         read = [k for k in lengths if k <= span]
         with recurrent():
-            tops = _windows_top(model, ids, s, span, [k - 1 for k in read], fast)  # after k tokens: predicts s + k
+            tops = _windows_top(model, ids, s, span, [k - 1 for k in read], products)  # after k: predicts s + k
         h_rows, scored = [], []  # every k's rows through the output layer at once: one product, one weight cast
         for k, top in zip(read, tops):
             keep = np.flatnonzero((s + k >= longest) & (s + k <= last))
@@ -174,27 +177,28 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
                 h_rows.append(top[torch.as_tensor(keep, device=device)])
                 scored.append((k, torch.as_tensor(ids[s[keep] + k], device=device)))
         if h_rows:  # (the last starts may have too few steps left for any k)
-            sums = _nll_sums(model, torch.cat(h_rows), [y for _, y in scored], fast, recurrent)
+            sums = _nll_sums(model, torch.cat(h_rows), [y for _, y in scored], products, recurrent)
             for (k, _), total in zip(scored, sums):
                 nll[k] += total
         if progress:
             progress(min(i + batch, len(starts)) / (len(starts) + 1), f"contexts 1 … {longest}")
     rows = [{"context": str(k), "tokens": k, "ppl": math.exp(nll[k] / len(targets))} for k in lengths]
     with recurrent():  # the whole stream as one window from its start, read at every target; PyTorch's stack
-        out = _windows_top(model, ids, np.zeros(1, dtype=int), last, (targets - 1).tolist(), fast=False)  # (the C++
+        out = _windows_top(model, ids, np.zeros(1, dtype=int), last, (targets - 1).tolist(), None)  # (the C++
         # steps one window at ~150 µs a step, the fused module at ~30)
     y = torch.as_tensor(ids[targets], device=device)
-    total, = _nll_sums(model, out[:, 0], [y], fast, recurrent)
+    total, = _nll_sums(model, out[:, 0], [y], products, recurrent)
     rows.append({"context": "all", "tokens": len(ids), "ppl": math.exp(total / len(targets))})
     if progress:
         progress(1.0, "done")
     return pd.DataFrame(rows)
 
 
-def _nll_sums(model: RNNLM, h: torch.Tensor, targets: list[torch.Tensor], fast: bool, precision) -> list[float]:
+def _nll_sums(model: RNNLM, h: torch.Tensor, targets: list[torch.Tensor], products: torch.dtype | None,
+              precision) -> list[float]:
     """Σ −log y[target] for each group of h's rows (len(y) rows each, in order): one product for all of them,
-    through the C++ where `fast` and it applies, else the model's output layer and a float32 log-softmax."""
-    sums = output_nll_sums(model.decoder, h, targets) if fast else None
+    in `products` through the C++ where it applies, else the model's output layer and a float32 log-softmax."""
+    sums = output_nll_sums(model.decoder, h, targets, products) if products is not None else None
     if sums is not None:
         return sums
     with precision():  # the products in bf16 too where asked for; the log-softmax float32
@@ -204,19 +208,20 @@ def _nll_sums(model: RNNLM, h: torch.Tensor, targets: list[torch.Tensor], fast: 
 
 
 def _windows_top(model: RNNLM, ids: np.ndarray, starts: np.ndarray, span: int, steps: list[int],
-                 fast: bool) -> torch.Tensor:
+                 products: torch.dtype | None) -> torch.Tensor:
     """The top layer's h after each of `steps` (len(steps), b, H) of the windows ids[s : s + span] of consecutive
     starts s, each from a zero state.
 
     Window j's t-th token is token starts[0] + j + t: the windows are b + span − 1 tokens, viewed with overlapping
     strides rather than b × span looked up one by one. Past the text's end the last token stands in (causal: those
-    steps are never read). fast: PyTorch's LSTM through lmcore.nn.context_windows' C++ where it applies."""
+    steps are never read). products: the dtype of the products of PyTorch's LSTM through lmcore.nn.context_windows'
+    C++ where it applies (on the CPU: any other device, or None, keeps PyTorch's module)."""
     device = model.encoder.weight.device
     positions = np.minimum(int(starts[0]) + np.arange(len(starts) + span - 1), len(ids) - 1)
     tokens = torch.as_tensor(ids[positions], device=device)
     if not model.cfg.recurrent:  # the FFNN reads ids through its own windows
         return model.features(tokens.unfold(0, span, 1).t())[0][steps]
-    top = lstm_windows(model, tokens, span, steps) if fast else None
+    top = lstm_windows(model, tokens, span, steps, products) if products is not None else None
     if top is not None:
         return top
     emb = model.encoder(tokens)  # (b + span − 1, E), eval: no dropout

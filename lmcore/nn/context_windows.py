@@ -1,9 +1,9 @@
 """The context-use measure's two costs through C++ (lmcore/nn/native/context_use.cpp), where it applies.
 
 The measure runs a model from a zero state over every start of a text, max(k) steps each, and scores the rows it
-reads. For PyTorch's LSTM on the CPU in bfloat16 both halves have a cheaper exact form: the first layer's V x + b
-made once per token instead of once per window and step, and −log softmax(z)[y] summed straight from bfloat16
-logits (the product without b2, which the C++ adds). Each function returns None where its C++ does not apply,
+reads. For PyTorch's LSTM on the CPU both halves have a cheaper exact form: the first layer's V x + b made once per
+token instead of once per window and step (products in bfloat16 where the CPU computes it natively, else float32),
+and −log softmax(z)[y] summed straight from bfloat16 logits (the product without b2, which the C++ adds). Each function returns None where its C++ does not apply,
 and the caller keeps PyTorch's way.
 """
 from __future__ import annotations
@@ -22,10 +22,12 @@ def _ops(device: torch.device):
     return native.context_use() if device.type == "cpu" else None
 
 
-def lstm_windows(model: RNNLM, tokens: Tensor, span: int, steps: Sequence[int]) -> Tensor | None:
+def lstm_windows(model: RNNLM, tokens: Tensor, span: int, steps: Sequence[int],
+                 dtype: torch.dtype = torch.bfloat16) -> Tensor | None:
     """The top layer's h after each of `steps` (ascending, 0-based) of the windows tokens[j : j + span],
     j = 0 … len(tokens) − span, each read from a zero state: (len(steps), windows, H) float32. The products in
-    bfloat16, the gates and cells float32. None unless the model is PyTorch's LSTM (fused or on the cells)."""
+    `dtype` (bfloat16 where the CPU computes it natively, else float32), the gates and cells float32. None unless
+    the model is PyTorch's LSTM (fused or on the cells)."""
     ops = _ops(tokens.device)
     cell = getattr(model, "cell", None)  # the FFNN has none
     if ops is None or not (isinstance(cell, LSTMCell) and cell.pytorch):
@@ -37,24 +39,26 @@ def lstm_windows(model: RNNLM, tokens: Tensor, span: int, steps: Sequence[int]) 
             bias = sum((b.float() for b in (b_ih, b_hh) if b is not None), w_hh.new_zeros(w_hh.size(0)).float())
             if layer == 0:  # V x + b once per token
                 g0 = torch.addmm(bias, model.encoder(tokens).float(), w_ih.float().t())
-                weights.append(w_hh.t().to(torch.bfloat16).contiguous())
+                weights.append(w_hh.t().to(dtype).contiguous())
             else:  # [h_below; h_own] · [V; U]ᵀ
-                weights.append(torch.cat([w_ih, w_hh], 1).t().to(torch.bfloat16).contiguous())
+                weights.append(torch.cat([w_ih, w_hh], 1).t().to(dtype).contiguous())
                 biases.append(bias.contiguous())
         return ops.lstm_windows(g0, weights, biases, span, list(steps))
 
 
-def output_nll_sums(decoder: nn.Module, h: Tensor, targets: Sequence[Tensor]) -> list[float] | None:
+def output_nll_sums(decoder: nn.Module, h: Tensor, targets: Sequence[Tensor],
+                    dtype: torch.dtype = torch.bfloat16) -> list[float] | None:
     """Σ −log y[target] for each group of rows of h (N, H), the groups len(y) rows each in order, with
-    y = softmax(W h + b2): the product in bfloat16, b2 and the log-softmax in float32, no float32 logits written.
+    y = softmax(W h + b2): the product in `dtype` (bfloat16 where native, else float32), b2 and the log-softmax in
+    float32, no log-softmax written.
     None unless the output layer is the full softmax's (an nn.Linear) and the C++ runs here."""
     ops = _ops(h.device)
     if ops is None or type(decoder) is not nn.Linear:
         return None
     with torch.no_grad(), torch.autocast(h.device.type, enabled=False):
-        w_t = decoder.weight.to(torch.bfloat16).t()
+        w_t = decoder.weight.to(dtype).t()
         b2 = None if decoder.bias is None else decoder.bias.float()
-        rows = h.to(torch.bfloat16).split([len(y) for y in targets])
+        rows = h.to(dtype).split([len(y) for y in targets])
         # 512 rows' logits at a time (10 MB at 10k words), read by the sum while still in the cache
         return [sum(ops.nll_sum(torch.mm(part, w_t), y_part, b2) for part, y_part in zip(group.split(512), y.split(512)))
                 for group, y in zip(rows, targets)]

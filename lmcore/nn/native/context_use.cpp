@@ -5,8 +5,9 @@
 //    - the first layer's input products V x + b are made once per token (b + span − 1 rows, g0), not once per
 //      window and step: window j's step t reads row j + t, so a step's rows are g0[t : t + b], one contiguous slice;
 //    - a higher layer's two products are one, [h_below; h_own] · [V; U]ᵀ (K = 2H), made per step.
-//    The products are bfloat16 in and out (ATen's, so oneDNN's); the gates, the cell and the sums float32; h is kept
-//    in bfloat16 for the next products, as in the fused module under autocast. Only the top layer's h at the asked
+//    The products are bfloat16 in and out (ATen's, so oneDNN's) where the CPU has bf16 arithmetic, else float32;
+//    the gates, the cell and the sums float32; h is kept in the products' type for the next products, as in the
+//    fused module under autocast. Only the top layer's h at the asked
 //    steps comes back (float32): the few rows the measure reads.
 // 2. `nll_sum`: Σ over rows of −log softmax(z)[y] straight from bfloat16 (or float32) logits, two passes over a row
 //    and nothing written, where PyTorch converts, writes a float32 log-softmax and gathers from it.
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "activations.h"
@@ -49,54 +51,59 @@ LMCORE_INLINE uint16_t to_bf16(float f) {  // round to nearest even (h is finite
 // tanh's relative accuracy near 0; an absolute 1e-7 is plenty next to bfloat16 products).
 LMCORE_INLINE float tanh_by_sigmoid(float x) { return 2.0f * lmcore_native::sigmoid_of(x + x) - 1.0f; }
 
-// One window's row of one step, H units: pre = S (bf16) + G (float32: input products and biases), PyTorch's blocks
-// i, f, g, o; c updated in place; h to the two slots that read it next (bf16) and as float32. No branch in the
-// loop: it would keep the compiler from vectorising it.
-LMCORE_CLONES void gates_row(int64_t H, const uint16_t* __restrict__ S, const float* __restrict__ G,
-                             float* __restrict__ C, uint16_t* __restrict__ h_own, uint16_t* __restrict__ h_up,
-                             float* __restrict__ h_float) {
+LMCORE_INLINE uint16_t to_storage(float f, uint16_t) { return to_bf16(f); }
+LMCORE_INLINE float to_storage(float f, float) { return f; }
+
+// One window's row of one step, H units: pre = S (the products, bf16 or float32) + G (float32: input products and
+// biases), PyTorch's blocks i, f, g, o; c updated in place; h to the two slots that read it next (in the products'
+// type) and as float32. No branch in the loop: it would keep the compiler from vectorising it.
+template <typename T>
+LMCORE_INLINE void gates_row(int64_t H, const T* __restrict__ S, const float* __restrict__ G, float* __restrict__ C,
+                             T* __restrict__ h_own, T* __restrict__ h_up, float* __restrict__ h_float) {
   for (int64_t u = 0; u < H; ++u) {
-    const float i = lmcore_native::sigmoid_of(from_bf16(S[u]) + G[u]);
-    const float f = lmcore_native::sigmoid_of(from_bf16(S[H + u]) + G[H + u]);
-    const float g = tanh_by_sigmoid(from_bf16(S[2 * H + u]) + G[2 * H + u]);
-    const float o = lmcore_native::sigmoid_of(from_bf16(S[3 * H + u]) + G[3 * H + u]);
+    const float i = lmcore_native::sigmoid_of(as_float(S[u]) + G[u]);
+    const float f = lmcore_native::sigmoid_of(as_float(S[H + u]) + G[H + u]);
+    const float g = tanh_by_sigmoid(as_float(S[2 * H + u]) + G[2 * H + u]);
+    const float o = lmcore_native::sigmoid_of(as_float(S[3 * H + u]) + G[3 * H + u]);
     const float c = f * C[u] + i * g;
     C[u] = c;
     const float h = o * tanh_by_sigmoid(c);
-    const uint16_t hb = to_bf16(h);
-    h_own[u] = hb;
-    h_up[u] = hb;
+    const T stored = to_storage(h, T{});
+    h_own[u] = stored;
+    h_up[u] = stored;
     h_float[u] = h;
   }
 }
 
-// g0: (b + span − 1, 4H) float32, layer 0's V x + b_ih + b_hh per token. weights[l]: (K_l, 4H) bfloat16, U0ᵀ for
-// layer 0 (K = H) and [V_l; U_l]ᵀ above (K = 2H). biases[l − 1]: (4H,) float32, b_ih + b_hh of layer l ≥ 1.
-// keep: the steps (ascending) whose top-layer h comes back, as (len(keep), b, H) float32.
-Tensor lstm_windows(const Tensor& g0_, at::TensorList weights, at::TensorList biases, int64_t span,
-                    at::IntArrayRef keep) {
-  const int64_t L = static_cast<int64_t>(weights.size());
-  TORCH_CHECK(L >= 1 && static_cast<int64_t>(biases.size()) == L - 1, "lstm_windows: one bias per layer above the first");
-  const Tensor g0 = g0_.contiguous();
-  TORCH_CHECK(g0.scalar_type() == at::kFloat && g0.dim() == 2, "lstm_windows: g0 is (b + span - 1, 4H) float32");
-  const int64_t n = g0.size(1), H = n / 4, b = g0.size(0) - span + 1;
-  TORCH_CHECK(n == 4 * H && b >= 1 && span >= 1, "lstm_windows: g0 has b + span - 1 rows of 4H");
-  std::vector<Tensor> W, X, C;
-  for (int64_t l = 0; l < L; ++l) {
-    W.push_back(weights[l].contiguous());
-    const int64_t K = l == 0 ? H : 2 * H;
-    TORCH_CHECK(W[l].scalar_type() == at::kBFloat16 && W[l].size(0) == K && W[l].size(1) == n,
-                "lstm_windows: weights[", l, "] must be (", K, ", 4H) bfloat16");
-    if (l) TORCH_CHECK(biases[l - 1].scalar_type() == at::kFloat && biases[l - 1].numel() == n, "lstm_windows: biases");
-    X.push_back(at::zeros({b, K}, W[l].options()));  // [h from below at t; own h at t − 1], bf16
-    C.push_back(at::zeros({b, H}, g0.options()));
-  }
-  std::vector<Tensor> bias;
-  for (const Tensor& x : biases) bias.push_back(x.contiguous());
-  for (size_t k = 0; k < keep.size(); ++k)  // each row of `out` is filled at its step: no step may be missed
-    TORCH_CHECK(keep[k] >= 0 && keep[k] < span && (k == 0 || keep[k] > keep[k - 1]),
-                "lstm_windows: keep must be strictly ascending steps in [0, ", span, "), got ", keep[k], " at ", k);
-  Tensor out = at::empty({static_cast<int64_t>(keep.size()), b, H}, g0.options());
+LMCORE_CLONES void gates_row_bf16(int64_t H, const uint16_t* S, const float* G, float* C, uint16_t* h_own,
+                                  uint16_t* h_up, float* h_float) {
+  gates_row(H, S, G, C, h_own, h_up, h_float);
+}
+LMCORE_CLONES void gates_row_float(int64_t H, const float* S, const float* G, float* C, float* h_own, float* h_up,
+                                   float* h_float) {
+  gates_row(H, S, G, C, h_own, h_up, h_float);
+}
+LMCORE_INLINE void gates_row_of(int64_t H, const uint16_t* S, const float* G, float* C, uint16_t* h_own,
+                                uint16_t* h_up, float* h_float) {
+  gates_row_bf16(H, S, G, C, h_own, h_up, h_float);
+}
+LMCORE_INLINE void gates_row_of(int64_t H, const float* S, const float* G, float* C, float* h_own, float* h_up,
+                                float* h_float) {
+  gates_row_float(H, S, G, C, h_own, h_up, h_float);
+}
+
+// The storage type T of a tensor of the products' dtype: bf16 as its bits, float32 as float.
+template <typename T>
+T* rows_of(const Tensor& x) {
+  if constexpr (std::is_same_v<T, float>) return x.data_ptr<float>();
+  else return reinterpret_cast<uint16_t*>(x.data_ptr<at::BFloat16>());
+}
+
+// The time loop of lstm_windows (below) with products of storage type T.
+template <typename T>
+void window_steps(const Tensor& g0, const std::vector<Tensor>& W, const std::vector<Tensor>& bias,
+                  std::vector<Tensor>& X, std::vector<Tensor>& C, int64_t span, at::IntArrayRef keep, Tensor& out) {
+  const int64_t L = static_cast<int64_t>(W.size()), n = g0.size(1), H = n / 4, b = X[0].size(0);
   Tensor S = at::empty({b, n}, W[0].options());
   Tensor h_top = at::empty({b, H}, g0.options());             // the top layer's h, float32
   Tensor h_nowhere = at::empty({b, 2 * H}, W[0].options());  // the top layer's "layer above"
@@ -105,22 +112,56 @@ Tensor lstm_windows(const Tensor& g0_, at::TensorList weights, at::TensorList bi
     const bool kept = next_keep < keep.size() && keep[next_keep] == t;
     for (int64_t l = 0; l < L; ++l) {
       at::mm_out(S, X[l], W[l]);
-      const auto* s = reinterpret_cast<const uint16_t*>(S.data_ptr<at::BFloat16>());
+      const T* s = rows_of<T>(S);
       const float* g = l == 0 ? g0.data_ptr<float>() + t * n : bias[l - 1].data_ptr<float>();
       const int64_t g_stride = l == 0 ? n : 0;  // layer 0: window j's row is token t + j's
-      auto* x_own = reinterpret_cast<uint16_t*>(X[l].data_ptr<at::BFloat16>()) + (l == 0 ? 0 : H);
-      auto* x_up = reinterpret_cast<uint16_t*>((l + 1 < L ? X[l + 1] : h_nowhere).data_ptr<at::BFloat16>());
+      T* x_own = rows_of<T>(X[l]) + (l == 0 ? 0 : H);
+      T* x_up = rows_of<T>(l + 1 < L ? X[l + 1] : h_nowhere);
       float* h_float = h_top.data_ptr<float>();  // lower layers' too, overwritten before it is read
       float* c = C[l].data_ptr<float>();
       const int64_t own_stride = X[l].size(1), up_stride = 2 * H;
       at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
         for (int64_t j = begin; j < end; ++j)
-          gates_row(H, s + j * n, g + j * g_stride, c + j * H, x_own + j * own_stride, x_up + j * up_stride,
-                    h_float + j * H);
+          gates_row_of(H, s + j * n, g + j * g_stride, c + j * H, x_own + j * own_stride, x_up + j * up_stride,
+                       h_float + j * H);
       });
     }
     if (kept) out[next_keep++].copy_(h_top);
   }
+}
+
+// g0: (b + span − 1, 4H) float32, layer 0's V x + b_ih + b_hh per token. weights[l]: (K_l, 4H), all bfloat16 or all
+// float32 (the products' dtype), U0ᵀ for layer 0 (K = H) and [V_l; U_l]ᵀ above (K = 2H). biases[l − 1]: (4H,)
+// float32, b_ih + b_hh of layer l ≥ 1. keep: the steps (ascending) whose top-layer h comes back, as
+// (len(keep), b, H) float32.
+Tensor lstm_windows(const Tensor& g0_, at::TensorList weights, at::TensorList biases, int64_t span,
+                    at::IntArrayRef keep) {
+  const int64_t L = static_cast<int64_t>(weights.size());
+  TORCH_CHECK(L >= 1 && static_cast<int64_t>(biases.size()) == L - 1, "lstm_windows: one bias per layer above the first");
+  const Tensor g0 = g0_.contiguous();
+  TORCH_CHECK(g0.scalar_type() == at::kFloat && g0.dim() == 2, "lstm_windows: g0 is (b + span - 1, 4H) float32");
+  const int64_t n = g0.size(1), H = n / 4, b = g0.size(0) - span + 1;
+  TORCH_CHECK(n == 4 * H && b >= 1 && span >= 1, "lstm_windows: g0 has b + span - 1 rows of 4H");
+  const at::ScalarType dtype = weights[0].scalar_type();
+  TORCH_CHECK(dtype == at::kBFloat16 || dtype == at::kFloat, "lstm_windows: weights in bfloat16 or float32");
+  std::vector<Tensor> W, X, C;
+  for (int64_t l = 0; l < L; ++l) {
+    W.push_back(weights[l].contiguous());
+    const int64_t K = l == 0 ? H : 2 * H;
+    TORCH_CHECK(W[l].scalar_type() == dtype && W[l].size(0) == K && W[l].size(1) == n,
+                "lstm_windows: weights[", l, "] must be (", K, ", 4H) ", dtype);
+    if (l) TORCH_CHECK(biases[l - 1].scalar_type() == at::kFloat && biases[l - 1].numel() == n, "lstm_windows: biases");
+    X.push_back(at::zeros({b, K}, W[l].options()));  // [h from below at t; own h at t − 1]
+    C.push_back(at::zeros({b, H}, g0.options()));
+  }
+  std::vector<Tensor> bias;
+  for (const Tensor& x : biases) bias.push_back(x.contiguous());
+  for (size_t k = 0; k < keep.size(); ++k)  // each row of `out` is filled at its step: no step may be missed
+    TORCH_CHECK(keep[k] >= 0 && keep[k] < span && (k == 0 || keep[k] > keep[k - 1]),
+                "lstm_windows: keep must be strictly ascending steps in [0, ", span, "), got ", keep[k], " at ", k);
+  Tensor out = at::empty({static_cast<int64_t>(keep.size()), b, H}, g0.options());
+  if (dtype == at::kFloat) window_steps<float>(g0, W, bias, X, C, span, keep, out);
+  else window_steps<uint16_t>(g0, W, bias, X, C, span, keep, out);
   return out;
 }
 
