@@ -17,7 +17,7 @@ from lmcore.nn.architectures import LSTM_VARIANTS
 from lmcore.nn.lstm_backward import _native_steps, run_lstm_layer
 
 REPO = Path(__file__).resolve().parents[1]
-NATIVE = ("vanilla", "np", "peephole", "fgr")  # all four blocks, both tanh
+NATIVE = ("vanilla", "np", "peephole", "fgr", "niaf", "noaf")  # all four blocks (NIAF, NOAF: a tanh fewer)
 
 
 def inputs(variant_key: str, dtype: torch.dtype, T: int = 7, B: int = 3, H: int = 5) -> dict:

@@ -12,7 +12,7 @@ for all steps at once from the saved activations. The forward is LSTMCell.step's
 tests hold the gradients of every variant to autograd's in float64.
 
 The time loops exist twice: here in Python (every variant, any device) and in C++ (lmcore/native: the
-variants with all four blocks and both tanh, on the CPU, where Python's cost per operation was a fifth of
+variants with all four blocks, NIAF and NOAF included, on the CPU, where Python's cost per operation was a fifth of
 FGR's layer). The C++ runs wherever it could be built; tests hold it to the Python loops.
 """
 from __future__ import annotations
@@ -84,10 +84,9 @@ def _product(a: Tensor | None, b: Tensor | None) -> Tensor | None:
 
 
 def _native_steps(variant: LSTMVariant, xp: Tensor):
-    """lmcore.nn.native's C++ time loop where it applies (all four blocks, both tanh, on the CPU), else None."""
+    """lmcore.nn.native's C++ time loop where it applies (all four blocks, on the CPU), else None."""
     if (xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64) or variant.gates != "ifo"
-            or variant.coupled or not (variant.input_activation and variant.output_activation)
-            or (variant.gate_recurrence and not variant.peepholes)):
+            or variant.coupled or (variant.gate_recurrence and not variant.peepholes)):
         return None
     return native.lstm_steps()
 
@@ -99,7 +98,8 @@ class _LSTMLayer(torch.autograd.Function):
         ctx.variant = variant
         if ctx.native is not None:  # PyTorch's layout throughout; b_hh added in the loop
             cols = _Layout(variant, w_hh.size(1), regroup=False).offsets()
-            out, acts, cells, tanh_c, a_all = ctx.native.forward(xp, b_hh, h0, c0, a0, w_hh, R, p_i, p_f, p_o, cols)
+            out, acts, cells, tanh_c, a_all = ctx.native.forward(xp, b_hh, h0, c0, a0, w_hh, R, p_i, p_f, p_o, cols,
+                                                                 variant.input_activation, variant.output_activation)
             ctx.cols = cols
             ctx.save_for_backward(acts, cells, tanh_c, out, h0, a0, a_all, w_hh, p_i, p_f, p_o, R)
             a = None if R is None else a_all[-1].clone()
@@ -124,7 +124,9 @@ class _LSTMLayer(torch.autograd.Function):
         d_aT = d_aT if R is not None else None
         if ctx.native is not None:
             d_pre, dh0, dc0, da0, d_ifog = ctx.native.backward(d_out, d_hT, d_cT, d_aT, acts, cells, tanh_c, w_hh,
-                                                               R, p_i, p_f, p_o, ctx.cols)
+                                                               R, p_i, p_f, p_o, ctx.cols,
+                                                               ctx.variant.input_activation,
+                                                               ctx.variant.output_activation)
             layout = _Layout(ctx.variant, H, regroup=False)
         else:
             layout = ctx.layout

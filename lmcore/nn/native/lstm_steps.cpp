@@ -1,5 +1,5 @@
-// The time loop of lstm_backward's LSTM layer, forward and backward, for the LSTMs with all four blocks and both
-// tanh activations (vanilla / NP, peephole, FGR) on the CPU. Python pays some microseconds for every tensor
+// The time loop of lstm_backward's LSTM layer, forward and backward, for the LSTMs with all four blocks (vanilla /
+// NP, peephole, FGR, and NIAF and NOAF, which drop the tanh on g or on c) on the CPU. Python pays some microseconds for every tensor
 // operation it issues, and a step issues dozens; here a step is its recurrent products (step_product.h: U and R
 // packed once per call) and one plain loop over the units that the compiler vectorises (σ and tanh included).
 // lstm_backward.py holds the same equations in Python: that version runs where this one cannot be built and
@@ -36,11 +36,12 @@ using at::Tensor;
 
 struct Blocks {
   int64_t ci, cf, cg, co;
+  bool in_act, out_act;  // tanh on g and on c (NIAF, NOAF: without)
 };
 
-Blocks blocks_of(at::IntArrayRef cols) {
+Blocks blocks_of(at::IntArrayRef cols, bool input_activation, bool output_activation) {
   TORCH_CHECK(cols.size() == 4, "cols: offsets of i, f, g, o");
-  return Blocks{cols[0], cols[1], cols[2], cols[3]};
+  return Blocks{cols[0], cols[1], cols[2], cols[3], input_activation, output_activation};
 }
 
 using lmcore_native::sigmoid_of;
@@ -67,7 +68,7 @@ LMCORE_INLINE void forward_row(int64_t w, const scalar_t* __restrict__ Xi, const
                         const scalar_t* __restrict__ p_o, scalar_t* __restrict__ Ai, scalar_t* __restrict__ Af,
                         scalar_t* __restrict__ Ag, scalar_t* __restrict__ Ao, scalar_t* __restrict__ C,
                         scalar_t* __restrict__ M, scalar_t* __restrict__ Hout, scalar_t* __restrict__ Aout,
-                        int64_t a_stride) {
+                        int64_t a_stride, bool in_act, bool out_act) {
   const scalar_t* __restrict__ Si = S;
   const scalar_t* __restrict__ Sf = S + w;
   const scalar_t* __restrict__ So = S + 2 * w;
@@ -82,9 +83,9 @@ LMCORE_INLINE void forward_row(int64_t w, const scalar_t* __restrict__ Xi, const
       zi += p_i[j] * cp;
       zf += p_f[j] * cp;
     }
-    const scalar_t i = sigmoid_of(zi), f = sigmoid_of(zf), g = tanh_of(zg);
+    const scalar_t i = sigmoid_of(zi), f = sigmoid_of(zf), g = in_act ? tanh_of(zg) : zg;  // NIAF: g without tanh
     const scalar_t c = f * cp + i * g;
-    const scalar_t m = tanh_of(c);
+    const scalar_t m = out_act ? tanh_of(c) : c;  // NOAF: h = o ⊙ c
     if constexpr (PEEP) zo += p_o[j] * c;  // o sees c_t
     const scalar_t o = sigmoid_of(zo);
     Ai[j] = i;
@@ -121,7 +122,8 @@ LMCORE_INLINE void forward_rows_of(const ForwardRows<scalar_t>& r) {
     forward_row<scalar_t, PEEP, FGR>(r.w, X + k.ci, X + k.cf, X + k.cg, X + k.co, r.Bias + k.ci, r.Bias + k.cf,
                                      r.Bias + k.cg, r.Bias + k.co, r.S + b * 4 * r.w, r.C_prev + b * r.H, r.p_i,
                                      r.p_f, r.p_o, A + k.ci, A + k.cf, A + k.cg, A + k.co, r.C + b * r.H,
-                                     r.M + b * r.H, r.Hout + b * r.H, FGR ? r.Aout + b * 3 * r.H : nullptr, r.H);
+                                     r.M + b * r.H, r.Hout + b * r.H, FGR ? r.Aout + b * 3 * r.H : nullptr, r.H,
+                                     k.in_act, k.out_act);
   }
 }
 
@@ -211,12 +213,13 @@ LMCORE_INLINE void backward_row(int64_t w, const scalar_t* __restrict__ I, const
                          const scalar_t* __restrict__ p_f, const scalar_t* __restrict__ p_o,
                          scalar_t* __restrict__ dI, scalar_t* __restrict__ dF, scalar_t* __restrict__ dG,
                          scalar_t* __restrict__ dO, scalar_t* __restrict__ Di, scalar_t* __restrict__ Df,
-                         scalar_t* __restrict__ Do, scalar_t* __restrict__ Dg, scalar_t* __restrict__ dc) {
+                         scalar_t* __restrict__ Do, scalar_t* __restrict__ Dg, scalar_t* __restrict__ dc,
+                         bool in_act, bool out_act) {
   for (int64_t j = 0; j < w; ++j) {
     const scalar_t i = I[j], f = F[j], g = G[j], o = O[j], m = M[j];
     const scalar_t dh = DO[j] + DH[j];
     scalar_t d_o = dh * m;
-    scalar_t d = dc[j] + dh * (o * (scalar_t(1) - m * m));  // ∂ℓ/∂c_t
+    scalar_t d = dc[j] + dh * (out_act ? o * (scalar_t(1) - m * m) : o);  // ∂ℓ/∂c_t (m = c without tanh)
     scalar_t d_i = 0, d_f = 0;
     if constexpr (FGR) {  // ∂ℓ/∂a_t reaches i, f, o
       d_i = DAi[j];
@@ -227,7 +230,7 @@ LMCORE_INLINE void backward_row(int64_t w, const scalar_t* __restrict__ I, const
     if constexpr (PEEP) d += dp_o * p_o[j];  // o saw c_t through its peephole
     const scalar_t dp_i = (d * g + d_i) * (i - i * i);
     const scalar_t dp_f = (d * C_prev[j] + d_f) * (f - f * f);
-    const scalar_t dp_g = (d * i) * (scalar_t(1) - g * g);
+    const scalar_t dp_g = (d * i) * (in_act ? scalar_t(1) - g * g : scalar_t(1));
     dI[j] = dp_i;
     dF[j] = dp_f;
     dG[j] = dp_g;
@@ -265,7 +268,8 @@ LMCORE_INLINE void backward_rows_of(const BackwardRows<scalar_t>& r) {
     backward_row<scalar_t, PEEP, FGR>(w, A + k.ci, A + k.cf, A + k.cg, A + k.co, r.M + b * H, r.C_prev + b * H,
                                       r.DO + b * H, r.DH + b * w, DA, FGR ? DA + w : nullptr,
                                       FGR ? DA + 2 * w : nullptr, r.p_i, r.p_f, r.p_o, DP + k.ci, DP + k.cf,
-                                      DP + k.cg, DP + k.co, D, D + H, D + 2 * H, D + 3 * H, r.dc + b * H);
+                                      DP + k.cg, DP + k.co, D, D + H, D + 2 * H, D + 3 * H, r.dc + b * H,
+                                      k.in_act, k.out_act);
   }
 }
 
@@ -344,7 +348,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xp_, const std::optional<Tensor>&
                                  const Tensor& c0_, const std::optional<Tensor>& a0, const Tensor& w_hh_,
                                  const std::optional<Tensor>& R, const std::optional<Tensor>& p_i,
                                  const std::optional<Tensor>& p_f, const std::optional<Tensor>& p_o,
-                                 at::IntArrayRef cols) {
+                                 at::IntArrayRef cols, bool input_activation, bool output_activation) {
   TORCH_CHECK(xp_.device().is_cpu() && xp_.dim() == 3, "lstm_forward: xp (T, B, 4H) on the CPU");
   const bool peep = p_i.has_value(), fgr = R.has_value();
   TORCH_CHECK(!fgr || peep, "lstm_forward: gate recurrence is built for the peephole LSTM (FGR)");
@@ -352,7 +356,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xp_, const std::optional<Tensor>&
   same_dtype("lstm_forward", xp, {b_hh, h0_, c0_, a0, w_hh_, R, p_i, p_f, p_o});
   const Tensor bias = b_hh.has_value() ? plain(b_hh) : at::zeros({xp.size(2)}, xp.options());
   const Tensor pi = plain(p_i), pf = plain(p_f), po = plain(p_o), a = plain(a0), r = plain(R);
-  const Blocks k = blocks_of(cols);
+  const Blocks k = blocks_of(cols, input_activation, output_activation);
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
     if (fgr) result = forward_steps<scalar_t, true, true>(xp, bias, h0, c0, a, w_hh, r, pi, pf, po, k);
@@ -366,7 +370,8 @@ std::vector<Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const
                                   const std::optional<Tensor>& d_aT, const Tensor& acts, const Tensor& cells,
                                   const Tensor& m_all, const Tensor& w_hh_, const std::optional<Tensor>& R,
                                   const std::optional<Tensor>& p_i, const std::optional<Tensor>& p_f,
-                                  const std::optional<Tensor>& p_o, at::IntArrayRef cols) {
+                                  const std::optional<Tensor>& p_o, at::IntArrayRef cols, bool input_activation,
+                                  bool output_activation) {
   const bool peep = p_i.has_value(), fgr = R.has_value();
   TORCH_CHECK(!fgr || peep, "lstm_backward: gate recurrence is built for the peephole LSTM (FGR)");
   const Tensor pi = plain(p_i), pf = plain(p_f), po = plain(p_o), r = plain(R), da = plain(d_aT);
@@ -374,7 +379,7 @@ std::vector<Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const
   const Tensor A = acts.detach().contiguous(), C = cells.detach().contiguous(), M = m_all.detach().contiguous();
   const Tensor w_hh = w_hh_.detach();
   same_dtype("lstm_backward", acts, {d_out, d_hT, d_cT, d_aT, cells, m_all, w_hh_, R, p_i, p_f, p_o});
-  const Blocks k = blocks_of(cols);
+  const Blocks k = blocks_of(cols, input_activation, output_activation);
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
     if (fgr)
@@ -391,9 +396,10 @@ std::vector<Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const
 
 TORCH_LIBRARY(lmcore_lstm_steps, m) {
   m.def("forward(Tensor xp, Tensor? b_hh, Tensor h0, Tensor c0, Tensor? a0, Tensor w_hh, Tensor? R, Tensor? p_i, "
-        "Tensor? p_f, Tensor? p_o, int[] cols) -> Tensor[]");
+        "Tensor? p_f, Tensor? p_o, int[] cols, bool input_activation=True, bool output_activation=True) -> Tensor[]");
   m.def("backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor? d_aT, Tensor acts, Tensor cells, Tensor m_all, "
-        "Tensor w_hh, Tensor? R, Tensor? p_i, Tensor? p_f, Tensor? p_o, int[] cols) -> Tensor[]");
+        "Tensor w_hh, Tensor? R, Tensor? p_i, Tensor? p_f, Tensor? p_o, int[] cols, bool input_activation=True, "
+        "bool output_activation=True) -> Tensor[]");
   m.impl("forward", c10::DispatchKey::CPU, &lstm_forward);
   m.impl("backward", c10::DispatchKey::CPU, &lstm_backward);
 }
