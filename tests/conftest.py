@@ -21,17 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 # The tests' tensors are tiny: a second thread only adds contention on a shared 2-core machine.
 torch.set_num_threads(1)
 
-# The files that take a minute or more (real browsers, a full training recipe, real job processes), measured with
-# --durations=0: run first, so that under `--dist loadfile` neither worker starts one of them near the end while the
-# other sits idle (longest first: the suite's tail was 40-50 s of one worker alone).
-SLOW_FILES_FIRST = ("test_browser.py", "test_classroom_browser.py", "test_agreement_probe.py", "test_distributed.py",
-                    "test_hostile_files.py", "test_reliability.py", "test_lifecycle_property.py", "test_ray.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: k for k, name in enumerate(SLOW_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
-
 
 def docs_lines(n: int = 400) -> list[str]:
     """The first n prose lines of Python's own documentation (pydoc topics), in a fixed order."""
