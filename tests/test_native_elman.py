@@ -57,8 +57,7 @@ def test_native_elman_equals_the_python_loop(ops, activation, dtype, B, H, monke
 
 
 def test_training_an_elman_network_on_the_cells_runs_the_cpp_loop(ops):
-    """The lecture's σ Elman network (only the cells run it): a training forward goes through the C++ loop, and
-    an evaluation forward (no gradients) keeps the Python loop."""
+    """The lecture's σ Elman network (only the cells run it): a training forward goes through the C++ loop."""
     torch.manual_seed(0)
     model = RNNLM(ModelConfig(arch="elman", activation="sigmoid", emb=16, hidden=24, layers=2, vocab_size=50,
                               backend="cells"))
@@ -84,3 +83,5 @@ def test_native_elman_refuses_what_it_cannot_run(ops):
         ops.forward(x, None, torch.zeros(3, 4, dtype=torch.float64), torch.zeros(4, 4), 0)
     with pytest.raises(RuntimeError, match="w_hh"):
         ops.forward(x, None, torch.zeros(3, 4), torch.zeros(5, 4), 0)
+    with pytest.raises(RuntimeError, match="w_hh"):  # a wider U would read past δ's rows
+        ops.backward(x, torch.zeros(3, 4), x, torch.zeros(4, 6), 0)

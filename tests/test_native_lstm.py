@@ -98,6 +98,30 @@ def test_native_loop_at_sizes_off_the_product_tiles(ops, variant_key, B, H, monk
         torch.testing.assert_close(got, want, rtol=5e-5, atol=1e-5 * want.abs().max().item(), msg=f"output/gradient {k}")
 
 
+@pytest.mark.parametrize("kernel", ["avx2", "aten"])
+def test_every_step_kernel_this_cpu_runs_gives_the_python_loops_result(ops, kernel):
+    """A process runs its CPU's best step kernel; LMCORE_STEP_KERNEL steps it down, so that an AVX-512 machine also
+    checks the AVX2 kernel and every machine ATen's product, at the ragged sizes of the test above."""
+    script = (
+        "import torch\n"
+        "from tests.test_native_lstm import inputs, run\n"
+        "torch.set_num_threads(2)\n"
+        "for key in ('vanilla', 'fgr'):\n"
+        "    for B, H in ((27, 37), (10, 11), (5, 9), (8, 3)):\n"
+        "        args = inputs(key, torch.float32, T=5, B=B, H=H)\n"
+        "        got = run(args)\n"
+        "        import os; os.environ['LMCORE_NATIVE'] = '0'\n"
+        "        want = run(args)\n"
+        "        del os.environ['LMCORE_NATIVE']\n"
+        "        for g, w in zip(got[0] + got[1], want[0] + want[1]):\n"
+        "            torch.testing.assert_close(g, w, rtol=5e-5, atol=1e-5 * w.abs().max().item())\n"
+        "print('agree')\n")
+    env = dict(os.environ, LMCORE_STEP_KERNEL=kernel, PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "agree" in done.stdout, done.stderr[-2000:]
+
+
 def test_native_loop_refuses_mixed_dtypes_and_runs_empty_layers(ops):
     """The loops read every tensor as xp's type through raw pointers: float32 xp with float64 weights (either way
     round) is refused as ATen would, not read past its end; H = 0 runs (its share of rows was a division by H)."""

@@ -145,7 +145,9 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
     (faster on such a CPU); the gates, cells and log-softmax stay float32, and the FFNN float32 throughout, whose
     flat curve beyond its window must stay exactly flat. PyTorch's LSTM on such a CPU takes lmcore.nn.context_windows'
     C++ (perplexities within 0.03% of float32 on the demo runs), any other model PyTorch's autocast (within 0.13%).
-    In float32 (bf16 off, or a CPU without it) PyTorch's LSTM on the CPU takes the same C++ with float32 products.
+    In float32 (bf16 off, or a CPU without it) PyTorch's LSTM on the CPU takes the same C++ with float32 products,
+    and every recurrent model's −log y is summed by the C++ from float32 logits (its exp a polynomial as accurate as
+    float32's: the perplexities equal PyTorch's to rounding, not bit for bit).
     """
     model.eval()
     device = model.encoder.weight.device

@@ -3,8 +3,8 @@
 The measure runs a model from a zero state over every start of a text, max(k) steps each, and scores the rows it
 reads. For PyTorch's LSTM on the CPU both halves have a cheaper exact form: the first layer's V x + b made once per
 token instead of once per window and step (products in bfloat16 where the CPU computes it natively, else float32),
-and −log softmax(z)[y] summed straight from bfloat16 logits (the product without b2, which the C++ adds). Each function returns None where its C++ does not apply,
-and the caller keeps PyTorch's way.
+and −log softmax(z)[y] summed straight from bfloat16 (or float32) logits (the product without b2, which the C++
+adds). Each function returns None where its C++ does not apply, and the caller keeps PyTorch's way.
 """
 from __future__ import annotations
 

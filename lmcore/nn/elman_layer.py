@@ -35,6 +35,7 @@ class _ElmanLayer(torch.autograd.Function):
         return out
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the C++ backward records no graph: no second derivatives
     def backward(ctx, d_out):
         out, h0, w_hh = ctx.saved_tensors
         T, B, H = out.shape

@@ -117,6 +117,7 @@ class _LSTMLayer(torch.autograd.Function):
         return out, out[-1].clone(), cells[-1].clone(), a
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # written by hand (and in C++): no second derivatives
     def backward(ctx, d_out, d_hT, d_cT, d_aT):
         acts, cells, tanh_c, out, h0, a0, a_all, w_hh, p_i, p_f, p_o, R = ctx.saved_tensors
         T, B, n = acts.shape

@@ -1,4 +1,4 @@
-// The time loop of elman_backward's Elman layer, h_t = f(xp_t + U h_{t−1} + b) with f = σ, tanh or ReLU, forward
+// The time loop of lmcore/nn/elman_layer.py's Elman layer, h_t = f(xp_t + U h_{t−1} + b) with f = σ, tanh or ReLU, forward
 // and backward, on the CPU. As in lstm_steps.cpp, a step is its recurrent product (step_product.h, U packed once
 // per call) and one loop over its units, shared out between torch's threads by rows of the batch; Python's loop
 // issued a handful of tensor operations a step, and autograd as many backward nodes.
@@ -170,7 +170,7 @@ Tensor elman_forward(const Tensor& xp_, const std::optional<Tensor>& b_hh, const
   TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == H && w_hh.size(1) == H, "elman_forward: w_hh (H, H)");
   const Tensor bias = b_hh.has_value() ? b_hh->detach().contiguous() : at::zeros({H}, xp.options());
   check_same_dtype("elman_forward", xp, {h0, w_hh, bias});
-  TORCH_CHECK(bias.numel() == H, "elman_forward: b_hh (H,)");
+  TORCH_CHECK(bias.dim() == 1 && bias.numel() == H, "elman_forward: b_hh (H,)");
   Tensor out;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "elman_forward", [&] {
     by_activation(activation, [&](auto f) { out = forward_steps<scalar_t, decltype(f)::value>(xp, bias, h0, w_hh); });
@@ -185,6 +185,7 @@ std::vector<Tensor> elman_backward(const Tensor& d_out_, const Tensor& d_hT, con
   const Tensor d_out = d_out_.detach().contiguous(), out = out_.detach().contiguous(), w_hh = w_hh_.detach();
   TORCH_CHECK(out.dim() == 3 && d_out.sizes() == out.sizes(), "elman_backward: d_out and out (T, B, H)");
   TORCH_CHECK(d_hT.dim() == 2 && d_hT.size(0) == out.size(1) && d_hT.size(1) == out.size(2), "elman_backward: d_hT (B, H)");
+  TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == out.size(2) && w_hh.size(1) == out.size(2), "elman_backward: w_hh (H, H)");
   check_same_dtype("elman_backward", out, {d_out, d_hT, w_hh});
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "elman_backward", [&] {

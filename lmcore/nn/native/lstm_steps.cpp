@@ -163,7 +163,7 @@ std::vector<Tensor> forward_steps(const Tensor& xp, const Tensor& bias, const Te
   auto opts = xp.options();
   Tensor acts = at::empty({T, B, n}, opts);
   Tensor cells = at::empty({T + 1, B, H}, opts);  // c_0 … c_T
-  Tensor m_all = at::empty({T, B, H}, opts);      // tanh(c_t)
+  Tensor m_all = at::empty({T, B, H}, opts);      // tanh(c_t) (NOAF: c_t)
   Tensor out = at::empty({T, B, H}, opts);        // h_t
   Tensor a_all = FGR ? at::empty({T + 1, B, 3 * H}, opts) : Tensor();  // [i; f; o]_t for t = 0 … T, a_0 given
   if (FGR) a_all[0].copy_(a0);

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -139,12 +140,22 @@ inline void prefetch_rows(const scalar_t* p, int64_t count) {
 
 enum class Kernel { none, avx2, avx512 };
 
-inline Kernel step_product_kernel() {  // what this processor runs, asked once
+// What this processor runs, asked once. LMCORE_STEP_KERNEL=avx2 or aten steps down from it (never up), so that
+// the tests reach every kernel a machine can run, not only its best.
+inline Kernel step_product_kernel() {
 #ifdef LMCORE_X86_KERNELS
-  static const Kernel kernel = !__builtin_cpu_supports("fma")    ? Kernel::none
-                               : __builtin_cpu_supports("avx512f") ? Kernel::avx512
-                               : __builtin_cpu_supports("avx2")    ? Kernel::avx2
-                                                                   : Kernel::none;
+  static const Kernel kernel = [] {
+    Kernel best = !__builtin_cpu_supports("fma")    ? Kernel::none
+                  : __builtin_cpu_supports("avx512f") ? Kernel::avx512
+                  : __builtin_cpu_supports("avx2")    ? Kernel::avx2
+                                                      : Kernel::none;
+    const char* asked = std::getenv("LMCORE_STEP_KERNEL");
+    const Kernel cap = asked == nullptr                ? Kernel::avx512
+                       : std::strcmp(asked, "avx2") == 0 ? Kernel::avx2
+                       : std::strcmp(asked, "aten") == 0 ? Kernel::none
+                                                         : Kernel::avx512;
+    return std::min(best, cap);
+  }();
   return kernel;
 #else
   return Kernel::none;
