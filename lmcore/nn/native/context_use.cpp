@@ -75,21 +75,14 @@ LMCORE_INLINE void gates_row(int64_t H, const T* __restrict__ S, const float* __
   }
 }
 
-LMCORE_CLONES void gates_row_bf16(int64_t H, const uint16_t* S, const float* G, float* C, uint16_t* h_own,
-                                  uint16_t* h_up, float* h_float) {
-  gates_row(H, S, G, C, h_own, h_up, h_float);
-}
-LMCORE_CLONES void gates_row_float(int64_t H, const float* S, const float* G, float* C, float* h_own, float* h_up,
-                                   float* h_float) {
-  gates_row(H, S, G, C, h_own, h_up, h_float);
-}
-LMCORE_INLINE void gates_row_of(int64_t H, const uint16_t* S, const float* G, float* C, uint16_t* h_own,
+// the template through clones for AVX-512 / AVX2, one overload per storage type (a template cannot be cloned)
+LMCORE_CLONES void gates_row_of(int64_t H, const uint16_t* S, const float* G, float* C, uint16_t* h_own,
                                 uint16_t* h_up, float* h_float) {
-  gates_row_bf16(H, S, G, C, h_own, h_up, h_float);
+  gates_row(H, S, G, C, h_own, h_up, h_float);
 }
-LMCORE_INLINE void gates_row_of(int64_t H, const float* S, const float* G, float* C, float* h_own, float* h_up,
+LMCORE_CLONES void gates_row_of(int64_t H, const float* S, const float* G, float* C, float* h_own, float* h_up,
                                 float* h_float) {
-  gates_row_float(H, S, G, C, h_own, h_up, h_float);
+  gates_row(H, S, G, C, h_own, h_up, h_float);
 }
 
 // The storage type T of a tensor of the products' dtype: bf16 as its bits, float32 as float.

@@ -94,12 +94,6 @@ void backward_rows(int64_t a, int64_t z, int64_t H, const scalar_t* Hs, const sc
   }
 }
 
-// rows of the batch shared out between torch's threads when each share has some 2,000 units (lstm_steps.cpp)
-template <typename Run>
-void share_rows(int64_t B, int64_t H, Run run) {
-  at::parallel_for(0, B, std::max<int64_t>(1, 2048 / std::max<int64_t>(H, 1)), run);
-}
-
 template <typename scalar_t, int64_t F>
 Tensor forward_steps(const Tensor& xp, const Tensor& bias, const Tensor& h0, const Tensor& w_hh) {
   const int64_t T = xp.size(0), B = xp.size(1), H = xp.size(2);
@@ -115,7 +109,7 @@ Tensor forward_steps(const Tensor& xp, const Tensor& bias, const Tensor& h0, con
     const int64_t row = t * B;
     lmcore_native::prefetch_rows(X0 + row * H, B * H);
     by_U.run(s, H, t == 0 ? h0c.data_ptr<scalar_t>() : O + (row - B) * H, H, B);
-    share_rows(B, H, [&](int64_t a, int64_t z) { forward_rows<scalar_t, F>(a, z, H, X0 + row * H, b, s, O + row * H); });
+    lmcore_native::share_rows(B, H, [&](int64_t a, int64_t z) { forward_rows<scalar_t, F>(a, z, H, X0 + row * H, b, s, O + row * H); });
   }
   return out;
 }
@@ -133,7 +127,7 @@ std::vector<Tensor> backward_steps(const Tensor& d_out, const Tensor& d_hT, cons
   scalar_t* dh_p = dh.data_ptr<scalar_t>();
   for (int64_t t = T - 1; t >= 0; --t) {
     const int64_t row = t * B;
-    share_rows(B, H, [&](int64_t a, int64_t z) {
+    lmcore_native::share_rows(B, H, [&](int64_t a, int64_t z) {
       backward_rows<scalar_t, F>(a, z, H, O + row * H, DO + row * H, dh_p, D + row * H);
     });
     if (t > 0) {

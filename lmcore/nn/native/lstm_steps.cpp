@@ -131,11 +131,10 @@ LMCORE_CLONES void forward_rows_plain(const ForwardRows<float>& r) { forward_row
 LMCORE_CLONES void forward_rows_peep(const ForwardRows<float>& r) { forward_rows_of<float, true, false>(r); }
 LMCORE_CLONES void forward_rows_fgr(const ForwardRows<float>& r) { forward_rows_of<float, true, true>(r); }
 
-// Rows of a step shared out between torch's threads, as the products are, when each share has some 2,000 units:
-// at 20 × 200 the gates were a sixth of a step, run while the other thread waited.
+// Rows of a step shared out between torch's threads (step_product.h's share_rows), each share a copy of r
 template <typename Rows, typename Run>
 void share_rows(const Rows& r, Run run) {
-  at::parallel_for(0, r.B, std::max<int64_t>(1, 2048 / std::max<int64_t>(r.H, 1)), [&](int64_t first, int64_t last) {
+  lmcore_native::share_rows(r.B, r.H, [&](int64_t first, int64_t last) {
     Rows share = r;
     share.first = first, share.last = last;
     run(share);
