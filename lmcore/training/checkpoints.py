@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from lmcore.corpus.vocab import Vocab
 from lmcore.limits import LimitError, Limits, check_model
@@ -110,12 +111,27 @@ def model_from_payload(payload: dict, path: Path, device: str | torch.device = "
     from the file, so a crafted one could otherwise ask for terabytes, or a τ of -5 (a perplexity of 1.00)."""
     cfg = _checked_config(payload, Path(path), limits)
     got = payload["state_dict"]
-    with torch.device("meta"):  # the shapes the config implies, with no memory behind them
+    with torch.device("meta"), _ShapesOnly():  # the shapes the config implies, with no memory behind them
         expected = build_model(cfg.model).state_dict()
     _check_tensors(got, expected, Path(path))  # so the model built next is no bigger than the file
     model = build_model(cfg.model)
     model.load_state_dict(got)
     return model.to(device), cfg, Vocab(payload["vocab"])
+
+
+class _ShapesOnly(TorchFunctionMode):
+    """Inside torch.device("meta"): skip what only writes values into a tensor (in-place ops, out=), which a meta
+    tensor has none of. PyTorch's meta kernels for random fills and eye import torch._dynamo, 2 s of every
+    training process that reads back its best.pt."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if kwargs.get("out") is not None:
+            return kwargs["out"]
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.endswith("__"):
+            return args[0] if args else kwargs.get("tensor")
+        return func(*args, **kwargs)
 
 
 def _checked_config(payload: dict, path: Path, limits: Limits | None) -> RunConfig:

@@ -13,6 +13,7 @@ from lmcore.nn.model import RNNLM
 from lmcore.training.checkpoints import CheckpointError, model_from_payload, read_payload, save_checkpoint
 from lmcore.training.config import RunConfig
 from lmcore.training.distributed import DistInfo, gather_columns, shard_columns
+from lmcore.training.optimizers import Optimizer
 from lmcore.training.run_state import TRAJECTORY_FIELDS, Position, rng_state, set_rng_state
 from lmcore.training.stopping import Clock
 
@@ -22,7 +23,7 @@ class RunCheckpoints:
     takes to carry on from there). Rank 0 alone writes; every rank takes part in last.pt, whose hidden state is
     gathered from all of them."""
 
-    def __init__(self, run_dir: Path, model: RNNLM, optimizer: torch.optim.Optimizer, cfg: RunConfig, vocab: Vocab,
+    def __init__(self, run_dir: Path, model: RNNLM, optimizer: Optimizer, cfg: RunConfig, vocab: Vocab,
                  on_checkpoint: Callable[[str, Path, dict], None], info: DistInfo):
         self.run_dir, self.model, self.optimizer, self.cfg, self.vocab = run_dir, model, optimizer, cfg, vocab
         self.on_checkpoint, self.info = on_checkpoint, info

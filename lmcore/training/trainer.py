@@ -38,6 +38,7 @@ from lmcore.training.config import RunConfig, TrainConfig
 from lmcore.training.device import bf16_native, resolve_device
 from lmcore.training.distributed import SINGLE, DistInfo, check_batch, rank_device, shard_columns
 from lmcore.training.loss_reader import LossReader
+from lmcore.training.optimizers import Optimizer, make_optimizer
 from lmcore.training.run_checkpoints import RunCheckpoints
 from lmcore.training.run_state import TRAJECTORY_FIELDS, Position, rng_state, set_rng_state
 from lmcore.training.stopping import Clock, Stopping
@@ -281,11 +282,10 @@ def _autocast(bf16: bool, device: torch.device):
     return contextlib.nullcontext
 
 
-def _model_and_optimizer(cfg: RunConfig, device: torch.device) -> tuple[RNNLM, torch.optim.Optimizer]:
+def _model_and_optimizer(cfg: RunConfig, device: torch.device) -> tuple[RNNLM, Optimizer]:
     model = build_model(cfg.model).to(device)
     model.compile = cfg.train.compile  # used by the hand-written cells only (auto: on CUDA)
-    optimizer = torch.optim.SGD if cfg.train.optimizer == "sgd" else torch.optim.Adam
-    return model, optimizer(model.parameters(), lr=cfg.train.lr)
+    return model, make_optimizer(cfg.train.optimizer, model.parameters(), cfg.train.lr)
 
 
 def _distributed(model: RNNLM, device: torch.device, info: DistInfo) -> torch.nn.Module:

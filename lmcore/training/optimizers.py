@@ -1,0 +1,118 @@
+"""The two optimizers a run may take, the lecture's plain SGD and Adam, written out here.
+
+Why not torch.optim: its Optimizer's constructor imports torch._dynamo, about 2 s of every training process's
+start on a 2-core machine, for a compiler these runs never use. The updates are the same tensor operations in the
+same order as torch.optim's SGD (no momentum) and foreach Adam, so a run steps bit for bit as it would there, and
+state_dict() has torch.optim's layout: a last.pt written by either loads into the other.
+"""
+from __future__ import annotations
+
+import torch
+
+ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba's defaults, as torch.optim.Adam's
+ADAM_EPS = 1e-8
+
+
+class Optimizer:
+    """One parameter group, in torch.optim's shape (param_groups[0]["lr"] is the learning rate the trainer decays)."""
+
+    def __init__(self, params, lr: float, **hyper):
+        self.params = [p for p in params]
+        if not self.params:
+            raise ValueError("an optimizer needs at least one parameter")
+        self.param_groups = [{"lr": float(lr), **hyper, "params": list(range(len(self.params)))}]
+        self.state: dict[int, dict[str, torch.Tensor]] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    def state_dict(self) -> dict:
+        return {"state": {i: dict(s) for i, s in self.state.items()},
+                "param_groups": [dict(g, params=list(g["params"])) for g in self.param_groups]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """The learning rate and per-parameter state of a state_dict() from this class or torch.optim's."""
+        groups = state_dict["param_groups"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
+            raise ValueError(f"the saved optimizer state has {sum(len(g['params']) for g in groups)} parameters in "
+                             f"{len(groups)} groups; this model has {len(self.params)} in one")
+        order = {saved: i for i, saved in enumerate(groups[0]["params"])}  # saved index -> position
+        self.param_groups[0]["lr"] = float(groups[0]["lr"])
+        self.state = {}
+        for saved, values in state_dict["state"].items():
+            p = self.params[order[saved]]
+            # copies (the caller's tensors stay its own); the step count a CPU scalar, as torch.optim keeps it
+            self.state[order[saved]] = {k: v.to("cpu", torch.float32, copy=True) if k == "step"
+                                        else v.to(p.device, p.dtype, copy=True) for k, v in values.items()}
+        self._check_state()
+
+    def _check_state(self) -> None:
+        pass
+
+    def _with_grads(self) -> tuple[list[int], list[torch.Tensor], list[torch.Tensor]]:
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        return live, [self.params[i] for i in live], [self.params[i].grad for i in live]
+
+
+class SGD(Optimizer):
+    """θ ← θ − η ∇θ L (no momentum, no weight decay: the lecture's update)."""
+
+    def __init__(self, params, lr: float):
+        super().__init__(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        _, params, grads = self._with_grads()
+        if params:
+            torch._foreach_add_(params, grads, alpha=-self.param_groups[0]["lr"])
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015): m ← β₁ m + (1 − β₁) g, v ← β₂ v + (1 − β₂) g², θ ← θ − η m̂ / (√v̂ + ε), with the
+    bias corrections m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ)."""
+
+    def __init__(self, params, lr: float):
+        super().__init__(params, lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=0, amsgrad=False, maximize=False)
+
+    def _check_state(self) -> None:
+        for i, s in self.state.items():
+            if set(s) != {"step", "exp_avg", "exp_avg_sq"} or s["exp_avg"].shape != self.params[i].shape:
+                raise ValueError(f"the saved Adam state of parameter {i} does not fit it")
+
+    @torch.no_grad()
+    def step(self) -> None:
+        live, params, grads = self._with_grads()
+        if not params:
+            return
+        for i in live:
+            if i not in self.state:
+                p = self.params[i]
+                self.state[i] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
+                                 "exp_avg_sq": torch.zeros_like(p)}
+        states = [self.state[i] for i in live]
+        steps, m, v = ([s[k] for s in states] for k in ("step", "exp_avg", "exp_avg_sq"))
+        (beta1, beta2), eps, lr = ADAM_BETAS, ADAM_EPS, self.param_groups[0]["lr"]
+        torch._foreach_add_(steps, torch.tensor(1.0), alpha=1.0)
+        torch._foreach_lerp_(m, grads, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, 1 - beta2)
+        t = [s.item() for s in steps]
+        step_size = [(lr / (1 - beta1 ** n)) * -1 for n in t]
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, [(1 - beta2 ** n) ** 0.5 for n in t])
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(params, m, denom, step_size)
+
+
+BY_NAME = {"sgd": SGD, "adam": Adam}  # TrainConfig.optimizer's values
+
+
+def make_optimizer(name: str, params, lr: float) -> Optimizer:
+    """The optimizer a run's config names."""
+    if name not in BY_NAME:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(BY_NAME)}")
+    return BY_NAME[name](params, lr)

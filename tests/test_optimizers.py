@@ -1,0 +1,97 @@
+"""lmcore's SGD and Adam step exactly as torch.optim's, share its state_dict layout, and spare a training process
+the import of torch._dynamo that torch.optim's constructor makes."""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import build_model
+from lmcore.training.optimizers import Adam, SGD, make_optimizer
+
+from tests.conftest import subprocess_env
+
+TORCH_OPTIM = {"sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr), "adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr)}
+OURS = {"sgd": SGD, "adam": Adam}
+LR = {"sgd": 0.5, "adam": 0.01}
+
+
+def _model(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(arch="lstm", vocab_size=30, emb=8, hidden=12, layers=2, dropout=0.0))
+
+
+def _take_steps(model, optimizer, steps: int, first: int = 0) -> None:
+    """Steps on seeded random batches; the decoder gets no gradient on odd steps (a parameter without .grad)."""
+    for n in range(first, first + steps):
+        g = torch.Generator().manual_seed(100 + n)
+        x = torch.randint(0, 30, (7, 3), generator=g)
+        optimizer.zero_grad(set_to_none=True)
+        out, _ = model.features(x)
+        loss = (out ** 2).mean() if n % 2 else model.decoder(out).logsumexp(-1).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.param_groups[0]["lr"] *= 0.9  # as the trainer decays it
+
+
+def _same(a, b) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_steps_are_bit_for_bit_torch_optims(name):
+    ours, theirs = _model(), _model()
+    _take_steps(ours, OURS[name](ours.parameters(), LR[name]), 12)
+    _take_steps(theirs, TORCH_OPTIM[name](theirs.parameters(), LR[name]), 12)
+    assert _same(ours, theirs)
+    assert not _same(ours, _model())  # the steps moved the weights
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+@pytest.mark.parametrize("saved_by", ["ours", "torch"])
+def test_a_state_saved_by_either_resumes_in_the_other_exactly(name, saved_by):
+    """A last.pt written before lmcore had its own optimizers resumes as it would have with torch.optim."""
+    make_first = OURS[name] if saved_by == "ours" else TORCH_OPTIM[name]
+    make_second = TORCH_OPTIM[name] if saved_by == "ours" else OURS[name]
+    model = _model()
+    first = make_first(model.parameters(), LR[name])
+    _take_steps(model, first, 5)
+    saved = io.BytesIO()
+    torch.save(first.state_dict(), saved)  # as in last.pt
+    saved.seek(0)
+    resumed = _model(seed=1)
+    resumed.load_state_dict(model.state_dict())
+    second = make_second(resumed.parameters(), 123.0)  # the lr comes back from the state
+    second.load_state_dict(torch.load(saved))
+    assert second.param_groups[0]["lr"] == pytest.approx(first.param_groups[0]["lr"])
+    _take_steps(model, first, 4, first=5)
+    _take_steps(resumed, second, 4, first=5)
+    assert _same(model, resumed)
+
+
+def test_a_state_of_another_model_is_refused():
+    big, small = _model(), build_model(ModelConfig(arch="gru", vocab_size=30, emb=8, hidden=12, layers=1, dropout=0.0))
+    adam = Adam(big.parameters(), 0.01)
+    _take_steps(big, adam, 1)
+    with pytest.raises(ValueError, match="parameters"):
+        Adam(small.parameters(), 0.01).load_state_dict(adam.state_dict())
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        make_optimizer("rmsprop", small.parameters(), 0.1)
+
+
+def test_a_training_process_never_imports_torch_dynamo(tmp_path, grammar_file):
+    """torch.optim's constructor imports torch._dynamo (~2 s of every job's start); a run must not need it."""
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from lmcore.training.trainer import train\n"
+        "from tests.conftest import tiny_config\n"
+        f"r = train(tiny_config({str(grammar_file)!r}, 'lstm', optimizer='adam', max_steps=3), Path({str(tmp_path)!r}))\n"
+        "print(r.status, 'torch._dynamo' in sys.modules)\n")
+    env = subprocess_env(tmp_path)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["done", "False"], done.stdout
