@@ -21,6 +21,20 @@ REPO = Path(__file__).resolve().parents[1]
 # The tests' tensors are tiny: a second thread only adds contention on a shared 2-core machine.
 torch.set_num_threads(1)
 
+# The files that take longest (measured with a timeline of one suite run on the 2-core Zen 3, seconds of a worker):
+# handed out first, so that under --dist loadfile neither worker starts a minute-long file while the other is idle
+# near the end. pytest.ini turns off xdist's own order (files with the most tests first), which had put the
+# one-test files (the classroom, the agreement recipe: a minute each) last; one worker then ran alone for 120 s.
+LONGEST_FILES_FIRST = ("test_browser.py", "test_hostile_files.py", "test_classroom_browser.py", "test_distributed.py",
+                       "test_agreement_probe.py", "test_ray.py", "test_lecture_defaults.py", "test_bad_input.py",
+                       "test_interventions_page.py", "test_lifecycle_property.py", "test_reliability.py",
+                       "test_no_run_lost.py", "test_ffnn.py", "test_sweeps.py", "test_store_jobs.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
+
 
 def docs_lines(n: int = 400) -> list[str]:
     """The first n prose lines of Python's own documentation (pydoc topics), in a fixed order."""

@@ -88,6 +88,7 @@ def test_two_students_and_the_instructor(tmp_path):
         train_one(ada)
         ada.get_by_text(re.compile("max_active_runs_per_person = 2")).wait_for()
         train_one(bob)
+        bob.close()  # he is done: a closed tab stops its page's live refresh
         mine = {who: [r.id for r in store.list_runs() if r.owner == who and r.status == "queued"]
                 for who in (ada_id, bob_id)}
         assert (len(mine[ada_id]), len(mine[bob_id])) == (2, 1), mine
@@ -103,6 +104,7 @@ def test_two_students_and_the_instructor(tmp_path):
         second_tab.get_by_text(re.compile(r"Your #\d+ .* is 1st in line")).wait_for()
         expect_buttons(second_tab, "Delete", 1)
         assert identity_cookie(ada_context) == ada_id
+        ada.close(), second_tab.close()
 
         # the instructor: the passphrase, then Delete on every run; deletes Bob's
         prof = prof_context.new_page()

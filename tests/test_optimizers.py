@@ -66,7 +66,7 @@ def test_a_state_saved_by_either_resumes_in_the_other_exactly(name, saved_by):
     resumed = _model(seed=1)
     resumed.load_state_dict(model.state_dict())
     second = make_second(resumed.parameters(), 123.0)  # the lr comes back from the state
-    second.load_state_dict(torch.load(saved))
+    second.load_state_dict(torch.load(saved, weights_only=True))
     assert second.param_groups[0]["lr"] == pytest.approx(first.param_groups[0]["lr"])
     _take_steps(model, first, 4, first=5)
     _take_steps(resumed, second, 4, first=5)
