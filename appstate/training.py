@@ -102,6 +102,16 @@ def all_runs(archived: bool = False) -> list[Run]:
     return notes.shown(store.list_runs(), archived)
 
 
+# The Train page's live view: every 1.5 s while a run waits or trains; otherwise every 10 s, only to notice runs
+# started elsewhere (the CLI, another tab, a classmate): an idle tab left open cost the server a rerun every 1.5 s.
+LIVE_REFRESH_S, IDLE_REFRESH_S = 1.5, 10.0
+
+
+def training_now() -> bool:
+    """Whether a run of the data folder is queued, starting or training."""
+    return bool(get_store().list_runs(ACTIVE))
+
+
 def broken_runs() -> list[tuple[int, str]]:
     return get_store().broken_runs()
 

@@ -1,6 +1,8 @@
 """Every page through streamlit's AppTest, driven from app.py's navigation as a user would."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -124,3 +126,35 @@ def test_lecture_table_layout_from_runs(tmp_path):
     assert list(table.columns) == ["method", "units", "layers", "parameters", "perplexity", "split", "run"]
     assert table["method"].tolist() == ["LSTM (2 layers, 64 units)", "tanh-RNN (1 layer, 32 units)"]
     assert table["split"].tolist() == ["test", "valid"] and table["perplexity"].tolist() == [90.0, 120.0]
+
+
+def test_the_train_page_refreshes_often_only_while_a_run_waits_or_trains(home, tmp_path):
+    """The Train page's live view reruns every LIVE_REFRESH_S while a run is queued or training, else every
+    IDLE_REFRESH_S (an idle tab left open would otherwise cost the server a rerun every 1.5 s)."""
+    text = tmp_path / "g.txt"
+    text.write_text("\n".join(grammar_lines(100)) + "\n")
+    store = RunStore(home)
+
+    def read_rate():
+        import streamlit as st
+
+        from appstate import training
+        st.session_state["live"] = training.training_now()
+        st.session_state["every"] = training.LIVE_REFRESH_S if st.session_state["live"] else training.IDLE_REFRESH_S
+
+    def rate() -> tuple[bool, float]:
+        at = AppTest.from_function(read_rate, default_timeout=TIMEOUT).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at.session_state["live"], at.session_state["every"]
+
+    from .conftest import tiny_config
+    assert rate() == (False, 10.0)  # an empty data folder
+    run_id = store.create_run(tiny_config(text).to_dict(), status="done")
+    assert rate() == (False, 10.0)
+    for status in ("queued", "starting", "running"):
+        store.update_run(run_id, status=status, pid=os.getpid())  # a live process: not marked interrupted
+        assert rate() == (True, 1.5), status
+    store.update_run(run_id, status="stopped")
+    assert rate() == (False, 10.0)
+    at = open_page("views/train.py")  # the page draws its live view at either rate
+    assert any("Every run in this data folder" in s.value for s in at.subheader)

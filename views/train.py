@@ -250,8 +250,9 @@ def waiting(runs: list) -> None:
                    f"{appstate.md(why)}")
 
 
-@st.fragment(run_every=1.5)
-def live_view():
+def live_view(live: bool):
+    if training.training_now() != live:  # a run came or every run ended: the whole page again, at the other rate
+        st.rerun()
     pick, archived, own = st.columns([3.6, 1.3, 1], vertical_alignment="bottom")  # labels whole at 1440 px
     show_archived = archived.checkbox("Show archived", key="train_archived", bind=appstate.URL,
                                       help="runs archived with Edit → Archive (or python -m lmcore archive)")
@@ -291,4 +292,5 @@ def live_view():
 
 
 st.subheader("Progress")
-live_view()
+live = training.training_now()
+st.fragment(live_view, run_every=training.LIVE_REFRESH_S if live else training.IDLE_REFRESH_S)(live)
