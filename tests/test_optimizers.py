@@ -29,7 +29,7 @@ def _take_steps(model, optimizer, steps: int, first: int = 0) -> None:
     """Steps on seeded random batches; the decoder gets no gradient on odd steps (a parameter without .grad)."""
     for n in range(first, first + steps):
         g = torch.Generator().manual_seed(100 + n)
-        x = torch.randint(0, 30, (7, 3), generator=g)
+        x = torch.randint(0, 30, (7, 3), generator=g).to(model.decoder.weight.device)
         optimizer.zero_grad(set_to_none=True)
         out, _ = model.features(x)
         loss = (out ** 2).mean() if n % 2 else model.decoder(out).logsumexp(-1).mean()
@@ -42,13 +42,15 @@ def _same(a, b) -> bool:
     return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (where torch.optim takes its foreach path)"))])
 @pytest.mark.parametrize("name", ["sgd", "adam"])
-def test_steps_are_bit_for_bit_torch_optims(name):
-    ours, theirs = _model(), _model()
+def test_steps_are_bit_for_bit_torch_optims(name, device):
+    ours, theirs = _model().to(device), _model().to(device)
     _take_steps(ours, OURS[name](ours.parameters(), LR[name]), 12)
     _take_steps(theirs, TORCH_OPTIM[name](theirs.parameters(), LR[name]), 12)
     assert _same(ours, theirs)
-    assert not _same(ours, _model())  # the steps moved the weights
+    assert not _same(ours.cpu(), _model())  # the steps moved the weights
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
@@ -73,6 +75,32 @@ def test_a_state_saved_by_either_resumes_in_the_other_exactly(name, saved_by):
     assert _same(model, resumed)
 
 
+def test_older_and_damaged_states(tmp_path):
+    """A step saved as a number (older torch) and SGD's None momentum buffers load; a state that is not tensors,
+    or a second moment of the wrong shape, is refused before anything is changed."""
+    model = _model()
+    adam = Adam(model.parameters(), 0.01)
+    _take_steps(model, adam, 2)
+    state = adam.state_dict()
+    older = {"state": {i: dict(s, step=int(s["step"].item())) for i, s in state["state"].items()},
+             "param_groups": state["param_groups"]}
+    again = Adam(_model().parameters(), 0.01)
+    again.load_state_dict(older)
+    steps = {i: s["step"].item() for i, s in state["state"].items()}
+    assert {i: s["step"].item() for i, s in again.state.items()} == steps
+    assert all(s["step"].dtype == torch.float32 and s["step"].shape == () for s in again.state.values())
+    sgd = SGD(_model().parameters(), 0.1)
+    sgd.load_state_dict({"state": {0: {"momentum_buffer": None}}, "param_groups": [dict(sgd.param_groups[0], lr=0.5)]})
+    assert sgd.param_groups[0]["lr"] == 0.5 and sgd.state == {}
+    for damage in ({"exp_avg": None}, {"exp_avg": "x"}, {"exp_avg_sq": torch.zeros(3)}, {"step": torch.zeros(2)}):
+        damaged = {"state": {i: dict(s, **damage) for i, s in state["state"].items()},
+                   "param_groups": [dict(state["param_groups"][0], lr=123.0)]}
+        fresh = Adam(_model().parameters(), 0.01)
+        with pytest.raises(ValueError):
+            fresh.load_state_dict(damaged)
+        assert fresh.state == {} and fresh.param_groups[0]["lr"] == 0.01, damage  # nothing half-loaded
+
+
 def test_a_state_of_another_model_is_refused():
     big, small = _model(), build_model(ModelConfig(arch="gru", vocab_size=30, emb=8, hidden=12, layers=1, dropout=0.0))
     adam = Adam(big.parameters(), 0.01)
@@ -89,7 +117,8 @@ def test_a_training_process_never_imports_torch_dynamo(tmp_path, grammar_file):
         "import sys; from pathlib import Path\n"
         "from lmcore.training.trainer import train\n"
         "from tests.conftest import tiny_config\n"
-        f"r = train(tiny_config({str(grammar_file)!r}, 'lstm', optimizer='adam', max_steps=3), Path({str(tmp_path)!r}))\n"
+        f"cfg = tiny_config({str(grammar_file)!r}, 'lstm', optimizer='adam', max_steps=3)\n"
+        f"r = train(cfg, Path({str(tmp_path)!r}))\n"
         "print(r.status, 'torch._dynamo' in sys.modules)\n")
     env = subprocess_env(tmp_path)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)

@@ -128,33 +128,33 @@ def test_lecture_table_layout_from_runs(tmp_path):
     assert table["split"].tolist() == ["test", "valid"] and table["perplexity"].tolist() == [90.0, 120.0]
 
 
-def test_the_train_page_refreshes_often_only_while_a_run_waits_or_trains(home, tmp_path):
+def test_the_train_page_refreshes_often_only_while_a_run_waits_or_trains(home, tmp_path, monkeypatch):
     """The Train page's live view reruns every LIVE_REFRESH_S while a run is queued or training, else every
-    IDLE_REFRESH_S (an idle tab left open would otherwise cost the server a rerun every 1.5 s)."""
+    IDLE_REFRESH_S (an idle tab left open would otherwise cost the server a rerun every 1.5 s): the rate the page
+    itself asks st.fragment for."""
+    import streamlit
+
+    from .conftest import tiny_config
+    asked, real = [], streamlit.fragment
+
+    def recording(func=None, *, run_every=None):
+        if getattr(func, "__name__", "") == "live_view":
+            asked.append(run_every)
+        return real(func, run_every=run_every)
+
+    monkeypatch.setattr(streamlit, "fragment", recording)
     text = tmp_path / "g.txt"
     text.write_text("\n".join(grammar_lines(100)) + "\n")
     store = RunStore(home)
-
-    def read_rate():
-        import streamlit as st
-
-        from appstate import training
-        st.session_state["live"] = training.training_now()
-        st.session_state["every"] = training.LIVE_REFRESH_S if st.session_state["live"] else training.IDLE_REFRESH_S
-
-    def rate() -> tuple[bool, float]:
-        at = AppTest.from_function(read_rate, default_timeout=TIMEOUT).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at.session_state["live"], at.session_state["every"]
-
-    from .conftest import tiny_config
-    assert rate() == (False, 10.0)  # an empty data folder
+    at = open_page("views/train.py")
+    assert asked[-1] == 10.0  # an empty data folder
     run_id = store.create_run(tiny_config(text).to_dict(), status="done")
-    assert rate() == (False, 10.0)
+    at.run()
+    assert asked[-1] == 10.0 and any("Every run in this data folder" in s.value for s in at.subheader)
     for status in ("queued", "starting", "running"):
         store.update_run(run_id, status=status, pid=os.getpid())  # a live process: not marked interrupted
-        assert rate() == (True, 1.5), status
+        at.run()
+        assert asked[-1] == 1.5, status
     store.update_run(run_id, status="stopped")
-    assert rate() == (False, 10.0)
-    at = open_page("views/train.py")  # the page draws its live view at either rate
-    assert any("Every run in this data folder" in s.value for s in at.subheader)
+    at.run()
+    assert not at.exception and asked[-1] == 10.0, asked

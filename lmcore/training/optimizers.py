@@ -41,21 +41,35 @@ class Optimizer:
             raise ValueError(f"the saved optimizer state has {sum(len(g['params']) for g in groups)} parameters in "
                              f"{len(groups)} groups; this model has {len(self.params)} in one")
         order = {saved: i for i, saved in enumerate(groups[0]["params"])}  # saved index -> position
-        self.param_groups[0]["lr"] = float(groups[0]["lr"])
-        self.state = {}
+        state = {}  # taken only once all of it fits
         for saved, values in state_dict["state"].items():
             p = self.params[order[saved]]
-            # copies (the caller's tensors stay its own); the step count a CPU scalar, as torch.optim keeps it
-            self.state[order[saved]] = {k: v.to("cpu", torch.float32, copy=True) if k == "step"
-                                        else v.to(p.device, p.dtype, copy=True) for k, v in values.items()}
-        self._check_state()
+            values = {k: v for k, v in values.items() if v is not None}  # torch.optim's SGD: momentum_buffer None
+            if not values:
+                continue
+            if not all(isinstance(v, torch.Tensor) or k == "step" and isinstance(v, (int, float))
+                       for k, v in values.items()):
+                raise ValueError(f"the saved state of parameter {saved} holds something other than tensors")
+            # copies (the caller's tensors stay its own); the step count a CPU scalar, as torch.optim keeps it (older
+            # versions wrote a number)
+            state[order[saved]] = {k: _step_count(v) if k == "step" else v.to(p.device, p.dtype, copy=True)
+                                   for k, v in values.items()}
+        self._check_state(state)
+        self.state, self.param_groups[0]["lr"] = state, float(groups[0]["lr"])
 
-    def _check_state(self) -> None:
+    def _check_state(self, state: dict[int, dict[str, torch.Tensor]]) -> None:
         pass
 
     def _with_grads(self) -> tuple[list[int], list[torch.Tensor], list[torch.Tensor]]:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
         return live, [self.params[i] for i in live], [self.params[i].grad for i in live]
+
+
+def _step_count(value) -> torch.Tensor:
+    step = torch.as_tensor(value, dtype=torch.float32).to("cpu", copy=True)
+    if step.numel() != 1:
+        raise ValueError(f"a saved step count holds {step.numel()} numbers")
+    return step.reshape(())
 
 
 class SGD(Optimizer):
@@ -78,9 +92,11 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float):
         super().__init__(params, lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=0, amsgrad=False, maximize=False)
 
-    def _check_state(self) -> None:
-        for i, s in self.state.items():
-            if set(s) != {"step", "exp_avg", "exp_avg_sq"} or s["exp_avg"].shape != self.params[i].shape:
+    def _check_state(self, state: dict[int, dict[str, torch.Tensor]]) -> None:
+        for i, s in state.items():
+            shape = self.params[i].shape
+            if set(s) != {"step", "exp_avg", "exp_avg_sq"} or s["exp_avg"].shape != shape \
+                    or s["exp_avg_sq"].shape != shape:
                 raise ValueError(f"the saved Adam state of parameter {i} does not fit it")
 
     @torch.no_grad()
