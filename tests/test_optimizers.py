@@ -3,8 +3,8 @@ the import of torch._dynamo that torch.optim's constructor makes."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,7 +13,8 @@ from lmcore.nn.architectures import ModelConfig
 from lmcore.nn.model import build_model
 from lmcore.training.optimizers import Adam, SGD, make_optimizer
 
-from tests.conftest import subprocess_env
+from tests.conftest import PYTHON, REPO, subprocess_env
+from tests.test_cli import TINY
 
 TORCH_OPTIM = {"sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr), "adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr)}
 OURS = {"sgd": SGD, "adam": Adam}
@@ -111,16 +112,15 @@ def test_a_state_of_another_model_is_refused():
         make_optimizer("rmsprop", small.parameters(), 0.1)
 
 
-def test_a_training_process_never_imports_torch_dynamo(tmp_path, grammar_file):
-    """torch.optim's constructor imports torch._dynamo (~2 s of every job's start); a run must not need it."""
-    script = (
-        "import sys; from pathlib import Path\n"
-        "from lmcore.training.trainer import train\n"
-        "from tests.conftest import tiny_config\n"
-        f"cfg = tiny_config({str(grammar_file)!r}, 'lstm', optimizer='adam', max_steps=3)\n"
-        f"r = train(cfg, Path({str(tmp_path)!r}))\n"
-        "print(r.status, 'torch._dynamo' in sys.modules)\n")
-    env = subprocess_env(tmp_path)
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+def test_a_training_process_never_imports_torch_dynamo_or_pandas(tmp_path, grammar_file):
+    """torch.optim's constructor imports torch._dynamo (~2 s of every job's start), the CLI's sweep and inspect
+    commands pandas (~0.4 s): `python -m lmcore train`, as every job process is started, needs neither."""
+    home = tmp_path / "home"
+    done = subprocess.run([PYTHON, "-X", "importtime", "-m", "lmcore", "--home", str(home), "train", "--corpus",
+                           str(grammar_file), *TINY, "--max-steps", "3", "--json"], cwd=REPO,
+                          env=subprocess_env(home), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["done", "False"], done.stdout
+    assert json.loads(done.stdout.splitlines()[-1])["status"] == "done"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert {"torch", "lmcore.training.trainer"} <= imported  # the log is the one read
+    assert not {"torch._dynamo", "pandas"} & imported

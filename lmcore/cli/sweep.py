@@ -7,7 +7,6 @@ from lmcore.cli.common import add_corpus_flags, as_machine_owner, corpus_spec, j
 from lmcore.limits import load_limits
 from lmcore.nn.architectures import ARCHS, GRU_CONVENTIONS, LSTM_VARIANTS, ModelConfig, count_params
 from lmcore.runs import service, sweeps
-from lmcore.runs.reports import change_from_reference, sweep_summary, sweep_table
 from lmcore.runs.store import RunStore
 from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
 
@@ -121,6 +120,7 @@ def cmd_sweeps(a) -> int:
         if store.get_sweep(a.sweep_id) is None:
             raise ValueError(f"no sweep {a.sweep_id} in {store.home}")
         if a.json:
+            from lmcore.runs.reports import sweep_table  # (pandas: see _print_results)
             for row in sweep_table(sweeps.sweep_runs(store, a.sweep_id)).to_dict("records"):
                 print(json_line(row))
             return 0
@@ -142,6 +142,8 @@ def cmd_sweeps(a) -> int:
 
 
 def _print_results(store, sweep_id: int, metric: str, reference: str) -> None:
+    # imported here: the reports' pandas would cost every other command, each job process included, ~0.4 s
+    from lmcore.runs.reports import change_from_reference, sweep_summary, sweep_table
     table = sweep_table(sweeps.sweep_runs(store, sweep_id))
     summary = sweep_summary(table, metric)
     if summary.empty:
