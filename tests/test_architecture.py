@@ -20,6 +20,8 @@ LATE_IMPORTS = {
     ("lmcore/training/trainer.py", "torch.nn.parallel"): "DistributedDataParallel: only torchrun's ranks need it",
     ("appstate/home.py", "lmcore.runs.service"): "the job service brings torch (3.3 s): only when a run is active",
     ("appstate/home.py", "lmcore.nn"): "native brings torch (1.3 s): in the C++ build's timer thread, not at a paint",
+    ("lmcore/cli/inspect.py", "lmcore.cli.inspections"): "pandas (0.4 s of every CLI call, each job): inspect only",
+    ("lmcore/cli/sweep.py", "lmcore.runs.reports"): "pandas (0.4 s of every CLI call, each job): sweep tables only",
 }
 
 
