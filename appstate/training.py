@@ -108,8 +108,8 @@ LIVE_REFRESH_S, IDLE_REFRESH_S = 1.5, 10.0
 
 
 def training_now() -> bool:
-    """Whether a run of the data folder is queued, starting or training."""
-    return bool(get_store().list_runs(ACTIVE))
+    """Whether a run the Train page lists is queued, starting or training (the live view's own test, on its list)."""
+    return bool(notes.shown(get_store().list_runs(ACTIVE)))
 
 
 def broken_runs() -> list[tuple[int, str]]:

@@ -251,14 +251,14 @@ def waiting(runs: list) -> None:
 
 
 def live_view(live: bool):
-    if training.training_now() != live:  # a run came or every run ended: the whole page again, at the other rate
-        st.rerun()
     pick, archived, own = st.columns([3.6, 1.3, 1], vertical_alignment="bottom")  # labels whole at 1440 px
     show_archived = archived.checkbox("Show archived", key="train_archived", bind=appstate.URL,
                                       help="runs archived with Edit → Archive (or python -m lmcore archive)")
     only_mine = own.checkbox("Only mine", key="train_mine", bind=appstate.URL,
                              help="the runs you made; everyone's runs are here to look at and compare")
-    every = training.all_runs(show_archived)
+    every = training.all_runs(show_archived)  # (an archived run is never active)
+    if any(r.status in ACTIVE for r in every) != live:  # a run came or every run ended: the page at the other rate
+        st.rerun()
     waiting(every)
     if only_mine:
         every = identity.only_mine(every)

@@ -17,7 +17,7 @@ class Optimizer:
     """One parameter group, in torch.optim's shape (param_groups[0]["lr"] is the learning rate the trainer decays)."""
 
     def __init__(self, params, lr: float, **hyper):
-        self.params = [p for p in params]
+        self.params = list(params)
         if not self.params:
             raise ValueError("an optimizer needs at least one parameter")
         self.param_groups = [{"lr": float(lr), **hyper, "params": list(range(len(self.params)))}]
