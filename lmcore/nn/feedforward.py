@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.dropout import Dropout
 from lmcore.nn.output_loss import init_softmax_weights, make_output, output_layer
 
 NO_WORD = -1  # a window position before the text starts: its embedding is zero
@@ -34,7 +35,7 @@ class FeedforwardLM(nn.Module):
         self.hidden_layer = nn.Linear(self.context * cfg.emb, cfg.hidden, bias=cfg.bias)  # V, b1
         out_in = cfg.hidden + (self.context * cfg.emb if cfg.direct else 0)
         self.decoder = make_output(cfg, out_in)  # [W D], b2 (or an adaptive softmax reading [h; x])
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.compile = "off"  # a setting of the recurrent cells; kept so the trainer treats every model alike
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
         init_softmax_weights(self.decoder)

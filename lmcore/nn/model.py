@@ -16,9 +16,14 @@ from torch import Tensor, nn
 
 from lmcore.nn.architectures import LSTM_VARIANTS, ModelConfig
 from lmcore.nn.cells import make_cell
+from lmcore.nn.dropout import Dropout, dropout
 from lmcore.nn.feedforward import FeedforwardLM
 from lmcore.nn.output_loss import init_softmax_weights, make_output, output_layer
 from lmcore.nn.unroll import compile_wanted, compiled_step, run_layer
+
+
+# nn.RNNBase.mode → the op its forward calls (one layer at a time in RNNLM.fused_by_layer)
+_FUSED_OPS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 
 
 class StackedWeights(nn.Module):
@@ -77,7 +82,7 @@ class RNNLM(nn.Module):
         self.rnn = _parameter_module(cfg)
         self.extra = nn.ParameterDict(_extra_parameters(cfg))  # empty unless an LSTM variant adds parameters
         self.decoder = make_output(cfg, cfg.hidden)  # W, b2 (or an adaptive softmax)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.cell = make_cell(cfg.arch, cfg.activation, cfg.variant, cfg.gru_convention)
         self.compile = "off"  # torch.compile of the cells' step: auto | on | off (a run setting, set by train)
         self._init_weights()
@@ -135,9 +140,27 @@ class RNNLM(nn.Module):
         if hidden is None:
             hidden = self.init_hidden(emb.size(1))
         if self.cfg.uses_fused and not use_cells and not edits:
+            if self.training and self.rnn.dropout and emb.device.type == "cpu":
+                return self.fused_by_layer(emb, hidden)
             return self.rnn(emb, hidden)  # (T, B, H)
         out, hidden, _ = self.run_cells(emb, hidden, edits=edits)
         return out, hidden
+
+    def fused_by_layer(self, emb: Tensor, hidden):
+        """The fused module's op one layer at a time, with lmcore's dropout between layers (on the CPU the
+        fused module's own draws its mask an element at a time: see dropout.py). Same weights, same result
+        law."""
+        op = _FUSED_OPS[self.rnn.mode]
+        tupled = isinstance(hidden, tuple)
+        layer_input, finals = emb, []
+        for layer in range(self.cfg.layers):
+            weights = [w for w in self.layer_weights(layer) if w is not None]
+            state = tuple(s[layer:layer + 1] for s in hidden) if tupled else hidden[layer:layer + 1]
+            out, *final = op(layer_input, state, weights, self.cfg.bias, 1, 0.0, True, False, False)
+            finals.append(final)
+            layer_input = dropout(out, self.rnn.dropout, True) if layer < self.cfg.layers - 1 else out
+        final = [torch.cat(parts) for parts in zip(*finals)]
+        return out, tuple(final) if tupled else final[0]
 
     def run_cells(self, emb: Tensor, hidden, keep_gates: bool = False, state_hooks: dict | None = None,
                   edits: dict | None = None):
@@ -161,7 +184,7 @@ class RNNLM(nn.Module):
             finals.append(state)
             layer_input = out
             if layer < self.cfg.layers - 1 and self.training:
-                layer_input = F.dropout(out, self.rnn.dropout, training=True)
+                layer_input = dropout(out, self.rnn.dropout, training=True)
         if tupled:
             hidden = tuple(torch.stack(parts) for parts in zip(*finals))
         else:

@@ -1,0 +1,108 @@
+"""lmcore's CPU dropout (lmcore/nn/dropout.py): its law, its gradient, its seeding, and the fused stack run one
+layer at a time so that the mask between layers is lmcore's too."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.dropout import Dropout, dropout, keep_mask
+from lmcore.nn.model import RNNLM
+
+N = 400_000  # elements: the kept fraction's standard error is then ≤ 0.0008
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.65, 0.9])
+def test_the_mask_keeps_each_element_with_probability_1_minus_p_and_has_mean_one(p):
+    torch.manual_seed(3)
+    mask = keep_mask(torch.Size([N]), p, torch.float32)
+    values = mask.unique()
+    assert values.numel() == 2 and values[0] == 0.0
+    kept = (mask > 0).double().mean().item()
+    assert abs(kept - (1 - p)) < 4 * ((p * (1 - p)) / N) ** 0.5
+    assert values[1].item() * round((1 - p) * 65536) / 65536 == pytest.approx(1.0, abs=1e-6)  # E[mask] = 1
+
+
+def test_neighbouring_elements_are_independent():
+    """Four elements share one 64-bit draw: their keep decisions must still be uncorrelated, and so must an
+    element and the one 4 places on (the next draw)."""
+    torch.manual_seed(4)
+    kept = (keep_mask(torch.Size([N]), 0.5, torch.float32) > 0).double().view(-1, 8)
+    corr = torch.corrcoef(kept.T)
+    off_diagonal = corr[~torch.eye(8, dtype=torch.bool)]
+    assert off_diagonal.abs().max().item() < 0.02  # 4 standard errors at 50,000 rows
+
+
+def test_same_seed_same_mask_and_the_generator_moves_on():
+    torch.manual_seed(5)
+    a, b = keep_mask(torch.Size([64, 9]), 0.3, torch.float32), keep_mask(torch.Size([64, 9]), 0.3, torch.float32)
+    torch.manual_seed(5)
+    assert torch.equal(keep_mask(torch.Size([64, 9]), 0.3, torch.float32), a)
+    assert not torch.equal(a, b)
+
+
+def test_the_gradient_is_the_mask_and_eval_or_p_zero_is_the_identity():
+    x = torch.randn(5, 7, 11, requires_grad=True)
+    torch.manual_seed(6)
+    y = dropout(x, 0.4, training=True)
+    y.backward(torch.ones_like(y))
+    torch.manual_seed(6)
+    mask = keep_mask(x.shape, 0.4, torch.float32)
+    assert torch.equal(y.detach(), x.detach() * mask) and torch.equal(x.grad, mask)
+    assert dropout(x, 0.4, training=False) is x and dropout(x, 0.0, training=True) is x
+    module = Dropout(0.4).eval()
+    assert module(x) is x and "p=0.4" in repr(module)
+
+
+def test_a_bf16_input_stays_bf16():
+    x = torch.randn(6, 10).to(torch.bfloat16)
+    assert dropout(x, 0.25, training=True).dtype == torch.bfloat16
+
+
+FUSED = [("lstm", "tanh"), ("gru", "tanh"), ("elman", "tanh"), ("elman", "relu")]
+
+
+@pytest.mark.parametrize("arch, activation", FUSED, ids=[f"{a}-{b}" for a, b in FUSED])
+def test_the_fused_stack_by_layer_equals_the_cells_with_the_same_masks(arch, activation):
+    """Training on the CPU, a multi-layer fused model runs PyTorch's op one layer at a time with lmcore's dropout
+    between layers; the hand-written cells draw the same masks in the same order, so from one seed the two give
+    the same output and final state (to float32 rounding), and the same gradients."""
+    cfg = ModelConfig(arch=arch, activation=activation, emb=12, hidden=10, layers=3, dropout=0.4, vocab_size=17)
+    torch.manual_seed(0)
+    model = RNNLM(cfg).train()
+    assert cfg.uses_fused
+    emb = torch.randn(9, 4, 12)
+    hidden = model.init_hidden(4)
+    hidden = tuple(torch.randn_like(h) for h in hidden) if isinstance(hidden, tuple) else torch.randn_like(hidden)
+
+    def run(by_layer: bool):
+        model.zero_grad()
+        torch.manual_seed(1)
+        out, final = model.stack(emb, hidden) if by_layer else model.stack(emb, hidden, use_cells=True)
+        finals = final if isinstance(final, tuple) else (final,)
+        (out.square().sum() + sum(f.sum() for f in finals)).backward()
+        return out.detach(), [f.detach() for f in finals], [p.grad.clone() for p in model.rnn.parameters()]
+
+    out, finals, grads = run(by_layer=True)
+    cell_out, cell_finals, cell_grads = run(by_layer=False)
+    with torch.no_grad():
+        undropped, _ = model.eval().stack(emb, hidden)
+    model.train()
+    assert (out - undropped).abs().max() > 1e-3  # the masks were drawn and used
+    torch.testing.assert_close(out, cell_out, atol=2e-5, rtol=0)
+    for a, b in zip(finals, cell_finals, strict=True):
+        assert a.shape == (3, 4, 10)
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=0)
+    for a, b in zip(grads, cell_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_without_dropout_or_in_eval_the_fused_module_runs_whole():
+    cfg = ModelConfig(arch="lstm", emb=8, hidden=8, layers=2, dropout=0.3, vocab_size=11)
+    torch.manual_seed(0)
+    model = RNNLM(cfg).eval()
+    emb = torch.randn(5, 2, 8)
+    calls = []
+    model.fused_by_layer = lambda *a: calls.append(a)  # planted: eval must not take the by-layer path
+    out, _ = model.stack(emb)
+    assert calls == [] and torch.equal(out, model.rnn(emb, model.init_hidden(2))[0])
