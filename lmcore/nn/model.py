@@ -147,9 +147,9 @@ class RNNLM(nn.Module):
         return out, hidden
 
     def fused_by_layer(self, emb: Tensor, hidden):
-        """The fused module's op one layer at a time, with lmcore's dropout between layers (on the CPU the
-        fused module's own draws its mask an element at a time: see dropout.py). Same weights, same result
-        law."""
+        """The fused module's op one layer at a time, with lmcore's dropout between layers: the same weights and
+        computation as the fused module, only the masks between layers drawn by lmcore (PyTorch's draw one number
+        per element on the CPU: see dropout.py)."""
         op = _FUSED_OPS[self.rnn.mode]
         tupled = isinstance(hidden, tuple)
         layer_input, finals = emb, []
