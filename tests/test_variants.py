@@ -442,12 +442,13 @@ def test_train_page_offers_the_variants_and_counts_their_parameters(lmcore_home)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("views/train.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    before = [c.value for c in at.caption if "parameters" in c.value]
+    counts = lambda: [c.value for c in at.caption if "units ·" in c.value]  # each run's size line, not the notes
+    before = counts()
     variant = at.selectbox(key="variant2")  # run 2 is the LSTM preset
     assert variant.value == "vanilla" and "fgr" in variant.options[-1].lower()
     variant.set_value("nig").run()
     assert not at.exception, [e.value for e in at.exception]
-    after = [c.value for c in at.caption if "parameters" in c.value]
+    after = counts()
     count = lambda text: int(text.split("**")[1].replace(",", ""))
     assert count(after[1]) < count(before[1])  # no input gate: one block of V, U, b fewer
     assert count(after[0]) == count(before[0])
