@@ -8,6 +8,7 @@ import torch
 from lmcore.nn.architectures import ModelConfig
 from lmcore.nn.dropout import Dropout, dropout, keep_mask
 from lmcore.nn.model import RNNLM
+from lmcore.training.device import bf16_native
 
 N = 400_000  # elements: the kept fraction's standard error is then ≤ 0.0008
 
@@ -106,3 +107,24 @@ def test_without_dropout_or_in_eval_the_fused_module_runs_whole():
     model.fused_by_layer = lambda *a: calls.append(a)  # planted: eval must not take the by-layer path
     out, _ = model.stack(emb)
     assert calls == [] and torch.equal(out, model.rnn(emb, model.init_hidden(2))[0])
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru", "elman"])
+def test_under_bf16_autocast_the_by_layer_stack_gives_the_fused_modules_dtypes(arch):
+    """Where lmcore trains in bf16 (autocast, on a CPU with native bf16), the by-layer stack must hand on what
+    the whole module would: the same dtypes of output and state, and a loss that trains."""
+    if arch == "lstm" and not bf16_native(torch.device("cpu")):
+        pytest.skip("oneDNN's LSTM has no bf16 kernel on a CPU without native bf16 (nn.LSTM refuses it too)")
+    cfg = ModelConfig(arch=arch, emb=16, hidden=16, layers=2, dropout=0.3, vocab_size=20)
+    torch.manual_seed(0)
+    model = RNNLM(cfg).train()
+    x, targets = torch.randint(0, 20, (7, 3)), torch.randint(0, 20, (7, 3))
+    flat = lambda state: state if isinstance(state, tuple) else (state,)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        emb = model.encoder(x)
+        out, state = model.stack(emb)
+        whole, whole_state = model.rnn(emb, model.init_hidden(3))
+        _, loss, _ = model(x, targets=targets)
+    assert out.dtype == whole.dtype and [s.dtype for s in flat(state)] == [s.dtype for s in flat(whole_state)]
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.rnn.parameters())
