@@ -158,3 +158,18 @@ def test_the_train_page_refreshes_often_only_while_a_run_waits_or_trains(home, t
     store.update_run(run_id, status="stopped")
     at.run()
     assert not at.exception and asked[-1] == 10.0, asked
+
+
+def test_streamlit_reads_the_apps_config_without_a_full_collection_after_every_run(monkeypatch):
+    """.streamlit/config.toml turns off Streamlit's gc.collect(2) after every script run, which was most of the
+    server's CPU while an open Train page followed a run; the option is read from the file as Streamlit parses it,
+    so a misspelt key (which Streamlit would ignore) fails here."""
+    from streamlit import config
+
+    monkeypatch.chdir(REPO)
+    config.get_config_options(force_reparse=True)
+    try:
+        assert config.get_option("runner.postScriptGC") is False
+        assert config.get_option("server.address") == "localhost"  # the same file, read the same way
+    finally:
+        config.get_config_options(force_reparse=True)
