@@ -285,14 +285,15 @@ def equivalence(corpus, arch: str, activation: str, steps: int, dropout: float) 
 
 def seed_spread(corpus, arch: str, activation: str, steps: int, dropout: float, seeds: range) -> dict:
     """Valid ppl of lmcore and the plain loop over several seeds, with dropout: whether lmcore's masks train as
-    PyTorch's do can only be told against the spread that the masks themselves make."""
+    PyTorch's do can only be told against the spread that the masks themselves make. A seed gives both loops the
+    same initial weights and batches, so the runs are compared in pairs."""
     runs = {"lmcore": [lmcore_train(corpus, arch, activation, "fused", steps, dropout, seed=s).valid_ppl for s in seeds],
             "plain": [plain_train(corpus, arch, activation, steps, dropout, evaluate=True, seed=s).valid_ppl
                       for s in seeds]}
-    mean = {k: statistics.mean(v) for k, v in runs.items()}
-    # standard error of the difference of the two means
-    noise = math.sqrt(sum(statistics.variance(v) / len(v) for v in runs.values()))
-    return {"runs": runs, "mean": mean, "diff": mean["lmcore"] - mean["plain"], "noise": noise}
+    diffs = [a - b for a, b in zip(runs["lmcore"], runs["plain"])]
+    noise = statistics.stdev(diffs) / math.sqrt(len(diffs))  # standard error of the mean paired difference
+    return {"runs": runs, "mean": {k: statistics.mean(v) for k, v in runs.items()}, "diff": statistics.mean(diffs),
+            "noise": noise}
 
 
 def flops_per_token(arch: str, vocab: int) -> float:
@@ -350,11 +351,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, help="rounds of alternating contenders (default 7; quick 2)")
     ap.add_argument("--steps", type=int, help="training steps per timed run (default 20; quick 6)")
     ap.add_argument("--eq-steps", type=int, help="steps of the equivalence runs (default 200; quick 20)")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds of the LSTM's dropout runs, each loop (default 3)")
+    ap.add_argument("--seeds", type=int, help="seeds of the LSTM's dropout runs, each loop (default 6; quick 2; "
+                                              "at least 2)")
     args = ap.parse_args()
     rounds = args.rounds or (2 if args.quick else 7)
     steps = args.steps or (6 if args.quick else 20)
     eq_steps = args.eq_steps or (20 if args.quick else 200)
+    seeds = args.seeds or (2 if args.quick else 6)
+    if seeds < 2:
+        sys.exit("--seeds must be at least 2: the masks' noise is measured from the spread of paired runs")
     torch.set_num_threads(args.threads)
 
     started = time.perf_counter()
@@ -379,7 +384,7 @@ def main() -> None:
 
     eq_dropout = DROPOUT
     eq = {label: equivalence(corpus, arch, act, eq_steps, eq_dropout) for label, (arch, act) in FUSED_ARCHS.items()}
-    spread = seed_spread(corpus, "lstm", "tanh", eq_steps, eq_dropout, range(SEED, SEED + args.seeds))
+    spread = seed_spread(corpus, "lstm", "tanh", eq_steps, eq_dropout, range(SEED, SEED + seeds))
     print(f"  equivalence: done in {time.perf_counter() - started:.0f} s\n", flush=True)
 
     print("Throughput, tokens/s, median over rounds (wall: median step interval; rep: lmcore's reported).")
@@ -411,10 +416,10 @@ def main() -> None:
     print("(without dropout max|Δw| is 0 at the end and what remains is the evaluators' summation order; with dropout\n"
           " lmcore draws its masks its own, cheaper way, so the runs differ as two seeds do: see the spread below)")
     fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs)
-    print(f"LSTM with dropout {eq_dropout}, {eq_steps} steps, seeds {SEED}..{SEED + args.seeds - 1}: lmcore "
+    print(f"LSTM with dropout {eq_dropout}, {eq_steps} steps, seeds {SEED}..{SEED + seeds - 1}: lmcore "
           f"{fmt(spread['runs']['lmcore'])} (mean {spread['mean']['lmcore']:.2f}), plain "
-          f"{fmt(spread['runs']['plain'])} (mean {spread['mean']['plain']:.2f}); difference of the means "
-          f"{spread['diff']:+.2f} ± {spread['noise']:.2f} (standard error)")
+          f"{fmt(spread['runs']['plain'])} (mean {spread['mean']['plain']:.2f}); lmcore − plain, seed by seed, "
+          f"{spread['diff']:+.2f} ± {spread['noise']:.2f} (mean ± its standard error)")
 
     verdict = lambda ok: "ok" if ok else "BELOW TARGET"
     print("\nRESULTS")
@@ -445,7 +450,7 @@ def main() -> None:
         print(f"  valid ppl rel diff {label:<11} {e['rel_no_dropout']:.2e} without dropout  "
               f"(target <= {goal:.0%}: {verdict(e['rel_no_dropout'] <= goal)})")
     within = abs(spread["diff"]) <= 2 * spread["noise"]
-    print(f"  LSTM with dropout, lmcore − plain mean ppl {spread['diff']:+.2f} (2 standard errors "
+    print(f"  LSTM with dropout, lmcore − plain valid ppl, paired by seed {spread['diff']:+.2f} (2 standard errors "
           f"{2 * spread['noise']:.2f}: {'within the masks’ own noise' if within else 'OUTSIDE the noise'})")
     peaks = roofline(len(corpus.vocab))
     print("\nRoofline: this CPU's matmul rate at the model's shapes (GFLOP/s; bf16 only where the CPU has it)")

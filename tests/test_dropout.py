@@ -24,6 +24,26 @@ def test_the_mask_keeps_each_element_with_probability_1_minus_p_and_has_mean_one
     assert values[1].item() * round((1 - p) * 65536) / 65536 == pytest.approx(1.0, abs=1e-6)  # E[mask] = 1
 
 
+@pytest.mark.parametrize("p", [1 / 65536, 0.2, 0.5, 65535 / 65536])
+def test_an_element_is_kept_exactly_when_its_16_bit_uniform_reaches_p_rounded_to_1_over_65536(p):
+    """The rule itself, against the generator's own words: u = the word's 16-bit lane + 32,768 in {0, …, 65,535},
+    kept iff u ≥ round(p · 65,536), so that P(keep) = 1 − round(p · 65,536) / 65,536 exactly."""
+    n = (1 << 22) + 3  # not a multiple of 4: the last word is cut; ~64 elements sit exactly on each threshold
+    torch.manual_seed(8)
+    mask = keep_mask(torch.Size([n]), p, torch.float32)
+    torch.manual_seed(8)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), (1 << 63) - 1)
+    u = words.view(torch.int16)[:n].to(torch.int32) + 32768
+    threshold = round(p * 65536)
+    assert (u == threshold).any() and (u == threshold - 1).any()  # the boundary is tested, both sides
+    assert torch.equal(mask > 0, u >= threshold)
+
+
+def test_a_float64_mask_keeps_its_scale_to_the_last_bit():
+    mask = keep_mask(torch.Size([1000]), 0.1, torch.float64)
+    assert mask.dtype == torch.float64 and mask.max().item() == 65536 / (65536 - round(0.1 * 65536))
+
+
 def test_neighbouring_elements_are_independent():
     """Four elements share one 64-bit draw: their keep decisions must still be uncorrelated, and so must an
     element and the one 4 places on (the next draw)."""
@@ -98,7 +118,39 @@ def test_the_fused_stack_by_layer_equals_the_cells_with_the_same_masks(arch, act
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
-def test_without_dropout_or_in_eval_the_fused_module_runs_whole():
+@pytest.mark.parametrize("arch, activation", FUSED + [("irnn", "relu")], ids=[f"{a}-{b}" for a, b in FUSED + [("irnn", "relu")]])
+@pytest.mark.parametrize("bias", [True, False])
+def test_by_layer_without_masks_is_the_fused_module_to_the_bit(arch, activation, bias):
+    """With the masks between layers taken out, the by-layer stack computes exactly what the whole module does:
+    the same op on the same weights, output and every final state (bias or not)."""
+    cfg = ModelConfig(arch=arch, activation=activation, bias=bias, emb=12, hidden=10, layers=3, dropout=0.4,
+                      vocab_size=17)
+    torch.manual_seed(0)
+    model = RNNLM(cfg).train()
+    emb = torch.randn(9, 4, 12)
+    hidden = model.init_hidden(4)
+    hidden = tuple(torch.randn_like(h) for h in hidden) if isinstance(hidden, tuple) else torch.randn_like(hidden)
+    model.rnn.dropout = 0.0  # no masks: by layer and whole must then agree exactly
+    out, final = model.fused_by_layer(emb, hidden)
+    whole, whole_final = model.rnn(emb, hidden)
+    assert torch.equal(out, whole)
+    finals = final if isinstance(final, tuple) else (final,)
+    whole_finals = whole_final if isinstance(whole_final, tuple) else (whole_final,)
+    assert type(final) is type(whole_final) and all(torch.equal(a, b) for a, b in zip(finals, whole_finals, strict=True))
+
+
+def test_a_single_layer_with_dropout_runs_the_fused_module_whole():
+    """One layer has no mask between layers (nn.RNNBase.dropout is 0 there), so training keeps the whole module."""
+    cfg = ModelConfig(arch="lstm", emb=8, hidden=8, layers=1, dropout=0.5, vocab_size=11)
+    torch.manual_seed(0)
+    model = RNNLM(cfg).train()
+    calls = []
+    model.fused_by_layer = lambda *a: calls.append(a)  # planted: must not be called
+    out, _ = model.stack(torch.randn(5, 2, 8))
+    assert calls == [] and out.shape == (5, 2, 8)
+
+
+def test_in_eval_the_fused_module_runs_whole():
     cfg = ModelConfig(arch="lstm", emb=8, hidden=8, layers=2, dropout=0.3, vocab_size=11)
     torch.manual_seed(0)
     model = RNNLM(cfg).eval()

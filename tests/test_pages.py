@@ -172,4 +172,5 @@ def test_streamlit_reads_the_apps_config_without_a_full_collection_after_every_r
         assert config.get_option("runner.postScriptGC") is False
         assert config.get_option("server.address") == "localhost"  # the same file, read the same way
     finally:
+        monkeypatch.undo()  # back to the earlier working directory, then its config again
         config.get_config_options(force_reparse=True)

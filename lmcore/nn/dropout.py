@@ -25,8 +25,9 @@ def keep_mask(shape: torch.Size, p: float, dtype: torch.dtype) -> Tensor:
     u = words.view(torch.int16)[:n].view(shape)  # signed lanes: u − 32,768, uniform
     # u is an integer, so (u − threshold + 1)·scale is ≤ 0 where dropped and ≥ scale where kept: clamped, the
     # mask in float arithmetic (a third of the time of a comparison and torch.where)
-    mask = u.to(torch.float32).sub_(dropped - _LEVELS // 2 - 1).mul_(scale).clamp_(0.0, scale)
-    return mask if dtype == torch.float32 else mask.to(dtype)
+    exact = torch.float64 if dtype == torch.float64 else torch.float32  # float64 keeps its scale to the last bit
+    mask = u.to(exact).sub_(dropped - _LEVELS // 2 - 1).mul_(scale).clamp_(0.0, scale)
+    return mask if dtype == exact else mask.to(dtype)
 
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
