@@ -80,6 +80,11 @@ def test_a_bf16_input_stays_bf16():
     assert dropout(x, 0.25, training=True).dtype == torch.bfloat16
 
 
+def _states(state) -> tuple:
+    """A model's recurrent state as a tuple of tensors: (h, c) for the LSTM, (h,) otherwise."""
+    return state if isinstance(state, tuple) else (state,)
+
+
 FUSED = [("lstm", "tanh"), ("gru", "tanh"), ("elman", "tanh"), ("elman", "relu")]
 
 
@@ -100,7 +105,7 @@ def test_the_fused_stack_by_layer_equals_the_cells_with_the_same_masks(arch, act
         model.zero_grad()
         torch.manual_seed(1)
         out, final = model.stack(emb, hidden) if by_layer else model.stack(emb, hidden, use_cells=True)
-        finals = final if isinstance(final, tuple) else (final,)
+        finals = _states(final)
         (out.square().sum() + sum(f.sum() for f in finals)).backward()
         return out.detach(), [f.detach() for f in finals], [p.grad.clone() for p in model.rnn.parameters()]
 
@@ -118,7 +123,10 @@ def test_the_fused_stack_by_layer_equals_the_cells_with_the_same_masks(arch, act
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("arch, activation", FUSED + [("irnn", "relu")], ids=[f"{a}-{b}" for a, b in FUSED + [("irnn", "relu")]])
+WITH_IRNN = FUSED + [("irnn", "relu")]
+
+
+@pytest.mark.parametrize("arch, activation", WITH_IRNN, ids=[f"{a}-{b}" for a, b in WITH_IRNN])
 @pytest.mark.parametrize("bias", [True, False])
 def test_by_layer_without_masks_is_the_fused_module_to_the_bit(arch, activation, bias):
     """With the masks between layers taken out, the by-layer stack computes exactly what the whole module does:
@@ -134,9 +142,9 @@ def test_by_layer_without_masks_is_the_fused_module_to_the_bit(arch, activation,
     out, final = model.fused_by_layer(emb, hidden)
     whole, whole_final = model.rnn(emb, hidden)
     assert torch.equal(out, whole)
-    finals = final if isinstance(final, tuple) else (final,)
-    whole_finals = whole_final if isinstance(whole_final, tuple) else (whole_final,)
-    assert type(final) is type(whole_final) and all(torch.equal(a, b) for a, b in zip(finals, whole_finals, strict=True))
+    finals, whole_finals = _states(final), _states(whole_final)
+    assert type(final) is type(whole_final)
+    assert all(torch.equal(a, b) for a, b in zip(finals, whole_finals, strict=True))
 
 
 def test_a_single_layer_with_dropout_runs_the_fused_module_whole():
@@ -171,12 +179,12 @@ def test_under_bf16_autocast_the_by_layer_stack_gives_the_fused_modules_dtypes(a
     torch.manual_seed(0)
     model = RNNLM(cfg).train()
     x, targets = torch.randint(0, 20, (7, 3)), torch.randint(0, 20, (7, 3))
-    flat = lambda state: state if isinstance(state, tuple) else (state,)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         emb = model.encoder(x)
         out, state = model.stack(emb)
         whole, whole_state = model.rnn(emb, model.init_hidden(3))
         _, loss, _ = model(x, targets=targets)
-    assert out.dtype == whole.dtype and [s.dtype for s in flat(state)] == [s.dtype for s in flat(whole_state)]
+    dtypes = lambda state: [s.dtype for s in _states(state)]
+    assert out.dtype == whole.dtype and dtypes(state) == dtypes(whole_state)
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.rnn.parameters())

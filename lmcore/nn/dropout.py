@@ -3,9 +3,9 @@
 PyTorch's CPU dropout draws one Bernoulli number per element from its Mersenne Twister, one at a time:
 1.3 ms for a 35 × 20 × 200 activation, about a tenth of a training step of the standard 2×200 LSTM. Here one
 64-bit draw from the same generator makes four 16-bit uniforms u, and an element is kept when u ≥ p
-(p rounded to 1/65,536): 0.27 ms for the same dropout, mask and product. The draws come from torch's default generator, so
-`torch.manual_seed` and a checkpoint's saved RNG state make runs repeatable as before. On other devices
-PyTorch's own dropout is already fast and is used unchanged.
+(p rounded to 1/65,536): 0.27 ms for the same dropout, mask and product. The draws come from torch's default
+generator, so `torch.manual_seed` and a checkpoint's saved RNG state make runs repeatable as before. On other
+devices PyTorch's own dropout is already fast and is used unchanged.
 """
 from __future__ import annotations
 
