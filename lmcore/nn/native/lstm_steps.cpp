@@ -44,6 +44,15 @@ Blocks blocks_of(at::IntArrayRef cols, bool input_activation, bool output_activa
   return Blocks{cols[0], cols[1], cols[2], cols[3], input_activation, output_activation};
 }
 
+// The loop over units for a layout's activations: tanh on g and on c (every variant but two), or NIAF's or NOAF's.
+// Compile-time flags, one loop each: a flag tested inside the loop kept GCC from vectorising it (the gates ran
+// scalar, 2.5× slower a step).
+template <typename Loop>
+Loop activations_of(Blocks k, Loop both, Loop no_input, Loop no_output) {
+  TORCH_CHECK(k.in_act || k.out_act, "the C++ LSTM loop has no layout without both activations");
+  return !k.in_act ? no_input : !k.out_act ? no_output : both;
+}
+
 using lmcore_native::sigmoid_of;
 using lmcore_native::tanh_of;
 
@@ -58,7 +67,7 @@ Tensor rows_ifog(const Tensor& w_hh, int64_t H, Blocks k) {
 
 // One row of one step for w units: gates from xp + b + the recurrent product S ([i f o g] of these units), the
 // new cell and h; acts in PyTorch's layout (Ai … Ao), and FGR's a in R's (Aout, blocks a_stride apart).
-template <typename scalar_t, bool PEEP, bool FGR>
+template <typename scalar_t, bool PEEP, bool FGR, bool IN_ACT, bool OUT_ACT>
 LMCORE_INLINE void forward_row(int64_t w, const scalar_t* __restrict__ Xi, const scalar_t* __restrict__ Xf,
                         const scalar_t* __restrict__ Xg, const scalar_t* __restrict__ Xo,
                         const scalar_t* __restrict__ Bi, const scalar_t* __restrict__ Bf,
@@ -68,7 +77,7 @@ LMCORE_INLINE void forward_row(int64_t w, const scalar_t* __restrict__ Xi, const
                         const scalar_t* __restrict__ p_o, scalar_t* __restrict__ Ai, scalar_t* __restrict__ Af,
                         scalar_t* __restrict__ Ag, scalar_t* __restrict__ Ao, scalar_t* __restrict__ C,
                         scalar_t* __restrict__ M, scalar_t* __restrict__ Hout, scalar_t* __restrict__ Aout,
-                        int64_t a_stride, bool in_act, bool out_act) {
+                        int64_t a_stride) {
   const scalar_t* __restrict__ Si = S;
   const scalar_t* __restrict__ Sf = S + w;
   const scalar_t* __restrict__ So = S + 2 * w;
@@ -83,9 +92,9 @@ LMCORE_INLINE void forward_row(int64_t w, const scalar_t* __restrict__ Xi, const
       zi += p_i[j] * cp;
       zf += p_f[j] * cp;
     }
-    const scalar_t i = sigmoid_of(zi), f = sigmoid_of(zf), g = in_act ? tanh_of(zg) : zg;  // NIAF: g without tanh
+    const scalar_t i = sigmoid_of(zi), f = sigmoid_of(zf), g = IN_ACT ? tanh_of(zg) : zg;  // NIAF: g without tanh
     const scalar_t c = f * cp + i * g;
-    const scalar_t m = out_act ? tanh_of(c) : c;  // NOAF: h = o ⊙ c
+    const scalar_t m = OUT_ACT ? tanh_of(c) : c;  // NOAF: h = o ⊙ c
     if constexpr (PEEP) zo += p_o[j] * c;  // o sees c_t
     const scalar_t o = sigmoid_of(zo);
     Ai[j] = i;
@@ -113,23 +122,26 @@ struct ForwardRows {
   int64_t first = 0, last = 0;  // the rows this call runs (set by forward_rows)
 };
 
-template <typename scalar_t, bool PEEP, bool FGR>
+template <typename scalar_t, bool PEEP, bool FGR, bool IN_ACT = true, bool OUT_ACT = true>
 LMCORE_INLINE void forward_rows_of(const ForwardRows<scalar_t>& r) {
   const Blocks k = r.k;
   for (int64_t b = r.first; b < r.last; ++b) {
     const scalar_t* X = r.X + b * r.n;
     scalar_t* A = r.A + b * r.n;
-    forward_row<scalar_t, PEEP, FGR>(r.w, X + k.ci, X + k.cf, X + k.cg, X + k.co, r.Bias + k.ci, r.Bias + k.cf,
-                                     r.Bias + k.cg, r.Bias + k.co, r.S + b * 4 * r.w, r.C_prev + b * r.H, r.p_i,
-                                     r.p_f, r.p_o, A + k.ci, A + k.cf, A + k.cg, A + k.co, r.C + b * r.H,
-                                     r.M + b * r.H, r.Hout + b * r.H, FGR ? r.Aout + b * 3 * r.H : nullptr, r.H,
-                                     k.in_act, k.out_act);
+    forward_row<scalar_t, PEEP, FGR, IN_ACT, OUT_ACT>(
+        r.w, X + k.ci, X + k.cf, X + k.cg, X + k.co, r.Bias + k.ci, r.Bias + k.cf, r.Bias + k.cg, r.Bias + k.co,
+        r.S + b * 4 * r.w, r.C_prev + b * r.H, r.p_i, r.p_f, r.p_o, A + k.ci, A + k.cf, A + k.cg, A + k.co,
+        r.C + b * r.H, r.M + b * r.H, r.Hout + b * r.H, FGR ? r.Aout + b * 3 * r.H : nullptr, r.H);
   }
 }
 
 LMCORE_CLONES void forward_rows_plain(const ForwardRows<float>& r) { forward_rows_of<float, false, false>(r); }
 LMCORE_CLONES void forward_rows_peep(const ForwardRows<float>& r) { forward_rows_of<float, true, false>(r); }
 LMCORE_CLONES void forward_rows_fgr(const ForwardRows<float>& r) { forward_rows_of<float, true, true>(r); }
+LMCORE_CLONES void forward_rows_niaf(const ForwardRows<float>& r) { forward_rows_of<float, true, false, false>(r); }
+LMCORE_CLONES void forward_rows_noaf(const ForwardRows<float>& r) {
+  forward_rows_of<float, true, false, true, false>(r);
+}
 
 // Rows of a step shared out between torch's threads (step_product.h's share_rows), each share a copy of r
 template <typename Rows, typename Run>
@@ -146,10 +158,11 @@ void forward_rows(const ForwardRows<scalar_t>& rows) {
   share_rows(rows, [](const ForwardRows<scalar_t>& r) {
     if constexpr (std::is_same_v<scalar_t, float>) {
       if constexpr (FGR) forward_rows_fgr(r);
-      else if constexpr (PEEP) forward_rows_peep(r);
+      else if constexpr (PEEP) activations_of(r.k, forward_rows_peep, forward_rows_niaf, forward_rows_noaf)(r);
       else forward_rows_plain(r);
     } else {
-      forward_rows_of<scalar_t, PEEP, FGR>(r);
+      activations_of(r.k, forward_rows_of<scalar_t, PEEP, FGR>, forward_rows_of<scalar_t, PEEP, FGR, false>,
+                     forward_rows_of<scalar_t, PEEP, FGR, true, false>)(r);
     }
   });
 }
@@ -202,7 +215,7 @@ std::vector<Tensor> forward_steps(const Tensor& xp, const Tensor& bias, const Te
 // One row of one step of the backward for w units: δ_t of i, f, g, o (into d_pre, PyTorch's layout: dI … dO, and
 // into the [i f o g] scratch: Di … Dg) and ∂ℓ/∂c_{t−1} (in place of ∂ℓ/∂c_t in dc). DH: ∂ℓ/∂h_t from the step
 // after; DAi, DAf, DAo: FGR's ∂ℓ/∂a_t. Separate, restrict-qualified arrays so that the compiler may vectorise.
-template <typename scalar_t, bool PEEP, bool FGR>
+template <typename scalar_t, bool PEEP, bool FGR, bool IN_ACT, bool OUT_ACT>
 LMCORE_INLINE void backward_row(int64_t w, const scalar_t* __restrict__ I, const scalar_t* __restrict__ F,
                          const scalar_t* __restrict__ G, const scalar_t* __restrict__ O,
                          const scalar_t* __restrict__ M, const scalar_t* __restrict__ C_prev,
@@ -212,13 +225,12 @@ LMCORE_INLINE void backward_row(int64_t w, const scalar_t* __restrict__ I, const
                          const scalar_t* __restrict__ p_f, const scalar_t* __restrict__ p_o,
                          scalar_t* __restrict__ dI, scalar_t* __restrict__ dF, scalar_t* __restrict__ dG,
                          scalar_t* __restrict__ dO, scalar_t* __restrict__ Di, scalar_t* __restrict__ Df,
-                         scalar_t* __restrict__ Do, scalar_t* __restrict__ Dg, scalar_t* __restrict__ dc,
-                         bool in_act, bool out_act) {
+                         scalar_t* __restrict__ Do, scalar_t* __restrict__ Dg, scalar_t* __restrict__ dc) {
   for (int64_t j = 0; j < w; ++j) {
     const scalar_t i = I[j], f = F[j], g = G[j], o = O[j], m = M[j];
     const scalar_t dh = DO[j] + DH[j];
     scalar_t d_o = dh * m;
-    scalar_t d = dc[j] + dh * (out_act ? o * (scalar_t(1) - m * m) : o);  // ∂ℓ/∂c_t (m = c without tanh)
+    scalar_t d = dc[j] + dh * (OUT_ACT ? o * (scalar_t(1) - m * m) : o);  // ∂ℓ/∂c_t (m = c without tanh)
     scalar_t d_i = 0, d_f = 0;
     if constexpr (FGR) {  // ∂ℓ/∂a_t reaches i, f, o
       d_i = DAi[j];
@@ -229,7 +241,7 @@ LMCORE_INLINE void backward_row(int64_t w, const scalar_t* __restrict__ I, const
     if constexpr (PEEP) d += dp_o * p_o[j];  // o saw c_t through its peephole
     const scalar_t dp_i = (d * g + d_i) * (i - i * i);
     const scalar_t dp_f = (d * C_prev[j] + d_f) * (f - f * f);
-    const scalar_t dp_g = (d * i) * (in_act ? scalar_t(1) - g * g : scalar_t(1));
+    const scalar_t dp_g = (d * i) * (IN_ACT ? scalar_t(1) - g * g : scalar_t(1));
     dI[j] = dp_i;
     dF[j] = dp_f;
     dG[j] = dp_g;
@@ -255,7 +267,7 @@ struct BackwardRows {
   int64_t first = 0, last = 0;  // the rows this call runs (set by backward_rows)
 };
 
-template <typename scalar_t, bool PEEP, bool FGR>
+template <typename scalar_t, bool PEEP, bool FGR, bool IN_ACT = true, bool OUT_ACT = true>
 LMCORE_INLINE void backward_rows_of(const BackwardRows<scalar_t>& r) {
   const Blocks k = r.k;
   const int64_t w = r.w, H = r.H;
@@ -264,27 +276,31 @@ LMCORE_INLINE void backward_rows_of(const BackwardRows<scalar_t>& r) {
     const scalar_t* DA = FGR ? r.DA + b * 3 * w : nullptr;
     scalar_t* DP = r.DP + b * r.n;
     scalar_t* D = r.D + b * 4 * H;
-    backward_row<scalar_t, PEEP, FGR>(w, A + k.ci, A + k.cf, A + k.cg, A + k.co, r.M + b * H, r.C_prev + b * H,
-                                      r.DO + b * H, r.DH + b * w, DA, FGR ? DA + w : nullptr,
-                                      FGR ? DA + 2 * w : nullptr, r.p_i, r.p_f, r.p_o, DP + k.ci, DP + k.cf,
-                                      DP + k.cg, DP + k.co, D, D + H, D + 2 * H, D + 3 * H, r.dc + b * H,
-                                      k.in_act, k.out_act);
+    backward_row<scalar_t, PEEP, FGR, IN_ACT, OUT_ACT>(
+        w, A + k.ci, A + k.cf, A + k.cg, A + k.co, r.M + b * H, r.C_prev + b * H, r.DO + b * H, r.DH + b * w, DA,
+        FGR ? DA + w : nullptr, FGR ? DA + 2 * w : nullptr, r.p_i, r.p_f, r.p_o, DP + k.ci, DP + k.cf, DP + k.cg,
+        DP + k.co, D, D + H, D + 2 * H, D + 3 * H, r.dc + b * H);
   }
 }
 
 LMCORE_CLONES void backward_rows_plain(const BackwardRows<float>& r) { backward_rows_of<float, false, false>(r); }
 LMCORE_CLONES void backward_rows_peep(const BackwardRows<float>& r) { backward_rows_of<float, true, false>(r); }
 LMCORE_CLONES void backward_rows_fgr(const BackwardRows<float>& r) { backward_rows_of<float, true, true>(r); }
+LMCORE_CLONES void backward_rows_niaf(const BackwardRows<float>& r) { backward_rows_of<float, true, false, false>(r); }
+LMCORE_CLONES void backward_rows_noaf(const BackwardRows<float>& r) {
+  backward_rows_of<float, true, false, true, false>(r);
+}
 
 template <typename scalar_t, bool PEEP, bool FGR>
 void backward_rows(const BackwardRows<scalar_t>& rows) {
   share_rows(rows, [](const BackwardRows<scalar_t>& r) {
     if constexpr (std::is_same_v<scalar_t, float>) {
       if constexpr (FGR) backward_rows_fgr(r);
-      else if constexpr (PEEP) backward_rows_peep(r);
+      else if constexpr (PEEP) activations_of(r.k, backward_rows_peep, backward_rows_niaf, backward_rows_noaf)(r);
       else backward_rows_plain(r);
     } else {
-      backward_rows_of<scalar_t, PEEP, FGR>(r);
+      activations_of(r.k, backward_rows_of<scalar_t, PEEP, FGR>, backward_rows_of<scalar_t, PEEP, FGR, false>,
+                     backward_rows_of<scalar_t, PEEP, FGR, true, false>)(r);
     }
   });
 }
@@ -351,6 +367,8 @@ std::vector<Tensor> lstm_forward(const Tensor& xp_, const std::optional<Tensor>&
   TORCH_CHECK(xp_.device().is_cpu() && xp_.dim() == 3, "lstm_forward: xp (T, B, 4H) on the CPU");
   const bool peep = p_i.has_value(), fgr = R.has_value();
   TORCH_CHECK(!fgr || peep, "lstm_forward: gate recurrence is built for the peephole LSTM (FGR)");
+  TORCH_CHECK((peep && !fgr) || (input_activation && output_activation),
+              "lstm_forward: NIAF and NOAF are peephole LSTMs without gate recurrence");
   const Tensor xp = xp_.detach().contiguous(), h0 = h0_.detach(), c0 = c0_.detach(), w_hh = w_hh_.detach();
   same_dtype("lstm_forward", xp, {b_hh, h0_, c0_, a0, w_hh_, R, p_i, p_f, p_o});
   const Tensor bias = b_hh.has_value() ? plain(b_hh) : at::zeros({xp.size(2)}, xp.options());
@@ -373,6 +391,8 @@ std::vector<Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const
                                   bool output_activation) {
   const bool peep = p_i.has_value(), fgr = R.has_value();
   TORCH_CHECK(!fgr || peep, "lstm_backward: gate recurrence is built for the peephole LSTM (FGR)");
+  TORCH_CHECK((peep && !fgr) || (input_activation && output_activation),
+              "lstm_backward: NIAF and NOAF are peephole LSTMs without gate recurrence");
   const Tensor pi = plain(p_i), pf = plain(p_f), po = plain(p_o), r = plain(R), da = plain(d_aT);
   const Tensor d_o = d_out.detach().contiguous(), dh = d_hT.detach(), dc = d_cT.detach();
   const Tensor A = acts.detach().contiguous(), C = cells.detach().contiguous(), M = m_all.detach().contiguous();
