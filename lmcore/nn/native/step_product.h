@@ -108,24 +108,20 @@ LMCORE_AVX2 inline void half_panel_tile(int64_t K, const float* left, int64_t ld
   }
 }
 
-LMCORE_AVX2 inline void panel_rows_avx2(int64_t M, int64_t K, const float* left, int64_t ld_left, const float* panel,
-                                        float* out, int64_t ld_out, int64_t cols, bool accumulate) {
-  for (int64_t half = 0; half < 2 && 16 * half < cols; ++half) {
-    const float* p = panel + 16 * half;
-    float* o0 = out + 16 * half;
-    const int64_t c = std::min<int64_t>(16, cols - 16 * half);
-    int64_t r = 0;
-    for (; r + kTileRowsAvx2 <= M; r += kTileRowsAvx2)
-      half_panel_tile<kTileRowsAvx2>(K, left + r * ld_left, ld_left, p, o0 + r * ld_out, ld_out, c, accumulate);
-    const float* a = left + r * ld_left;
-    float* o = o0 + r * ld_out;
-    switch (M - r) {
+// All rows against one half of a panel (its 16 columns from p, c of them real): tiles of 6 rows, then the rest.
+LMCORE_AVX2 inline void half_panel_rows(int64_t M, int64_t K, const float* left, int64_t ld_left, const float* p,
+                                        float* out, int64_t ld_out, int64_t c, bool accumulate) {
+  int64_t r = 0;
+  for (; r + kTileRowsAvx2 <= M; r += kTileRowsAvx2)
+    half_panel_tile<kTileRowsAvx2>(K, left + r * ld_left, ld_left, p, out + r * ld_out, ld_out, c, accumulate);
+  const float* a = left + r * ld_left;
+  float* o = out + r * ld_out;
+  switch (M - r) {
 #define LMCORE_REST(n) \
   case n: half_panel_tile<n>(K, a, ld_left, p, o, ld_out, c, accumulate); break;
-      LMCORE_REST(1) LMCORE_REST(2) LMCORE_REST(3) LMCORE_REST(4) LMCORE_REST(5)
+    LMCORE_REST(1) LMCORE_REST(2) LMCORE_REST(3) LMCORE_REST(4) LMCORE_REST(5)
 #undef LMCORE_REST
-      default: break;
-    }
+    default: break;
   }
 }
 #endif
@@ -221,15 +217,20 @@ class StepProduct {
       if (packed_.defined()) {
         const float* p = packed_.data_ptr<float>();
         const int64_t K = K_, N = N_;
-        const bool wide = step_product_kernel() == Kernel::avx512;
-        at::parallel_for(0, packed_.size(0), 1, [&](int64_t begin, int64_t end) {  // panels shared out
-          for (int64_t q = begin; q < end; ++q) {
-            const float* panel = p + q * K * kPanel;
-            const int64_t cols = std::min(kPanel, N - q * kPanel);
-            if (wide) panel_rows(M, K, left, ld_left, panel, out + q * kPanel, ld_out, cols, accumulate);
-            else panel_rows_avx2(M, K, left, ld_left, panel, out + q * kPanel, ld_out, cols, accumulate);
-          }
-        });
+        if (step_product_kernel() == Kernel::avx512) {
+          at::parallel_for(0, packed_.size(0), 1, [&](int64_t begin, int64_t end) {  // panels shared out
+            for (int64_t q = begin; q < end; ++q)
+              panel_rows(M, K, left, ld_left, p + q * K * kPanel, out + q * kPanel, ld_out,
+                         std::min(kPanel, N - q * kPanel), accumulate);
+          });
+        } else {  // AVX2 shares out half panels: N = 200 is 7 panels, 4 against 3, but 13 halves, 7 against 6
+          const int64_t halves = (N + kPanel / 2 - 1) / (kPanel / 2);
+          at::parallel_for(0, halves, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t u = begin; u < end; ++u)
+              half_panel_rows(M, K, left, ld_left, p + (u / 2) * K * kPanel + (u % 2) * (kPanel / 2),
+                              out + u * (kPanel / 2), ld_out, std::min(kPanel / 2, N - u * (kPanel / 2)), accumulate);
+          });
+        }
         return;
       }
     }
