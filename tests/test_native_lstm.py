@@ -79,13 +79,15 @@ def test_native_loop_equals_the_python_loop(ops, variant_key, dtype, tol, monkey
 
 
 @pytest.mark.parametrize("variant_key", ["vanilla", "fgr"])
-@pytest.mark.parametrize("B, H", [(27, 37), (12, 8), (1, 40), (21, 130), (10, 11), (5, 9), (8, 3)])
+@pytest.mark.parametrize("B, H", [(27, 37), (12, 8), (1, 40), (21, 130), (10, 11), (5, 9), (8, 3), (14, 7), (2, 5),
+                                  (3, 13)])
 def test_native_loop_at_sizes_off_the_product_tiles(ops, variant_key, B, H, monkeypatch):
     """float32 products go through step_product.h's kernel where the CPU has AVX-512 (tiles of 12 rows, panels
-    of 32 columns) or AVX2 (tiles of 6 rows by half a panel). 27 rows (12 + 12 + 3, 6 · 4 + 3), 10, 5 and 8 (the
-    AVX2 kernel's other ragged tiles), 4H = 148 and FGR's 3H = 111 columns (panels with a ragged last one),
-    R's product added into a narrowed block of columns; at 21 × 130 two threads share each step's rows and
-    panels. The Python loop (ATen's products) is the reference."""
+    of 32 columns: 27 rows are 12 + 12 + 3) or AVX2 (tiles of up to 6 rows by half a panel, made even: 27 = 6 + 6
+    + 5 + 5 + 5, 21, 14 = 5 + 5 + 4, 10, 8 = 4 + 4, 5, 3, 2 and 1 give every height from 1 to 6); 4H = 148 and
+    FGR's 3H = 111 columns (panels with a ragged last one), R's product added into a narrowed block of columns;
+    at 21 × 130 two threads share each step's rows and panels. The Python loop (ATen's products) is the
+    reference."""
     args = inputs(variant_key, torch.float32, T=9, B=B, H=H)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -108,20 +108,24 @@ LMCORE_AVX2 inline void half_panel_tile(int64_t K, const float* left, int64_t ld
   }
 }
 
-// All rows against one half of a panel (its 16 columns from p, c of them real): tiles of 6 rows, then the rest.
+// All rows against one half of a panel (its 16 columns from p, c of them real), in tiles of at most 6 rows made as
+// even as they can be: 20 rows as 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2, whose 4 accumulators could not keep the two
+// FMA units busy through an FMA's latency.
 LMCORE_AVX2 inline void half_panel_rows(int64_t M, int64_t K, const float* left, int64_t ld_left, const float* p,
                                         float* out, int64_t ld_out, int64_t c, bool accumulate) {
-  int64_t r = 0;
-  for (; r + kTileRowsAvx2 <= M; r += kTileRowsAvx2)
-    half_panel_tile<kTileRowsAvx2>(K, left + r * ld_left, ld_left, p, out + r * ld_out, ld_out, c, accumulate);
-  const float* a = left + r * ld_left;
-  float* o = out + r * ld_out;
-  switch (M - r) {
-#define LMCORE_REST(n) \
+  const int64_t tiles = (M + kTileRowsAvx2 - 1) / kTileRowsAvx2;
+  for (int64_t t = 0, r = 0; t < tiles; ++t) {
+    const int64_t rows = M / tiles + (t < M % tiles ? 1 : 0);
+    const float* a = left + r * ld_left;
+    float* o = out + r * ld_out;
+    switch (rows) {
+#define LMCORE_ROWS(n) \
   case n: half_panel_tile<n>(K, a, ld_left, p, o, ld_out, c, accumulate); break;
-    LMCORE_REST(1) LMCORE_REST(2) LMCORE_REST(3) LMCORE_REST(4) LMCORE_REST(5)
-#undef LMCORE_REST
-    default: break;
+      LMCORE_ROWS(1) LMCORE_ROWS(2) LMCORE_ROWS(3) LMCORE_ROWS(4) LMCORE_ROWS(5) LMCORE_ROWS(6)
+#undef LMCORE_ROWS
+      default: break;
+    }
+    r += rows;
   }
 }
 #endif
