@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +30,17 @@ LONGEST_FILES_FIRST = ("test_browser.py", "test_hostile_files.py", "test_classro
                        "test_agreement_probe.py", "test_ray.py", "test_lecture_defaults.py", "test_bad_input.py",
                        "test_interventions_page.py", "test_lifecycle_property.py", "test_reliability.py",
                        "test_no_run_lost.py", "test_ffnn.py", "test_sweeps.py", "test_store_jobs.py")
+
+
+def pytest_configure(config):
+    """Build lmcore's C++ loops once, before any test runs (in xdist's controller, not in each worker): whether a
+    run trains through them (lmcore.training.device.native_pays asks whether they are built) must not change in
+    the middle of a test that trains twice and compares. Without a compiler nothing is built, as before."""
+    if hasattr(config, "workerinput"):
+        return
+    from lmcore.nn import native
+    if native.enabled() and shutil.which(os.environ.get("CXX", "c++")):
+        native.lstm_steps()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -85,6 +85,7 @@ class RNNLM(nn.Module):
         self.drop = Dropout(cfg.dropout)
         self.cell = make_cell(cfg.arch, cfg.activation, cfg.variant, cfg.gru_convention)
         self.compile = "off"  # torch.compile of the cells' step: auto | on | off (a run setting, set by train)
+        self.native_training = False  # train sets it (training.device.native_pays): the cells' C++ loop in training
         self._init_weights()
         if cfg.tied:
             self.decoder.weight = self.encoder.weight
@@ -139,7 +140,7 @@ class RNNLM(nn.Module):
         """The recurrent stack over embeddings (T, B, E): (h of the top layer (T, B, H), hidden)."""
         if hidden is None:
             hidden = self.init_hidden(emb.size(1))
-        if self.cfg.uses_fused and not use_cells and not edits:
+        if self.cfg.uses_fused and not use_cells and not edits and not (self.training and self.native_training):
             if self.training and self.rnn.dropout and emb.device.type == "cpu":
                 return self.fused_by_layer(emb, hidden)
             return self.rnn(emb, hidden)  # (T, B, H)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from lmcore.nn import native
 from lmcore.nn.architectures import ModelConfig
 
 
@@ -45,3 +46,14 @@ def bf16_pays(model: ModelConfig, device: str = "auto") -> bool:
     except (ValueError, RuntimeError):  # a device this machine lacks or no device: the run's checks say so
         return False
     return resolved.type == "cpu" and model.arch == "lstm" and model.uses_fused and bf16_native(resolved)
+
+
+def native_pays(model: ModelConfig, device: torch.device, bf16: bool) -> bool:
+    """Whether training takes lmcore's C++ time loop (the hand-written cells, lmcore/nn/native) rather than
+    PyTorch's fused module, for a model both can run: PyTorch's LSTM and the tanh or ReLU Elman network (IRNN
+    too), on the CPU in float32, on backend auto, where the library is built already (a job never waits for the
+    compiler). It measured faster there (benchmarks/bench_train.py, 2 Zen 3 cores: the tanh Elman 1.3×, the
+    2 × 200 LSTM 1.2×; the LSTM preset's 1 × 200 at batch 10 the same). Not the GRU (no C++ loop), nor under bf16
+    autocast (the C++ products are float32, and oneDNN's fused LSTM is the fast one in bf16)."""
+    return (model.backend == "auto" and model.fusable and model.arch in ("lstm", "elman", "irnn")
+            and device.type == "cpu" and not bf16 and native.built())

@@ -35,7 +35,7 @@ from lmcore.corpus.reading import CorpusError
 from lmcore.nn.model import RNNLM, build_model, detach_hidden
 from lmcore.training.checkpoints import load_checkpoint
 from lmcore.training.config import RunConfig, TrainConfig
-from lmcore.training.device import bf16_native, resolve_device
+from lmcore.training.device import bf16_native, native_pays, resolve_device
 from lmcore.training.distributed import SINGLE, DistInfo, check_batch, rank_device, shard_columns
 from lmcore.training.loss_reader import LossReader
 from lmcore.training.optimizers import Optimizer, make_optimizer
@@ -285,6 +285,7 @@ def _autocast(bf16: bool, device: torch.device):
 def _model_and_optimizer(cfg: RunConfig, device: torch.device) -> tuple[RNNLM, Optimizer]:
     model = build_model(cfg.model).to(device)
     model.compile = cfg.train.compile  # used by the hand-written cells only (auto: on CUDA)
+    model.native_training = native_pays(cfg.model, device, cfg.train.bf16 and bf16_native(device))
     return model, make_optimizer(cfg.train.optimizer, model.parameters(), cfg.train.lr)
 
 

@@ -128,6 +128,19 @@ def _build_or_none():
         return None
 
 
+def built() -> bool:
+    """Whether the C++ loops are on and built, without building them: a choice of how to train, which must not make
+    a job wait for the compiler, asks this. Built on disk, the library is loaded at once, so that the answer holds
+    for the rest of the process."""
+    if not enabled():
+        return False
+    if not _build_or_none.cache_info().currsize:  # not tried in this process yet
+        from torch.utils import cpp_extension
+        if not any(_build_dir(cpp_extension).glob("*.so")):
+            return False
+    return _build_or_none() is not None
+
+
 def lstm_steps():
     """torch.ops.lmcore_lstm_steps, or None where C++ is turned off or cannot be built."""
     ops = _build_or_none() if enabled() else None

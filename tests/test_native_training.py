@@ -1,0 +1,92 @@
+"""On the CPU in float32, training on backend auto takes lmcore's C++ time loop rather than PyTorch's fused module
+where that measured faster (lmcore.training.device.native_pays): PyTorch's LSTM and the tanh or ReLU Elman network.
+Evaluation keeps the fused module. The C++ is built in CI (.ci/run installs g++)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmcore.nn import native
+from lmcore.nn.architectures import ModelConfig
+from lmcore.nn.model import RNNLM
+from lmcore.training.device import native_pays
+from lmcore.training.trainer import train
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def built():
+    if not shutil.which(os.environ.get("CXX", "c++")):
+        assert not os.environ.get("LMCORE_REQUIRE_NATIVE"), ".ci/run installed g++, yet no C++ compiler is found"
+        pytest.skip("needs a C++ compiler (.ci/run installs g++); without one training keeps the fused module")
+    assert native.lstm_steps() is not None, "the C++ time loop did not build"
+
+
+def test_native_pays_where_it_was_measured_and_nowhere_else(built, monkeypatch):
+    assert native.built()
+    for model in (ModelConfig(arch="lstm"), ModelConfig(arch="elman", activation="tanh"), ModelConfig(arch="irnn")):
+        assert native_pays(model, CPU, bf16=False), model
+    lstm = ModelConfig(arch="lstm")
+    assert not native_pays(ModelConfig(arch="gru"), CPU, bf16=False)  # no C++ loop of its own
+    assert not native_pays(replace(lstm, backend="fused"), CPU, bf16=False)  # the user asked for it
+    assert not native_pays(lstm, CPU, bf16=True)  # oneDNN's fused LSTM is the fast one in bf16
+    assert not native_pays(lstm, torch.device("cuda"), bf16=False)
+    assert not native_pays(replace(lstm, variant="peephole"), CPU, bf16=False)  # the cells anyway: nothing to choose
+    monkeypatch.setenv("LMCORE_NATIVE", "0")
+    assert not native.built() and not native_pays(lstm, CPU, bf16=False)
+
+
+def test_asking_whether_it_is_built_never_builds(tmp_path):
+    """A job asks at its start; with no library on disk the answer is no, at once, and nothing is compiled."""
+    script = "from lmcore.nn import native\nprint(native.built())\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, TORCH_EXTENSIONS_DIR=str(tmp_path)))
+    assert done.returncode == 0 and done.stdout.split() == ["False"], done.stderr[-2000:]
+    assert not list(tmp_path.rglob("*.so")) and not list(tmp_path.rglob("*.o"))
+
+
+def _trained(cfg, run_dir: Path) -> dict:
+    result = train(cfg, run_dir)
+    assert result.status == "done", result
+    return torch.load(run_dir / "last.pt", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("arch, layers, dropout", [("lstm", 2, 0.3), ("elman", 1, 0.0), ("irnn", 2, 0.2)])
+def test_auto_trains_through_the_c_loop(built, tiny_cfg, tmp_path, arch, layers, dropout):
+    """Backend auto trains as backend cells does, to the bit (the same C++ loop, the same dropout masks), and
+    differs from the fused module's run only by float32 rounding."""
+    base = tiny_cfg(arch, max_steps=12)
+    weights = {}
+    for backend in ("auto", "cells", "fused"):
+        cfg = replace(base, model=replace(base.model, backend=backend, layers=layers, dropout=dropout))
+        weights[backend] = _trained(cfg, tmp_path / backend)
+    gap = lambda a, b: max((weights[a][k] - weights[b][k]).abs().max().item() for k in weights[a])
+    assert gap("auto", "cells") == 0.0
+    assert 0.0 < gap("auto", "fused") < 1e-4  # were it 0, auto would have run the fused module
+
+
+def test_evaluation_keeps_the_fused_module(built):
+    torch.manual_seed(3)
+    model = RNNLM(ModelConfig(arch="lstm", emb=12, hidden=12, layers=2, dropout=0.0, vocab_size=30))
+    x = torch.randint(0, 30, (9, 4))
+    model.native_training = True
+    model.eval()
+    with torch.no_grad():
+        evaluated = model(x)[0]
+        model.native_training = False
+        assert torch.equal(evaluated, model(x)[0])
+    model.train()
+    trained = model(x)[0]
+    model.native_training = True
+    through_c = model(x)[0]
+    assert not torch.equal(trained, through_c)  # training took the other loop
+    torch.testing.assert_close(through_c, trained, rtol=1e-5, atol=1e-6)
