@@ -124,7 +124,7 @@ class ModelConfig:
     layers: int = 2
     dropout: float = 0.2         # on embeddings, between layers and before W
     tied: bool = False           # W shares the embedding matrix (needs emb == hidden)
-    backend: str = "auto"        # auto: fused where PyTorch has it, cells otherwise
+    backend: str = "auto"        # auto: fused where PyTorch has it, else cells (training on a CPU: native_pays)
     vocab_size: int = 0
     variant: str = "vanilla"     # LSTM only: one of cells.LSTM_VARIANTS (vanilla = PyTorch's LSTM)
     gru_convention: str = "pytorch"  # GRU only: where the reset gate acts, "pytorch" or "cho"
