@@ -33,6 +33,7 @@ from lmcore.corpus.dataset import Corpus
 from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError
 from lmcore.nn.model import RNNLM, build_model, detach_hidden
+from lmcore.training.allocator import keep_freed_memory
 from lmcore.training.checkpoints import load_checkpoint
 from lmcore.training.config import RunConfig, TrainConfig
 from lmcore.training.device import bf16_native, native_pays, resolve_device
@@ -120,6 +121,7 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
     dist_info: this process's rank in a torch.distributed group (lmcore.training.distributed.setup); None: alone.
     cfg itself is never changed: the run trains a copy sized for the corpus's vocabulary."""
     info = dist_info or SINGLE
+    keep_freed_memory()  # each step's megabytes stay in the process, not faulted in afresh (allocator.py)
     hooks = hooks if hooks is not None and info.main else TrainHooks()  # rank 0 alone reports
     cfg.train.validate()
     check_batch(cfg.train.batch, info)
