@@ -16,19 +16,23 @@ import torch
 from lmcore.nn import native
 from lmcore.nn.architectures import ModelConfig
 from lmcore.nn.model import RNNLM
-from lmcore.training.device import native_pays
+from lmcore.training import device
+from lmcore.training.device import c_loop_measured_faster, native_pays
 from lmcore.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def built():
+@pytest.fixture
+def built(monkeypatch):
+    """The C++ built, and taken as faster on this CPU whatever it is (c_loop_measured_faster has a test of its
+    own), so that every machine checks how training takes it."""
     if not shutil.which(os.environ.get("CXX", "c++")):
         assert not os.environ.get("LMCORE_REQUIRE_NATIVE"), ".ci/run installed g++, yet no C++ compiler is found"
         pytest.skip("needs a C++ compiler (.ci/run installs g++); without one training keeps the fused module")
     assert native.lstm_steps() is not None, "the C++ time loop did not build"
+    monkeypatch.setattr(device, "c_loop_measured_faster", lambda: True)
 
 
 def test_native_pays_where_it_was_measured_and_nowhere_else(built, monkeypatch):
@@ -43,6 +47,13 @@ def test_native_pays_where_it_was_measured_and_nowhere_else(built, monkeypatch):
     assert not native_pays(replace(lstm, variant="peephole"), CPU, bf16=False)  # the cells anyway: nothing to choose
     monkeypatch.setenv("LMCORE_NATIVE", "0")
     assert not native.built() and not native_pays(lstm, CPU, bf16=False)
+
+
+def test_the_c_loop_is_taken_only_where_it_measured_faster(monkeypatch):
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert c_loop_measured_faster() == (capability == "AVX2" and bool(native.OPENMP)), capability
+    monkeypatch.setattr(native, "OPENMP", ())  # a build without OpenMP runs its loop on one thread
+    assert not c_loop_measured_faster()
 
 
 def test_asking_whether_it_is_built_never_builds(tmp_path):

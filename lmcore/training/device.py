@@ -52,8 +52,16 @@ def native_pays(model: ModelConfig, device: torch.device, bf16: bool) -> bool:
     """Whether training takes lmcore's C++ time loop (the hand-written cells, lmcore/nn/native) rather than
     PyTorch's fused module, for a model both can run: PyTorch's LSTM and the tanh or ReLU Elman network (IRNN
     too), on the CPU in float32, on backend auto, where the library is built already (a job never waits for the
-    compiler). It measured faster there (benchmarks/bench_train.py, 2 Zen 3 cores: the tanh Elman 1.3×, the
-    2 × 200 LSTM 1.2×; the LSTM preset's 1 × 200 at batch 10 the same). Not the GRU (no C++ loop), nor under bf16
+    compiler) and where it measured faster (`c_loop_measured_faster`). Not the GRU (no C++ loop), nor under bf16
     autocast (the C++ products are float32, and oneDNN's fused LSTM is the fast one in bf16)."""
     return (model.backend == "auto" and model.fusable and model.arch in ("lstm", "elman", "irnn")
-            and device.type == "cpu" and not bf16 and native.built())
+            and device.type == "cpu" and not bf16 and c_loop_measured_faster() and native.built())
+
+
+def c_loop_measured_faster() -> bool:
+    """Where the C++ loop trains faster than the fused module: x86 processors with AVX2 and no AVX-512 (most
+    laptops, Zen 1–3), its threads on OpenMP as PyTorch's (benchmarks/bench_train.py, 2 Zen 3 cores: the tanh
+    Elman 1.3×, the 2 × 200 LSTM 1.0–1.2×, the LSTM preset's 1 × 200 at batch 10 the same). On AVX-512 (Zen 4) the
+    cells had measured 0.94–0.96 of the fused LSTM, and without OpenMP the loop runs on one thread: the fused
+    module stays there."""
+    return torch.backends.cpu.get_cpu_capability() == "AVX2" and bool(native.OPENMP)
