@@ -45,6 +45,9 @@ def test_native_pays_where_it_was_measured_and_nowhere_else(built, monkeypatch):
     assert not native_pays(lstm, CPU, bf16=True)  # oneDNN's fused LSTM is the fast one in bf16
     assert not native_pays(lstm, torch.device("cuda"), bf16=False)
     assert not native_pays(replace(lstm, variant="peephole"), CPU, bf16=False)  # the cells anyway: nothing to choose
+    assert not native_pays(ModelConfig(arch="elman", activation="sigmoid"), CPU, bf16=False)  # likewise
+    assert not native_pays(ModelConfig(arch="ffnn", layers=1), CPU, bf16=False)  # no recurrent stack
+    assert not native_pays(lstm, CPU, bf16=False, compile_mode="on")  # the cells would step through torch.compile
     monkeypatch.setenv("LMCORE_NATIVE", "0")
     assert not native.built() and not native_pays(lstm, CPU, bf16=False)
 
@@ -101,3 +104,13 @@ def test_evaluation_keeps_the_fused_module(built):
     through_c = model(x)[0]
     assert not torch.equal(trained, through_c)  # training took the other loop
     torch.testing.assert_close(through_c, trained, rtol=1e-5, atol=1e-6)
+
+
+def test_compile_on_keeps_the_fused_module(built, tiny_cfg, tmp_path):
+    """With compile on, the cells would step through torch.compile in Python rather than the C++ loop: training
+    keeps the fused module, to the bit."""
+    base = tiny_cfg("lstm", max_steps=6)
+    on = replace(base, train=replace(base.train, compile="on"))
+    fused = replace(base, model=replace(base.model, backend="fused"))
+    a, b = _trained(on, tmp_path / "on"), _trained(fused, tmp_path / "fused")
+    assert all(torch.equal(a[k], b[k]) for k in a)

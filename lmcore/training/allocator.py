@@ -4,8 +4,10 @@ glibc's malloc hands a freed block of more than 128 KB straight back to the syst
 once 128 KB there are free. A training step frees and allocates the same few megabytes every step (logits, the
 gradients of the output layer, PyTorch's own workspaces), so each step faulted them in afresh from the kernel:
 about 300 page faults and a millisecond of system time a step for the Train page's LSTM preset (`python -m lmcore
-train --preset LSTM --max-steps 400`: 145–205 thousand faults, 55 thousand of them the start-up's). With blocks up to
-32 MB taken from the heap and up to 256 MB of free top kept, the process holds on to its peak instead."""
+train --preset LSTM --max-steps 400`: 125–205 thousand faults, 55 thousand of them the start-up's). With blocks up to
+32 MB taken from the heap and up to 256 MB of free top kept, the process holds on to its peak instead. For the whole
+process and for good (glibc's own adjustment stays off): every process that trains keeps its peak, a run's job as
+a Ray worker or the demo builder; the app's server never trains."""
 from __future__ import annotations
 
 import ctypes

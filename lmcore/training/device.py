@@ -48,14 +48,16 @@ def bf16_pays(model: ModelConfig, device: str = "auto") -> bool:
     return resolved.type == "cpu" and model.arch == "lstm" and model.uses_fused and bf16_native(resolved)
 
 
-def native_pays(model: ModelConfig, device: torch.device, bf16: bool) -> bool:
+def native_pays(model: ModelConfig, device: torch.device, bf16: bool, compile_mode: str = "auto") -> bool:
     """Whether training takes lmcore's C++ time loop (the hand-written cells, lmcore/nn/native) rather than
     PyTorch's fused module, for a model both can run: PyTorch's LSTM and the tanh or ReLU Elman network (IRNN
     too), on the CPU in float32, on backend auto, where the library is built already (a job never waits for the
     compiler) and where it measured faster (`c_loop_measured_faster`). Not the GRU (no C++ loop), nor under bf16
-    autocast (the C++ products are float32, and oneDNN's fused LSTM is the fast one in bf16)."""
+    autocast (the C++ products are float32, and oneDNN's fused LSTM is the fast one in bf16), nor with compile
+    "on" (the cells would then step through torch.compile in Python, not the C++ loop)."""
     return (model.backend == "auto" and model.fusable and model.arch in ("lstm", "elman", "irnn")
-            and device.type == "cpu" and not bf16 and c_loop_measured_faster() and native.built())
+            and device.type == "cpu" and not bf16 and compile_mode != "on" and c_loop_measured_faster()
+            and native.built())
 
 
 def c_loop_measured_faster() -> bool:

@@ -287,7 +287,7 @@ def _autocast(bf16: bool, device: torch.device):
 def _model_and_optimizer(cfg: RunConfig, device: torch.device) -> tuple[RNNLM, Optimizer]:
     model = build_model(cfg.model).to(device)
     model.compile = cfg.train.compile  # used by the hand-written cells only (auto: on CUDA)
-    model.native_training = native_pays(cfg.model, device, cfg.train.bf16 and bf16_native(device))
+    model.native_training = native_pays(cfg.model, device, cfg.train.bf16 and bf16_native(device), cfg.train.compile)
     return model, make_optimizer(cfg.train.optimizer, model.parameters(), cfg.train.lr)
 
 
