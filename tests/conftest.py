@@ -32,6 +32,18 @@ LONGEST_FILES_FIRST = ("test_browser.py", "test_hostile_files.py", "test_classro
                        "test_no_run_lost.py", "test_ffnn.py", "test_sweeps.py", "test_store_jobs.py")
 
 
+def has_compiler() -> bool:
+    return shutil.which(os.environ.get("CXX", "c++")) is not None  # PyTorch's builder compiles with $CXX or c++
+
+
+def require_compiler(without: str) -> None:
+    """Skip a test of lmcore's C++ where no compiler is found; under .ci/run, which installs g++ and sets
+    LMCORE_REQUIRE_NATIVE, fail it instead. without: what runs in the C++'s place."""
+    if not has_compiler():
+        assert not os.environ.get("LMCORE_REQUIRE_NATIVE"), ".ci/run installed g++, yet no C++ compiler is found"
+        pytest.skip(f"needs a C++ compiler (.ci/run installs g++); without one {without}")
+
+
 def pytest_configure(config):
     """Build lmcore's C++ loops once, before any test runs (in xdist's controller, not in each worker): whether a
     run trains through them (lmcore.training.device.native_pays asks whether they are built) must not change in
@@ -39,7 +51,7 @@ def pytest_configure(config):
     if hasattr(config, "workerinput"):
         return
     from lmcore.nn import native
-    if native.enabled() and shutil.which(os.environ.get("CXX", "c++")):
+    if native.enabled() and has_compiler():
         native.lstm_steps()
 
 

@@ -4,8 +4,6 @@ tanh and ReLU, in float32 and float64, at batch and hidden sizes off the product
 Elman network on the cells goes through it."""
 from __future__ import annotations
 
-import os
-import shutil
 
 import pytest
 import torch
@@ -16,12 +14,12 @@ from lmcore.nn.cells import ElmanCell
 from lmcore.nn.model import RNNLM
 from lmcore.nn.unroll import run_layer
 
+from .conftest import require_compiler
+
 
 @pytest.fixture(scope="module")
 def ops():
-    if not shutil.which(os.environ.get("CXX", "c++")):
-        assert not os.environ.get("LMCORE_REQUIRE_NATIVE"), ".ci/run installed g++, yet no C++ compiler is found"
-        pytest.skip("needs a C++ compiler (.ci/run installs g++); without one training keeps the Python loop")
+    require_compiler("training keeps the Python loop")
     built = native.elman_steps()
     assert built is not None, "a C++ compiler is here, yet the Elman loop did not build"
     return built

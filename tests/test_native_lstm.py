@@ -17,6 +17,8 @@ from lmcore.nn import native
 from lmcore.nn.architectures import LSTM_VARIANTS
 from lmcore.nn.lstm_backward import _native_steps, run_lstm_layer
 
+from .conftest import require_compiler
+
 REPO = Path(__file__).resolve().parents[1]
 NATIVE = ("vanilla", "np", "peephole", "fgr", "niaf", "noaf")  # all four blocks (NIAF, NOAF: a tanh fewer)
 
@@ -55,9 +57,7 @@ def run(args: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 
 @pytest.fixture(scope="module")
 def ops():
-    if not shutil.which(os.environ.get("CXX", "c++")):  # PyTorch's builder compiles with $CXX or c++
-        assert not os.environ.get("LMCORE_REQUIRE_NATIVE"), ".ci/run installed g++, yet no C++ compiler is found"
-        pytest.skip("needs a C++ compiler (.ci/run installs g++); without one training keeps the Python loop")
+    require_compiler("training keeps the Python loop")
     built = native.lstm_steps()
     assert built is not None, "the C++ time loop did not build (a compiler and ninja are needed)"
     return built

@@ -4,7 +4,6 @@ Evaluation keeps the fused module. The C++ is built in CI (.ci/run installs g++)
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -20,6 +19,8 @@ from lmcore.training import device
 from lmcore.training.device import c_loop_measured_faster, native_pays
 from lmcore.training.trainer import train
 
+from .conftest import require_compiler
+
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
@@ -28,9 +29,7 @@ CPU = torch.device("cpu")
 def built(monkeypatch):
     """The C++ built, and taken as faster on this CPU whatever it is (c_loop_measured_faster has a test of its
     own), so that every machine checks how training takes it."""
-    if not shutil.which(os.environ.get("CXX", "c++")):
-        assert not os.environ.get("LMCORE_REQUIRE_NATIVE"), ".ci/run installed g++, yet no C++ compiler is found"
-        pytest.skip("needs a C++ compiler (.ci/run installs g++); without one training keeps the fused module")
+    require_compiler("training keeps the fused module")
     assert native.lstm_steps() is not None, "the C++ time loop did not build"
     monkeypatch.setattr(device, "c_loop_measured_faster", lambda: True)
 
