@@ -51,7 +51,7 @@ def test_lr_is_divided_only_when_an_epoch_ends_no_better_than_an_earlier_end(doc
         assert ends[k][1] == ends[k - 1][1] / (4.0 if worse else 1.0), ends
 
 
-@pytest.mark.parametrize("lr, why", [(100.0, "never got below 10× a uniform guess"), (1000.0, "overflowed")])
+@pytest.mark.parametrize("lr, why", [(50.0, "never got below 10× a uniform guess"), (1000.0, "overflowed")])  # lr 100: on the edge, either by rounding
 def test_a_gru_at_a_huge_lr_without_clipping_ends_diverged_with_advice(tmp_path, lr, why):
     path = tmp_path / "docs.txt"
     path.write_text("\n".join(docs_lines(400)) + "\n", encoding="utf-8")

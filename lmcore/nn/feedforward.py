@@ -37,6 +37,7 @@ class FeedforwardLM(nn.Module):
         self.decoder = make_output(cfg, out_in)  # [W D], b2 (or an adaptive softmax reading [h; x])
         self.drop = Dropout(cfg.dropout)
         self.compile = "off"  # a setting of the recurrent cells; kept so the trainer treats every model alike
+        self.native_loss = False  # train sets it (training.device.native_loss_pays): the C++ softmax in training
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
         init_softmax_weights(self.decoder)
         if cfg.tied:
@@ -76,4 +77,5 @@ class FeedforwardLM(nn.Module):
         """x: (T, B) token ids. Returns (logits (T, B, vocab) or None, loss or None, the next chunk's state), as
         RNNLM.forward does."""
         out, hidden = self.features(x, hidden)
-        return (*output_layer(self.decoder, self.drop(out), targets, need_logits), hidden)
+        return (*output_layer(self.decoder, self.drop(out), targets, need_logits, self.training and self.native_loss),
+                hidden)

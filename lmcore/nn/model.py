@@ -86,6 +86,7 @@ class RNNLM(nn.Module):
         self.cell = make_cell(cfg.arch, cfg.activation, cfg.variant, cfg.gru_convention)
         self.compile = "off"  # torch.compile of the cells' step: auto | on | off (a run setting, set by train)
         self.native_training = False  # train sets it (training.device.native_pays): the cells' C++ loop in training
+        self.native_loss = False  # train sets it (training.device.native_loss_pays): the C++ softmax in training
         self._init_weights()
         if cfg.tied:
             self.decoder.weight = self.encoder.weight
@@ -129,7 +130,8 @@ class RNNLM(nn.Module):
         """x: (T, B) token ids. Returns (logits (T, B, vocab), loss or None, final hidden). edits: see run_cells.
         need_logits=False (training, evaluation): the loss alone, the logits made a chunk at a time (None)."""
         out, hidden = self.features(x, hidden, use_cells, edits)
-        return (*output_layer(self.decoder, self.drop(out), targets, need_logits), hidden)
+        return (*output_layer(self.decoder, self.drop(out), targets, need_logits, self.training and self.native_loss),
+                hidden)
 
     def features(self, x: Tensor, hidden=None, use_cells: bool = False, edits: dict | None = None):
         """Embedding and recurrent stack without the output layer: (h of the top layer (T, B, H), hidden).

@@ -33,11 +33,14 @@ def init_softmax_weights(decoder: nn.Module) -> None:
             nn.init.zeros_(decoder.bias)
 
 
-def output_layer(decoder: nn.Module, out: Tensor, targets: Tensor | None, need_logits: bool = True):
+def output_layer(decoder: nn.Module, out: Tensor, targets: Tensor | None, need_logits: bool = True,
+                 in_place: bool = False):
     """(logits (T, B, vocab) or None, mean cross-entropy or None) of the output layer y = softmax(W h + b2).
 
     need_logits=False: the loss alone, in chunks when the whole logits would be more than one chunk; below that
-    the whole path, the very operations of a plain PyTorch loop (whose run lmcore's matches bit for bit).
+    the whole path, the very operations of a plain PyTorch loop (whose run lmcore's matches bit for bit), unless
+    in_place (training on the CPU in float32, where lmcore's C++ is built: see training.device.native_loss_pays):
+    then the softmax and its gradient in one pass of C++ (chunked_loss.output_loss), equal to rounding.
     An adaptive softmax: its log-probabilities stand for the logits; its loss computes each row's cluster only."""
     if isinstance(decoder, AdaptiveOutput):
         if need_logits:  # the loss read off the log-probabilities already made, not a second pass through the head
@@ -46,8 +49,8 @@ def output_layer(decoder: nn.Module, out: Tensor, targets: Tensor | None, need_l
         return None, None if targets is None else decoder.loss(out.reshape(-1, out.size(-1)), targets.reshape(-1))
     if targets is not None and not need_logits:
         h, y = out.reshape(-1, out.size(-1)), targets.reshape(-1)
-        if h.size(0) * decoder.out_features > chunked_loss.CHUNK_ELEMENTS:
-            return None, output_loss(h, decoder.weight, decoder.bias, y)
+        if in_place or h.size(0) * decoder.out_features > chunked_loss.CHUNK_ELEMENTS:
+            return None, output_loss(h, decoder.weight, decoder.bias, y, in_place=in_place)
         return None, F.cross_entropy(decoder(h), y)
     logits = decoder(out)
     loss = None if targets is None else F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))

@@ -60,6 +60,14 @@ def native_pays(model: ModelConfig, device: torch.device, bf16: bool, compile_mo
             and native.built())
 
 
+def native_loss_pays(device: torch.device, bf16: bool) -> bool:
+    """Whether training's output layer takes lmcore's C++ softmax (lmcore/nn/native/softmax_loss.cpp: z + b, ℓ and
+    ∂ℓ/∂z in one pass over each row, in place) rather than PyTorch's log-softmax, zero fill, scatter and
+    log-softmax backward, five passes over the N × vocabulary logits: on the CPU in float32 (the products stay
+    ATen's), where the library is built already. Any model with the full softmax, on any CPU."""
+    return device.type == "cpu" and not bf16 and native.built()
+
+
 def c_loop_measured_faster() -> bool:
     """Where the C++ loop trains faster than the fused module: x86 processors with AVX2 and no AVX-512 (most
     laptops, Zen 1–3), its threads on OpenMP as PyTorch's (benchmarks/bench_train.py, 2 Zen 3 cores: the tanh

@@ -36,7 +36,7 @@ from lmcore.nn.model import RNNLM, build_model, detach_hidden
 from lmcore.training.allocator import keep_freed_memory
 from lmcore.training.checkpoints import load_checkpoint
 from lmcore.training.config import RunConfig, TrainConfig
-from lmcore.training.device import bf16_native, native_pays, resolve_device
+from lmcore.training.device import bf16_native, native_loss_pays, native_pays, resolve_device
 from lmcore.training.distributed import SINGLE, DistInfo, check_batch, rank_device, shard_columns
 from lmcore.training.loss_reader import LossReader
 from lmcore.training.optimizers import Optimizer, make_optimizer
@@ -287,7 +287,9 @@ def _autocast(bf16: bool, device: torch.device):
 def _model_and_optimizer(cfg: RunConfig, device: torch.device) -> tuple[RNNLM, Optimizer]:
     model = build_model(cfg.model).to(device)
     model.compile = cfg.train.compile  # used by the hand-written cells only (auto: on CUDA)
-    model.native_training = native_pays(cfg.model, device, cfg.train.bf16 and bf16_native(device), cfg.train.compile)
+    bf16 = cfg.train.bf16 and bf16_native(device)
+    model.native_training = native_pays(cfg.model, device, bf16, cfg.train.compile)
+    model.native_loss = native_loss_pays(device, bf16)
     return model, make_optimizer(cfg.train.optimizer, model.parameters(), cfg.train.lr)
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 SOURCE_DIR = Path(__file__).parent
-SOURCE_NAMES = ("activations.h", "step_product.h", "lstm_steps.cpp", "elman_steps.cpp", "context_use.cpp")  # the header first: the .cpp files include it
+SOURCE_NAMES = ("activations.h", "step_product.h", "lstm_steps.cpp", "elman_steps.cpp", "context_use.cpp",
+                "softmax_loss.cpp")  # the header first: the .cpp files include it
 # -fno-trapping-math, -fno-math-errno (as PyTorch's own build): without them GCC keeps the branch-free σ and tanh
 # of the loops over units scalar; neither changes a result. -fopenmp: at::parallel_for is OpenMP's in headers, so
 # without it a parallel loop runs on one thread (correct, slower). Only where PyTorch itself runs on OpenMP and on
@@ -157,6 +158,12 @@ def context_use():
     """torch.ops.lmcore_context_use, or None where C++ is turned off or cannot be built."""
     ops = _build_or_none() if enabled() else None
     return None if ops is None else ops.lmcore_context_use
+
+
+def softmax_loss():
+    """torch.ops.lmcore_softmax_loss, or None where C++ is turned off or cannot be built."""
+    ops = _build_or_none() if enabled() else None
+    return None if ops is None else ops.lmcore_softmax_loss
 
 
 def _quiet_build() -> None:
