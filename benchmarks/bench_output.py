@@ -7,7 +7,8 @@ vocabulary (p ∝ 1/rank, as words in text are; ids are frequency ranks, as lmco
 softmax's step costs the same whatever the words, an adaptive softmax's depends on how many targets are rare.
 Contenders, alternating within each round so load hits them alike:
 - whole: the logits (N × vocabulary, N = 700) made whole, then F.cross_entropy (what lmcore did before);
-- chunked: lmcore.nn.output_loss, a chunk of rows at a time (what the trainer does now);
+- chunked: lmcore.nn.output_loss, a chunk of rows at a time (what the trainer does now; in float32 on the CPU each
+  chunk's softmax and gradient in one pass of lmcore's C++, as the trainer takes it where it is built);
 - chunked bf16: the same under bfloat16 autocast, where this CPU computes bf16 natively;
 - adaptive, adaptive bf16: the adaptive softmax output layer (`--output adaptive`, lmcore.nn.adaptive_output):
   another output layer, still an exact distribution over every word, that computes each row's own cluster only;
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from lmcore.nn.architectures import ModelConfig  # noqa: E402
 from lmcore.nn.model import RNNLM  # noqa: E402
-from lmcore.training.device import bf16_native  # noqa: E402
+from lmcore.training.device import bf16_native, native_loss_pays  # noqa: E402
 
 BATCH, BPTT, SIZE, LAYERS = 20, 35, 200, 2
 
@@ -44,6 +45,8 @@ def make_step(contender: str, vocab: int):
     output = "adaptive" if contender.startswith("adaptive") else "softmax"
     model = RNNLM(ModelConfig(arch="lstm", emb=SIZE, hidden=SIZE, layers=LAYERS, vocab_size=vocab, dropout=0.2,
                               output=output))
+    # as the trainer sets it: on the CPU in float32, the softmax and its gradient in one pass of lmcore's C++
+    model.native_loss = native_loss_pays(torch.device("cpu"), contender.endswith("bf16"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     zipf = 1.0 / torch.arange(1, vocab + 1, dtype=torch.float64)
     x, y = (torch.multinomial(zipf, BPTT * BATCH, replacement=True).view(BPTT, BATCH) for _ in range(2))

@@ -50,12 +50,13 @@ class AdaptiveOutput(nn.Module):
             parts.append(head[..., entry:entry + 1] + F.log_softmax(tail(h).float(), dim=-1))
         return torch.cat(parts, dim=-1)
 
-    def loss(self, h: Tensor, targets: Tensor) -> Tensor:
+    def loss(self, h: Tensor, targets: Tensor, in_place: bool = False) -> Tensor:
         """Mean −log p(target | h) over the rows of h (N, H); each row computes the head and its target's cluster.
         The head's target is the word itself or its cluster's entry: one cross-entropy over all rows (indexing the
         head's log-softmax per cluster had made a zero gradient of the head's size for each, a third of the step);
         a cluster's own softmax through chunked_loss (50k words: 92 rows × 40k, fill, cast and log-softmax of 15 MB
-        each, had cost as much as the head)."""
+        each, had cost as much as the head). in_place: every softmax, the head's too, through lmcore's C++ (see
+        chunked_loss.output_loss)."""
         head_targets = targets.clone()
         parts = []
         for start, end, entry, tail in self.clusters():
@@ -63,7 +64,10 @@ class AdaptiveOutput(nn.Module):
             if rows.numel():
                 head_targets[rows] = entry
                 projection, words = tail  # the cluster's softmax a chunk at a time, its gradient made in place
-                parts.append(output_loss(projection(h[rows]), words.weight, words.bias, targets[rows] - start)
-                             * rows.numel())
-        total = F.cross_entropy(self.head(h).float(), head_targets, reduction="sum")
+                parts.append(output_loss(projection(h[rows]), words.weight, words.bias, targets[rows] - start,
+                                         in_place=in_place) * rows.numel())
+        if in_place:
+            total = output_loss(h, self.head.weight, self.head.bias, head_targets, in_place=True) * targets.numel()
+        else:
+            total = F.cross_entropy(self.head(h).float(), head_targets, reduction="sum")
         return (total + sum(parts)) / targets.numel()

@@ -46,7 +46,8 @@ def output_layer(decoder: nn.Module, out: Tensor, targets: Tensor | None, need_l
         if need_logits:  # the loss read off the log-probabilities already made, not a second pass through the head
             logp = decoder(out)
             return logp, None if targets is None else F.nll_loss(logp.view(-1, logp.size(-1)), targets.reshape(-1))
-        return None, None if targets is None else decoder.loss(out.reshape(-1, out.size(-1)), targets.reshape(-1))
+        return None, None if targets is None else decoder.loss(out.reshape(-1, out.size(-1)), targets.reshape(-1),
+                                                               in_place)
     if targets is not None and not need_logits:
         h, y = out.reshape(-1, out.size(-1)), targets.reshape(-1)
         if in_place or h.size(0) * decoder.out_features > chunked_loss.CHUNK_ELEMENTS:
