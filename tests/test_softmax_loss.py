@@ -92,17 +92,30 @@ def test_far_apart_logits_neither_overflow_nor_lose_the_target(ops):
     torch.testing.assert_close(grads[2], torch.autograd.grad(whole, b)[0], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_the_bias_gradient_summed_per_thread_is_the_same_on_any_number_of_threads(ops, threads):
+def test_the_bias_gradient_summed_per_thread_is_the_same_on_any_number_of_threads(ops):
     before = torch.get_num_threads()
     h, w, b, y = _inputs(203, 8, 50)
+    got = {}
     try:
-        torch.set_num_threads(threads)
-        got = torch.autograd.grad(output_loss(h, w, b, y, in_place=True), b)[0]
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            got[threads] = torch.autograd.grad(output_loss(h, w, b, y, in_place=True), b)[0]
     finally:
         torch.set_num_threads(before)
-    torch.testing.assert_close(got, torch.autograd.grad(F.cross_entropy(F.linear(h, w, b), y), b)[0],
-                               rtol=1e-5, atol=1e-7)
+    expected = torch.autograd.grad(F.cross_entropy(F.linear(h, w, b), y), b)[0]
+    for threads, grad in got.items():
+        torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(grad, got[1], rtol=1e-6, atol=1e-8)
+
+
+def test_a_word_far_below_the_rows_best_gets_exactly_nothing(ops):
+    """exp of a logit 87 or more below the row's max is 0, not a denormal fed to the next products."""
+    z = torch.tensor([[0.0, -100.0, -1e4, 5.0, -float("inf"), 4.0]])
+    loss, _ = ops.softmax_xent_(z, torch.tensor([3]), None, 1.0)
+    assert z[0, 1].item() == z[0, 2].item() == z[0, 4].item() == 0.0
+    expected = torch.softmax(torch.tensor([0.0, 5.0, 4.0]), 0)
+    torch.testing.assert_close(z[0, [0, 3, 5]], expected - torch.tensor([0.0, 1.0, 0.0]))
+    assert loss == pytest.approx(-torch.log(expected[1]).item(), rel=1e-6)
 
 
 def test_a_target_outside_the_vocabulary_is_refused(ops):
@@ -121,10 +134,13 @@ def test_training_takes_it_on_the_cpu_in_float32_only(ops, monkeypatch):
     assert not native_loss_pays(CPU, bf16=False)
 
 
-@pytest.mark.parametrize("arch", ["lstm", "gru", "ffnn"])
-def test_a_models_training_step_takes_it_and_evaluation_does_not(ops, arch):
+@pytest.mark.parametrize("arch, tied, bias", [("lstm", False, True), ("gru", True, True), ("lstm", True, False),
+                                              ("ffnn", False, True)])
+def test_a_models_training_step_takes_it_and_evaluation_does_not(ops, arch, tied, bias):
+    """Tied weights too: W is the embedding, its gradient from both ends."""
     torch.manual_seed(1)
-    model = build_model(ModelConfig(arch=arch, emb=12, hidden=12, layers=1, vocab_size=40, dropout=0.0))
+    model = build_model(ModelConfig(arch=arch, emb=12, hidden=12, layers=1, vocab_size=40, dropout=0.0, tied=tied,
+                                    bias=bias))
     x, y = torch.randint(0, 40, (9, 3)), torch.randint(0, 40, (9, 3))
     grads, losses = [], []
     for in_place in (False, True):

@@ -66,8 +66,7 @@ class AdaptiveOutput(nn.Module):
                 projection, words = tail  # the cluster's softmax a chunk at a time, its gradient made in place
                 parts.append(output_loss(projection(h[rows]), words.weight, words.bias, targets[rows] - start,
                                          in_place=in_place) * rows.numel())
-        if in_place:
-            total = output_loss(h, self.head.weight, self.head.bias, head_targets, in_place=True) * targets.numel()
-        else:
-            total = F.cross_entropy(self.head(h).float(), head_targets, reduction="sum")
+        if in_place:  # the head's mean as it comes: its backward then hands over its gradients without a copy
+            return output_loss(h, self.head.weight, self.head.bias, head_targets, in_place=True) + sum(parts) / targets.numel()
+        total = F.cross_entropy(self.head(h).float(), head_targets, reduction="sum")
         return (total + sum(parts)) / targets.numel()

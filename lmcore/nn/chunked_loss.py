@@ -5,8 +5,10 @@ gradient of both: at N = 700 targets (batch 20 × τ 35) and 50k words, 140 MB e
 logits exists at a time. Its softmax becomes the gradient in place (∂ℓ/∂z = y − onehot(target)), which is
 multiplied into ∂ℓ/∂h, ∂ℓ/∂W and ∂ℓ/∂b straight away, so the backward pass only scales what the forward pass
 kept. The products are the ones the whole-matrix version computes, so under autocast they run in bfloat16 as
-there; the softmax and the sums stay float32. Used by the full softmax (lmcore.nn.output_loss) and by the
-adaptive softmax's clusters (lmcore.nn.adaptive_output).
+there; the softmax and the sums stay float32. With in_place (training on the CPU in float32) each chunk's z = h Wᵀ
+is a plain product and lmcore's C++ adds b, makes ℓ and ∂ℓ/∂z in one sweep of the rows, and sums b's gradient.
+Used by the full softmax (lmcore.nn.output_loss) and by the adaptive softmax's head and clusters
+(lmcore.nn.adaptive_output).
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ def output_loss(h: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor,
     rows = rows or chunk_rows(weight.size(0))
     if not torch.is_grad_enabled() or not (h.requires_grad or weight.requires_grad):
         return _loss_only(h, weight, bias, targets, rows)
-    softmax = native.softmax_loss() if in_place and _mm_dtype(h) == weight.dtype == torch.float32 else None
+    cpu_float32 = h.device.type == "cpu" and _mm_dtype(h) == weight.dtype == torch.float32  # the C++'s only kind
+    softmax = native.softmax_loss() if in_place and cpu_float32 else None
     return _ChunkedCrossEntropy.apply(h, weight, bias, targets, rows, softmax)
 
 

@@ -1,8 +1,9 @@
 """C++ for the few loops where Python's or PyTorch's cost per operation is the bottleneck, built on first use.
 
 `lstm_steps()` returns the ops of lstm_steps.cpp (torch.ops.lmcore_lstm_steps: forward, backward), `elman_steps()`
-those of elman_steps.cpp (torch.ops.lmcore_elman_steps: forward, backward) and `context_use()` those of
-context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, nll_sum); one library holds them all, compiled once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
+those of elman_steps.cpp (torch.ops.lmcore_elman_steps: forward, backward), `context_use()` those of
+context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, nll_sum) and `softmax_loss()` that of softmax_loss.cpp
+(torch.ops.lmcore_softmax_loss: softmax_xent_); one library holds them all, compiled once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
 under ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR in a folder named by the source's hash, and reused
 by every process and checkout). Where that cannot be done — no compiler, a failed build — it returns None
 once and for all in this process, and the callers keep their Python loops, which compute the same thing.
@@ -124,8 +125,9 @@ def _build_or_none():
         with _building:
             return _build()
     except Exception as error:  # no compiler, no ninja, a failed build: the Python loops stand in
-        warnings.warn(f"the C++ time loops could not be built ({type(error).__name__}: {error}); "
-                      f"training on the cells and context use take their slower Python and PyTorch paths", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"the C++ time loops could not be built ({type(error).__name__}: {error}); training on the "
+                      "cells, the output layer's loss and context use take their slower Python and PyTorch paths",
+                      RuntimeWarning, stacklevel=3)
         return None
 
 

@@ -1,7 +1,7 @@
 // The output layer's cross-entropy and its gradient in one pass over the logits (lmcore.nn.output_loss, training on
 // the CPU in float32). PyTorch's way writes a log-softmax, fills a zero gradient and scatters into it, then reads
 // both back in log_softmax's backward: five passes over N × V floats and three buffers of that size. Here each row
-// of z = h Wᵀ (without b) is read and rewritten in place, within the cache:
+// of z = h Wᵀ (without b) is swept four times in place while it is in the cache, and nothing else is written:
 //   z + b → its max m → e = exp(z + b − m), s = Σ e → scale · (e / s − onehot(y)) = ∂(scale · ℓ)/∂z,
 // and ℓ = m + log s − (z_y + b_y), and ∂ℓ/∂b = Σ over rows of that gradient, summed per thread.
 #include <ATen/ATen.h>
@@ -19,6 +19,10 @@
 namespace {
 
 using at::Tensor;
+
+// exp(x) for x ≤ 0, exactly 0 below −87: exp_poly clamps there (≈ 1.6e-38), and its products with scale / s would
+// be denormals fed to the next two products.
+LMCORE_INLINE float exp_below_max(float x) { return x < -87.0f ? 0.0f : lmcore_native::exp_poly(x); }
 
 // One row of V logits turned into its gradient; returns −log softmax(z + b)[y]. Sixteen partial maxima and sums, so
 // that the loops vectorise without reassociating float arithmetic (which the compiler may not do on its own).
@@ -43,20 +47,21 @@ LMCORE_CLONES float row_to_gradient(int64_t V, float* __restrict__ z, const floa
   }
   for (int64_t v = 0; v < whole; v += W)
     for (int64_t k = 0; k < W; ++k) {
-      const float e = lmcore_native::exp_poly(z[v + k] - m);
+      const float e = exp_below_max(z[v + k] - m);
       z[v + k] = e;
       sum[k] += e;
     }
   float s = 0.0f;
   for (int64_t k = 0; k < W; ++k) s += sum[k];
   for (int64_t v = whole; v < V; ++v) {
-    z[v] = lmcore_native::exp_poly(z[v] - m);
+    z[v] = exp_below_max(z[v] - m);
     s += z[v];
   }
   const float to_grad = scale / s;
   for (int64_t v = 0; v < V; ++v) z[v] *= to_grad;
   z[y] -= scale;
-  for (int64_t v = 0; v < V; ++v) grad_b[v] += z[v];
+  if (grad_b)  // (tested once per row: the loop itself has no branch)
+    for (int64_t v = 0; v < V; ++v) grad_b[v] += z[v];
   return m + std::log(s) - target;
 }
 
@@ -77,14 +82,14 @@ std::tuple<double, Tensor> softmax_xent_(Tensor& z, const Tensor& targets_, cons
   const Tensor bias = has_bias ? bias_->to(at::kFloat).contiguous() : at::zeros({V}, z.options());
   TORCH_CHECK(bias.dim() == 1 && bias.size(0) == V, "softmax_xent_: bias (V,)");
   const int threads = at::get_num_threads();
-  Tensor partial = at::zeros({threads, V}, z.options());  // ∂ℓ/∂b summed per thread (unread without a bias)
+  Tensor partial = at::zeros({has_bias ? threads : 0, V}, z.options());  // ∂ℓ/∂b summed per thread
   std::vector<float> per_row(N);
   float* base = z.data_ptr<float>();
   const float* b = bias.data_ptr<float>();
   at::parallel_for(0, N, 8, [&](int64_t begin, int64_t end) {
     const int thread = at::get_thread_num();
     TORCH_CHECK(thread < threads, "softmax_xent_: thread ", thread, " of ", threads);
-    float* grad_b = partial.data_ptr<float>() + thread * V;
+    float* grad_b = has_bias ? partial.data_ptr<float>() + thread * V : nullptr;
     for (int64_t r = begin; r < end; ++r)
       per_row[r] = row_to_gradient(V, base + r * V, b, y[r], static_cast<float>(scale), grad_b);
   });
