@@ -142,19 +142,7 @@ def test_a_models_training_step_takes_it_and_evaluation_does_not(ops, arch, tied
     model = build_model(ModelConfig(arch=arch, emb=12, hidden=12, layers=1, vocab_size=40, dropout=0.0, tied=tied,
                                     bias=bias))
     x, y = torch.randint(0, 40, (9, 3)), torch.randint(0, 40, (9, 3))
-    grads, losses = [], []
-    for in_place in (False, True):
-        model.native_loss = in_place
-        model.zero_grad()
-        with OpsSeen() as seen:
-            loss = model(x, None, y, need_logits=False)[1]
-            loss.backward()
-        assert ("lmcore_softmax_loss::softmax_xent_" in seen.names) == in_place
-        losses.append(loss.item())
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
-    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
-    for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-6)
+    assert _both_ways_alike(model, x, y) == [0, 1]  # C++ calls without the flag, with it
     model.eval()
     with torch.no_grad(), OpsSeen() as seen:
         model(x, None, y, need_logits=False)
@@ -188,18 +176,25 @@ def test_the_adaptive_softmax_takes_it_for_its_head_and_clusters(ops):
                                     output="adaptive"))
     x = torch.randint(0, 30_000, (7, 3))
     y = torch.tensor([[5, 2_500, 29_999], [1, 9_999, 10_000], [0, 3, 4]] + [[6, 7, 8]] * 4)  # both clusters
+    assert _both_ways_alike(model, x, y) == [0, 3]  # with the flag: the head and 2 clusters
+
+
+def _both_ways_alike(model, x, y) -> list[int]:
+    """One training step without the flag and one with it: the same loss and gradients; how often the C++ ran in
+    each."""
     model.train()
-    grads, losses = [], []
+    grads, losses, calls = [], [], []
     for in_place in (False, True):
         model.native_loss = in_place
         model.zero_grad()
         with OpsSeen() as seen:
             loss = model(x, None, y, need_logits=False)[1]
             loss.backward()
-        assert seen.names["lmcore_softmax_loss::softmax_xent_"] == (3 if in_place else 0)  # the head, 2 clusters
+        calls.append(seen.names["lmcore_softmax_loss::softmax_xent_"])
         losses.append(loss.item())
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert losses[1] == pytest.approx(losses[0], rel=1e-6)
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-6)
+    return calls
