@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 SOURCE_DIR = Path(__file__).parent
-SOURCE_NAMES = ("activations.h", "step_product.h", "lstm_steps.cpp", "elman_steps.cpp", "context_use.cpp",
-                "softmax_loss.cpp")  # the header first: the .cpp files include it
+SOURCE_NAMES = ("activations.h", "row_softmax.h", "step_product.h", "lstm_steps.cpp", "elman_steps.cpp",
+                "context_use.cpp", "softmax_loss.cpp")  # the headers first: the .cpp files include them
 # -fno-trapping-math, -fno-math-errno (as PyTorch's own build): without them GCC keeps the branch-free σ and tanh
 # of the loops over units scalar; neither changes a result. -fopenmp: at::parallel_for is OpenMP's in headers, so
 # without it a parallel loop runs on one thread (correct, slower). Only where PyTorch itself runs on OpenMP and on

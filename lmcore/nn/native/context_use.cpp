@@ -24,21 +24,13 @@
 #include <type_traits>
 #include <vector>
 
-#include "activations.h"
+#include "row_softmax.h"
 
 namespace {
 
 using at::Tensor;
 
-LMCORE_INLINE float from_bf16(uint16_t x) {
-  const uint32_t bits = static_cast<uint32_t>(x) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-LMCORE_INLINE float as_float(uint16_t x) { return from_bf16(x); }
-LMCORE_INLINE float as_float(float x) { return x; }
+using lmcore_native::as_float;
 
 LMCORE_INLINE uint16_t to_bf16(float f) {  // round to nearest even (h is finite: a product of σ and tanh)
   uint32_t bits;
@@ -158,30 +150,11 @@ Tensor lstm_windows(const Tensor& g0_, at::TensorList weights, at::TensorList bi
   return out;
 }
 
-// −log softmax(z + b)[y] of one row of V logits z and the output bias b (float32): the max, then Σ exp(· − max),
-// each in 16 partial lanes so that the loops vectorise without reassociating float sums (which the compiler may not
-// do on its own). The bias is added here rather than by the product: addmm's broadcast copy of it into every row
-// cost more than the product.
+// −log softmax(z + b)[y] of one row of V logits z and the output bias b (float32), nothing written.
 template <typename load_t>
 LMCORE_INLINE float row_nll(int64_t V, const load_t* __restrict__ z, const float* __restrict__ b, int64_t y) {
-  constexpr int64_t W = 16;
-  float top[W], sum[W];
-  for (int64_t k = 0; k < W; ++k) top[k] = -INFINITY, sum[k] = 0.0f;
-  const int64_t whole = V - V % W;
-  for (int64_t v = 0; v < whole; v += W)
-    for (int64_t k = 0; k < W; ++k) {
-      const float x = as_float(z[v + k]) + b[v + k];
-      top[k] = x > top[k] ? x : top[k];
-    }
-  float m = -INFINITY;
-  for (int64_t k = 0; k < W; ++k) m = top[k] > m ? top[k] : m;
-  for (int64_t v = whole; v < V; ++v) m = as_float(z[v]) + b[v] > m ? as_float(z[v]) + b[v] : m;
-  for (int64_t v = 0; v < whole; v += W)
-    for (int64_t k = 0; k < W; ++k) sum[k] += lmcore_native::exp_poly(as_float(z[v + k]) + b[v + k] - m);
-  float s = 0.0f;
-  for (int64_t k = 0; k < W; ++k) s += sum[k];
-  for (int64_t v = whole; v < V; ++v) s += lmcore_native::exp_poly(as_float(z[v]) + b[v] - m);
-  return m + std::log(s) - (as_float(z[y]) + b[y]);
+  const float m = lmcore_native::row_max(V, z, b);
+  return m + std::log(lmcore_native::row_exp_sum</*kWrite=*/false>(V, z, b, m)) - (as_float(z[y]) + b[y]);
 }
 
 LMCORE_CLONES float row_nll_bf16(int64_t V, const uint16_t* z, const float* b, int64_t y) {
@@ -191,18 +164,14 @@ LMCORE_CLONES float row_nll_float(int64_t V, const float* z, const float* b, int
 
 // Σ over rows of −log softmax(logits + bias)[target]; bias: (V,) float32, or none.
 double nll_sum(const Tensor& logits_, const Tensor& targets_, const std::optional<Tensor>& bias_) {
-  TORCH_CHECK(!at::isFloatingType(targets_.scalar_type()) && targets_.scalar_type() != at::kBool,
-              "nll_sum: targets are word ids (an integer tensor)");
-  const Tensor logits = logits_.contiguous(), targets = targets_.to(at::kLong).contiguous();
-  TORCH_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0),
-              "nll_sum: logits (N, V) and targets (N,)");
+  const Tensor logits = logits_.contiguous();
+  TORCH_CHECK(logits.dim() == 2, "nll_sum: logits (N, V)");
   TORCH_CHECK(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kBFloat16,
               "nll_sum: float32 or bfloat16 logits");
   const int64_t N = logits.size(0), V = logits.size(1);
-  const Tensor bias = bias_.has_value() ? bias_->to(at::kFloat).contiguous() : at::zeros({V}, logits.options().dtype(at::kFloat));
-  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == V, "nll_sum: bias (V,)");
+  const Tensor targets = lmcore_native::checked_targets(targets_, N, V, "nll_sum");
+  const Tensor bias = lmcore_native::checked_bias(bias_, V, "nll_sum");
   const int64_t* y = targets.data_ptr<int64_t>();
-  for (int64_t r = 0; r < N; ++r) TORCH_CHECK(y[r] >= 0 && y[r] < V, "nll_sum: target ", y[r], " out of range");
   std::vector<float> per_row(N);
   const bool bf16 = logits.scalar_type() == at::kBFloat16;
   const void* base = logits.data_ptr();

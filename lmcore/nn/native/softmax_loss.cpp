@@ -14,49 +14,20 @@
 #include <tuple>
 #include <vector>
 
-#include "activations.h"
+#include "row_softmax.h"
 
 namespace {
 
 using at::Tensor;
+using lmcore_native::row_exp_sum;
+using lmcore_native::row_max;
 
-// exp(x) for x ≤ 0, exactly 0 below −87: exp_poly clamps there (≈ 1.6e-38), and its products with scale / s would
-// be denormals fed to the next two products.
-LMCORE_INLINE float exp_below_max(float x) { return x < -87.0f ? 0.0f : lmcore_native::exp_poly(x); }
-
-// One row of V logits turned into its gradient; returns −log softmax(z + b)[y]. Sixteen partial maxima and sums, so
-// that the loops vectorise without reassociating float arithmetic (which the compiler may not do on its own).
+// One row of V logits turned into its gradient; returns −log softmax(z + b)[y].
 LMCORE_CLONES float row_to_gradient(int64_t V, float* __restrict__ z, const float* __restrict__ b, int64_t y,
                                     float scale, float* __restrict__ grad_b) {
-  constexpr int64_t W = 16;
-  const int64_t whole = V - V % W;
   const float target = z[y] + b[y];
-  float top[W], sum[W];
-  for (int64_t k = 0; k < W; ++k) top[k] = -INFINITY, sum[k] = 0.0f;
-  for (int64_t v = 0; v < whole; v += W)
-    for (int64_t k = 0; k < W; ++k) {
-      const float x = z[v + k] + b[v + k];
-      z[v + k] = x;
-      top[k] = x > top[k] ? x : top[k];
-    }
-  float m = -INFINITY;
-  for (int64_t k = 0; k < W; ++k) m = top[k] > m ? top[k] : m;
-  for (int64_t v = whole; v < V; ++v) {
-    z[v] += b[v];
-    m = z[v] > m ? z[v] : m;
-  }
-  for (int64_t v = 0; v < whole; v += W)
-    for (int64_t k = 0; k < W; ++k) {
-      const float e = exp_below_max(z[v + k] - m);
-      z[v + k] = e;
-      sum[k] += e;
-    }
-  float s = 0.0f;
-  for (int64_t k = 0; k < W; ++k) s += sum[k];
-  for (int64_t v = whole; v < V; ++v) {
-    z[v] = exp_below_max(z[v] - m);
-    s += z[v];
-  }
+  const float m = row_max(V, z, b);
+  const float s = row_exp_sum</*kWrite=*/true>(V, z, b, m);
   const float to_grad = scale / s;
   for (int64_t v = 0; v < V; ++v) z[v] *= to_grad;
   z[y] -= scale;
@@ -71,16 +42,11 @@ std::tuple<double, Tensor> softmax_xent_(Tensor& z, const Tensor& targets_, cons
                                          double scale) {
   TORCH_CHECK(z.scalar_type() == at::kFloat && z.dim() == 2 && z.is_contiguous(),
               "softmax_xent_: logits are a contiguous (N, V) float32 tensor");
-  TORCH_CHECK(!at::isFloatingType(targets_.scalar_type()) && targets_.scalar_type() != at::kBool,
-              "softmax_xent_: targets are word ids (an integer tensor)");
-  const Tensor targets = targets_.to(at::kLong).contiguous();
   const int64_t N = z.size(0), V = z.size(1);
-  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == N, "softmax_xent_: targets (N,)");
+  const Tensor targets = lmcore_native::checked_targets(targets_, N, V, "softmax_xent_");
   const int64_t* y = targets.data_ptr<int64_t>();
-  for (int64_t r = 0; r < N; ++r) TORCH_CHECK(y[r] >= 0 && y[r] < V, "softmax_xent_: target ", y[r], " out of range");
   const bool has_bias = bias_.has_value();
-  const Tensor bias = has_bias ? bias_->to(at::kFloat).contiguous() : at::zeros({V}, z.options());
-  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == V, "softmax_xent_: bias (V,)");
+  const Tensor bias = lmcore_native::checked_bias(bias_, V, "softmax_xent_");
   const int threads = at::get_num_threads();
   Tensor partial = at::zeros({has_bias ? threads : 0, V}, z.options());  // ∂ℓ/∂b summed per thread
   std::vector<float> per_row(N);
