@@ -91,6 +91,11 @@ def _native_steps(variant: LSTMVariant, xp: Tensor):
     return native.lstm_steps()
 
 
+def native_lstm_loop(variant: LSTMVariant, xp: Tensor) -> bool:
+    """Whether this layer's time loop would run in C++."""
+    return _native_steps(variant, xp) is not None
+
+
 class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, h0, c0, a0, w_hh, b_hh, p_i, p_f, p_o, R, variant: LSTMVariant):

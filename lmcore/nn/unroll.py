@@ -12,7 +12,7 @@ from lmcore.nn import deferred_grads
 from lmcore.nn.architectures import LSTM_GATES
 from lmcore.nn.cells import ElmanCell, LSTMCell
 from lmcore.nn.elman_layer import run_elman_layer
-from lmcore.nn.lstm_backward import run_lstm_layer
+from lmcore.nn.lstm_backward import native_lstm_loop, run_lstm_layer
 
 # ---------------------------------------------------------------------------------------------
 # torch.compile of the per-step function (CUDA by default: there the element-wise gates become one
@@ -111,10 +111,13 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
     """
     # training: gradients formed per layer (lstm_bptt, weight_grads), except under autocast, whose dtypes
     # are chosen op by op: there autograd's own per-step path
-    by_layer = (deferred_grads.wanted(w_hh, b_hh, *(extra or {}).values())
-                and not torch.is_autocast_enabled(xp.device.type))
-    plain = by_layer and step is None and not keep_gates and state_hook is None and edit is None
-    if plain and isinstance(cell, LSTMCell):
+    no_autocast = not torch.is_autocast_enabled(xp.device.type)
+    by_layer = deferred_grads.wanted(w_hh, b_hh, *(extra or {}).values()) and no_autocast
+    # evaluation (no gradients) takes the layers' C++ loops too, where they apply: the Python loop below pays a
+    # few microseconds for each of a step's dozen operations
+    evaluating = not torch.is_grad_enabled() and no_autocast
+    plain = (by_layer or evaluating) and step is None and not keep_gates and state_hook is None and edit is None
+    if plain and isinstance(cell, LSTMCell) and (by_layer or native_lstm_loop(cell.variant, xp)):
         out, state = run_lstm_layer(cell.variant, xp, state, w_hh, b_hh, extra or {})  # BPTT by hand
         return out, state, {}
     done = run_elman_layer(cell.activation, xp, state, w_hh, b_hh) if plain and isinstance(cell, ElmanCell) else None
