@@ -6,9 +6,12 @@ import pytest
 import torch
 
 from lmcore.nn.architectures import ModelConfig
-from lmcore.nn.dropout import Dropout, dropout, keep_mask
+from lmcore.nn import dropout as dropout_module
+from lmcore.nn.dropout import Dropout, dropout, keep_mask, mask_words
 from lmcore.nn.model import RNNLM
 from lmcore.training.device import bf16_native
+
+from .conftest import require_compiler
 
 N = 400_000  # elements: the kept fraction's standard error is then ≤ 0.0008
 
@@ -26,17 +29,50 @@ def test_the_mask_keeps_each_element_with_probability_1_minus_p_and_has_mean_one
 
 @pytest.mark.parametrize("p", [1 / 65536, 0.2, 0.5, 65535 / 65536])
 def test_an_element_is_kept_exactly_when_its_16_bit_uniform_reaches_p_rounded_to_1_over_65536(p):
-    """The rule itself, against the generator's own words: u = the word's 16-bit lane + 32,768 in {0, …, 65,535},
-    kept iff u ≥ round(p · 65,536), so that P(keep) = 1 − round(p · 65,536) / 65,536 exactly."""
+    """The rule itself, against the generator's own words: u = the word's 16-bit lane, read unsigned, in
+    {0, …, 65,535}, kept iff u ≥ round(p · 65,536), so that P(keep) = 1 − round(p · 65,536) / 65,536 exactly."""
     n = (1 << 22) + 3  # not a multiple of 4: the last word is cut; ~64 elements sit exactly on each threshold
     torch.manual_seed(8)
     mask = keep_mask(torch.Size([n]), p, torch.float32)
     torch.manual_seed(8)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), (1 << 63) - 1)
-    u = words.view(torch.int16)[:n].to(torch.int32) + 32768
+    seed = int(torch.randint(-(1 << 63), (1 << 63) - 1, (), dtype=torch.int64))  # keep_mask's one draw
+    u = mask_words(seed, (n + 3) // 4).view(torch.int16)[:n].to(torch.int32) & 0xFFFF
     threshold = round(p * 65536)
     assert (u == threshold).any() and (u == threshold - 1).any()  # the boundary is tested, both sides
     assert torch.equal(mask > 0, u >= threshold)
+
+
+def _splitmix64(seed: int, count: int) -> list[int]:
+    """SplitMix64 in Python's integers, written from its definition: the reference for mask_words."""
+    words, every = [], (1 << 64) - 1
+    for i in range(1, count + 1):
+        z = (seed + i * 0x9E3779B97F4A7C15) & every
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & every
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & every
+        words.append(z ^ (z >> 31))
+    return words
+
+
+@pytest.mark.parametrize("seed", [0, 12345, -1, -(1 << 63), (1 << 63) - 2])
+def test_the_words_are_splitmix64_of_the_seed_and_the_counter(seed):
+    got = [w % (1 << 64) for w in mask_words(seed, 300).tolist()]  # int64 read as the unsigned word
+    assert got == _splitmix64(seed % (1 << 64), 300)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [0, 1, 7, 4 * 4096 + 3, 35 * 20 * 200])
+def test_the_c_mask_is_the_tensor_one(monkeypatch, dtype, n):
+    """With lmcore's C++ built, the mask comes from it; without, from mask_words: the same masks everywhere."""
+    require_compiler("the tensor version is the only one here")
+    assert dropout_module._native_masks() is not None, "the C++ did not build"
+    for p in (0.2, 0.5, 1 / 65536):
+        torch.manual_seed(n)
+        from_c = keep_mask(torch.Size([n]), p, dtype)
+        with monkeypatch.context() as m:
+            m.setattr(dropout_module, "_native_masks", lambda: None)
+            torch.manual_seed(n)
+            from_tensors = keep_mask(torch.Size([n]), p, dtype)
+        assert from_c.dtype == from_tensors.dtype == dtype and torch.equal(from_c, from_tensors), p
 
 
 def test_a_float64_mask_keeps_its_scale_to_the_last_bit():
