@@ -105,12 +105,17 @@ Tensor forward_steps(const Tensor& xp, const Tensor& bias, const Tensor& h0, con
   const scalar_t* b = bias.data_ptr<scalar_t>();
   scalar_t* s = S.data_ptr<scalar_t>();
   scalar_t* O = out.data_ptr<scalar_t>();
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t row = t * B;
-    lmcore_native::prefetch_rows(X0 + row * H, B * H);
-    by_U.run(s, H, t == 0 ? h0c.data_ptr<scalar_t>() : O + (row - B) * H, H, B);
-    lmcore_native::share_rows(B, H, [&](int64_t a, int64_t z) { forward_rows<scalar_t, F>(a, z, H, X0 + row * H, b, s, O + row * H); });
-  }
+  lmcore_native::by_sequences(B, [&](int64_t first, int64_t last) {  // rows [first, last) of every step
+    const int64_t rows = last - first;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t row = t * B;
+      lmcore_native::prefetch_rows(X0 + (row + first) * H, rows * H);
+      by_U.run(s + first * H, H, (t == 0 ? h0c.data_ptr<scalar_t>() : O + (row - B) * H) + first * H, H, rows);
+      lmcore_native::share_rows(rows, H, [&](int64_t a, int64_t z) {
+        forward_rows<scalar_t, F>(first + a, first + z, H, X0 + row * H, b, s, O + row * H);
+      });
+    }
+  });
   return out;
 }
 
@@ -125,17 +130,20 @@ std::vector<Tensor> backward_steps(const Tensor& d_out, const Tensor& d_hT, cons
   const scalar_t* DO = d_out.data_ptr<scalar_t>();
   scalar_t* D = d_pre.data_ptr<scalar_t>();
   scalar_t* dh_p = dh.data_ptr<scalar_t>();
-  for (int64_t t = T - 1; t >= 0; --t) {
-    const int64_t row = t * B;
-    lmcore_native::share_rows(B, H, [&](int64_t a, int64_t z) {
-      backward_rows<scalar_t, F>(a, z, H, O + row * H, DO + row * H, dh_p, D + row * H);
-    });
-    if (t > 0) {
-      lmcore_native::prefetch_rows(O + (row - B) * H, B * H);
-      lmcore_native::prefetch_rows(DO + (row - B) * H, B * H);
+  lmcore_native::by_sequences(B, [&](int64_t first, int64_t last) {  // rows [first, last) of every step
+    const int64_t rows = last - first;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const int64_t row = t * B;
+      lmcore_native::share_rows(rows, H, [&](int64_t a, int64_t z) {
+        backward_rows<scalar_t, F>(first + a, first + z, H, O + row * H, DO + row * H, dh_p, D + row * H);
+      });
+      if (t > 0) {
+        lmcore_native::prefetch_rows(O + (row - B + first) * H, rows * H);
+        lmcore_native::prefetch_rows(DO + (row - B + first) * H, rows * H);
+      }
+      by_U.run(dh_p + first * H, H, D + (row + first) * H, H, rows);  // ∂ℓ/∂h_{t−1} = δ_t U
     }
-    by_U.run(dh_p, H, D + row * H, H, B);  // ∂ℓ/∂h_{t−1} = δ_t U
-  }
+  });
   return {d_pre, dh};
 }
 

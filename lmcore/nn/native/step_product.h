@@ -138,6 +138,23 @@ void share_rows(int64_t B, int64_t H, Run run) {
   at::parallel_for(0, B, std::max<int64_t>(1, 2048 / std::max<int64_t>(H, 1)), run);
 }
 
+// A time loop run as whole sequences: the rows of a batch are independent sequences, so where each thread gets
+// rows enough (kRowsEach), each runs the whole loop over its own rows, products and gates, and no thread waits for
+// another at any step; two forks and joins a step had been a sixth of the C++ LSTM's step. With fewer rows (sampling,
+// batch 1) a step's product is shared out by panels and its gates by rows, as before. run(first, last): rows
+// [first, last), whose calls of share_rows and StepProduct::run then run in the calling thread (ATen's parallel_for
+// does not nest).
+constexpr int64_t kRowsEach = 4;
+
+template <typename Run>
+void by_sequences(int64_t B, Run run) {
+  const int64_t threads = at::get_num_threads();
+  if (threads > 1 && B >= kRowsEach * threads && !at::in_parallel_region())
+    at::parallel_for(0, B, (B + threads - 1) / threads, run);
+  else
+    run(0, B);
+}
+
 // Ask for a step's inputs while the product runs: the loop over units that follows read them from memory
 // (its loads took a third of it), each step's block being too far from the last for the prefetcher.
 template <typename scalar_t>
