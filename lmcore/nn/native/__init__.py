@@ -48,11 +48,22 @@ def _build_dir(cpp_extension) -> Path:
     Named by a hash rather than by the source's path: PyTorch's builder keys on the path, so two clones
     sharing the cache rebuilt over each other's library, and an edited source got no new folder."""
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
+    stamps = []
+    for path in (SOURCE_DIR / name for name in SOURCE_NAMES):
+        stat = path.stat()
+        stamps.append((path, stat.st_mtime_ns, stat.st_size))
+    return root / f"lmcore_lstm_steps_{_source_hash(tuple(stamps))}"
+
+
+@cache
+def _source_hash(stamps: tuple) -> str:
+    """The hash of the sources' text and the build's settings, read again only when a source's (path, mtime,
+    size) changes: `built()` asks on every dropout mask, and reading and hashing the sources took 2 ms."""
     abi = f"{sys.version_info.major}.{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
-    key = b"\0".join([*(name.encode() + b":" + (SOURCE_DIR / name).read_bytes() for name in SOURCE_NAMES),
+    key = b"\0".join([*(path.name.encode() + b":" + path.read_bytes() for path, *_ in stamps),
                        " ".join(CFLAGS + LDFLAGS).encode(), _compiler().encode(), torch.__version__.encode(), abi.encode(),
                        str(torch.version.cuda or torch.version.hip or "cpu").encode()])
-    return root / f"lmcore_lstm_steps_{hashlib.sha256(key).hexdigest()[:16]}"
+    return hashlib.sha256(key).hexdigest()[:16]
 
 
 @cache
