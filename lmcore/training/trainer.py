@@ -173,9 +173,7 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
             if reader.due() and not reader.read(pos, pos.step + 1, stopping):  # CPU: every step, before backward
                 break
             loss.backward()
-            if train_cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.clip)
-            optimizer.step()
+            optimizer.clip_and_step(train_cfg.clip)  # 0: no clipping
             pos.step, pos.chunk = pos.step + 1, pos.chunk + 1
             pos.train_tokens += targets.numel() * info.world
             pos.train_time += time.perf_counter() - t0

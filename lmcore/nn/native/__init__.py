@@ -3,8 +3,9 @@
 `lstm_steps()` returns the ops of lstm_steps.cpp (torch.ops.lmcore_lstm_steps: forward, backward), `elman_steps()`
 those of elman_steps.cpp (torch.ops.lmcore_elman_steps: forward, backward), `context_use()` those of
 context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, nll_sum), `softmax_loss()` that of softmax_loss.cpp
-(torch.ops.lmcore_softmax_loss: softmax_xent_) and `dropout_mask()` that of dropout_mask.cpp (torch.ops.lmcore_dropout:
-keep_mask); one library holds them all, compiled once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
+(torch.ops.lmcore_softmax_loss: softmax_xent_), `dropout_mask()` that of dropout_mask.cpp (torch.ops.lmcore_dropout:
+keep_mask) and `optimizer_steps()` those of optimizer_steps.cpp (torch.ops.lmcore_optimizer: sum_squares, sgd_,
+adam_); one library holds them all, compiled once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
 under ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR in a folder named by the source's hash, and reused
 by every process and checkout). Where that cannot be done — no compiler, a failed build — it returns None
 once and for all in this process, and the callers keep their Python loops, which compute the same thing.
@@ -27,7 +28,7 @@ import torch
 
 SOURCE_DIR = Path(__file__).parent
 SOURCE_NAMES = ("activations.h", "row_softmax.h", "step_product.h", "lstm_steps.cpp", "elman_steps.cpp",
-                "context_use.cpp", "softmax_loss.cpp", "dropout_mask.cpp")  # the headers first: the .cpp files include them
+                "context_use.cpp", "softmax_loss.cpp", "dropout_mask.cpp", "optimizer_steps.cpp")  # the headers first: the .cpp files include them
 # -fno-trapping-math, -fno-math-errno (as PyTorch's own build): without them GCC keeps the branch-free σ and tanh
 # of the loops over units scalar; neither changes a result. -fopenmp: at::parallel_for is OpenMP's in headers, so
 # without it a parallel loop runs on one thread (correct, slower). Only where PyTorch itself runs on OpenMP and on
@@ -156,34 +157,39 @@ def built() -> bool:
     return _build_or_none() is not None
 
 
+def _ops(namespace: str):
+    ops = _build_or_none() if enabled() else None
+    return None if ops is None else getattr(ops, namespace)
+
+
 def lstm_steps():
     """torch.ops.lmcore_lstm_steps, or None where C++ is turned off or cannot be built."""
-    ops = _build_or_none() if enabled() else None
-    return None if ops is None else ops.lmcore_lstm_steps
+    return _ops("lmcore_lstm_steps")
 
 
 def elman_steps():
     """torch.ops.lmcore_elman_steps, or None where C++ is turned off or cannot be built."""
-    ops = _build_or_none() if enabled() else None
-    return None if ops is None else ops.lmcore_elman_steps
+    return _ops("lmcore_elman_steps")
 
 
 def context_use():
     """torch.ops.lmcore_context_use, or None where C++ is turned off or cannot be built."""
-    ops = _build_or_none() if enabled() else None
-    return None if ops is None else ops.lmcore_context_use
+    return _ops("lmcore_context_use")
 
 
 def softmax_loss():
     """torch.ops.lmcore_softmax_loss, or None where C++ is turned off or cannot be built."""
-    ops = _build_or_none() if enabled() else None
-    return None if ops is None else ops.lmcore_softmax_loss
+    return _ops("lmcore_softmax_loss")
 
 
 def dropout_mask():
     """torch.ops.lmcore_dropout, or None where C++ is turned off or cannot be built."""
-    ops = _build_or_none() if enabled() else None
-    return None if ops is None else ops.lmcore_dropout
+    return _ops("lmcore_dropout")
+
+
+def optimizer_steps():
+    """torch.ops.lmcore_optimizer (sum_squares, sgd_, adam_), or None where C++ is turned off or cannot be built."""
+    return _ops("lmcore_optimizer")
 
 
 def _quiet_build() -> None:
