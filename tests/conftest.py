@@ -44,6 +44,18 @@ def require_compiler(without: str) -> None:
         pytest.skip(f"needs a C++ compiler (.ci/run installs g++); without one {without}")
 
 
+def graph_node_names(tensor: torch.Tensor) -> set[str]:
+    """The names of the autograd nodes behind a tensor (which loop a forward went through)."""
+    names, seen, stack = set(), set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and id(node) not in seen:
+            seen.add(id(node))
+            names.add(type(node).__name__)
+            stack.extend(f for f, _ in node.next_functions)
+    return names
+
+
 def pytest_configure(config):
     """Build lmcore's C++ loops once, before any test runs (in xdist's controller, not in each worker): whether a
     run trains through them (lmcore.training.device.native_pays asks whether they are built) must not change in

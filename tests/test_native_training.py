@@ -1,5 +1,6 @@
 """On the CPU in float32, training on backend auto takes lmcore's C++ time loop rather than PyTorch's fused module
-where that measured faster (lmcore.training.device.native_pays): PyTorch's LSTM and the tanh or ReLU Elman network.
+where that measured faster (lmcore.training.device.native_pays): PyTorch's LSTM and GRU and the tanh or ReLU Elman
+network.
 Evaluation keeps the fused module; models without one (the LSTM variants, the σ-RNN) evaluate through the C++ loops
 too. The C++ is built in CI (.ci/run installs g++)."""
 from __future__ import annotations
@@ -37,10 +38,11 @@ def built(monkeypatch):
 
 def test_native_pays_where_it_was_measured_and_nowhere_else(built, monkeypatch):
     assert native.built()
-    for model in (ModelConfig(arch="lstm"), ModelConfig(arch="elman", activation="tanh"), ModelConfig(arch="irnn")):
+    for model in (ModelConfig(arch="lstm"), ModelConfig(arch="gru"), ModelConfig(arch="elman", activation="tanh"),
+                  ModelConfig(arch="irnn")):
         assert native_pays(model, CPU, bf16=False), model
     lstm = ModelConfig(arch="lstm")
-    assert not native_pays(ModelConfig(arch="gru"), CPU, bf16=False)  # no C++ loop of its own
+    assert not native_pays(ModelConfig(arch="gru", gru_convention="cho"), CPU, bf16=False)  # the cells anyway
     assert not native_pays(replace(lstm, backend="fused"), CPU, bf16=False)  # the user asked for it
     assert not native_pays(lstm, CPU, bf16=True)  # oneDNN's fused LSTM is the fast one in bf16
     assert not native_pays(lstm, torch.device("cuda"), bf16=False)
@@ -74,7 +76,8 @@ def _trained(cfg, run_dir: Path) -> dict:
     return torch.load(run_dir / "last.pt", weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize("arch, layers, dropout", [("lstm", 2, 0.3), ("elman", 1, 0.0), ("irnn", 2, 0.2)])
+@pytest.mark.parametrize("arch, layers, dropout", [("lstm", 2, 0.3), ("gru", 2, 0.3), ("elman", 1, 0.0),
+                                                   ("irnn", 2, 0.2)])
 def test_auto_trains_through_the_c_loop(built, tiny_cfg, tmp_path, arch, layers, dropout):
     """Backend auto trains as backend cells does, to the bit (the same C++ loop, the same dropout masks), and
     differs from the fused module's run only by float32 rounding."""

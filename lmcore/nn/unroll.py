@@ -10,8 +10,9 @@ from torch import Tensor
 
 from lmcore.nn import deferred_grads
 from lmcore.nn.architectures import LSTM_GATES
-from lmcore.nn.cells import ElmanCell, LSTMCell
+from lmcore.nn.cells import ElmanCell, GRUCell, LSTMCell
 from lmcore.nn.elman_layer import run_elman_layer
+from lmcore.nn.gru_layer import run_gru_layer
 from lmcore.nn.lstm_backward import native_lstm_loop, run_lstm_layer
 
 # ---------------------------------------------------------------------------------------------
@@ -120,7 +121,11 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
     if plain and isinstance(cell, LSTMCell) and (by_layer or native_lstm_loop(cell.variant, xp)):
         out, state = run_lstm_layer(cell.variant, xp, state, w_hh, b_hh, extra or {})  # BPTT by hand
         return out, state, {}
-    done = run_elman_layer(cell.activation, xp, state, w_hh, b_hh) if plain and isinstance(cell, ElmanCell) else None
+    done = None
+    if plain and isinstance(cell, ElmanCell):
+        done = run_elman_layer(cell.activation, xp, state, w_hh, b_hh)
+    elif plain and isinstance(cell, GRUCell) and not cell.cho:
+        done = run_gru_layer(xp, state, w_hh, b_hh)
     if done is not None:  # BPTT by hand, in C++
         return done[0], done[1], {}
     step = cell.step if edit is not None else step or cell.step

@@ -50,12 +50,12 @@ def bf16_pays(model: ModelConfig, device: str = "auto") -> bool:
 
 def native_pays(model: ModelConfig, device: torch.device, bf16: bool, compile_mode: str = "auto") -> bool:
     """Whether training takes lmcore's C++ time loop (the hand-written cells, lmcore/nn/native) rather than
-    PyTorch's fused module, for a model both can run: PyTorch's LSTM and the tanh or ReLU Elman network (IRNN
-    too), on the CPU in float32, on backend auto, where the library is built already (a job never waits for the
-    compiler) and where it measured faster (`c_loop_measured_faster`). Not the GRU (no C++ loop), nor under bf16
-    autocast (the C++ products are float32, and oneDNN's fused LSTM is the fast one in bf16), nor with compile
-    "on" (the cells would then step through torch.compile in Python, not the C++ loop)."""
-    return (model.backend == "auto" and model.fusable and model.arch in ("lstm", "elman", "irnn")
+    PyTorch's fused module, for a model both can run: PyTorch's LSTM and GRU and the tanh or ReLU Elman network
+    (IRNN too), on the CPU in float32, on backend auto, where the library is built already (a job never waits for
+    the compiler) and where it measured faster (`c_loop_measured_faster`). Not under bf16 autocast (the C++
+    products are float32, and oneDNN's fused LSTM is the fast one in bf16), nor with compile "on" (the cells would
+    then step through torch.compile in Python, not the C++ loop)."""
+    return (model.backend == "auto" and model.fusable and model.arch in ("lstm", "gru", "elman", "irnn")
             and device.type == "cpu" and not bf16 and compile_mode != "on" and c_loop_measured_faster()
             and native.built())
 
@@ -71,7 +71,8 @@ def native_loss_pays(device: torch.device, bf16: bool) -> bool:
 def c_loop_measured_faster() -> bool:
     """Where the C++ loop trains faster than the fused module: x86 processors with AVX2 and no AVX-512 (most
     laptops, Zen 1–3), its threads on OpenMP as PyTorch's (benchmarks/bench_train.py, 2 Zen 3 cores: the tanh
-    Elman 1.3×, the 2 × 200 LSTM 1.0–1.2×, the LSTM preset's 1 × 200 at batch 10 the same). On AVX-512 (Zen 4) the
+    Elman 1.3×, the 2 × 200 LSTM 1.0–1.2×, the LSTM preset's 1 × 200 at batch 10 the same; the GRU 1.7–1.8×, its
+    preset's too, a step against PyTorch's GRU, which trains step by step in tensor operations). On AVX-512 (Zen 4) the
     cells had measured 0.94–0.96 of the fused LSTM, and without OpenMP the loop runs on one thread: the fused
     module stays there."""
     return torch.backends.cpu.get_cpu_capability() == "AVX2" and bool(native.OPENMP)

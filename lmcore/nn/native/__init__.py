@@ -1,7 +1,8 @@
 """C++ for the few loops where Python's or PyTorch's cost per operation is the bottleneck, built on first use.
 
 `lstm_steps()` returns the ops of lstm_steps.cpp (torch.ops.lmcore_lstm_steps: forward, backward), `elman_steps()`
-those of elman_steps.cpp (torch.ops.lmcore_elman_steps: forward, backward), `context_use()` those of
+those of elman_steps.cpp (torch.ops.lmcore_elman_steps: forward, backward), `gru_steps()` those of gru_steps.cpp
+(torch.ops.lmcore_gru_steps: forward, backward), `context_use()` those of
 context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, nll_sum), `softmax_loss()` that of softmax_loss.cpp
 (torch.ops.lmcore_softmax_loss: softmax_xent_), `dropout_mask()` that of dropout_mask.cpp (torch.ops.lmcore_dropout:
 keep_mask) and `optimizer_steps()` those of optimizer_steps.cpp (torch.ops.lmcore_optimizer: sum_squares, sgd_,
@@ -28,7 +29,7 @@ import torch
 
 SOURCE_DIR = Path(__file__).parent
 SOURCE_NAMES = ("activations.h", "row_softmax.h", "step_product.h", "lstm_steps.cpp", "elman_steps.cpp",
-                "context_use.cpp", "softmax_loss.cpp", "dropout_mask.cpp", "optimizer_steps.cpp")  # the headers first: the .cpp files include them
+                "context_use.cpp", "softmax_loss.cpp", "dropout_mask.cpp", "optimizer_steps.cpp", "gru_steps.cpp")  # the headers first: the .cpp files include them
 # -fno-trapping-math, -fno-math-errno (as PyTorch's own build): without them GCC keeps the branch-free σ and tanh
 # of the loops over units scalar; neither changes a result. -fopenmp: at::parallel_for is OpenMP's in headers, so
 # without it a parallel loop runs on one thread (correct, slower). Only where PyTorch itself runs on OpenMP and on
@@ -170,6 +171,11 @@ def lstm_steps():
 def elman_steps():
     """torch.ops.lmcore_elman_steps, or None where C++ is turned off or cannot be built."""
     return _ops("lmcore_elman_steps")
+
+
+def gru_steps():
+    """torch.ops.lmcore_gru_steps, or None where C++ is turned off or cannot be built."""
+    return _ops("lmcore_gru_steps")
 
 
 def context_use():

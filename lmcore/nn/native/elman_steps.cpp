@@ -147,12 +147,6 @@ std::vector<Tensor> backward_steps(const Tensor& d_out, const Tensor& d_hT, cons
   return {d_pre, dh};
 }
 
-void check_same_dtype(const char* op, const Tensor& first, std::initializer_list<Tensor> others) {
-  for (const Tensor& x : others)
-    TORCH_CHECK(x.scalar_type() == first.scalar_type(), op, ": every tensor in ", first.scalar_type(), ", one is ",
-                x.scalar_type());
-}
-
 template <typename Body>
 void by_activation(int64_t activation, Body body) {
   TORCH_CHECK(activation >= kSigmoid && activation <= kRelu, "elman: activation 0 (σ), 1 (tanh) or 2 (ReLU), got ",
@@ -171,7 +165,7 @@ Tensor elman_forward(const Tensor& xp_, const std::optional<Tensor>& b_hh, const
   TORCH_CHECK(h0.dim() == 2 && h0.size(0) == B && h0.size(1) == H, "elman_forward: h0 (B, H)");
   TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == H && w_hh.size(1) == H, "elman_forward: w_hh (H, H)");
   const Tensor bias = b_hh.has_value() ? b_hh->detach().contiguous() : at::zeros({H}, xp.options());
-  check_same_dtype("elman_forward", xp, {h0, w_hh, bias});
+  lmcore_native::same_dtype("elman_forward", xp, {h0, w_hh, bias});
   TORCH_CHECK(bias.dim() == 1 && bias.numel() == H, "elman_forward: b_hh (H,)");
   Tensor out;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "elman_forward", [&] {
@@ -188,7 +182,7 @@ std::vector<Tensor> elman_backward(const Tensor& d_out_, const Tensor& d_hT, con
   TORCH_CHECK(out.dim() == 3 && d_out.sizes() == out.sizes(), "elman_backward: d_out and out (T, B, H)");
   TORCH_CHECK(d_hT.dim() == 2 && d_hT.size(0) == out.size(1) && d_hT.size(1) == out.size(2), "elman_backward: d_hT (B, H)");
   TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == out.size(2) && w_hh.size(1) == out.size(2), "elman_backward: w_hh (H, H)");
-  check_same_dtype("elman_backward", out, {d_out, d_hT, w_hh});
+  lmcore_native::same_dtype("elman_backward", out, {d_out, d_hT, w_hh});
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "elman_backward", [&] {
     by_activation(activation, [&](auto f) { result = backward_steps<scalar_t, decltype(f)::value>(d_out, d_hT, out, w_hh); });

@@ -371,13 +371,6 @@ std::vector<Tensor> backward_steps(const Tensor& d_out, const Tensor& d_hT, cons
 // ---------------------------------------------------------------------------------------------------------------
 Tensor plain(const std::optional<Tensor>& x) { return x.has_value() ? x->detach().contiguous() : Tensor(); }
 
-// Every tensor in one dtype: the loops read them all as the first one's scalar type (raw pointers, no ATen check).
-void same_dtype(const char* op, const Tensor& first, std::initializer_list<std::optional<Tensor>> others) {
-  for (const auto& x : others)
-    TORCH_CHECK(!x.has_value() || !x->defined() || x->scalar_type() == first.scalar_type(), op, ": every tensor in ",
-                first.scalar_type(), ", one is ", x->scalar_type());
-}
-
 std::vector<Tensor> lstm_forward(const Tensor& xp_, const std::optional<Tensor>& b_hh, const Tensor& h0_,
                                  const Tensor& c0_, const std::optional<Tensor>& a0, const Tensor& w_hh_,
                                  const std::optional<Tensor>& R, const std::optional<Tensor>& p_i,
@@ -389,7 +382,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xp_, const std::optional<Tensor>&
   TORCH_CHECK((peep && !fgr) || (input_activation && output_activation),
               "lstm_forward: NIAF and NOAF are peephole LSTMs without gate recurrence");
   const Tensor xp = xp_.detach().contiguous(), h0 = h0_.detach(), c0 = c0_.detach(), w_hh = w_hh_.detach();
-  same_dtype("lstm_forward", xp, {b_hh, h0_, c0_, a0, w_hh_, R, p_i, p_f, p_o});
+  lmcore_native::same_dtype("lstm_forward", xp, {b_hh, h0_, c0_, a0, w_hh_, R, p_i, p_f, p_o});
   const Tensor bias = b_hh.has_value() ? plain(b_hh) : at::zeros({xp.size(2)}, xp.options());
   const Tensor pi = plain(p_i), pf = plain(p_f), po = plain(p_o), a = plain(a0), r = plain(R);
   const Blocks k = blocks_of(cols, input_activation, output_activation);
@@ -416,7 +409,7 @@ std::vector<Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const
   const Tensor d_o = d_out.detach().contiguous(), dh = d_hT.detach(), dc = d_cT.detach();
   const Tensor A = acts.detach().contiguous(), C = cells.detach().contiguous(), M = m_all.detach().contiguous();
   const Tensor w_hh = w_hh_.detach();
-  same_dtype("lstm_backward", acts, {d_out, d_hT, d_cT, d_aT, cells, m_all, w_hh_, R, p_i, p_f, p_o});
+  lmcore_native::same_dtype("lstm_backward", acts, {d_out, d_hT, d_cT, d_aT, cells, m_all, w_hh_, R, p_i, p_f, p_o});
   const Blocks k = blocks_of(cols, input_activation, output_activation);
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {

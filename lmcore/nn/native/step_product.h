@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -161,6 +162,14 @@ template <typename scalar_t>
 inline void prefetch_rows(const scalar_t* p, int64_t count) {
   const char* bytes = reinterpret_cast<const char*>(p);
   for (int64_t off = 0; off < count * static_cast<int64_t>(sizeof(scalar_t)); off += 64) __builtin_prefetch(bytes + off);
+}
+
+// Every tensor of an op in one dtype: the loops read them all as the first one's scalar type (raw pointers, no
+// ATen check). Absent (optional) tensors are skipped.
+inline void same_dtype(const char* op, const at::Tensor& first, std::initializer_list<std::optional<at::Tensor>> others) {
+  for (const auto& x : others)
+    TORCH_CHECK(!x.has_value() || !x->defined() || x->scalar_type() == first.scalar_type(), op, ": every tensor in ",
+                first.scalar_type(), ", one is ", x->scalar_type());
 }
 
 enum class Kernel { none, avx2, avx512 };
