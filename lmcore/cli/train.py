@@ -59,8 +59,8 @@ def add_parsers(command) -> None:
     p.add_argument("--tied", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help=f"default {m.backend}: PyTorch's fused module where it has one, else the hand-written cells; "
-                        "training in float32 on an AVX2 CPU takes lmcore's C++ loop for the LSTM and the tanh/ReLU "
-                        "Elman, faster there")
+                        "training in float32 on an AVX2 CPU takes lmcore's C++ loop for the LSTM, the GRU and the "
+                        "tanh/ReLU Elman, faster there")
     p.add_argument("--bptt", type=int, default=None, help=f"default {t.bptt}")
     p.add_argument("--batch", "--batch-size", type=int, default=None, help=f"default {t.batch}")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"default {t.optimizer}")
