@@ -55,3 +55,12 @@ def defer(xp: Tensor, weights: list[tuple[Tensor, Term]]) -> tuple[Tensor, list[
 
 def wanted(*weights: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(w is not None and w.requires_grad for w in weights)
+
+
+def from_steps(d_pre: Tensor, h0: Tensor, out: Tensor, need_w: bool, need_b: bool) -> tuple[Tensor | None, Tensor | None]:
+    """A C++ loop's recurrent weight and bias gradients: ∂ℓ/∂U = Σ_t δ_tᵀ h_{t−1} and ∂ℓ/∂b = Σ_t δ_t, one product
+    and one sum over all steps, from its δ (T, B, n), h_0 (B, H) and outputs h_1 … h_T (T, B, H)."""
+    T, B, H = out.shape
+    flat = d_pre.reshape(T * B, d_pre.size(-1))
+    d_w = flat.t() @ torch.cat([h0.reshape(1, B, H), out[:-1]]).reshape(T * B, H) if need_w else None
+    return d_w, flat.sum(0) if need_b else None

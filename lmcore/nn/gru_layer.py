@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lmcore.nn import native
+from lmcore.nn import deferred_grads, native
 
 
 def run_gru_layer(xp: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor] | None:
@@ -38,14 +38,8 @@ class _GRULayer(torch.autograd.Function):
     @torch.autograd.function.once_differentiable  # the C++ backward records no graph: no second derivatives
     def backward(ctx, d_out):
         out, acts, h0, w_hh = ctx.saved_tensors
-        T, B, H = out.shape
         # out[-1] (h_T, returned to the caller as the final state) reaches here through d_out's last step
         d_x, d_u, dh0 = ctx.ops.backward(d_out.contiguous(), torch.zeros_like(h0), acts, out, h0, w_hh)
         need = ctx.needs_input_grad
-        flat = d_u.reshape(T * B, 3 * H)
-        d_w = None
-        if need[2]:
-            h_prev = torch.cat([h0.reshape(1, B, H), out[:-1]]).reshape(T * B, H)
-            d_w = flat.t() @ h_prev
-        d_b = flat.sum(0) if ctx.has_bias and need[3] else None
+        d_w, d_b = deferred_grads.from_steps(d_u, h0, out, need[2], ctx.has_bias and need[3])
         return d_x if need[0] else None, dh0 if need[1] else None, d_w, d_b, None
