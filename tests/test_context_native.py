@@ -1,7 +1,7 @@
 """The context-use measure's C++ (lmcore/nn/native/context_use.cpp through lmcore.nn.context_windows) against PyTorch.
 
-lstm_windows: PyTorch's LSTM over overlapping windows from a zero state, the first layer's input products once per
-token; nll_sum / output_nll_sums: −log softmax summed from bfloat16 or float32 logits. Both are held to float32
+lstm_windows, gru_windows: PyTorch's LSTM and GRU over overlapping windows from a zero state, the first layer's input
+products once per token; nll_sum / output_nll_sums: −log softmax summed from bfloat16 or float32 logits. Both are held to float32
 PyTorch on the same inputs, and context_perplexity with bf16 to its float32 self.
 """
 from __future__ import annotations
@@ -17,8 +17,11 @@ import torch.nn.functional as F
 from lmcore.inspect.memory import context_perplexity
 from lmcore.nn import native
 from lmcore.nn.architectures import ModelConfig
-from lmcore.nn.context_windows import lstm_windows, output_nll_sums
+from lmcore.inspect import memory
+from lmcore.nn.context_windows import gru_windows, lstm_windows, output_nll_sums
 from lmcore.nn.model import RNNLM, build_model
+
+from .test_softmax_loss import OpsSeen
 
 # .ci/run installs a compiler and sets LMCORE_REQUIRE_NATIVE: there a failed build fails these tests, not skips them
 pytestmark = pytest.mark.skipif(native.context_use() is None and not os.environ.get("LMCORE_REQUIRE_NATIVE"),
@@ -102,6 +105,63 @@ def test_lstm_windows_applies_only_to_pytorchs_lstm():
         assert lstm_windows(model, tokens, 5, [4]) is None, cfg
     ffnn = build_model(ModelConfig(arch="ffnn", emb=8, hidden=8, layers=1, vocab_size=9, window=3)).eval()
     assert lstm_windows(ffnn, tokens, 5, [4]) is None
+
+
+def lively_gru(layers: int, seed: int = 0, hidden: int = 32, emb: int = 24, vocab: int = 50, **cfg) -> RNNLM:
+    torch.manual_seed(seed)
+    model = RNNLM(ModelConfig(arch="gru", emb=emb, hidden=hidden, layers=layers, vocab_size=vocab, **cfg)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name != "encoder.weight" and not name.startswith("decoder"):
+                p.uniform_(-0.5, 0.5)
+        model.encoder.weight.uniform_(-1, 1)
+    return model
+
+
+@pytest.mark.parametrize("layers,bias,backend", [(1, True, "fused"), (2, True, "fused"), (3, False, "fused"),
+                                                  (2, True, "cells")])
+def test_gru_windows_is_pytorchs_gru_over_every_window(layers, bias, backend):
+    model = lively_gru(layers, seed=layers, bias=bias, backend=backend)
+    tokens = torch.as_tensor(np.random.default_rng(layers).integers(0, 50, 40 + 17 - 1))  # 40 windows of 17
+    steps = [0, 1, 4, 9, 16]
+    want = windows_by_pytorch(model, tokens, 17)[steps]
+    assert want.abs().mean() > 0.05  # a state that moves
+    torch.testing.assert_close(gru_windows(model, tokens, 17, steps, torch.float32), want, rtol=1e-5, atol=1e-5)
+    got = gru_windows(model, tokens, 17, steps)  # bfloat16 products
+    assert got.shape == (len(steps), 40, 32) and got.dtype == torch.float32
+    assert (got - want).abs().max() < 0.03 and (got - want).abs().mean() < 0.03 * want.abs().mean()
+
+
+@pytest.mark.parametrize("hidden,windows,span", [(13, 1, 1), (13, 7, 9), (20, 1, 30)])
+def test_gru_windows_at_odd_sizes(hidden, windows, span):
+    model = lively_gru(2, seed=hidden, hidden=hidden, emb=11, vocab=30)
+    tokens = torch.as_tensor(np.random.default_rng(span).integers(0, 30, windows + span - 1))
+    steps = sorted({0, span // 2, span - 1})
+    want = windows_by_pytorch(model, tokens, span)[steps]
+    torch.testing.assert_close(gru_windows(model, tokens, span, steps, torch.float32), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="strictly ascending"):
+        gru_windows(model, tokens, span, [span])
+
+
+def test_gru_windows_applies_only_to_pytorchs_gru():
+    tokens = torch.arange(20) % 9
+    for cfg in (dict(arch="gru", gru_convention="cho"), dict(arch="lstm"), dict(arch="elman")):
+        model = RNNLM(ModelConfig(emb=8, hidden=8, layers=1, vocab_size=9, **cfg)).eval()
+        assert gru_windows(model, tokens, 5, [4]) is None, cfg
+
+
+def test_a_grus_context_use_through_the_cpp_is_pytorchs(monkeypatch):
+    """The whole measure in float32, the windows through gru_windows against PyTorch's GRU over every window."""
+    model = lively_gru(2, seed=5, hidden=16, emb=12, vocab=40)
+    ids = np.random.default_rng(5).integers(0, 40, 400)
+    lengths = (1, 3, 10, 30)
+    with OpsSeen() as seen:
+        ours = context_perplexity(model, ids, lengths=lengths, max_targets=300, batch=64)
+    assert seen.names["lmcore_context_use::gru_windows"] == 6  # 329 starts (targets 30 … 329), 64 windows at a time
+    monkeypatch.setattr(memory, "stack_windows", lambda *args: None)  # PyTorch's stack over the windows
+    theirs = context_perplexity(model, ids, lengths=lengths, max_targets=300, batch=64)
+    assert list(ours["context"]) == list(theirs["context"])
+    np.testing.assert_allclose(ours["ppl"], theirs["ppl"], rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -233,7 +233,7 @@ def test_every_loop_over_units_is_vectorised_in_its_avx2_build(ops):
     assert {f"{way}_rows_{kind}" for way in ("forward", "backward")
             for kind in ("plain", "peep", "fgr", "niaf", "noaf")} <= loops
     assert {"forward_tanh", "backward_sigmoid", "gates_row_of", "row_nll_float"} <= loops  # Elman, context use
-    assert {"gru_forward_float", "gru_backward_float"} <= loops  # the GRU
+    assert {"gru_forward_float", "gru_backward_float", "gru_row_of"} <= loops  # the GRU, its context windows
     assert {"fill_float", "block_sum_squares", "block_sgd", "block_adam"} <= loops  # dropout, the optimizers
     scalar = sorted({name for name, body in clones if "ymm" not in body})
     assert not scalar, f"loops over units compiled without vector registers: {scalar}"

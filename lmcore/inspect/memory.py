@@ -24,7 +24,7 @@ from lmcore.corpus.dataset import CorpusSpec, split_lines
 from lmcore.corpus.tokenize import EOS
 from lmcore.corpus.vocab import Vocab
 from lmcore.ngram import KneserNeyLM
-from lmcore.nn.context_windows import lstm_windows, output_nll_sums
+from lmcore.nn.context_windows import output_nll_sums, stack_windows
 from lmcore.nn.model import RNNLM
 from lmcore.training.device import bf16_native
 
@@ -143,9 +143,9 @@ def context_perplexity(model: RNNLM, ids, lengths: Sequence[int] = CONTEXT_LENGT
 
     bf16: a recurrent model's stack and output products in bfloat16 where the device computes it natively
     (faster on such a CPU); the gates, cells and log-softmax stay float32, and the FFNN float32 throughout, whose
-    flat curve beyond its window must stay exactly flat. PyTorch's LSTM on such a CPU takes lmcore.nn.context_windows'
-    C++ (perplexities within 0.03% of float32 on the demo runs), any other model PyTorch's autocast (within 0.13%).
-    In float32 (bf16 off, or a CPU without it) PyTorch's LSTM on the CPU takes the same C++ with float32 products,
+    flat curve beyond its window must stay exactly flat. PyTorch's LSTM and GRU on such a CPU take lmcore.nn.context_windows'
+    C++ (the LSTM's perplexities within 0.03% of float32 on the demo runs), any other model PyTorch's autocast (within 0.13%).
+    In float32 (bf16 off, or a CPU without it) PyTorch's LSTM and GRU on the CPU take the same C++ with float32 products,
     and every recurrent model's −log y is summed by the C++ from float32 logits (its exp a polynomial as accurate as
     float32's: the perplexities equal PyTorch's to rounding, not bit for bit).
     """
@@ -216,14 +216,14 @@ def _windows_top(model: RNNLM, ids: np.ndarray, starts: np.ndarray, span: int, s
 
     Window j's t-th token is token starts[0] + j + t: the windows are b + span − 1 tokens, viewed with overlapping
     strides rather than b × span looked up one by one. Past the text's end the last token stands in (causal: those
-    steps are never read). products: the dtype of the products of PyTorch's LSTM through lmcore.nn.context_windows'
-    C++ where it applies (on the CPU: any other device, or None, keeps PyTorch's module)."""
+    steps are never read). products: the dtype of the products of PyTorch's LSTM and GRU through
+    lmcore.nn.context_windows' C++ where it applies (on the CPU: any other device, or None, keeps PyTorch's module)."""
     device = model.encoder.weight.device
     positions = np.minimum(int(starts[0]) + np.arange(len(starts) + span - 1), len(ids) - 1)
     tokens = torch.as_tensor(ids[positions], device=device)
     if not model.cfg.recurrent:  # the FFNN reads ids through its own windows
         return model.features(tokens.unfold(0, span, 1).t())[0][steps]
-    top = lstm_windows(model, tokens, span, steps, products) if products is not None else None
+    top = stack_windows(model, tokens, span, steps, products) if products is not None else None
     if top is not None:
         return top
     emb = model.encoder(tokens)  # (b + span − 1, E), eval: no dropout

@@ -1,7 +1,7 @@
 """The context-use measure's two costs through C++ (lmcore/nn/native/context_use.cpp), where it applies.
 
 The measure runs a model from a zero state over every start of a text, max(k) steps each, and scores the rows it
-reads. For PyTorch's LSTM on the CPU both halves have a cheaper exact form: the first layer's V x + b made once per
+reads. For PyTorch's LSTM and GRU on the CPU both halves have a cheaper exact form: the first layer's V x + b made once per
 token instead of once per window and step (products in bfloat16 where the CPU computes it natively, else float32),
 and −log softmax(z)[y] summed straight from bfloat16 (or float32) logits (the product without b2, which the C++
 adds). Each function returns None where its C++ does not apply, and the caller keeps PyTorch's way.
@@ -14,12 +14,20 @@ import torch
 from torch import Tensor, nn
 
 from lmcore.nn import native
-from lmcore.nn.cells import LSTMCell
+from lmcore.nn.cells import GRUCell, LSTMCell
 from lmcore.nn.model import RNNLM
 
 
 def _ops(device: torch.device):
     return native.context_use() if device.type == "cpu" else None
+
+
+def stack_windows(model: RNNLM, tokens: Tensor, span: int, steps: Sequence[int],
+                  dtype: torch.dtype = torch.bfloat16) -> Tensor | None:
+    """The top layer's h after each of `steps` of the windows tokens[j : j + span] (lstm_windows, gru_windows), or
+    None where neither applies."""
+    top = lstm_windows(model, tokens, span, steps, dtype)
+    return top if top is not None else gru_windows(model, tokens, span, steps, dtype)
 
 
 def lstm_windows(model: RNNLM, tokens: Tensor, span: int, steps: Sequence[int],
@@ -44,6 +52,31 @@ def lstm_windows(model: RNNLM, tokens: Tensor, span: int, steps: Sequence[int],
                 weights.append(torch.cat([w_ih, w_hh], 1).t().to(dtype).contiguous())
                 biases.append(bias.contiguous())
         return ops.lstm_windows(g0, weights, biases, span, list(steps))
+
+
+def gru_windows(model: RNNLM, tokens: Tensor, span: int, steps: Sequence[int],
+                dtype: torch.dtype = torch.bfloat16) -> Tensor | None:
+    """As lstm_windows, for PyTorch's GRU (fused or on the cells; not Cho's convention): the first layer's V x + b_ih
+    once per token, U h (and a higher layer's V x) per step in `dtype`, the gates float32."""
+    ops = _ops(tokens.device)
+    cell = getattr(model, "cell", None)
+    if ops is None or not (isinstance(cell, GRUCell) and not cell.cho):
+        return None
+    u, v, b_hh, b_ih = [], [], [], []
+    with torch.no_grad(), torch.autocast(tokens.device.type, enabled=False):  # g0 float32 whatever the caller's
+        for layer in range(model.cfg.layers):
+            w_ih, w_hh, bias_ih, bias_hh = model.layer_weights(layer)
+            zeros = w_hh.new_zeros(w_hh.size(0), dtype=torch.float32)
+            u.append(w_hh.t().to(dtype).contiguous())
+            b_hh.append(zeros if bias_hh is None else bias_hh.float().contiguous())
+            if layer == 0:  # V x + b_ih once per token
+                g0 = model.encoder(tokens).float() @ w_ih.float().t()
+                if bias_ih is not None:
+                    g0 += bias_ih.float()
+            else:
+                v.append(w_ih.t().to(dtype).contiguous())
+                b_ih.append(zeros if bias_ih is None else bias_ih.float().contiguous())
+        return ops.gru_windows(g0, u, v, b_hh, b_ih, span, list(steps))
 
 
 def output_nll_sums(decoder: nn.Module, h: Tensor, targets: Sequence[Tensor],

@@ -9,6 +9,8 @@
 //    the gates, the cell and the sums float32; h is kept in the products' type for the next products, as in the
 //    fused module under autocast. Only the top layer's h at the asked
 //    steps comes back (float32): the few rows the measure reads.
+//    `gru_windows`: PyTorch's GRU over the same windows, its first layer's V x + b_ih once per token likewise (the
+//    n gate reads U h apart from V x, r ⊙ (U_n h + b_n), so a higher layer's products stay two).
 // 2. `nll_sum`: Σ over rows of −log softmax(z)[y] straight from bfloat16 (or float32) logits, two passes over a row
 //    and nothing written, where PyTorch converts, writes a float32 log-softmax and gathers from it.
 // The gate loop is shared between the two threads (at::parallel_for, OpenMP): at b = 512 windows a step's gates
@@ -115,6 +117,12 @@ void window_steps(const Tensor& g0, const std::vector<Tensor>& W, const std::vec
   }
 }
 
+void check_keep(at::IntArrayRef keep, int64_t span, const char* op) {
+  for (size_t k = 0; k < keep.size(); ++k)  // each row of `out` is filled at its step: no step may be missed
+    TORCH_CHECK(keep[k] >= 0 && keep[k] < span && (k == 0 || keep[k] > keep[k - 1]), op,
+                ": keep must be strictly ascending steps in [0, ", span, "), got ", keep[k], " at ", k);
+}
+
 // g0: (b + span − 1, 4H) float32, layer 0's V x + b_ih + b_hh per token. weights[l]: (K_l, 4H), all bfloat16 or all
 // float32 (the products' dtype), U0ᵀ for layer 0 (K = H) and [V_l; U_l]ᵀ above (K = 2H). biases[l − 1]: (4H,)
 // float32, b_ih + b_hh of layer l ≥ 1. keep: the steps (ascending) whose top-layer h comes back, as
@@ -141,12 +149,111 @@ Tensor lstm_windows(const Tensor& g0_, at::TensorList weights, at::TensorList bi
   }
   std::vector<Tensor> bias;
   for (const Tensor& x : biases) bias.push_back(x.contiguous());
-  for (size_t k = 0; k < keep.size(); ++k)  // each row of `out` is filled at its step: no step may be missed
-    TORCH_CHECK(keep[k] >= 0 && keep[k] < span && (k == 0 || keep[k] > keep[k - 1]),
-                "lstm_windows: keep must be strictly ascending steps in [0, ", span, "), got ", keep[k], " at ", k);
+  check_keep(keep, span, "lstm_windows");
   Tensor out = at::empty({static_cast<int64_t>(keep.size()), b, H}, g0.options());
   if (dtype == at::kFloat) window_steps<float>(g0, W, bias, X, C, span, keep, out);
   else window_steps<uint16_t>(g0, W, bias, X, C, span, keep, out);
+  return out;
+}
+
+// One window's row of one GRU step, H units: x the input products (float32 g0 rows with b_ih in them, or a higher
+// layer's products plus bx), S = U h_{t−1} (the products' type), bh = b_hh; h_state (float32) holds h_{t−1} and
+// takes h_t, and h_own h_t in the products' type for the next products.
+template <typename T, typename X>
+LMCORE_INLINE void gru_row(int64_t H, const X* __restrict__ x, const float* __restrict__ bx, const T* __restrict__ S,
+                           const float* __restrict__ bh, float* __restrict__ h_state, T* __restrict__ h_own) {
+  for (int64_t u = 0; u < H; ++u) {
+    const float r = lmcore_native::sigmoid_of(as_float(x[u]) + bx[u] + as_float(S[u]) + bh[u]);
+    const float z = lmcore_native::sigmoid_of(as_float(x[H + u]) + bx[H + u] + as_float(S[H + u]) + bh[H + u]);
+    const float n = tanh_by_sigmoid(as_float(x[2 * H + u]) + bx[2 * H + u] + r * (as_float(S[2 * H + u]) + bh[2 * H + u]));
+    const float h = n + z * (h_state[u] - n);
+    h_state[u] = h;
+    h_own[u] = to_storage(h, T{});
+  }
+}
+
+LMCORE_CLONES void gru_row_of(int64_t H, const float* x, const float* bx, const uint16_t* S, const float* bh,
+                              float* h_state, uint16_t* h_own) {
+  gru_row(H, x, bx, S, bh, h_state, h_own);
+}
+LMCORE_CLONES void gru_row_of(int64_t H, const uint16_t* x, const float* bx, const uint16_t* S, const float* bh,
+                              float* h_state, uint16_t* h_own) {
+  gru_row(H, x, bx, S, bh, h_state, h_own);
+}
+LMCORE_CLONES void gru_row_of(int64_t H, const float* x, const float* bx, const float* S, const float* bh,
+                              float* h_state, float* h_own) {
+  gru_row(H, x, bx, S, bh, h_state, h_own);
+}
+
+// The time loop of gru_windows (below) with products of storage type T.
+template <typename T>
+void gru_window_steps(const Tensor& g0, const std::vector<Tensor>& U, const std::vector<Tensor>& V,
+                      const std::vector<Tensor>& bh, const std::vector<Tensor>& bx, int64_t span, at::IntArrayRef keep,
+                      Tensor& out) {
+  const int64_t L = static_cast<int64_t>(U.size()), n = g0.size(1), H = n / 3, b = g0.size(0) - span + 1;
+  std::vector<Tensor> X, Hs;  // per layer: h_{t−1} in the products' type, and in float32
+  for (int64_t l = 0; l < L; ++l) {
+    X.push_back(at::zeros({b, H}, U[0].options()));
+    Hs.push_back(at::zeros({b, H}, g0.options()));
+  }
+  Tensor S = at::empty({b, n}, U[0].options()), Sx = at::empty({b, n}, U[0].options());
+  const Tensor none = at::zeros({n}, g0.options());  // layer 0's b_ih is in g0 already
+  size_t next_keep = 0;
+  for (int64_t t = 0; t < span; ++t) {
+    for (int64_t l = 0; l < L; ++l) {
+      at::mm_out(S, X[l], U[l]);
+      if (l > 0) at::mm_out(Sx, X[l - 1], V[l - 1]);  // h_{l−1} at t, just made
+      const T* s = rows_of<T>(S);
+      const T* sx = rows_of<T>(Sx);
+      const float* g = g0.data_ptr<float>() + t * n;  // window j's row is token t + j's
+      const float* b_x = l == 0 ? none.data_ptr<float>() : bx[l - 1].data_ptr<float>();
+      const float* b_h = bh[l].data_ptr<float>();
+      float* h_state = Hs[l].data_ptr<float>();
+      T* h_own = rows_of<T>(X[l]);
+      at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          if (l == 0) gru_row_of(H, g + j * n, b_x, s + j * n, b_h, h_state + j * H, h_own + j * H);
+          else gru_row_of(H, sx + j * n, b_x, s + j * n, b_h, h_state + j * H, h_own + j * H);
+        }
+      });
+    }
+    if (next_keep < keep.size() && keep[next_keep] == t) out[next_keep++].copy_(Hs[L - 1]);
+  }
+}
+
+// g0: (b + span − 1, 3H) float32, layer 0's V x + b_ih per token. u_weights[l]: U_lᵀ (H, 3H), v_weights[l − 1]: V_lᵀ
+// (H, 3H) of the layers above, all bfloat16 or all float32 (the products' dtype); b_hh[l], b_ih[l − 1]: (3H,)
+// float32 (zeros where the model has none). Returns the top layer's h at the `keep` steps, (len(keep), b, H) float32.
+Tensor gru_windows(const Tensor& g0_, at::TensorList u_weights, at::TensorList v_weights, at::TensorList b_hh,
+                   at::TensorList b_ih, int64_t span, at::IntArrayRef keep) {
+  const int64_t L = static_cast<int64_t>(u_weights.size());
+  TORCH_CHECK(L >= 1 && static_cast<int64_t>(v_weights.size()) == L - 1 && static_cast<int64_t>(b_hh.size()) == L &&
+                  static_cast<int64_t>(b_ih.size()) == L - 1,
+              "gru_windows: U and b_hh per layer, V and b_ih per layer above the first");
+  const Tensor g0 = g0_.contiguous();
+  TORCH_CHECK(g0.scalar_type() == at::kFloat && g0.dim() == 2, "gru_windows: g0 is (b + span - 1, 3H) float32");
+  const int64_t n = g0.size(1), H = n / 3, b = g0.size(0) - span + 1;
+  TORCH_CHECK(n == 3 * H && b >= 1 && span >= 1, "gru_windows: g0 has b + span - 1 rows of 3H");
+  const at::ScalarType dtype = u_weights[0].scalar_type();
+  TORCH_CHECK(dtype == at::kBFloat16 || dtype == at::kFloat, "gru_windows: weights in bfloat16 or float32");
+  std::vector<Tensor> U, V, bh, bx;
+  for (int64_t l = 0; l < L; ++l) {
+    for (const Tensor& w : l == 0 ? std::vector<Tensor>{u_weights[0]} : std::vector<Tensor>{u_weights[l], v_weights[l - 1]})
+      TORCH_CHECK(w.scalar_type() == dtype && w.dim() == 2 && w.size(0) == H && w.size(1) == n,
+                  "gru_windows: every weight (H, 3H) ", dtype);
+    U.push_back(u_weights[l].contiguous());
+    bh.push_back(b_hh[l].contiguous());
+    TORCH_CHECK(bh[l].scalar_type() == at::kFloat && bh[l].numel() == n, "gru_windows: b_hh (3H,) float32");
+    if (l) {
+      V.push_back(v_weights[l - 1].contiguous());
+      bx.push_back(b_ih[l - 1].contiguous());
+      TORCH_CHECK(bx[l - 1].scalar_type() == at::kFloat && bx[l - 1].numel() == n, "gru_windows: b_ih (3H,) float32");
+    }
+  }
+  check_keep(keep, span, "gru_windows");
+  Tensor out = at::empty({static_cast<int64_t>(keep.size()), b, H}, g0.options());
+  if (dtype == at::kFloat) gru_window_steps<float>(g0, U, V, bh, bx, span, keep, out);
+  else gru_window_steps<uint16_t>(g0, U, V, bh, bx, span, keep, out);
   return out;
 }
 
@@ -191,6 +298,9 @@ double nll_sum(const Tensor& logits_, const Tensor& targets_, const std::optiona
 TORCH_LIBRARY(lmcore_context_use, m) {
   m.def("lstm_windows(Tensor g0, Tensor[] weights, Tensor[] biases, int span, int[] keep) -> Tensor");
   m.def("nll_sum(Tensor logits, Tensor targets, Tensor? bias) -> float");
+  m.def("gru_windows(Tensor g0, Tensor[] u_weights, Tensor[] v_weights, Tensor[] b_hh, Tensor[] b_ih, int span, "
+        "int[] keep) -> Tensor");
   m.impl("lstm_windows", c10::DispatchKey::CPU, &lstm_windows);
+  m.impl("gru_windows", c10::DispatchKey::CPU, &gru_windows);
   m.impl("nll_sum", c10::DispatchKey::CPU, &nll_sum);
 }
