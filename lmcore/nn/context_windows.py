@@ -44,9 +44,9 @@ def lstm_windows(model: RNNLM, tokens: Tensor, span: int, steps: Sequence[int],
     with torch.no_grad(), torch.autocast(tokens.device.type, enabled=False):  # g0 float32 whatever the caller's
         for layer in range(model.cfg.layers):
             w_ih, w_hh, b_ih, b_hh = model.layer_weights(layer)
-            bias = sum((b.float() for b in (b_ih, b_hh) if b is not None), w_hh.new_zeros(w_hh.size(0)).float())
+            bias = _float_bias(w_hh, b_ih, b_hh)
             if layer == 0:  # V x + b once per token
-                g0 = torch.addmm(bias, model.encoder(tokens).float(), w_ih.float().t())
+                g0 = _per_token_inputs(model, tokens, w_ih, bias)
                 weights.append(w_hh.t().to(dtype).contiguous())
             else:  # [h_below; h_own] · [V; U]ᵀ
                 weights.append(torch.cat([w_ih, w_hh], 1).t().to(dtype).contiguous())
@@ -66,17 +66,24 @@ def gru_windows(model: RNNLM, tokens: Tensor, span: int, steps: Sequence[int],
     with torch.no_grad(), torch.autocast(tokens.device.type, enabled=False):  # g0 float32 whatever the caller's
         for layer in range(model.cfg.layers):
             w_ih, w_hh, bias_ih, bias_hh = model.layer_weights(layer)
-            zeros = w_hh.new_zeros(w_hh.size(0), dtype=torch.float32)
             u.append(w_hh.t().to(dtype).contiguous())
-            b_hh.append(zeros if bias_hh is None else bias_hh.float().contiguous())
+            b_hh.append(_float_bias(w_hh, bias_hh))
             if layer == 0:  # V x + b_ih once per token
-                g0 = model.encoder(tokens).float() @ w_ih.float().t()
-                if bias_ih is not None:
-                    g0 += bias_ih.float()
+                g0 = _per_token_inputs(model, tokens, w_ih, _float_bias(w_hh, bias_ih))
             else:
                 v.append(w_ih.t().to(dtype).contiguous())
-                b_ih.append(zeros if bias_ih is None else bias_ih.float().contiguous())
+                b_ih.append(_float_bias(w_hh, bias_ih))
         return ops.gru_windows(g0, u, v, b_hh, b_ih, span, list(steps))
+
+
+def _float_bias(w_hh: Tensor, *biases: Tensor | None) -> Tensor:
+    """The sum of the given biases in float32 (zeros where there are none), one per row of w_hh."""
+    return sum((b.float() for b in biases if b is not None), w_hh.new_zeros(w_hh.size(0), dtype=torch.float32))
+
+
+def _per_token_inputs(model: RNNLM, tokens: Tensor, w_ih: Tensor, bias: Tensor) -> Tensor:
+    """The first layer's V x + bias for each token once (b + span − 1 rows), float32: window j's step t reads row j + t."""
+    return torch.addmm(bias, model.encoder(tokens).float(), w_ih.float().t())
 
 
 def output_nll_sums(decoder: nn.Module, h: Tensor, targets: Sequence[Tensor],

@@ -31,6 +31,8 @@ class Optimizer:
             raise ValueError("an optimizer needs at least one parameter")
         self.param_groups = [{"lr": float(lr), **hyper, "params": list(range(len(self.params)))}]
         self.state: dict[int, dict[str, torch.Tensor]] = {}
+        self._cpp = None  # optimizer_steps.cpp's ops, asked at the first step: built() looks at the disk
+        self._cpp_asked = False
 
     def clip_and_step(self, max_norm: float) -> None:
         """Scale the gradients so that their joint L2 norm is at most max_norm (0: no clipping), as
@@ -47,13 +49,13 @@ class Optimizer:
 
     def _native_ops(self, params: list[torch.Tensor], grads: list[torch.Tensor]):
         """optimizer_steps.cpp's ops where they apply to these tensors (float32, contiguous, on the CPU), else None."""
-        if not hasattr(self, "_ops"):  # asked once: built() looks at the disk
-            self._ops = native.optimizer_steps() if native.built() else None
-        if self._ops is None or not params or not all(
+        if not self._cpp_asked:
+            self._cpp, self._cpp_asked = native.optimizer_steps() if native.built() else None, True
+        if self._cpp is None or not params or not all(
                 t.device.type == "cpu" and t.dtype == torch.float32 and t.layout == torch.strided and t.is_contiguous()
                 for t in (*params, *grads)):
             return None
-        return self._ops
+        return self._cpp
 
     def _native_step(self, ops, live: list[int], params: list[torch.Tensor], grads: list[torch.Tensor],
                      scale: float) -> None:

@@ -3,7 +3,7 @@
 `lstm_steps()` returns the ops of lstm_steps.cpp (torch.ops.lmcore_lstm_steps: forward, backward), `elman_steps()`
 those of elman_steps.cpp (torch.ops.lmcore_elman_steps: forward, backward), `gru_steps()` those of gru_steps.cpp
 (torch.ops.lmcore_gru_steps: forward, backward), `context_use()` those of
-context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, nll_sum), `softmax_loss()` that of softmax_loss.cpp
+context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, gru_windows, nll_sum), `softmax_loss()` that of softmax_loss.cpp
 (torch.ops.lmcore_softmax_loss: softmax_xent_), `dropout_mask()` that of dropout_mask.cpp (torch.ops.lmcore_dropout:
 keep_mask) and `optimizer_steps()` those of optimizer_steps.cpp (torch.ops.lmcore_optimizer: sum_squares, sgd_,
 adam_); one library holds them all, compiled once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
