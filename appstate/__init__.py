@@ -19,6 +19,9 @@ from appstate.text import MISSING, md
 from appstate.widgets import URL, curve_controls, follow_default, keep_across_pages, selected_run_ids, \
     set_selected_run_ids
 from lmcore.nn.architectures import model_name
+from lmcore.training.allocator import ask_for_huge_pages
+
+ask_for_huge_pages()  # the app's process, before its first tensor (nothing above imports torch): see allocator.py
 
 __all__ = ["MISSING", "URL", "CorpusError", "cached_corpus", "corpus_label", "corpus_params", "corpus_spec",
            "curve_controls", "follow_default", "get_store", "keep_across_pages", "limits", "md", "model_name",

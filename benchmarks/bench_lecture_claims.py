@@ -33,6 +33,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lmcore.training.allocator import ask_for_huge_pages  # noqa: E402
+
+ask_for_huge_pages()  # as lmcore's own processes run (allocator.py); the references here get it too
+
 from lmcore.corpus.dataset import CorpusSpec  # noqa: E402
 from lmcore.corpus.loading import load_corpus  # noqa: E402
 from lmcore.inspect.gradients import loss_gradient_decay  # noqa: E402

@@ -25,6 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
 
+from lmcore.training.allocator import ask_for_huge_pages  # noqa: E402
+
+ask_for_huge_pages()  # as lmcore's own processes run (allocator.py); the references here get it too
+
 from lmcore.corpus.batching import batchify  # noqa: E402
 from lmcore.inspect.gradients import loss_gradient_decay  # noqa: E402
 from lmcore.inspect.memory import context_perplexity  # noqa: E402

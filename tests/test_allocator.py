@@ -3,11 +3,14 @@ accounts (mallinfo2) in a fresh process, against a process that was not told."""
 from __future__ import annotations
 
 import ctypes
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from lmcore.training.allocator import HUGE_PAGES_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,3 +59,65 @@ def test_training_asks_for_it(tiny_cfg, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "keep_freed_memory", lambda: asked.append(True))
     trainer.train(tiny_cfg("lstm", max_steps=2), tmp_path)
     assert asked == [True]
+
+
+# Huge pages: 16 MB tensors in a fresh process, PyTorch told (or not) before its first allocation
+HUGE = """
+import sys
+if sys.argv[1] == "ask":
+    from lmcore.training.allocator import ask_for_huge_pages
+    ask_for_huge_pages()
+import torch
+blocks = [torch.ones(4 << 20) for _ in range(4)]
+print(next(int(line.split()[1]) for line in open("/proc/self/smaps_rollup") if line.startswith("AnonHugePages")))
+"""
+
+
+def _huge_kb(mode: str, told: str | None = None) -> int:
+    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_ENV}
+    if told is not None:
+        env[HUGE_PAGES_ENV] = told
+    done = subprocess.run([sys.executable, "-c", HUGE, mode], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout)
+
+
+def test_big_tensors_live_in_huge_pages_when_asked():
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not thp.is_file() or "[never]" in thp.read_text() or not Path("/proc/self/smaps_rollup").is_file():
+        pytest.skip("this kernel gives no transparent huge pages")
+    assert _huge_kb("ask") >= 32 << 10  # at least half of the 64 MB in 2 MB pages
+    if "[madvise]" in thp.read_text():  # (with [always] every big block gets them, asked or not)
+        assert _huge_kb("default") == 0
+        assert _huge_kb("ask", told="0") == 0  # the environment's word wins
+
+
+# The entry points ask before torch is imported (so before its first tensor): the variable as torch's import begins
+FIRST_IMPORT = """
+import os, sys, runpy
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and "seen" not in globals():
+            globals()["seen"] = os.environ.get("THP_MEM_ALLOC_ENABLE")
+sys.meta_path.insert(0, Watch())
+if sys.argv[1] == "cli":
+    sys.argv = ["lmcore", "--help"]
+    try:
+        runpy.run_module("lmcore", run_name="__main__")
+    except SystemExit:
+        pass
+else:
+    import appstate
+    import appstate.models
+print("\\nTHP at torch's import:", globals().get("seen"))
+"""
+
+
+@pytest.mark.parametrize("entry", ["cli", "app"])
+def test_entry_points_ask_before_torch_is_imported(entry):
+    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_ENV}
+    done = subprocess.run([sys.executable, "-c", FIRST_IMPORT, entry], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("THP at torch's import: 1"), done.stdout[-500:]
