@@ -67,7 +67,7 @@ CORPUS_RECIPES: dict[str, tuple[dict, dict]] = {
 }
 RECIPE_NOTE = ("Every preset (python-docs and your own text): Adam lr 0.003, gradient norm clipped at 0.25, batch 10 × τ 35, 16 epochs, lr ÷ 4 when "
                "an epoch ends no better than the best earlier one; 200 units, W tied to the embedding, dropout 0.5. "
-               "Chosen so the three default runs end in about 3 minutes on 2 cores and show the lecture's claims: on "
+               "Chosen so the three default runs end in under 2 minutes on 2 cores and show the lecture's claims: on "
                "five seeds out of five the LSTM and GRU beat the σ-RNN and the Kneser–Ney 3-gram, the GRU with fewer "
                "parameters within 11% of the LSTM; the lecture's plain SGD (lr 20, Advanced) needs many more epochs here.")
 
