@@ -62,3 +62,36 @@ def test_elman_trace_has_no_gates_and_gate_means_are_per_step():
     means = gate_means(lstm)[0]
     assert set(means) == {"i", "f", "g", "o", "c"} and len(means["f"]) == 3
     assert means["f"][1] == pytest.approx(float(lstm.layers[0]["f"][1].mean()), abs=1e-6)
+
+
+# The trace takes the layers' C++ loops where they apply (every LSTM variant with all four blocks, PyTorch's GRU):
+# the same quantities as the Python cells to float32's rounding, without one Python step
+NATIVE_TRACED = [("lstm", "vanilla"), ("lstm", "peephole"), ("lstm", "fgr"), ("lstm", "niaf"), ("lstm", "noaf"),
+                 ("gru", "vanilla")]
+
+
+@pytest.mark.parametrize("arch, variant", NATIVE_TRACED)
+def test_trace_through_the_cpp_loop_equals_the_python_cells(arch, variant, monkeypatch):
+    from lmcore.nn import native
+    from lmcore.nn.cells import GRUCell, LSTMCell
+
+    from .conftest import require_compiler
+    require_compiler("the trace keeps the Python loop")
+    torch.manual_seed(5)
+    model = RNNLM(ModelConfig(arch=arch, variant=variant, emb=12, hidden=37, layers=2, vocab_size=30)).eval()
+    ids = np.random.default_rng(1).integers(0, 30, 41)
+    assert (native.lstm_steps() if arch == "lstm" else native.gru_steps()) is not None
+
+    def no_python_step(*args, **kwargs):
+        raise AssertionError("a Python step ran")
+    with monkeypatch.context() as m:
+        m.setattr(LSTMCell, "step", no_python_step)
+        m.setattr(GRUCell, "step", no_python_step)
+        fast = trace(model, ids)
+    monkeypatch.setenv("LMCORE_NATIVE", "0")  # the reference: the Python cells
+    slow = trace(model, ids)
+    for got, want in zip(fast.layers, slow.layers, strict=True):
+        assert list(got) == list(want)  # the same names in the same order (i, f, g, o, c, h; r, z, n, h)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], atol=2e-6, err_msg=name)
+    np.testing.assert_allclose(fast.next_prob, slow.next_prob, rtol=1e-5)

@@ -139,9 +139,16 @@ def run_with_cache(model: RNNLM, ids, interventions: Sequence[Intervention] = ()
     x = torch.as_tensor(np.asarray(ids), device=model.encoder.weight.device)
     x = x.view(-1, 1) if x.dim() == 1 else x
     edits = make_edits(model, interventions, means, patch)
+    # every layer through the step-by-step loop that edits take, edited or not: a run with interventions and one
+    # without then differ by the interventions alone (a trace without edits takes the C++ loop, equal to rounding)
+    edits = {layer: edits.get(layer, _unchanged) for layer in range(model.cfg.layers)}
     out, _, per_layer = model.run_cells(model.encoder(x), model.init_hidden(x.size(1)), keep_gates=True, edits=edits)
     cache = {f"layer{k}.{name}": values for k, layer in enumerate(per_layer) for name, values in layer.items()}
     return model.decoder(out), cache
+
+
+def _unchanged(t: int, name: str, value: Tensor) -> Tensor:
+    return value
 
 
 def unit_means(model: RNNLM, ids, points: Sequence[str], max_tokens: int = 5000) -> Cache:

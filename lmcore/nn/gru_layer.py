@@ -19,11 +19,30 @@ from lmcore.nn import deferred_grads, native
 
 def run_gru_layer(xp: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor] | None:
     """outputs (T, B, H) and h_T, differentiable in everything; None where the C++ loop does not apply."""
-    ops = native.gru_steps() if xp.device.type == "cpu" and xp.dtype in (torch.float32, torch.float64) else None
-    if ops is None or xp.size(0) == 0:
+    ops = _ops(xp)
+    if ops is None:
         return None
     out = _GRULayer.apply(xp, h0, w_hh, b_hh, ops)
     return out, out[-1]
+
+
+def gru_layer_gates(xp: Tensor, h0: Tensor, w_hh: Tensor,
+                    b_hh: Tensor | None) -> tuple[Tensor, Tensor, dict[str, Tensor]] | None:
+    """Without gradients, the C++ loop's forward with its gates kept: outputs, h_T and r, z, n (each (T, B, H)) as
+    unroll.run_layer's keep_gates stacks them; None where the C++ loop does not apply."""
+    ops = _ops(xp)
+    if ops is None:
+        return None
+    out, acts = ops.forward(xp, b_hh, h0, w_hh)  # acts: r, z, n and U_n h + b_n, blocks of H
+    H = h0.size(-1)
+    return out, out[-1], {name: acts[..., k * H:(k + 1) * H] for k, name in enumerate("rzn")}
+
+
+def _ops(xp: Tensor):
+    """gru_steps.cpp's ops where they apply to xp (the CPU, float32 or float64, at least one step), else None."""
+    if xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64) or xp.size(0) == 0:
+        return None
+    return native.gru_steps()
 
 
 class _GRULayer(torch.autograd.Function):

@@ -91,6 +91,26 @@ def _native_steps(variant: LSTMVariant, xp: Tensor):
     return native.lstm_steps()
 
 
+def lstm_layer_gates(variant: LSTMVariant, xp: Tensor, state: tuple[Tensor, ...], w_hh: Tensor, b_hh: Tensor | None,
+                     extra: dict) -> tuple[Tensor, tuple[Tensor, ...], dict[str, Tensor]] | None:
+    """Without gradients, the C++ loop's forward with every gate kept: outputs, the final state, and i, f, g, o and
+    c (each (T, B, H)) as unroll.run_layer's keep_gates stacks them; None where the C++ loop does not apply (the
+    trace of 2,000 tokens at batch 1 had taken 24,000 Python steps of a dozen operations each)."""
+    ops = _native_steps(variant, xp)
+    if ops is None or xp.size(0) == 0:
+        return None
+    H = w_hh.size(1)
+    cols = _Layout(variant, H, regroup=False).offsets()
+    a0 = state[2] if variant.gate_recurrence else None
+    out, acts, cells, _, a_all = ops.forward(xp, b_hh, state[0], state[1], a0, w_hh, extra.get("R"), extra.get("p_i"),
+                                             extra.get("p_f"), extra.get("p_o"), cols, variant.input_activation,
+                                             variant.output_activation)
+    gates = {name: acts[..., col:col + H] for name, col in zip("ifgo", cols)}
+    gates["c"] = cells[1:]
+    final = (out[-1], cells[-1], a_all[-1]) if variant.gate_recurrence else (out[-1], cells[-1])
+    return out, final, gates
+
+
 def native_lstm_loop(variant: LSTMVariant, xp: Tensor) -> bool:
     """Whether this layer's time loop would run in C++."""
     return _native_steps(variant, xp) is not None

@@ -12,8 +12,8 @@ from lmcore.nn import deferred_grads
 from lmcore.nn.architectures import LSTM_GATES
 from lmcore.nn.cells import ElmanCell, GRUCell, LSTMCell
 from lmcore.nn.elman_layer import run_elman_layer
-from lmcore.nn.gru_layer import run_gru_layer
-from lmcore.nn.lstm_backward import native_lstm_loop, run_lstm_layer
+from lmcore.nn.gru_layer import gru_layer_gates, run_gru_layer
+from lmcore.nn.lstm_backward import lstm_layer_gates, native_lstm_loop, run_lstm_layer
 
 # ---------------------------------------------------------------------------------------------
 # torch.compile of the per-step function (CUDA by default: there the element-wise gates become one
@@ -122,6 +122,13 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
         out, state = run_lstm_layer(cell.variant, xp, state, w_hh, b_hh, extra or {})  # BPTT by hand
         return out, state, {}
     done = None
+    if keep_gates and evaluating and step is None and state_hook is None and edit is None:  # a trace: C++ where it can
+        if isinstance(cell, LSTMCell):
+            done = lstm_layer_gates(cell.variant, xp, state, w_hh, b_hh, extra or {})
+        elif isinstance(cell, GRUCell) and not cell.cho:
+            done = gru_layer_gates(xp, state, w_hh, b_hh)
+        if done is not None:
+            return done
     if plain and isinstance(cell, ElmanCell):
         done = run_elman_layer(cell.activation, xp, state, w_hh, b_hh)
     elif plain and isinstance(cell, GRUCell) and not cell.cho:
