@@ -178,7 +178,8 @@ def test_failed_build_falls_back_to_the_python_loop(tmp_path):
 
 def test_one_build_folder_per_source_text_whatever_the_checkout(tmp_path, monkeypatch):
     """Two clones of the same sources share a build; an edit to any of them (the header too) gets a folder of its
-    own; the copies the build compiles are written once and never touched again (a newer file would make ninja
+    own, and so does another PyTorch installation (another virtual environment: its headers' path is in the build's
+    commands, so two venvs rebuilt one folder over each other); the copies the build compiles are written once and never touched again (a newer file would make ninja
     rebuild)."""
     from torch.utils import cpp_extension
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
@@ -199,6 +200,9 @@ def test_one_build_folder_per_source_text_whatever_the_checkout(tmp_path, monkey
         os.utime(tmp_path / "d" / name)
     assert native._place_sources(folders[3]) == placed and [p.stat().st_mtime_ns for p in placed] == stamps
     assert sorted(p.name for p in folders[3].iterdir()) == sorted(native.SOURCE_NAMES)  # no temporary file left
+    monkeypatch.setattr(native, "SOURCE_DIR", tmp_path / "a")  # the same text against another PyTorch (another
+    monkeypatch.setattr(native, "_torch_dir", lambda: str(tmp_path / "other-venv" / "torch"))  # venv): its own
+    assert native._build_dir(cpp_extension) not in folders
 
 
 def test_a_build_killed_midway_does_not_hold_later_starts(ops):

@@ -6,7 +6,7 @@ those of elman_steps.cpp (torch.ops.lmcore_elman_steps: forward, backward), `gru
 context_use.cpp (torch.ops.lmcore_context_use: lstm_windows, gru_windows, nll_sum), `softmax_loss()` that of softmax_loss.cpp
 (torch.ops.lmcore_softmax_loss: softmax_xent_), `dropout_mask()` that of dropout_mask.cpp (torch.ops.lmcore_dropout:
 keep_mask) and `optimizer_steps()` those of optimizer_steps.cpp (torch.ops.lmcore_optimizer: sum_squares, sgd_,
-adam_); one library holds them all, compiled once per machine with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
+adam_); one library holds them all, compiled once per machine and PyTorch installation with PyTorch's extension builder (a C++ compiler and ninja; some 10–40 s, then cached
 under ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR in a folder named by the source's hash, and reused
 by every process and checkout). Where that cannot be done — no compiler, a failed build — it returns None
 once and for all in this process, and the callers keep their Python loops, which compute the same thing.
@@ -45,7 +45,7 @@ def enabled() -> bool:
 
 
 def _build_dir(cpp_extension) -> Path:
-    """One build per source text and PyTorch/Python, shared by every checkout on the machine.
+    """One build per source text and PyTorch installation/Python, shared by every checkout that uses that PyTorch.
 
     Named by a hash rather than by the source's path: PyTorch's builder keys on the path, so two clones
     sharing the cache rebuilt over each other's library, and an edited source got no new folder."""
@@ -54,15 +54,23 @@ def _build_dir(cpp_extension) -> Path:
     for path in (SOURCE_DIR / name for name in SOURCE_NAMES):
         stat = path.stat()
         stamps.append((path, stat.st_mtime_ns, stat.st_size))
-    return root / f"lmcore_lstm_steps_{_source_hash(tuple(stamps))}"
+    return root / f"lmcore_lstm_steps_{_source_hash(tuple(stamps), _torch_dir())}"
 
 
 @cache
-def _source_hash(stamps: tuple) -> str:
+def _torch_dir() -> str:
+    """The PyTorch installation the build compiles against. Its headers' path is written into the build's commands,
+    so two virtual environments sharing the cache (two checkouts, each with its .venv) rebuilt the one library over
+    each other at every switch: a minute each time, in place under any process that had it loaded."""
+    return str(Path(torch.__file__).resolve().parent)
+
+
+@cache
+def _source_hash(stamps: tuple, torch_dir: str) -> str:
     """The hash of the sources' text and the build's settings, read again only when a source's (path, mtime,
     size) changes: `built()` asks on every dropout mask, and reading and hashing the sources took 2 ms."""
     abi = f"{sys.version_info.major}.{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
-    key = b"\0".join([*(path.name.encode() + b":" + path.read_bytes() for path, *_ in stamps),
+    key = b"\0".join([*(path.name.encode() + b":" + path.read_bytes() for path, *_ in stamps), torch_dir.encode(),
                        " ".join(CFLAGS + LDFLAGS).encode(), _compiler().encode(), torch.__version__.encode(), abi.encode(),
                        str(torch.version.cuda or torch.version.hip or "cpu").encode()])
     return hashlib.sha256(key).hexdigest()[:16]
