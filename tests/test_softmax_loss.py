@@ -92,9 +92,12 @@ def test_far_apart_logits_neither_overflow_nor_lose_the_target(ops):
     torch.testing.assert_close(grads[2], torch.autograd.grad(whole, b)[0], rtol=1e-5, atol=1e-6)
 
 
-def test_the_bias_gradient_summed_per_thread_is_the_same_on_any_number_of_threads(ops):
+@pytest.mark.parametrize("rows, vocab", [(203, 50), (700, 1366), (31, 7)])
+def test_the_bias_gradient_is_the_same_on_any_number_of_threads_to_the_bit(ops, rows, vocab):
+    """(Summed per thread, it had been the one thing that made an LSTM's or GRU's training differ between 1 and 2
+    threads; rows are summed per fixed block now, the blocks in order.)"""
     before = torch.get_num_threads()
-    h, w, b, y = _inputs(203, 8, 50)
+    h, w, b, y = _inputs(rows, 8, vocab)
     got = {}
     try:
         for threads in (1, 2, 3):
@@ -105,7 +108,7 @@ def test_the_bias_gradient_summed_per_thread_is_the_same_on_any_number_of_thread
     expected = torch.autograd.grad(F.cross_entropy(F.linear(h, w, b), y), b)[0]
     for threads, grad in got.items():
         torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-7)
-        torch.testing.assert_close(grad, got[1], rtol=1e-6, atol=1e-8)
+        assert torch.equal(grad, got[1]), threads
 
 
 def test_a_word_far_below_the_rows_best_gets_exactly_nothing(ops):
