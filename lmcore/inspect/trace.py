@@ -1,7 +1,8 @@
 """Trace: every quantity a view draws, for one token sequence, in one call.
 
 The recurrent stack is run through the hand-written cells (whatever backend trained the model: the
-cells read the fused module's own tensors), so every gate is visible by name:
+cells read the fused module's own tensors; the LSTM's and GRU's equations in their C++ loops where those apply),
+so every gate is visible by name:
     LSTM: i, f, g, o and the cell state c;   GRU: r, z, n;   every arch: the hidden state h.
 Every LSTM variant has the same names: a gate the variant removes (NIG, NFG, NOG) is the constant 1,
 permanently open, and `gate_notes` says so; CIFG's f is 1 − i.

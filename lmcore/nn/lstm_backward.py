@@ -100,15 +100,22 @@ def lstm_layer_gates(variant: LSTMVariant, xp: Tensor, state: tuple[Tensor, ...]
     if ops is None or xp.size(0) == 0:
         return None
     H = w_hh.size(1)
-    cols = _Layout(variant, H, regroup=False).offsets()
     a0 = state[2] if variant.gate_recurrence else None
-    out, acts, cells, _, a_all = ops.forward(xp, b_hh, state[0], state[1], a0, w_hh, extra.get("R"), extra.get("p_i"),
-                                             extra.get("p_f"), extra.get("p_o"), cols, variant.input_activation,
-                                             variant.output_activation)
+    cols, (out, acts, cells, _, a_all) = _native_forward(ops, variant, xp, state[0], state[1], a0, w_hh, b_hh,
+                                                         extra.get("p_i"), extra.get("p_f"), extra.get("p_o"),
+                                                         extra.get("R"))
     gates = {name: acts[..., col:col + H] for name, col in zip("ifgo", cols)}
     gates["c"] = cells[1:]
     final = (out[-1], cells[-1], a_all[-1]) if variant.gate_recurrence else (out[-1], cells[-1])
     return out, final, gates
+
+
+def _native_forward(ops, variant: LSTMVariant, xp, h0, c0, a0, w_hh, b_hh, p_i, p_f, p_o, R):
+    """The C++ loop's forward in PyTorch's block layout (b_hh added in the loop): the block offsets and
+    (out, acts, cells, tanh_c, a_all)."""
+    cols = _Layout(variant, w_hh.size(1), regroup=False).offsets()
+    return cols, ops.forward(xp, b_hh, h0, c0, a0, w_hh, R, p_i, p_f, p_o, cols, variant.input_activation,
+                             variant.output_activation)
 
 
 def native_lstm_loop(variant: LSTMVariant, xp: Tensor) -> bool:
@@ -122,9 +129,8 @@ class _LSTMLayer(torch.autograd.Function):
         ctx.native = _native_steps(variant, xp)
         ctx.variant = variant
         if ctx.native is not None:  # PyTorch's layout throughout; b_hh added in the loop
-            cols = _Layout(variant, w_hh.size(1), regroup=False).offsets()
-            out, acts, cells, tanh_c, a_all = ctx.native.forward(xp, b_hh, h0, c0, a0, w_hh, R, p_i, p_f, p_o, cols,
-                                                                 variant.input_activation, variant.output_activation)
+            cols, (out, acts, cells, tanh_c, a_all) = _native_forward(ctx.native, variant, xp, h0, c0, a0, w_hh, b_hh,
+                                                                      p_i, p_f, p_o, R)
             ctx.cols = cols
             ctx.save_for_backward(acts, cells, tanh_c, out, h0, a0, a_all, w_hh, p_i, p_f, p_o, R)
             a = None if R is None else a_all[-1].clone()

@@ -117,12 +117,13 @@ def run_layer(cell, xp: Tensor, state, w_hh: Tensor, b_hh: Tensor | None, keep_g
     # evaluation (no gradients) takes the layers' C++ loops too, where they apply: the Python loop below pays a
     # few microseconds for each of a step's dozen operations
     evaluating = not torch.is_grad_enabled() and no_autocast
-    plain = (by_layer or evaluating) and step is None and not keep_gates and state_hook is None and edit is None
+    unhooked = step is None and state_hook is None and edit is None
+    plain = (by_layer or evaluating) and unhooked and not keep_gates
     if plain and isinstance(cell, LSTMCell) and (by_layer or native_lstm_loop(cell.variant, xp)):
         out, state = run_lstm_layer(cell.variant, xp, state, w_hh, b_hh, extra or {})  # BPTT by hand
         return out, state, {}
     done = None
-    if keep_gates and evaluating and step is None and state_hook is None and edit is None:  # a trace: C++ where it can
+    if keep_gates and evaluating and unhooked:  # a trace: the gates from the C++ loop's forward, where it applies
         if isinstance(cell, LSTMCell):
             done = lstm_layer_gates(cell.variant, xp, state, w_hh, b_hh, extra or {})
         elif isinstance(cell, GRUCell) and not cell.cho:
