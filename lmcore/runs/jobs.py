@@ -20,6 +20,7 @@ from lmcore.training.trainer import TrainHooks
 _children: list[subprocess.Popen] = []  # reaped in pump() so finished jobs leave no zombies
 STOP_POLL_S = 0.5
 PROGRESS_EVERY_S = 1.0
+THREADS_POLL_S = 1.0
 
 
 def default_parallel() -> int:
@@ -29,6 +30,13 @@ def default_parallel() -> int:
 def threads_per_job(max_parallel: int) -> int:
     """Torch threads per job so that the running jobs together use the cores once, not more."""
     return max(1, (os.cpu_count() or 1) // max(1, max_parallel))
+
+
+def threads_now(store: RunStore, threads: int, max_parallel: int) -> int:
+    """A job's threads now: its own while every slot is taken or a run waits for one; as runs end, the cores they
+    leave shared out among those still training (training.thread_share)."""
+    demand = min(max(1, max_parallel), max(1, len(store.list_runs(ACTIVE))))
+    return max(threads, (os.cpu_count() or 1) // demand)
 
 
 def process_started(pid: int) -> float | None:
@@ -120,11 +128,15 @@ def resume_point(store: RunStore, run_id: int) -> dict | None:
 
 
 class StoreHooks(TrainHooks):
-    """Trainer events written to the store, throttled so the store is not hammered every step."""
+    """Trainer events written to the store, throttled so the store is not hammered every step.
 
-    def __init__(self, store: RunStore, run_id: int):
-        self.store, self.run_id = store, run_id
-        self._last_poll = self._last_progress = 0.0
+    share: (threads, max_parallel) of a job on this machine whose threads follow the free cores (threads_now);
+    None: the run keeps the threads it has (one pinned by its config, a Ray task, training in the CLI's process)."""
+
+    def __init__(self, store: RunStore, run_id: int, share: tuple[int, int] | None = None):
+        self.store, self.run_id, self.share = store, run_id, share
+        self._threads = share[0] if share else None
+        self._last_poll = self._last_progress = self._last_threads = 0.0
         run = store.get_run(run_id)  # a resumed run keeps the best it had
         self.best = run.best_valid_ppl if run and run.best_valid_ppl is not None else float("inf")
 
@@ -154,6 +166,18 @@ class StoreHooks(TrainHooks):
         self._last_poll = now
         run = self.store.get_run(self.run_id)
         return bool(run and run.stop_requested)
+
+    def threads(self) -> int | None:
+        now = time.monotonic()
+        if self.share is None or now - self._last_threads < THREADS_POLL_S:
+            return self._threads
+        self._last_threads = now
+        threads = threads_now(self.store, *self.share)
+        if threads != self._threads:  # in the run's log.txt
+            why = "cores came free" if threads > self._threads else "another run took a core"
+            print(f"training on {threads} thread{'s' if threads > 1 else ''} from here: {why}", flush=True)
+        self._threads = threads
+        return threads
 
 
 def progress_text(run: dict) -> str:

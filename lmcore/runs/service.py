@@ -222,6 +222,8 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
     run = store.get_run(run_id)
     if threads or run.cfg.train.threads:
         torch.set_num_threads(threads or run.cfg.train.threads)
+    # a local job's threads follow the free cores, unless its config pins them
+    share = (threads, max_parallel) if threads and max_parallel and not remote and not run.cfg.train.threads else None
     store.claim(run_id, "starting", "running", pid=-os.getpid() if remote else os.getpid(), started_at=time.time())
     try:
         corpus = load_corpus(run.cfg.corpus)
@@ -230,7 +232,7 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
         resume_from = last_checkpoint(store, run_id)
         rewind_metrics(store, run_id)
         result = train(cfg, resume_from.parent if resume_from else store.run_dir(run_id),
-                       jobs.StoreHooks(store, run_id), corpus=corpus, resume_from=resume_from)
+                       jobs.StoreHooks(store, run_id, share), corpus=corpus, resume_from=resume_from)
         status = record_result(store, run_id, result)
     except Exception as err:  # noqa: BLE001 -- every failure is recorded; an unexpected one with its trace in log.txt
         if not isinstance(err, (CorpusError, ValueError, OSError)):

@@ -43,6 +43,7 @@ from lmcore.training.optimizers import Optimizer, make_optimizer
 from lmcore.training.run_checkpoints import RunCheckpoints
 from lmcore.training.run_state import TRAJECTORY_FIELDS, Position, rng_state, set_rng_state
 from lmcore.training.stopping import Clock, Stopping
+from lmcore.training.thread_share import ThreadShare, same_on_any_threads
 
 __all__ = ["TrainHooks", "TrainResult", "Position", "EVAL_BATCH", "LOSS_CHECK_EVERY", "CPU_LOSS_CHECK_EVERY",
            "BLOW_UP_FACTOR", "OVERFLOW_LOSS", "TRAJECTORY_FIELDS", "rng_state", "set_rng_state", "check_fits",
@@ -64,6 +65,8 @@ class TrainHooks:
     def on_step(self, step: int, total_steps: int, epoch: int, loss: float) -> None: ...
     def should_stop(self) -> bool:
         return False
+    def threads(self) -> int | None:  # the threads training may take now (thread_share.py); None: as it has
+        return None
 
 
 @dataclass
@@ -152,7 +155,9 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
     clock = Clock(pos.elapsed, train_cfg.time_budget)
     stopping = Stopping(train_cfg, len(corpus.vocab), clock, hooks.should_stop, info.active)
     reader = LossReader(CPU_LOSS_CHECK_EVERY if device.type == "cpu" and not info.active else LOSS_CHECK_EVERY, info)
-    evaluation = Evaluation(model, valid_grid, train_cfg.bptt, hooks, clock, saved, stopping)
+    # more threads as cores come free, where that cannot change a step's numbers (DDP's ranks keep theirs)
+    share = ThreadShare(hooks.threads if same_on_any_threads(model, device) and not info.active else None)
+    evaluation = Evaluation(model, valid_grid, train_cfg.bptt, hooks, clock, saved, stopping, share)
 
     while pos.epoch <= train_cfg.epochs and not stopping.steps_done(pos.step):
         epoch, cut = pos.epoch, False
@@ -161,6 +166,7 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
             hidden = model.init_hidden(train_grid.size(1))
             pos.loss_sum, pos.loss_count = 0.0, 0
         for inputs, targets in bptt_chunks(train_grid, train_cfg.bptt, first=pos.chunk):  # (τ, B) each
+            share.before_step()
             t0 = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = pos.lr
@@ -201,6 +207,7 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
         if cut or stopping.cut_at_epoch_end(reader.halt):
             break
 
+    share.restore()  # the test evaluation, and whatever the caller does next, on the threads it gave
     if stopping.status == "done" and pos.best_valid > math.log(BLOW_UP_FACTOR * len(corpus.vocab)):
         stopping.blow_up(pos.step, f"it never got below {BLOW_UP_FACTOR}× a uniform guess", safe_ppl(pos.best_valid),
                          "no checkpoint is usable")
@@ -223,10 +230,12 @@ class Evaluation:
     clock: Clock
     saved: RunCheckpoints
     stopping: Stopping
+    share: ThreadShare
 
     def report(self, pos: Position, epoch: float) -> float:
         """Evaluate on valid and send the metrics row; returns valid loss."""
-        valid_loss = evaluate(self.model, self.grid, self.bptt)
+        with self.share.evaluating():
+            valid_loss = evaluate(self.model, self.grid, self.bptt)
         self.model.train()
         metrics = {"step": pos.step, "epoch": round(epoch, 4), "lr": pos.lr,
                    "train_loss": pos.loss_sum / max(pos.loss_count, 1), "valid_loss": valid_loss,
