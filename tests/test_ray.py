@@ -47,6 +47,20 @@ def test_a_tiny_sweep_runs_on_ray_into_the_same_store(local_ray, lmcore_home, gr
     assert all(store.get_run(i)["status"] == "done" for i in ids)
 
 
+def _task_environment(store, run_id, threads, max_parallel, remote):
+    """A job body that reports what the task's process was given."""
+    return {name: os.environ.get(name) for name in ("THP_MEM_ALLOC_ENABLE", "OMP_NUM_THREADS")}
+
+
+def test_a_ray_task_gets_huge_pages_as_a_local_job_does(local_ray, lmcore_home, grammar_file):
+    """Its big tensors in 2 MB pages (lmcore.training.allocator): the variable set before the task's torch allocates."""
+    store = RunStore()
+    run_id = submit(store, tiny_config(grammar_file, "elman"), start=False)
+    executor = RayExecutor()
+    executor.start(store, run_id, 1, 2, body=_task_environment)
+    assert ray.get(executor.refs, timeout=120) == [{"THP_MEM_ALLOC_ENABLE": "1", "OMP_NUM_THREADS": "1"}]
+
+
 def test_a_ray_task_killed_mid_run_leaves_its_run_interrupted_and_resumable(local_ray, lmcore_home, grammar_file,
                                                                              monkeypatch):
     """A worker that dies without reporting (kill -9, a lost node) must not leave its run 'running' for ever."""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lmcore.runs.jobs import start_process
 from lmcore.runs.store import RunStore
+from lmcore.training.allocator import HUGE_PAGES_ENV
 
 EXECUTOR_ENV, ADDRESS_ENV = "LMCORE_EXECUTOR", "LMCORE_RAY_ADDRESS"
 EXECUTORS = ("local", "ray")
@@ -59,7 +60,8 @@ class RayExecutor:
     def start(self, store, run_id: int, threads: int, max_parallel: int, body=None) -> None:
         """body(store, run_id, threads, max_parallel, remote=True): the job body the task runs (service.run_job)."""
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-               "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+               "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               HUGE_PAGES_ENV: os.environ.get(HUGE_PAGES_ENV, "1")}  # as a local job's (allocator.py), unless told 0
         task = self._remote().options(runtime_env={"env_vars": env})
         store.update_run(run_id, pid=-1)  # not a local process: mark_interrupted leaves it to Ray
         ref = task.remote(body, str(store.home), run_id, threads, max_parallel)
