@@ -88,7 +88,9 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, colum
                             "final lr": Col.NumberColumn(
                                 format="%.4g", width=60, help="at the latest evaluation: ÷ lr-decay at each epoch end "
                                                               "no better than the best earlier one"),
-                            "tokens/s": Col.NumberColumn(format="compact", width=68, help="training speed"),
+                            "tokens/s": Col.NumberColumn(format="compact", width=68,
+                                                         help="training speed over the run, on the cores it had: a run "
+                                                              "gets the idle ones while fewer runs train than slots"),
                             "training time (s)": Col.NumberColumn("time (s)", format="%.0f", width=60),
                             "status": Col.TextColumn(width=80),
                             "note": Col.TextColumn(width=160)})
