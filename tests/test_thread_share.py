@@ -15,8 +15,9 @@ from lmcore.runs.store import RunStore
 from lmcore.training.checkpoints import read_payload
 from lmcore.training.device import c_loop_measured_faster
 from lmcore.training.presets import run_config
+from lmcore.training.thread_share import SAME_UP_TO
 from lmcore.training.trainer import TrainHooks, train
-from tests.conftest import tiny_config
+from tests.conftest import require_compiler, tiny_config
 
 
 class Alternating(TrainHooks):
@@ -70,8 +71,9 @@ def test_a_run_that_changes_its_threads_every_step_ends_as_one_on_a_single_threa
     assert shared[1].best_valid_ppl == steady[1].best_valid_ppl and shared[1].test_ppl == steady[1].test_ppl
     assert len(hooks.ppl) == 2 and hooks.ppl[-1] == steady[1].best_valid_ppl
     assert shared[2] == 1  # the caller gets its threads back
+    assert hooks.stepped_on == ({1, 2} if hooks.asked else {1})  # asked only where it changes the threads
     if native.built() and c_loop_measured_faster():  # every case trains through a path held to it on such a CPU
-        assert hooks.stepped_on == {1, 2}
+        assert hooks.asked
 
 
 def test_a_run_whose_threads_could_change_its_numbers_keeps_them(python_docs, tmp_path):
@@ -81,6 +83,28 @@ def test_a_run_whose_threads_could_change_its_numbers_keeps_them(python_docs, tm
     hooks = Alternating()
     _trained(cfg, python_docs, tmp_path, hooks)
     assert hooks.asked == 0 and hooks.stepped_on == {1}
+
+
+def _needs_the_cpp_softmax():
+    """Runs widen only with the C++ softmax (same_on_any_threads)."""
+    require_compiler("training keeps PyTorch's softmax, and its threads")
+    if not native.enabled():
+        pytest.skip("LMCORE_NATIVE=0: training keeps PyTorch's softmax, and its threads")
+
+
+def test_a_run_never_widens_past_the_threads_measured_equal(grammar_file, tmp_path):
+    """MKL's products gave other bytes from 8 threads on: a run that may take 8 trains on SAME_UP_TO."""
+    _needs_the_cpp_softmax()
+
+    class Eight(Alternating):
+        def threads(self):
+            self.asked += 1
+            return 8
+
+    hooks = Eight()
+    torch.set_num_threads(1)
+    train(tiny_config(grammar_file, "ffnn", threads=0, max_steps=5), tmp_path, hooks)
+    assert hooks.stepped_on == {SAME_UP_TO} and torch.get_num_threads() == 1
 
 
 def test_a_job_has_its_threads_while_every_slot_is_taken_and_the_free_cores_as_runs_end(lmcore_home, grammar_file,
@@ -104,6 +128,7 @@ def test_a_job_has_its_threads_while_every_slot_is_taken_and_the_free_cores_as_r
 def test_a_job_alone_trains_on_every_core_and_says_so_in_its_log(lmcore_home, grammar_file, monkeypatch, capsys):
     """The job's own body (service.run_job, as `python -m lmcore worker` runs it): started on 1 thread of 2 slots, it
     finds no other run and takes both cores; a run whose config pins its threads keeps them."""
+    _needs_the_cpp_softmax()
     monkeypatch.setattr(jobs.os, "cpu_count", lambda: 2)
     store = RunStore(lmcore_home)
     cfg = tiny_config(grammar_file, "ffnn", threads=0, max_steps=20)  # the FFNN: its steps on any CPU

@@ -35,7 +35,7 @@ def threads_per_job(max_parallel: int) -> int:
 def threads_now(store: RunStore, threads: int, max_parallel: int) -> int:
     """A job's threads now: its own while every slot is taken or a run waits for one; as runs end, the cores they
     leave shared out among those still training (training.thread_share)."""
-    demand = min(max(1, max_parallel), max(1, len(store.list_runs(ACTIVE))))
+    demand = min(max(1, max_parallel), max(1, store.count_runs(ACTIVE)))
     return max(threads, (os.cpu_count() or 1) // demand)
 
 

@@ -220,6 +220,12 @@ class RunStore:
                 continue  # broken_runs() names it; the other runs stay usable
         return runs
 
+    def count_runs(self, statuses: tuple[str, ...]) -> int:
+        """How many runs are in these statuses (rows whose config cannot be read included)."""
+        with self._connect() as db:
+            return db.execute(f"SELECT COUNT(*) FROM runs WHERE status IN ({','.join('?' * len(statuses))})",
+                              tuple(statuses)).fetchone()[0]
+
     def broken_runs(self) -> list[tuple[int, str]]:
         """(id, why) of every row whose config cannot be read."""
         with self._connect() as db:
