@@ -238,6 +238,8 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
         if not isinstance(err, (CorpusError, ValueError, OSError)):
             traceback.print_exc()
         status = end_with_error(store, run_id, err)
+    if share:  # the job's own threads again (train gives them back itself unless it raised)
+        torch.set_num_threads(threads)
     if not remote:
         pump(store, max_parallel)
     return status
