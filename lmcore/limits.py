@@ -64,7 +64,8 @@ _MEGABYTES = ("max_upload_mb", "max_corpus_mb")
 MAX_CONFIG_BYTES = 2**20  # a limits file is a few lines; a bigger one is not read
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The machine's cores as the limits and the job queue count them (the default slots, each job's threads)."""
     return max(1, os.cpu_count() or 1)
 
 
@@ -84,7 +85,7 @@ class Limits:
 
     def __post_init__(self):
         if self.max_parallel_jobs == 0:
-            object.__setattr__(self, "max_parallel_jobs", _cores())
+            object.__setattr__(self, "max_parallel_jobs", cores())
         # unset: the global limit, filled in so that every reader sees a number
         if self.max_params_per_person is None:
             object.__setattr__(self, "max_params_per_person", self.max_params)

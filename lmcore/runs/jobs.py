@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from lmcore.limits import cores
 from lmcore.runs.store import ACTIVE, RunStore
 from lmcore.training.checkpoints import CheckpointError, read_payload
 from lmcore.training.trainer import TrainHooks
@@ -23,20 +24,16 @@ PROGRESS_EVERY_S = 1.0
 THREADS_POLL_S = 1.0
 
 
-def default_parallel() -> int:
-    return max(1, os.cpu_count() or 1)
-
-
 def threads_per_job(max_parallel: int) -> int:
     """Torch threads per job so that the running jobs together use the cores once, not more."""
-    return max(1, (os.cpu_count() or 1) // max(1, max_parallel))
+    return max(1, cores() // max(1, max_parallel))
 
 
 def threads_now(store: RunStore, threads: int, max_parallel: int) -> int:
     """A job's threads now: its own while every slot is taken or a run waits for one; as runs end, the cores they
     leave shared out among those still training (training.thread_share)."""
     demand = min(max(1, max_parallel), max(1, store.count_runs(ACTIVE)))
-    return max(threads, (os.cpu_count() or 1) // demand)
+    return max(threads, cores() // demand)
 
 
 def process_started(pid: int) -> float | None:
