@@ -64,9 +64,28 @@ _MEGABYTES = ("max_upload_mb", "max_corpus_mb")
 MAX_CONFIG_BYTES = 2**20  # a limits file is a few lines; a bigger one is not read
 
 
-def cores() -> int:
-    """The machine's cores as the limits and the job queue count them (the default slots, each job's threads)."""
-    return max(1, os.cpu_count() or 1)
+def cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use, as the limits and the job queue count them (the default slots, each job's
+    threads): the CPUs it may run on (taskset, a container's cpuset), no more than its cgroup's CPU quota (a
+    container's --cpus). os.cpu_count() alone counts the whole host: 64 slots for a container given 2 CPUs."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cpu_quota(cgroup_root)
+    return max(1, min(usable, quota) if quota else usable)
+
+
+def cpu_quota(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The CPU quota of this process's cgroup in whole cores, rounded up: cgroup v2's cpu.max ("200000 100000"),
+    else v1's cpu.cfs_quota_us over cpu.cfs_period_us; None where there is none ("max", -1) or nothing to read."""
+    try:
+        if (cgroup_root / "cpu.max").is_file():
+            quota, _, period = (cgroup_root / "cpu.max").read_text().partition(" ")
+        else:
+            quota = (cgroup_root / "cpu" / "cpu.cfs_quota_us").read_text()
+            period = (cgroup_root / "cpu" / "cpu.cfs_period_us").read_text()
+        quota_us, period_us = int(quota), int(period)
+    except (OSError, ValueError):  # no cgroup file, "max" (v2's no quota), a format not known here
+        return None
+    return math.ceil(quota_us / period_us) if quota_us > 0 and period_us > 0 else None
 
 
 @dataclass(frozen=True)
