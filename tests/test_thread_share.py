@@ -110,7 +110,7 @@ def test_a_run_never_widens_past_the_threads_measured_equal(grammar_file, tmp_pa
 
 def test_a_job_has_its_threads_while_every_slot_is_taken_and_the_free_cores_as_runs_end(lmcore_home, grammar_file,
                                                                                        monkeypatch):
-    monkeypatch.setattr(jobs.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(jobs, "cores", lambda: 4)
     store = RunStore(lmcore_home)
     cfg = tiny_config(grammar_file).to_dict()
     me = store.create_run(cfg, status="running")
@@ -129,7 +129,7 @@ def test_a_job_has_its_threads_while_every_slot_is_taken_and_the_free_cores_as_r
 def test_a_job_alone_trains_on_every_core_and_says_so_in_its_log(lmcore_home, grammar_file, monkeypatch, capsys):
     """The job's own body (service.run_job, as `python -m lmcore worker` runs it): started on 1 thread of 2 slots, it
     finds no other run and takes both cores; a run whose config pins its threads keeps them."""
-    monkeypatch.setattr(jobs.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(jobs, "cores", lambda: 2)
     store = RunStore(lmcore_home)
     cfg = tiny_config(grammar_file, "ffnn", threads=0, max_steps=20)  # the FFNN: its steps on any CPU
     free = store.create_run(cfg.to_dict(), status="starting")
@@ -139,9 +139,10 @@ def test_a_job_alone_trains_on_every_core_and_says_so_in_its_log(lmcore_home, gr
         widened = "training on 2 threads from here: cores came free" in capsys.readouterr().out
         assert widened == _widens()
         assert torch.get_num_threads() == 1  # the test evaluation and what follows on the job's own threads
-        pinned = store.create_run(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=1)).to_dict(),
+        pinned = store.create_run(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=2)).to_dict(),
                                   status="starting")
         assert service.run_job(store, pinned, threads=1, max_parallel=2) == "done"
         assert "threads from here" not in capsys.readouterr().out
+        assert torch.get_num_threads() == 2  # the config's 2, not the queue's 1 a slot
     finally:
         torch.set_num_threads(before)

@@ -220,8 +220,8 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
 
     remote: a Ray task (runs.executors): its pid is recorded negated and the driver pumps the queue."""
     run = store.get_run(run_id)
-    if threads or run.cfg.train.threads:
-        torch.set_num_threads(threads or run.cfg.train.threads)
+    if run.cfg.train.threads or threads:  # a config that pins its threads has them, whatever the queue's share
+        torch.set_num_threads(run.cfg.train.threads or threads)
     # a local job's threads follow the free cores, unless its config pins them
     share = (threads, max_parallel) if threads and max_parallel and not remote and not run.cfg.train.threads else None
     store.claim(run_id, "starting", "running", pid=-os.getpid() if remote else os.getpid(), started_at=time.time())
