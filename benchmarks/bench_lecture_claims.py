@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,11 +30,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from lmcore.training.allocator import ask_for_huge_pages  # noqa: E402
-
-ask_for_huge_pages()  # as lmcore's own processes run (allocator.py); the references here get it too
+import _checkout  # noqa: E402,F401 -- lmcore from this checkout, huge pages as lmcore's processes (first)
 
 from lmcore.corpus.dataset import CorpusSpec  # noqa: E402
 from lmcore.corpus.loading import load_corpus  # noqa: E402

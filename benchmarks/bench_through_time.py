@@ -16,18 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
-
-from lmcore.training.allocator import ask_for_huge_pages  # noqa: E402
-
-ask_for_huge_pages()  # as lmcore's own processes run (allocator.py); the references here get it too
+import _checkout  # noqa: E402,F401 -- lmcore from this checkout, huge pages as lmcore's processes (first)
 
 from lmcore.corpus.batching import batchify  # noqa: E402
 from lmcore.inspect.gradients import loss_gradient_decay  # noqa: E402

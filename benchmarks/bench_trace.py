@@ -12,18 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
-
-from lmcore.training.allocator import ask_for_huge_pages  # noqa: E402
-
-ask_for_huge_pages()  # as lmcore's own processes run (allocator.py); the references here get it too
+import _checkout  # noqa: E402,F401 -- lmcore from this checkout, huge pages as lmcore's processes (first)
 
 from lmcore.inspect.trace import trace  # noqa: E402
 from lmcore.nn.architectures import ModelConfig  # noqa: E402

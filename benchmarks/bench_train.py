@@ -51,11 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
-
-from lmcore.training.allocator import ask_for_huge_pages  # noqa: E402
-
-ask_for_huge_pages()  # as lmcore's own processes run (allocator.py); the references here get it too
+import _checkout  # noqa: E402,F401 -- lmcore from this checkout, huge pages as lmcore's processes (first)
 
 from lmcore.corpus.dataset import CorpusSpec  # noqa: E402
 from lmcore.corpus.loading import load_corpus  # noqa: E402

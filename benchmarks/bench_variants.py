@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -30,11 +29,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install needed
-
-from lmcore.training.allocator import ask_for_huge_pages  # noqa: E402
-
-ask_for_huge_pages()  # as lmcore's own processes run (allocator.py); the references here get it too
+import _checkout  # noqa: E402,F401 -- lmcore from this checkout, huge pages as lmcore's processes (first)
 
 from lmcore.corpus.dataset import CorpusSpec
 from lmcore.corpus.loading import load_corpus
