@@ -1,6 +1,7 @@
 """Shared fixtures for the lmcore unit tests: small real corpora and tiny run configurations."""
 from __future__ import annotations
 
+import base64
 import os
 import random
 import re
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -192,6 +194,13 @@ def wait_for_streamlit(url: str, proc, log) -> None:
             log.seek(0)
             pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
         time.sleep(0.3)
+
+
+def figure_values(data) -> np.ndarray:
+    """A figure's array as written in its JSON: a list, or Plotly's typed array {dtype, bdata}."""
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+    return np.asarray(data)
 
 
 def dead_pid() -> int:

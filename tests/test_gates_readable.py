@@ -3,7 +3,6 @@ state over time legible at a 1440 px wide window; and the Gates, Gradients and B
 (item 1) show the state it names."""
 from __future__ import annotations
 
-import base64
 import json
 import re
 
@@ -16,7 +15,7 @@ from lmcore.viz.gates import (AXIS_PX, CHAR_PX, DX, FIGURE_PX, FONT_PX, GLYPH_PX
                               tokens_that_fit)
 from lmcore.viz.gradients import ROW_AXIS_PX, fig41_figure
 
-from .conftest import REPO
+from .conftest import REPO, figure_values
 from .test_pages import open_page
 
 WORDS = "the roses in the vase by the door to the kitchen are red . internationalisation".split()
@@ -115,13 +114,6 @@ def open_with(page: str, **params) -> AppTest:
     return open_page(page, at.run())
 
 
-def values(data) -> np.ndarray:
-    """A figure's array as written in its JSON: a list, or Plotly's typed array {dtype, bdata}."""
-    if isinstance(data, dict):
-        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
-    return np.asarray(data)
-
-
 def specs(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
@@ -169,7 +161,7 @@ def test_gradients_page_from_a_url_shows_its_k_positions_and_fig41_window(lmcore
     assert at.slider(key="k").value == 12 and at.slider(key="pos").value == 4
     assert at.text_input(key="fig41_text").value == text and at.slider(key="fig41_at").value == 5
     decay = [s for s in specs(at) if s["layout"].get("xaxis", {}).get("title", {}).get("text", "").startswith("k ")]
-    assert decay and all(values(t["x"]).max() == 12 for s in decay for t in s["data"] if t.get("mode") == "lines")
+    assert decay and all(figure_values(t["x"]).max() == 12 for s in decay for t in s["data"] if t.get("mode") == "lines")
     fig41 = [s for s in specs(at) if s["layout"].get("yaxis", {}).get("ticktext") == ["inputs x", "hidden h",
                                                                                        "outputs y"]]
     assert len(fig41) == 3 and all(f["layout"]["xaxis"]["tickvals"][0] == 5 for f in fig41)

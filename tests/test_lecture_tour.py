@@ -2,6 +2,8 @@
 about each figure holds on the demo runs it draws; each "try it" link opens its page in exactly the stated state."""
 from __future__ import annotations
 
+import json
+import math
 import re
 from urllib.parse import parse_qsl
 
@@ -11,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from lmcore.lecture.tour import STEPS, holding_unit
 
-from .conftest import REPO
+from .conftest import REPO, figure_values
 
 TIMEOUT = 300
 
@@ -58,6 +60,19 @@ def test_what_the_tour_says_holds_on_the_demo_runs(tour):
     assert names.index("Kneser–Ney 3-gram") == 4 and names.index("FFNN n=5") == 3  # both windows last
     assert set(names[:2]) == {"LSTM", "GRU"}
     assert "within 1%" in text or "within" in re.search(r"Same hidden size: .*", text).group(0)
+
+
+def test_the_chain_rules_bars_all_show_with_labels_that_tell_them_apart(tour):
+    """Step 1's bars on their log axis: the least expected word's bar too (a fixed axis from 10^-3.3 had hidden a
+    P = 0.0003), and two bars of different heights never share a label (0.012 and 0.0085 both read "0.01")."""
+    figure = json.loads(tour.get("plotly_chart")[0].proto.spec)
+    bars, axis = figure["data"][0], figure["layout"]["yaxis"]
+    p_words = figure_values(bars["y"])
+    assert axis["type"] == "log" and math.log10(p_words.min()) > axis["range"][0] + 0.2
+    by_label = {}
+    for label, p in zip(bars["text"], p_words):
+        by_label.setdefault(label, []).append(p)
+    assert all(max(ps) / min(ps) < 1.1 for ps in by_label.values()), by_label
 
 
 def widget_value(at, name: str):

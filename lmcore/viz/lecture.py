@@ -2,6 +2,8 @@
 the roses scored, and models side by side by size and perplexity."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -21,12 +23,20 @@ def _colour(name: str, i: int, run_keys: dict[str, str] | None) -> str:
 def word_probability_figure(probs: pd.DataFrame, model: str, colour: str = PALETTE[0]) -> go.Figure:
     """One bar per word: P(w_i | w_1 … w_{i−1}) as the model gives it, on a log axis (the product is the sentence's)."""
     labels = [f"{plain(w)}<br><sub>{i}</sub>" for i, w in zip(probs["step"], probs["word"])]
-    fig = go.Figure(go.Bar(x=labels, y=probs["p"], marker_color=colour, text=[f"{p:.2f}" for p in probs["p"]],
-                           textposition="outside", hovertemplate="P = %{y:.4f}<extra></extra>"))
-    fig.update_yaxes(type="log", title="P(w_i | w_1 … w_i−1)", range=[-3.3, 0.25])
+    # two significant digits: 0.012 and 0.0085 are not both "0.01"
+    fig = go.Figure(go.Bar(x=labels, y=probs["p"], marker_color=colour, text=[f"{p:.2g}" for p in probs["p"]],
+                           textposition="outside", hovertemplate="P = %{y:.4g}<extra></extra>"))
+    fig.update_yaxes(type="log", title="P(w_i | w_1 … w_i−1)", range=[probability_floor(probs["p"]), 0.25],
+                     dtick=1)  # decades only: a log axis's "2" and "5" between them read as values
     fig.update_layout(title=plain(f"{model}: each word's probability given the words before it"), height=360,
                       margin=dict(MARGIN, t=50), xaxis_title="word i of the sentence", font=dict(size=13))
     return fig
+
+
+def probability_floor(p: pd.Series) -> float:
+    """The log axis's lower end: a decade below 10⁻³, or lower, so the least expected word's bar still shows."""
+    smallest = float(p[p > 0].min()) if (p > 0).any() else 1.0
+    return min(-3.3, math.floor(math.log10(smallest)) - 0.3)
 
 
 def margins_figure(margins: pd.DataFrame, run_keys: dict[str, str] | None = None) -> go.Figure:
