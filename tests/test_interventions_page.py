@@ -173,7 +173,7 @@ def test_random_draws_are_a_mean_and_a_band_and_the_text_is_escaped():
     fig = agreement_change_figure(table([1.0, 0.9, 0.9]), [table([1.0, 0.5, 0.7]), table([1.0, 0.7, 0.9])])
     before, band, after = fig.data
     assert list(after.y) == [1.0, 0.6, 0.8] and "mean of 2 draws" in after.name
-    assert max(band.y) == 1.0 and min(band.y) == 0.5 and "shaded: far, 4 or more" in fig.layout.xaxis.title.text
+    assert max(band.y) == 1.0 and min(band.y) == 0.5 and "shaded: far, 4+" in fig.layout.xaxis.title.text
     page = surprisal_change_html(["are", "<b>x</b>"], np.array([1.0, 2.0]), np.array([4.0, 2.0]))
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
     assert 'title="step 1 “are”: 1.00 → 4.00 bits (+3.00)"' in page and "rgb(178,24,43)" in page  # full red at +3

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from lmcore.corpus.tokenize import EOS
 from lmcore.viz.hidden import diverging_colour
+from lmcore.viz.memory import DISTANCE_HOVER, label_distances, pool_sparse_tail
 from lmcore.viz.style import MARGIN, PALETTE, faded, plain
 
 BEFORE, AFTER = PALETTE[0], PALETTE[1]  # blue: the model as trained; red: with the intervention (as decay_figure
@@ -19,7 +20,7 @@ MIN_SCALE_BITS = 1.0  # the colours of the surprisal change end at ±max(this, t
 
 
 def _by_distance(table: pd.DataFrame) -> pd.DataFrame:
-    return table.dropna(subset=["distance"]).sort_values("distance")
+    return pool_sparse_tail(table).dropna(subset=["distance"])  # the far, sparse distances as one point
 
 
 def agreement_change_figure(before: pd.DataFrame, afters: Sequence[pd.DataFrame], after_name: str = "after",
@@ -30,8 +31,8 @@ def agreement_change_figure(before: pd.DataFrame, afters: Sequence[pd.DataFrame]
     fig = go.Figure()
     rows = _by_distance(before)
     fig.add_trace(go.Scatter(x=rows["distance"], y=rows["accuracy"], mode="lines+markers", name="before",
-                             line=dict(color=BEFORE), customdata=rows["items"],
-                             hovertemplate="before: %{y:.2f} over %{customdata} sentences<extra></extra>"))
+                             line=dict(color=BEFORE), customdata=rows[["label", "items"]],
+                             hovertemplate="before, " + DISTANCE_HOVER + "<extra></extra>"))
     if afters:
         wide = pd.concat([_by_distance(t).set_index("distance")["accuracy"].rename(i) for i, t in enumerate(afters)],
                          axis=1).sort_index()
@@ -41,20 +42,19 @@ def agreement_change_figure(before: pd.DataFrame, afters: Sequence[pd.DataFrame]
                                      y=np.concatenate([wide.max(axis=1), wide.min(axis=1)[::-1]]),
                                      fill="toself", fillcolor=faded(AFTER, 0.18), line=dict(width=0),
                                      hoverinfo="skip", name=f"{len(afters)} draws: lowest to highest"))
-        items = _by_distance(afters[0]).set_index("distance")["items"].reindex(x).to_numpy()
+        shown = _by_distance(afters[0]).set_index("distance")[["label", "items"]].reindex(x)
         fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", line=dict(color=AFTER),
                                  name=plain(after_name) + (f" (mean of {len(afters)} draws)" if len(afters) > 1 else ""),
-                                 customdata=items,
-                                 hovertemplate="after: %{y:.2f} over %{customdata} sentences<extra></extra>"))
+                                 customdata=shown.to_numpy(),
+                                 hovertemplate="after, " + DISTANCE_HOVER + "<extra></extra>"))
     fig.add_hline(y=0.5, line=dict(color="grey", dash="dot"), annotation_text="chance")
     shaded = far is not None and len(rows) and rows["distance"].max() >= far
     if shaded:  # said in the axis title: a label inside the plot sits on the lines
         fig.add_vrect(x0=far - 0.5, x1=float(rows["distance"].max()) + 0.5, fillcolor="#f2f2f2", line_width=0,
                       layer="below")
-    fig.update_layout(xaxis_title="words between subject and verb" + (f" (shaded: far, {far} or more)" if shaded else ""),
-                      yaxis_title="agreement accuracy",
-                      yaxis_range=[0, 1.05], height=380, margin=MARGIN, legend=dict(orientation="h", y=-0.25),
-                      title="Agreement by distance")
+    label_distances(fig, rows, f" (shaded: far, {far}+)" if shaded else "")
+    fig.update_layout(yaxis_title="agreement accuracy", yaxis_range=[0, 1.05], height=380, margin=MARGIN,
+                      legend=dict(orientation="h", y=-0.25), title="Agreement by distance")
     return fig
 
 
