@@ -110,7 +110,7 @@ def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, ar
     lineup = newest_lineup(refs, min(3, max_runs))
     wanted = [k for k in st.query_params.get(key, "").split(",") if k in keys]
     default = wanted or [r.key for r in lineup] \
-        or [r.key for r in refs if r.is_demo and "agreement" in r.key][:max_runs] or keys[:2]  # the LSTM among them
+        or [r.key for r in agreement_demos(refs, max_runs)] or keys[:2]  # the LSTM among them
     chosen = container.multiselect(label, keys, default=default, max_selections=max_runs,
                                    format_func=lambda k: refs[keys.index(k)].label, key=f"pick_{key}")
     st.query_params[key] = ",".join(chosen)
@@ -118,6 +118,12 @@ def pick_runs(label: str = "Runs", key: str = "runs_view", max_runs: int = 4, ar
         runs = "newest finished run" if len(lineup) == 1 else f"{len(lineup)} newest finished runs"
         container.caption(f"Showing your {runs} on {md(lineup[0].corpus_name)}; pick others above.")
     return [refs[keys.index(k)] for k in chosen]
+
+
+def agreement_demos(refs: list[RunRef] | None = None, max_runs: int = 4) -> list[RunRef]:
+    """The demo runs on the agreement corpus (shipped with the app), of these refs or of every inspectable run."""
+    refs = inspectable_runs(get_store()) if refs is None else refs
+    return [r for r in refs if r.is_demo and "agreement" in r.key][:max_runs]
 
 
 def open_run(label: str = "Run", key: str = "run", text_key: str | None = None, equations: bool = True,

@@ -2,6 +2,7 @@
 probe only where it applies, and the user's newest finished run before the demos."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,13 @@ def test_memory_page_says_why_the_agreement_probe_does_not_apply(lmcore_home: Pa
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.info) == 1 and "agreement probe does not apply" in at.info[0].value
     assert "14 of 1,600" in at.info[0].value and "agreement" in at.info[0].value
-    assert not at.get("plotly_chart")  # no empty or meaningless figure
+    # rather than an empty section: the probe on the agreement demos, and the note says whose curves they are
+    assert "Below, meanwhile: the demo runs" in at.info[0].value
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1  # agreement only: context use waits for its button
+    names = {trace.get("name") for trace in json.loads(charts[0].proto.spec)["data"]}
+    assert {"demo · LSTM 1×128 · agreement", "demo · GRU 1×128 · agreement"} <= names, names
+    assert not any("python-docs" in (name or "") for name in names) and any("gram" in (n or "") for n in names)
 
 
 def test_memory_page_without_runs_compares_every_agreement_demo_the_lstm_included(lmcore_home: Path):

@@ -9,7 +9,7 @@ from appstate.corpus import CorpusError, cached_ngram
 from appstate.inspection import (LECTURE_ITEMS, agreement_items, agreement_tables, context_curve, ngram_context_curve,
                                  parse_probe_tsv)
 from appstate.figures import chart
-from lmcore.viz.memory import agreement_figure, context_figure
+from lmcore.viz.memory import accuracy_by_distance_wide, agreement_figure, context_figure
 
 # bound keys name a value in the URL and in the session, on every page: hence the page's prefix mem_
 MISSING = appstate.MISSING  # a distance a model has no sentence at; a perplexity that overflowed
@@ -54,15 +54,21 @@ if source.startswith("my own"):
 else:
     items = agreement_items("valid")
 tables, unreadable = agreement_tables(runs, items, order)
+# none of the picked runs reads the probe's words: the demo runs show what the probe finds, rather than nothing
+demos = models.agreement_demos() if unreadable and not tables and not source.startswith("my own") else []
 if unreadable:
     st.info(f"The agreement probe does not apply to {'; '.join(unreadable)}. Type sentences of your own corpus above ("
             "Sentences: my own), or pick runs trained on the agreement corpus in Runs to compare above: the demo "
-            "runs (demo · … · agreement) or your own (Corpus: agreement, then Train).")
+            "runs (demo · … · agreement) or your own (Corpus: agreement, then Train)."
+            + (" Below, meanwhile: the demo runs, trained on the agreement corpus and shipped with the app." if demos
+               else ""))
+if demos:
+    tables, _ = agreement_tables([models.load_run(ref) for ref in demos], items, order)
 if tables:
     table = pd.concat(tables, ignore_index=True)
-    chart(agreement_figure(table, run_keys), "memory-agreement", width="stretch")
-    wide = table.pivot_table(index="distance", columns="model", values="accuracy", sort=False).sort_index()
-    st.dataframe(wide.round(3).reset_index(), hide_index=True, width="stretch", placeholder=MISSING)
+    chart(agreement_figure(table, {ref.label: ref.key for ref in demos} if demos else run_keys), "memory-agreement",
+          width="stretch")
+    st.dataframe(accuracy_by_distance_wide(table).round(3), hide_index=True, width="stretch", placeholder=MISSING)
 
 st.header("How much context is used")
 st.caption("Khandelwal et al. (2018): validation perplexity when the model may read only the last k tokens before "
@@ -92,3 +98,6 @@ if st.query_params.get("mem_context") == "1":
     ppl = pd.concat([df.assign(run=name) for name, df in curves.items()]).pivot_table(
         index="context", columns="run", values="ppl", sort=False).reset_index()
     st.dataframe(ppl.replace([np.inf, -np.inf], np.nan).round(1), hide_index=True, placeholder=MISSING)
+    st.caption(f"Every k, \"all\" and the n-gram scored on the same validation targets (up to {max_targets:,}), "
+               "from the 201st token on (each needs 200 before it): not the whole split, so \"all\" differs a little "
+               "from the validation perplexity on Compare.")
