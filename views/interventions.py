@@ -98,7 +98,8 @@ many = len(draws) > 1
 ppl, ppl_spread = m.ppl
 k1.metric(f"Validation perplexity (before: {m.ppl_before:.2f})", f"{ppl:.2f}" + (f" ± {ppl_spread:.2f}" if many else ""),
           f"{ppl - m.ppl_before:+.2f}", delta_color="inverse",
-          help=f"The first {ivs.PPL_TOKENS:,} tokens of the validation split, read as in evaluation.")
+          help=f"The first {ivs.PPL_TOKENS:,} tokens of the validation split, read as in evaluation (so it can differ "
+               "a little from the run's validation perplexity on Compare, which reads the whole split).")
 if m.agreement_before is not None:
     (near0, far0), (near, _), (far, far_spread) = m.accuracy()
     k2.metric(f"Agreement, 0–{ivs.FAR - 1} words between (before: {near0:.1%})", f"{near:.1%}",
