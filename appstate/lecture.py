@@ -24,6 +24,7 @@ from lmcore.nn.architectures import count_params, model_name
 from lmcore.runs.catalog import RunRef, inspectable_runs, newest_finished
 from lmcore.training.checkpoints import CheckpointError
 from lmcore.training.trainer import EVAL_BATCH, evaluate
+from lmcore.viz.style import DEMO_ARCHITECTURES
 
 __all__ = ["CONTEXT_TARGETS", "NGRAM_ORDER", "Question", "ROSES", "ROSES_SOURCE", "STEPS", "TourModel", "bptt_step",
            "chain_step", "colour_keys", "context_step", "decay_step", "ffnn_says", "gru_step", "lstm_step",
@@ -44,9 +45,10 @@ class TourModel:
         return not self.run.ref.is_demo
 
 
-# One colour per model of the tour (lmcore.viz.style.PALETTE's places: green, orange, purple, blue), distinct
-# whatever runs fill the slots: run keys hashed to eight colours collide (a user's #1 and two demos all came red).
-SLOT_COLOURS = {"ffnn": 2, "rnn": 4, "lstm": 3, "gru": 0}
+# One colour per model of the tour, distinct whatever runs fill the slots (run keys hashed to eight colours collide:
+# a user's #1 and two demos all came red), and each the colour its demo has on every other page (run_colour).
+SLOT_COLOURS = {slot: DEMO_ARCHITECTURES.index("elman" if slot == "rnn" else slot)
+                for slot in ("ffnn", "rnn", "lstm", "gru")}
 
 
 def colour_keys(models: dict[str, "TourModel"]) -> dict[str, int]:

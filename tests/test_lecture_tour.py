@@ -75,6 +75,14 @@ def test_the_chain_rules_bars_all_show_with_labels_that_tell_them_apart(tour):
     assert all(max(ps) / min(ps) < 1.1 for ps in by_label.values()), by_label
 
 
+def test_each_model_of_the_tour_has_the_colour_its_demo_has_on_every_other_page():
+    from appstate.lecture import SLOT_COLOURS
+    from lmcore.viz.style import run_colour
+    for slot, place in SLOT_COLOURS.items():
+        assert run_colour(place) == run_colour(f"demo:agreement-{'elman' if slot == 'rnn' else slot}"), slot
+    assert len({run_colour(place) for place in SLOT_COLOURS.values()}) == len(SLOT_COLOURS)
+
+
 def widget_value(at, name: str):
     """The value a page shows for one URL parameter: its widget's (a run chooser is pick_<name>), else None."""
     for key in (name, f"pick_{name}"):
