@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lmcore.corpus.batching import batchify, bptt_chunks, n_chunks
-from lmcore.corpus.dataset import CorpusSpec, source_text, split_lines
+from lmcore.corpus.dataset import CorpusSpec, source_text, split_lines, tokenized_splits
 from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.reading import CorpusError, decode_text, read_bytes, read_text_file
 from lmcore.corpus.tokenize import EOS, UNK, detokenize, tokenize, tokenize_line
@@ -216,7 +216,7 @@ def test_builtin_corpora_load(name):
 
 # --- stats ------------------------------------------------------------------------------------
 
-def test_stats_consistent(docs_file):
+def test_stats_consistent(docs_file, lmcore_home):
     c = load_corpus(CorpusSpec(source=str(docs_file), tokenizer="words", min_count=2))
     st = c.stats()
     assert st["vocab"] == len(c.vocab)
@@ -227,7 +227,10 @@ def test_stats_consistent(docs_file):
         assert (ids == c.vocab.eos_id).sum() == st[f"{split}_lines"]  # one <eos> a line
     assert st["train_unk_rate"] > 0  # min_count 2 leaves singletons out of the vocabulary
     assert st["valid_unk_rate"] > st["train_unk_rate"]  # unseen words only in the held-out text
-    assert st["train_types"] == len(c.vocab)  # every kept type occurs in train (it was built there)
+    every_type = set(tokenized_splits(c.spec, [])[0]["train"]) - {EOS, UNK}
+    assert st["train_types"] == len(every_type) > len(c.vocab)  # the singletons min count 2 made <unk> counted too
+    streamed = load_corpus(c.spec, stream=True)
+    assert streamed.stats()["train_types"] == st["train_types"]  # written to the streamed corpus's cache and read back
     rf = c.rank_frequency()
     assert rf.sum() == st["train_tokens"] and np.all(np.diff(rf) <= 0)
     with pytest.raises(ValueError, match="unknown split"):

@@ -78,7 +78,10 @@ stats = corpus.stats()
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Training tokens", f"{stats['train_tokens']:,}")
 m2.metric("Vocabulary", f"{stats['vocab']:,}")
-m3.metric("Types in training split", f"{stats['train_types']:,}")
+types = stats["train_types"]
+m3.metric("Word types in training text", appstate.MISSING if types is None else f"{types:,}",
+          help="Distinct tokens of the training split as read, before the rarer ones became <unk>: the vocabulary "
+               "keeps those seen at least min count times (and at most max vocabulary).")
 m4.metric("<unk> rate (valid)", f"{stats['valid_unk_rate']:.2%}")
 left, right = st.columns([2, 3])
 left.table(corpus_stats_table(corpus), hide_index=True)  # plain HTML: paints before the grid's script loads

@@ -60,7 +60,7 @@ class Corpus:
             out[f"{name}_tokens"] = int(ids.size)
             out[f"{name}_lines"] = self.lines[name]
             out[f"{name}_unk_rate"] = float((ids == self.vocab.unk_id).mean()) if ids.size else 0.0
-        out["train_types"] = int(np.unique(self.train).size)
+        out["train_types"] = self.vocab.types_seen  # before min count and max vocab: how many became <unk>
         return out
 
     def rank_frequency(self) -> np.ndarray:

@@ -251,8 +251,9 @@ def _open(folder: Path, spec):
             n = meta["tokens"][s]
             arrays[s] = np.memmap(ids, dtype=dtype, mode="r", offset=offset, shape=(n,))
             offset += n * dtype.itemsize
-    return Corpus(spec, Vocab(meta["itos"]), arrays["train"], arrays["valid"], arrays["test"],
-                  lines=meta["lines"], notes=tuple(meta["notes"]))
+    vocab = Vocab(meta["itos"], types_seen=meta.get("types"))  # a cache from before "types": not known
+    return Corpus(spec, vocab, arrays["train"], arrays["valid"], arrays["test"], lines=meta["lines"],
+                  notes=tuple(meta["notes"]))
 
 
 def _cached(folder: Path, spec):
@@ -342,7 +343,7 @@ def _write(texts: Iterator[str], sizes: dict[str, int], vocab: Vocab, spec, fold
                 out.write(ids.tobytes())
                 tokens[split] += ids.size
         meta = {"version": CACHE_VERSION, "source": spec.source, "dtype": np.dtype(dtype).name, "tokens": tokens,
-                "lines": sizes, "itos": vocab.itos, "notes": notes}
+                "lines": sizes, "itos": vocab.itos, "types": vocab.types_seen, "notes": notes}
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         try:
             tmp.rename(folder)

@@ -14,6 +14,8 @@ from lmcore.corpus.tokenize import EOS, UNK
 class Vocab:
     itos: list[str]
     stoi: dict[str, int] = field(init=False, repr=False)
+    # distinct tokens of the training text before the rare ones became <unk> (None: not known, e.g. a checkpoint's)
+    types_seen: int | None = field(default=None, compare=False)
 
     def __post_init__(self):
         self.stoi = {s: i for i, s in enumerate(self.itos)}
@@ -32,7 +34,7 @@ class Vocab:
         kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
         if max_vocab is not None:
             kept = kept[: max(0, max_vocab - 2)]
-        return cls([UNK, EOS] + kept)
+        return cls([UNK, EOS] + kept, types_seen=len(counts))
 
     def __len__(self) -> int:
         return len(self.itos)
