@@ -109,6 +109,14 @@ def test_coloured_text_escapes_tokens_and_shows_values_on_hover():
     assert "&quot;hi&quot;" in out and "rgb(33,102,172)" in out  # the most negative value is full blue
 
 
+def test_a_quantity_never_negative_is_coloured_from_0_to_its_largest_value():
+    """The Gradients page's saliency, ‖∂ log p/∂x‖: its legend had read "-3.61 0 3.61", half of it for nothing."""
+    out = coloured_text_html(["a", "b", "c"], np.array([0.0, 1.0, 4.0]), "‖∂ log p/∂x‖")
+    legend = out.split("</div>")[0]
+    assert "&nbsp;0&nbsp;" in legend and "&nbsp;4&nbsp;" in legend and "-4" not in legend
+    assert "rgb(33,102,172)" not in out  # no blue: the scale starts white at 0
+
+
 def test_heatmap_of_2000_tokens_carries_only_the_window():
     values = np.random.default_rng(1).uniform(-1, 1, (2000, 256))
     tokens = [f"t{i}" for i in range(2000)]

@@ -127,12 +127,13 @@ def range_colour(value: float, colour: ColourRange) -> tuple[str, bool]:
 def coloured_text_html(tokens: list[str], values: np.ndarray, name: str = "h", vmax: float | None = None,
                        sep: str = " ", colour: ColourRange | None = None) -> str:
     """The text, each token's background coloured by one unit's value (Karpathy et al. 2015); the value
-    shows on hover (title=). The scale is `colour`, else symmetric about 0 to ±vmax (the largest |value|).
+    shows on hover (title=). The scale is `colour`, else symmetric about 0 to ±vmax (the largest |value|), or from
+    0 to vmax where no value is negative (a norm: half a scale of negative colours would stand for nothing).
     Every token is escaped, so text from a user cannot become markup."""
     values = np.asarray(values, dtype=float)
     if colour is None:
         vmax = float(np.abs(values).max(initial=0.0)) if vmax is None else vmax
-        colour = ColourRange(-vmax, vmax, True, "")
+        colour = ColourRange(0.0, vmax, False, "") if values.min(initial=0.0) >= 0 else ColourRange(-vmax, vmax, True, "")
     spans = []
     for i, (token, value) in enumerate(zip(tokens, values)):
         background, dark = range_colour(value, colour)
