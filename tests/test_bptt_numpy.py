@@ -193,3 +193,13 @@ def test_walkthrough_agrees_with_autograd_and_its_deltas_shrink(tau):
     guo = walkthrough("the roses in the vase by the door are red .".split(), hidden=8, tau=tau, scale=0.5,
                       guo_typo=True)
     assert guo.rel_errors["U"] > 1e-2  # f'(g) instead of f'(net): a wrong gradient
+
+
+def test_the_unrolled_figures_values_are_legible_on_every_node():
+    """White on the dark red nodes near t, dark on the pale ones: grey had sat on both ("0.51" lost on dark red)."""
+    from lmcore.viz.bptt import unrolled_figure
+    w = walkthrough("the roses in the vase by the door are red .".split(), hidden=8, tau=6, scale=0.5)
+    nodes = next(t for t in unrolled_figure(w).data if t.marker.color is not None and t.marker.colorscale)
+    for shade, ink in zip(nodes.marker.color, nodes.textfont.color):
+        assert ink == ("white" if shade > 0.55 else "#222222"), (shade, ink)
+    assert {"white", "#222222"} <= set(nodes.textfont.color)  # this walk has both dark and pale nodes

@@ -18,9 +18,14 @@ def walk_back_figure(w) -> go.Figure:
     fig.add_trace(go.Scatter(x=labels, y=w.reference_delta_norms, mode="markers", name="autograd (PyTorch)",
                              marker=dict(symbol="x", size=11, color=PALETTE[1])), 1, 1)
     fig.add_trace(go.Bar(x=labels, y=r.dU_norms, name="ΔU term", marker_color=PALETTE[2]), 1, 2)
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", dtick=1)  # decades only: the "2" and "5" between them read as values
     fig.update_layout(height=380, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def node_text_colour(shade: float) -> str:
+    """The value's colour on a node shaded from white (0) to red (1): black on the pale ones, white on the dark."""
+    return "white" if shade > 0.55 else "#222222"
 
 
 def unrolled_figure(w) -> go.Figure:
@@ -47,7 +52,8 @@ def unrolled_figure(w) -> go.Figure:
         x=steps, y=[1.1] * len(steps), mode="markers+text", showlegend=False,
         marker=dict(size=46, color=shade, colorscale=[[0, "#ffffff"], [1, "#d62728"]], cmin=0, cmax=1,
                     line=dict(color="#333", width=1.5)),
-        text=[f"{w.states[j].mean():.2f}" for j in steps], textfont=dict(size=12),
+        text=[f"{w.states[j].mean():.2f}" for j in steps],
+        textfont=dict(size=12, color=[node_text_colour(s) for s in shade]),  # legible on pale and dark red alike
         customdata=[[delta[j]] for j in steps],
         hovertemplate="s(%{x}): mean %{text}<br>‖δ(%{x})‖ = %{customdata[0]:.2e}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[j + 0.06 for j in steps], y=[1.62] * len(steps), mode="text", showlegend=False,
