@@ -43,9 +43,9 @@ def test_memory_page_agreement_and_context_use():
     at = open_page("views/memory.py")
     assert len(at.get("plotly_chart")) == 1
     table = at.dataframe[0].value
-    assert "distance" in table.columns and any("gram" in c for c in table.columns)
+    assert "words between" in table.columns and any("gram" in c for c in table.columns)
     at.radio[0].set_value("my own (prefix, correct, wrong, distance)").run()
-    assert not at.exception and at.dataframe[0].value["distance"].tolist() == [0, 3, 6, 9]
+    assert not at.exception and at.dataframe[0].value["words between"].tolist() == ["0", "3", "6", "9"]
     at.select_slider[1].set_value(2000).run()
     at.button[0].click().run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
