@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from lmcore.runs import service
 from lmcore.runs.store import RunStore
 
-from .conftest import REPO, grammar_lines
+from .conftest import REPO, grammar_lines, tiny_config
 
 TIMEOUT = 120
 
@@ -174,3 +174,29 @@ def test_streamlit_reads_the_apps_config_without_a_full_collection_after_every_r
     finally:
         monkeypatch.undo()  # back to the earlier working directory, then its config again
         config.get_config_options(force_reparse=True)
+
+
+def test_a_finished_run_trains_one_more_epoch_only_once_asked(lmcore_home, tmp_path):
+    """Resume on a done run changes numbers every page compares: its button sits in a popover that says so; a
+    stopped run resumes in one click, as before."""
+    text = tmp_path / "g.txt"
+    text.write_text("\n".join(grammar_lines(100)) + "\n")
+    store = RunStore(lmcore_home)
+    done = store.create_run(tiny_config(text).to_dict(), status="done")
+    stopped = store.create_run(tiny_config(text).to_dict(), status="stopped")
+    at = open_page("views/train.py")
+    labels = {b.key: b.label for b in at.button}
+    assert labels[f"resume{done}"] == "Train one more epoch" and labels[f"resume{stopped}"] == "Resume"
+
+    def popover_holding(node, inside=False) -> bool | None:
+        if getattr(node, "key", None) == f"resume{done}":
+            return inside
+        kids = getattr(node, "children", {})
+        for child in (kids.values() if isinstance(kids, dict) else kids):
+            found = popover_holding(child, inside or getattr(node, "type", None) == "popover")
+            if found is not None:
+                return found
+        return None
+
+    assert popover_holding(at._tree) is True
+    assert any(f"#{done} has trained all its epochs" in c.value for c in at.caption)

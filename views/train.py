@@ -186,9 +186,14 @@ def owner_controls(run, c3) -> None:
     """Stop, Resume, Edit and Delete, for the run's owner or an instructor."""
     if run.status in ACTIVE and c3.button("Stop", key=f"stop{run.id}"):
         training.stop_run(run)
-    if training.resumable(run) and c3.button("Resume", key=f"resume{run.id}",
-                                             help="carry on from the last checkpoint: to the planned "
-                                                  "epochs, or one more epoch if all are done"):
+    if training.resumable(run) and run.status == "done":  # one more epoch changes a finished run's numbers: ask
+        with c3.popover("Resume", help="train it one more epoch from its last checkpoint"):
+            st.caption(f"#{run.id} has trained all its epochs. One more changes its curves, perplexities and "
+                       "checkpoints, here and on every page that compares it.")
+            if st.button("Train one more epoch", key=f"resume{run.id}", type="primary"):
+                training.resume_run(run)
+    elif training.resumable(run) and c3.button("Resume", key=f"resume{run.id}",
+                                               help="carry on from the last checkpoint to the planned epochs"):
         training.resume_run(run)
     with c3.popover("Edit", help="its name, a note, tags; archive it"):
         keep_editor(run)
