@@ -234,18 +234,19 @@ def matches_table(matches: list[Match], tokens: list[str], context: int = 4, sep
     """One row per match: where, how well, its text, and a few tokens either side for context."""
     shown = lambda ts: sep.join("↵" if t == EOS else t for t in ts)
     rows = [{"rank": i + 1, "start": m.start, "end": m.end, "length": m.length,
-             "units on": round(m.fraction, 3), "Jaccard": round(m.jaccard, 3),
+             "share of units on": round(m.fraction, 3), "Jaccard": round(m.jaccard, 3),
              "text": shown(tokens[m.start:m.end + 1]),
              "in context": f"{shown(tokens[max(0, m.start - context):m.start])} [{shown(tokens[m.start:m.end + 1])}] "
                            f"{shown(tokens[m.end + 1:m.end + 1 + context])}".strip()}
             for i, m in enumerate(matches)]
-    return pd.DataFrame(rows, columns=["rank", "start", "end", "length", "units on", "Jaccard", "text", "in context"])
+    return pd.DataFrame(rows, columns=["rank", "start", "end", "length", "share of units on", "Jaccard", "text", "in context"])
 
 
 # --- defaults proposed from the data --------------------------------------------------------------------
 PROPOSED_PERCENTILE = 80   # about one (token, unit) value in five counts as "on"
 SPAN_CANDIDATES = 120      # positions from the window's start where a default span may begin
 MAX_SPAN = 3               # tokens in a proposed span
+PROPOSED_MATCHES = 3       # matches a proposed span should have (fewer: a span that has the most)
 
 
 @dataclass(frozen=True)
@@ -269,12 +270,13 @@ def propose_threshold(values: np.ndarray, percentile: int = PROPOSED_PERCENTILE,
 def propose_span(values: np.ndarray, threshold: float, first: int = 0, stop: int | None = None,
                  min_fraction: float = 1.0) -> tuple[int, int]:
     """A span worth searching from, inside the window [first, stop): one whose units (on throughout, off
-    just before) switch on together somewhere else in the text too.
+    just before) switch on together elsewhere in the text, and often.
 
     Candidates start in the window's first SPAN_CANDIDATES tokens (not at token 0, where every unit counts
-    as off before) and last 1 to MAX_SPAN tokens; the one with the most units (counting up to 4, so a few
-    clear units beat many) that has a match wins, the earliest on ties. Without any match, the candidate
-    with the most units; without units, the window's start.
+    as off before) and last 1 to MAX_SPAN tokens. The winner has at least PROPOSED_MATCHES matches if any does,
+    then the most units (counting up to 4: two units on together recur by chance, four hardly), then the most
+    matches, the earliest on ties. Without units anywhere, the window's start. (The first candidate with a match
+    had been taken: on the default lineup's GRU, 4 units and one match, a comma.)
     """
     n_tokens = len(values)
     stop = n_tokens if stop is None else min(stop, n_tokens)
@@ -282,13 +284,13 @@ def propose_span(values: np.ndarray, threshold: float, first: int = 0, stop: int
     begin = max(first, 1) if stop > 1 else first
     candidates = [(a, a + length - 1) for a in range(begin, min(stop, begin + SPAN_CANDIDATES))
                   for length in range(1, MAX_SPAN + 1) if a + length - 1 < stop]
-    units = {span: _switched_on(on, *span) for span in candidates}
-    ranked = sorted((span for span in candidates if units[span].size),
-                    key=lambda span: (-min(units[span].size, 4), span[0], span[1]))
-    for span in ranked:
-        if _search(on, units[span], min_fraction, exclude=span):
-            return span
-    return ranked[0] if ranked else (first, first)
+    scored = []
+    for span in candidates:
+        units = _switched_on(on, *span)
+        if units.size:
+            matches = len(_search(on, units, min_fraction, exclude=span))
+            scored.append(((min(matches, PROPOSED_MATCHES), min(units.size, 4), matches, -span[0], -span[1]), span))
+    return max(scored)[1] if scored else (first, first)
 
 
 @dataclass(frozen=True)
