@@ -6,6 +6,7 @@ import os
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from appstate.corpus import upload_label
 from lmcore.runs import service
 from lmcore.runs.store import RunStore
 
@@ -200,3 +201,16 @@ def test_a_finished_run_trains_one_more_epoch_only_once_asked(lmcore_home, tmp_p
 
     assert popover_holding(at._tree) is True
     assert any(f"#{done} has trained all its epochs" in c.value for c in at.caption)
+
+
+def test_a_second_file_uploaded_in_a_row_is_the_one_shown(tmp_path):
+    """After an upload the page had turned its choice into "a file uploaded before", taking the uploader off the
+    page: a second file dropped into it was lost and the first one's statistics stayed."""
+    at = upload_corpus(open_page("views/corpus.py"), "first.txt", ("\n".join(grammar_lines(200)) + "\n").encode())
+    assert "first.txt" in at.subheader[0].value
+    assert at.radio[0].value == "upload a .txt file" and len(at.file_uploader) == 1  # still there for the next file
+    second = "\n".join(f"the zebra number {i} runs ." for i in range(200)) + "\n"
+    at.file_uploader[0].set_value(("second.txt", second.encode(), "text/plain")).run()
+    assert not at.exception and "second.txt" in at.subheader[0].value
+    at.radio[0].set_value("a file uploaded before").run()  # both kept, the newest first
+    assert [upload_label(o) for o in at.selectbox[0].options] == ["second.txt", "first.txt"]

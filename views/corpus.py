@@ -18,9 +18,14 @@ current = appstate.corpus_spec()
 BUILTIN, UPLOAD, KEPT = "built-in corpus", "upload a .txt file", "a file uploaded before"
 kept = [str(p) for p in kept_uploads()]
 kinds = [BUILTIN, UPLOAD] + ([KEPT] if kept else [])
-chosen_kind = BUILTIN if current.source.startswith(BUILTIN_PREFIX) else KEPT if current.source in kept else UPLOAD
+# the kind the user chose stays chosen: derived from the corpus alone, an upload turned it into "a file uploaded
+# before" at once, which took the uploader (and a second file dropped into it) off the page
+KIND = "corpus_text_kind"
+chosen_kind = st.session_state.get(KIND) if st.session_state.get(KIND) in kinds else \
+    BUILTIN if current.source.startswith(BUILTIN_PREFIX) else KEPT if current.source in kept else UPLOAD
 kind = st.radio("Text", kinds, horizontal=True, index=kinds.index(chosen_kind),
                 help="Uploads are kept in the data folder, so a reload, a new tab or a link finds them again.")
+st.session_state[KIND] = kind
 source = current.source
 if kind == BUILTIN:
     names = list(BUILTIN_CORPORA)
@@ -47,6 +52,8 @@ else:
             st.stop()
     elif current.source.startswith(BUILTIN_PREFIX):
         st.info("Choose a file to upload; the built-in corpus stays selected until then.")
+    else:
+        st.info(f"Choose a file to upload; {appstate.md(upload_label(current.source))} stays selected until then.")
 
 c1, c2, c3, c4 = st.columns(4)
 tokenizer = c1.selectbox("Tokenizer", list(TOKENIZERS), index=list(TOKENIZERS).index(current.tokenizer),
