@@ -5,10 +5,11 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lmcore.runs import seeds
-from lmcore.runs.reports import compare_table
+from lmcore.runs.reports import compare_table, metrics_frame
 from lmcore.runs.store import RunStore
 from lmcore.viz.training import group_curves_figure
 
@@ -48,6 +49,29 @@ def test_runs_that_differ_only_by_seed_are_one_group(three_seeds_and_a_gru):
     assert lstm["best valid ppl std"] == pytest.approx(2.0) and lstm["best valid ppl n"] == 3
     assert math.isnan(table.iloc[1]["best valid ppl std"]) or table.iloc[1]["best valid ppl std"] is None
     assert seeds.mean_pm(lstm["best valid ppl mean"], lstm["best valid ppl std"], 3) == "52.00 ± 2.00 (3 seeds)"
+
+
+def test_two_runs_of_one_seed_are_one_seed_not_a_spread_of_zero(tmp_path, grammar_file):
+    """A run trained again with its seed (or stopped and started anew) is a repeat: "1111, 1111" had been shown as
+    "± 0.00 (2 seeds)", a spread no reseeding measured."""
+    store = RunStore(tmp_path / "home")
+    lstm = tiny_config(grammar_file, "lstm")
+    twice = [add(store, lstm, 50.0, [80, 60, 50]), add(store, lstm, 50.0, [80, 60, 50])]
+    other = add(store, replace(lstm, train=replace(lstm.train, seed=lstm.train.seed + 1)), 54.0, [88, 64, 54])
+    runs = [store.get_run(i) for i in twice]
+    (group,) = seeds.seed_groups(runs)
+    row = seeds.summary_table(compare_table(runs), [group]).iloc[0]
+    assert row["runs"] == 2 and row["seeds"] == str(lstm.train.seed) and row["valid ppl"] == "50.00"
+    runs.append(store.get_run(other))
+    (group,) = seeds.seed_groups(runs)
+    stats = seeds.group_table(compare_table(runs), [group]).iloc[0]
+    assert stats["runs"] == 3 and stats["best valid ppl n"] == 2  # two seeds, the first one's repeat counted once
+    assert stats["best valid ppl mean"] == pytest.approx(52.0) and stats["best valid ppl std"] == pytest.approx(2 ** 1.5)
+    curves = seeds.group_curves(metrics_frame(store, [r.id for r in runs]), [group], "epoch", "valid_ppl")
+    assert list(curves[group.label]["n"]) == [2, 2, 2] and list(curves[group.label]["mean"]) == [84, 62, 52]
+    lecture = pd.DataFrame({"model": ["LSTM"] * 3, "run": [r.id for r in runs], "perplexity": [50.0, 50.0, 54.0]})
+    folded = seeds.lecture_rows(lecture, [group]).iloc[0]
+    assert folded["seeds"] == 2 and folded["perplexity"] == 52.0
 
 
 def test_a_difference_inside_the_seeds_spread_is_marked(three_seeds_and_a_gru):

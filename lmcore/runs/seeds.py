@@ -33,6 +33,17 @@ class SeedGroup:
     def size(self) -> int:
         return len(self.run_ids)
 
+    @property
+    def distinct_seeds(self) -> list[int]:
+        """Each seed once, in the order of its first run: two runs of one seed (a repeat) are one seed."""
+        return list(dict.fromkeys(self.seeds))
+
+    def per_seed(self, values: pd.Series) -> pd.Series:
+        """Values indexed by run id (some may be missing) as one value per seed: the mean of that seed's runs."""
+        seed_of = dict(zip(self.run_ids, self.seeds))
+        values = values.dropna()
+        return values.groupby([seed_of[i] for i in values.index], sort=False).mean()
+
 
 def seed_groups(runs: list[Run]) -> list[SeedGroup]:
     """The runs grouped by seed_key, in the order of each group's first run; a label shared by two different
@@ -55,15 +66,16 @@ def seed_groups(runs: list[Run]) -> list[SeedGroup]:
 
 def group_table(table: pd.DataFrame, groups: list[SeedGroup], metrics=("best valid ppl", "test ppl")) -> pd.DataFrame:
     """One row per group from a table with one row per run ("run" column): runs, seeds, parameters and each
-    metric's mean, std, min and max over the group's finished seeds (std needs two)."""
+    metric's mean, std, min and max over the group's finished seeds (std needs two; runs of one seed count once,
+    as their mean)."""
     rows = []
     by_run = table.set_index("run")
     for g in groups:
         part = by_run.loc[[i for i in g.run_ids if i in by_run.index]]
-        row = {"group": g.label, "runs": g.size, "seeds": ", ".join(map(str, g.seeds)),
+        row = {"group": g.label, "runs": g.size, "seeds": ", ".join(map(str, g.distinct_seeds)),
                "parameters": part["parameters"].dropna().iloc[0] if part["parameters"].notna().any() else None}
         for m in metrics:
-            values = pd.to_numeric(part[m], errors="coerce").dropna()
+            values = g.per_seed(pd.to_numeric(part[m], errors="coerce"))  # n counts seeds, not repeats of one
             row.update({f"{m} mean": values.mean() if len(values) else None,
                         f"{m} std": values.std() if len(values) > 1 else None,
                         f"{m} min": values.min() if len(values) else None,
@@ -114,7 +126,9 @@ def group_curves(metrics: pd.DataFrame, groups: list[SeedGroup], x: str, y: str)
         part = metrics[metrics["run_id"].isin(g.run_ids)][["run_id", x, y]].dropna()
         if part.empty:
             continue
-        part = part.assign(_x=part[x].astype(float).round(6))
+        seed_of = dict(zip(g.run_ids, g.seeds))
+        part = part.assign(_x=part[x].astype(float).round(6), _seed=part["run_id"].map(seed_of))
+        part = part.groupby(["_x", "_seed"], sort=False)[y].mean().reset_index()  # a seed's repeats: one curve
         stats = part.groupby("_x")[y].agg(["mean", "std", "min", "max", "count"]).reset_index()
         stats.columns = [x, "mean", "std", "min", "max", "n"]
         out[g.label] = stats.fillna({"std": 0.0})
@@ -154,7 +168,7 @@ def lecture_rows(lecture: pd.DataFrame, groups: list[SeedGroup]) -> pd.DataFrame
             continue
         done.add(group.label)
         part = lecture[lecture["run"].isin(group.run_ids)]
-        values = pd.to_numeric(part["perplexity"], errors="coerce").dropna()
+        values = group.per_seed(pd.to_numeric(part.set_index("run")["perplexity"], errors="coerce"))
         rows.append({**row.to_dict(), "perplexity": round(values.mean(), 1) if len(values) else None,
                      "± std": round(values.std(), 1) if len(values) > 1 else None, "seeds": len(values)})
     out = pd.DataFrame(rows)
