@@ -256,9 +256,22 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(long_runs):
     assert cfg.train.max_steps == at + 30 and store.get_run(run_id)["message"] == f"resumed from step {at}"
     [run] = wait_for(store, [run_id], timeout=60)
     assert run["status"] == "done" and run["step"] == at + 30, run["message"]
+    assert run["started_step"] == at  # the job recorded where it started: its ETA counted its own 30 steps
     steps = [m["step"] for m in store.metrics(run_id)]
     assert steps == sorted(set(steps)) and steps[-1] == at + 30  # one curve: no step logged twice
     assert load_checkpoint(store.checkpoints(run_id)["last"]["path"])[3]["step"] == at + 30
+
+
+def test_a_resumed_runs_eta_counts_the_steps_of_its_own_job(store, grammar_file):
+    """Resumed at step 100 of 300 and at 150 ten seconds later: 150 steps to go at 5 a second, not at 15."""
+    run_id = store.create_run(tiny_config(grammar_file).to_dict())
+    store.update_run(run_id, status="running", step=150, total_steps=300, started_step=100,
+                     started_at=time.time() - 10)
+    text = jobs.progress_text(store.get_run(run_id))
+    assert text.startswith("step 150/300 · 50% · ETA ") and text.endswith(" s")
+    assert 29 <= int(text.split("ETA ")[1].split(" s")[0]) <= 31, text
+    store.update_run(run_id, step=100)  # nothing trained yet since the resume: no rate to go by
+    assert jobs.progress_text(store.get_run(run_id)) == "step 100/300 · 33%"
 
 
 def test_interrupted_run_gets_checkpoint_rows_that_match_its_files(store, grammar_file):

@@ -181,7 +181,7 @@ def cmd_resume(a) -> int:
         resumed = service.resume(store, run_id, epochs=a.epochs, max_steps=a.max_steps, time_budget=a.time_budget,
                                  device=a.device, here=True, person=me)
     cfg = replace(resumed.cfg, train=replace(resumed.cfg.train, threads=a.threads or resumed.cfg.train.threads))
-    step = service.rewind_metrics(store, run_id)
+    step = service.begin_training(store, run_id)
     if not a.json:
         where = f"step {step}" if step is not None else "the start (no checkpoint to resume from)"
         print(f"run {run_id}: resuming from {where}", file=sys.stderr)

@@ -183,10 +183,12 @@ def progress_text(run: dict) -> str:
     if run.status in ("queued", "starting"):
         return "waiting for a free slot" if run.status == "queued" else "starting"
     text = f"step {step}/{total}" if total else f"step {step}"
-    if run.status == "running" and total and step and run.started_at:
-        elapsed = time.time() - run.started_at
-        eta = elapsed * (total - step) / step
+    trained = step - run.started_step  # this job's steps: a resumed run did the others before its stop
+    if run.status == "running" and total and trained > 0 and run.started_at:
+        eta = (time.time() - run.started_at) * (total - step) / trained
         text += f" · {step / total:.0%} · ETA {_duration(eta)}"
+    elif run.status == "running" and total:
+        text += f" · {step / total:.0%}"
     elif run.status not in ACTIVE:
         text += f" · {run.status}"
     return text

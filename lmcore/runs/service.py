@@ -230,7 +230,7 @@ def run_job(store: RunStore, run_id: int, threads: int = 0, max_parallel: int | 
         cfg = run.cfg.with_vocab(len(corpus.vocab))
         check_model(count_params(cfg.model), load_limits(store.home))
         resume_from = last_checkpoint(store, run_id)
-        rewind_metrics(store, run_id)
+        begin_training(store, run_id)
         result = train(cfg, resume_from.parent if resume_from else store.run_dir(run_id),
                        jobs.StoreHooks(store, run_id, share), corpus=corpus, resume_from=resume_from)
         status = record_result(store, run_id, result)
@@ -265,6 +265,14 @@ def end_with_error(store: RunStore, run_id: int, err: BaseException) -> str:
         message += " (resume carries on from its last checkpoint)"
     store.update_run(run_id, status=status, message=message, finished_at=time.time())
     return status
+
+
+def begin_training(store: RunStore, run_id: int) -> int | None:
+    """Where a run's job (or the CLI's own process) starts training: the metric rows past its last.pt dropped and
+    the step it starts from recorded, so that the ETA counts this job's steps alone. Returns that step."""
+    step = rewind_metrics(store, run_id)
+    store.update_run(run_id, started_step=step or 0)
+    return step
 
 
 def rewind_metrics(store: RunStore, run_id: int) -> int | None:

@@ -82,7 +82,9 @@ MIGRATIONS = (("runs", "sweep_id", "INTEGER REFERENCES sweeps(id)"),
               ("runs", "owner", "TEXT NOT NULL DEFAULT ''"),
               ("runs", "owner_name", "TEXT NOT NULL DEFAULT ''"),
               ("sweeps", "owner", "TEXT NOT NULL DEFAULT ''"),
-              ("sweeps", "owner_name", "TEXT NOT NULL DEFAULT ''"))
+              ("sweeps", "owner_name", "TEXT NOT NULL DEFAULT ''"),
+              # the step its job started from (a resumed run's checkpoint): the ETA's rate counts the steps since
+              ("runs", "started_step", "INTEGER NOT NULL DEFAULT 0"))
 # the columns RunStore.annotate writes: what a person says about a run, never how it trains
 ANNOTATIONS = ("display_name", "note", "tags", "archived")
 
@@ -403,6 +405,7 @@ class Run(Mapping):
     archived: bool
     owner: str                 # the identity that may change it ('' : made before runs had owners)
     owner_name: str            # its display name when the run was made ('' : unknown)
+    started_step: int          # the step its job started training from (0, or a resumed run's checkpoint)
     cfg: RunConfig = field(repr=False)
 
     def __getitem__(self, column: str):
