@@ -136,6 +136,14 @@ def upload_label(path: Path | str) -> str:
     return Path(path).name.split("-", 1)[-1]  # drop the content hash
 
 
+def without_server_path(text: str, spec: CorpusSpec) -> str:
+    """A message about an uploaded corpus with its file named as the user named it: the reader names the path it
+    read ("/srv/lmcore/uploads/6eede229912c-notes.txt: cleaned …"), which a class server must not show."""
+    if spec.source.startswith(BUILTIN_PREFIX):
+        return text
+    return str(text).replace(spec.source, upload_label(spec.source))
+
+
 def corpus_label(spec: CorpusSpec) -> str:
     source = spec.source if spec.source.startswith(BUILTIN_PREFIX) else upload_label(spec.source)
     return f"{source} · {spec.tokenizer}{' · lowercased' if spec.lowercase else ''}"

@@ -214,3 +214,12 @@ def test_a_second_file_uploaded_in_a_row_is_the_one_shown(tmp_path):
     assert not at.exception and "second.txt" in at.subheader[0].value
     at.radio[0].set_value("a file uploaded before").run()  # both kept, the newest first
     assert [upload_label(o) for o in at.selectbox[0].options] == ["second.txt", "first.txt"]
+
+
+def test_an_uploaded_files_cleaning_note_names_it_as_the_user_did(lmcore_home):
+    """The reader names the path it read; on the page that was the server's (…/uploads/6eede229912c-notes.txt)."""
+    lines = [f"the cat number {i} sat on the mat .{chr(7) if i % 50 == 0 else ''}" for i in range(300)]
+    at = upload_corpus(open_page("views/corpus.py"), "my notes.txt", ("\n".join(lines) + "\n").encode())
+    (note,) = [i.value.replace("\\", "") for i in at.info if "cleaned" in i.value]  # markdown's escapes off
+    assert note.startswith("my_notes.txt: cleaned 6 control characters (6 bells)"), note
+    assert str(lmcore_home) not in note and "uploads" not in note

@@ -7,7 +7,7 @@ import streamlit as st
 import appstate
 from appstate.corpus import (BIG_CORPUS_HINT, BUILTIN_CORPORA, BUILTIN_PREFIX, TOKENIZERS, CorpusError, CorpusSpec,
                              corpus_stats_table, detokenize, kept_uploads, preview_tokens, save_upload, set_corpus_spec,
-                             upload_label)
+                             upload_label, without_server_path)
 from lmcore.viz.training import zipf_spec
 
 st.title("Corpus")
@@ -75,12 +75,12 @@ try:
     with st.spinner("Reading and tokenizing…"):
         corpus = appstate.cached_corpus(spec)
 except CorpusError as err:
-    st.error(appstate.md(err))
+    st.error(appstate.md(without_server_path(err, spec)))
     st.stop()
 
 st.subheader(appstate.md(appstate.corpus_label(spec)))
 for note in corpus.notes:
-    st.info(appstate.md(note))
+    st.info(appstate.md(without_server_path(note, spec)))
 stats = corpus.stats()
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Training tokens", f"{stats['train_tokens']:,}")
