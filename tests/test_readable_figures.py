@@ -118,6 +118,27 @@ def test_curves_that_flatten_out_keep_their_first_points(log_y):
     assert fig.layout.yaxis.range is None and not fig.layout.annotations
 
 
+def test_a_healthy_run_that_trains_long_on_its_plateau_keeps_its_start():
+    """40 epochs of a small text: perplexity from 40 down to 2.8, most points on the plateau; the loss from 3.7 to 1.
+    A 0.05-decade floor on the spread had cut 42 of the perplexity's points ("above 6.2 not shown")."""
+    ppl = [40, 21, 12, 8, 6, 5, 4.2, 3.6, 3.2, 3.0] + [2.8 + 0.01 * (i % 3) for i in range(30)]
+    fig = curves_figure(metrics_rows({1: ppl, 2: [p * 1.05 for p in ppl]}), {1: "a", 2: "b"}, log_y=True)
+    assert not fig.layout.annotations and fig.layout.yaxis.range is None
+    loss = [math.log(p) for p in ppl]  # the Train page's loss, on a linear axis
+    fig = curves_figure(metrics_rows({1: loss}), {1: "a"}, y="valid_ppl", log_y=False)
+    assert not fig.layout.annotations and fig.layout.yaxis.range is None
+    # on a linear axis a point over 10× the median (40, the first) would squash the rest to the axis: cut
+    fig = curves_figure(metrics_rows({1: ppl}), {1: "a"}, log_y=False)
+    assert notes(fig).startswith("1 point above") and y_top(fig) < 25  # 40: 14× the plateau
+
+
+def test_an_lr_schedule_is_drawn_whole():
+    """lr 20 divided by 4 five times over 40 epochs: a schedule has no outliers, whatever its spread."""
+    lr = [20.0] * 4 + [5.0] * 4 + [1.25] * 4 + [0.3125] * 8 + [0.078125] * 10 + [0.01953125] * 10
+    fig = curves_figure(metrics_rows({1: lr}), {1: "a"}, y="valid_ppl", log_y=True, cut_outliers=False)
+    assert not fig.layout.annotations and fig.layout.yaxis.range is None
+
+
 def test_too_few_points_are_never_called_outliers():
     assert outlier_ceiling([100, 836_000], log=True) is None
 

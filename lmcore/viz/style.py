@@ -64,6 +64,8 @@ def readable_number(x: float) -> str:
 # --- an axis range that outliers cannot take over ---------------------------------------------------
 FENCE = 7.0  # how many spreads above the median a point must lie to be an outlier
 MIN_POINTS = 5  # with fewer points nothing can be called an outlier
+MIN_DECADES = 0.25  # on a log axis, the least spread the fence counts (FENCE × this above the median)
+LINEAR_TIMES = 10.0  # on a linear axis, the fence is at least this many times the median
 
 
 def _round_up(x: float) -> float:
@@ -76,21 +78,24 @@ def _round_up(x: float) -> float:
 
 def outlier_ceiling(values, log: bool) -> float | None:
     """The value above which points are outliers, or None when no point is: median + 7 × (median − 5th
-    percentile), in log10 units on a log axis (10× the bulk is as far as 10× below).
+    percentile), in log10 units on a log axis; on a linear one never below 10 × the median (of positive values).
 
     The spread is measured below the median only, so up to half of the points (one run that blew up among
     three) can be outliers without dragging the fence up with them, and from the 5th percentile rather than
-    the lower quartile, so curves that flatten out (many equal values) keep their first, higher points. It
-    is at least 0.05 decade (log) or 5% of the median (linear). One spike to 836k among values of 100–300 is
-    cut; a perplexity of 48 at k = 1 above curves that settle at 14–27 is not."""
+    the lower quartile. On a log axis it is at least a quarter of a decade, so the fence stands at least 1.75
+    decades (56×) above the median: a curve that flattens out after a start 14× higher (a perplexity from 40 to
+    a plateau at 2.8) keeps its start, which a floor of 0.05 decade had cut. On a linear axis a loss from 7 down
+    to 1 keeps its start; a point 15× the rest, which would squash them to the axis, does not. One spike to 836k
+    among values of 100–300 is cut on either axis; a perplexity of 48 at k = 1 above curves at 14–27 is not."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & ((v > 0) if log else True)]
     if v.size < MIN_POINTS:
         return None
     a = np.log10(v) if log else v
     low, median = np.percentile(a, [5, 50])
-    spread = max(median - low, 0.05 if log else 0.05 * abs(median))
-    fence = median + FENCE * spread
+    fence = median + FENCE * max(median - low, MIN_DECADES if log else 0.05 * abs(median))
+    if not log and median > 0:
+        fence = max(fence, LINEAR_TIMES * median)
     if a.max() <= fence:
         return None
     return _round_up(10 ** fence if log else fence)
@@ -117,15 +122,15 @@ def _widen_flat(fig: go.Figure, finite: np.ndarray, log: bool, ceiling) -> None:
     fig.update_yaxes(range=[value - half, value + half])
 
 
-def fit_y_axis(fig: go.Figure, values, log: bool, keep=(), what: str = "points") -> int:
+def fit_y_axis(fig: go.Figure, values, log: bool, keep=(), what: str = "points", cut: bool = True) -> int:
     """Put the y axis on a log or linear scale and keep outliers (and infinite values) from taking it
-    over; `keep` (e.g. baselines) always stays in view. When points are cut, the figure says how many.
-    Returns the number of points not shown."""
+    over (unless not `cut`); `keep` (e.g. baselines) always stays in view. When points are cut, the figure says how
+    many. Returns the number of points not shown."""
     v = np.asarray(values, dtype=float)
     finite = v[np.isfinite(v)]
     infinite = int(np.isinf(v).sum())  # an overflow; NaN is a value never measured, drawn as a gap
     fig.update_yaxes(type="log" if log else "linear")
-    ceiling = outlier_ceiling(finite, log)
+    ceiling = outlier_ceiling(finite, log) if cut else None
     kept = [float(k) for k in keep if k is not None and math.isfinite(k) and (k > 0 or not log)]
     if ceiling is not None and kept and max(kept) > ceiling:
         ceiling = _round_up(max(kept) * 1.05)

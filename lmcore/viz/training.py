@@ -68,19 +68,20 @@ def _hover(label: str, config: str | None, x: str, y: str, smoothed: bool) -> di
 
 def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step", y: str = "valid_ppl",
                   baselines: dict[str, float] | None = None, log_y: bool = True, smoothing: float = 0.0,
-                  configs: dict[int, str] | None = None) -> go.Figure:
+                  configs: dict[int, str] | None = None, cut_outliers: bool = True) -> go.Figure:
     """One line per run of `y` against `x` from rows of the metrics table; baselines as dashed lines.
 
     Each run keeps its colour (run_colour of its id) on every page. smoothing > 0 draws TensorBoard's
     smoothed curve over the raw one, which stays faint in the same colour. The y range ignores outliers
     (a spike of one run does not squash the others) and the figure says how many points it leaves out;
     the smoothing skips those points too, so one spike does not carry a smoothed curve off the chart.
-    configs: per run id, lines of "key: value" shown on hover."""
+    configs: per run id, lines of "key: value" shown on hover. cut_outliers False: every point in range (a
+    schedule, such as the lr, has no outliers)."""
     fig = go.Figure()
     runs = {run_id: metrics[metrics["run_id"] == run_id].sort_values("step") if len(metrics) else metrics
             for run_id in labels}
     values = [rows[y].to_numpy(dtype=float) for rows in runs.values() if len(rows)]
-    ceiling = outlier_ceiling(np.concatenate(values), log_y) if values else None
+    ceiling = outlier_ceiling(np.concatenate(values), log_y) if values and cut_outliers else None
     for run_id, rows in runs.items():
         xs = rows[x].to_numpy(dtype=float) if len(rows) else np.array([])
         raw = rows[y].to_numpy(dtype=float) if len(rows) else np.array([])
@@ -99,11 +100,11 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
             fig.add_trace(go.Scatter(x=xs, y=raw, mode=mode, name=plain(labels[run_id]), legendgroup=str(run_id),
                                      line=dict(color=colour), **hover))
     xs = metrics[x].dropna() if len(metrics) else pd.Series([0, 1])
-    return _with_baselines(fig, xs, values, baselines, x, y, log_y)
+    return _with_baselines(fig, xs, values, baselines, x, y, log_y, cut_outliers)
 
 
 def _with_baselines(fig: go.Figure, xs: pd.Series, values: list, baselines: dict[str, float] | None, x: str, y: str,
-                    log_y: bool) -> go.Figure:
+                    log_y: bool, cut_outliers: bool = True) -> go.Figure:
     """The curves' common end: each baseline a dashed line across the x range, axis titles, the y range fitted."""
     kept = []
     for name, value in (baselines or {}).items():
@@ -114,7 +115,7 @@ def _with_baselines(fig: go.Figure, xs: pd.Series, values: list, baselines: dict
                                      meta=[plain(name)], hovertemplate="%{meta[0]}: %{y:.4~g}<extra></extra>"))
     fig.update_layout(xaxis_title=AXIS_NAMES.get(x, x), yaxis_title=AXIS_NAMES.get(y, y), height=380,
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=30, b=40))
-    fit_y_axis(fig, np.concatenate(values) if values else [], log_y, keep=kept)
+    fit_y_axis(fig, np.concatenate(values) if values else [], log_y, keep=kept, cut=cut_outliers)
     return fig
 
 
