@@ -76,6 +76,22 @@ def test_eval_on_the_run_folder(trained, capsys):
     assert json.loads(capsys.readouterr().out)["tokens"] == 48 * 7
 
 
+def test_eval_and_sample_take_a_run_id_as_stop_and_rename_do(trained, capsys):
+    home, run_id = str(trained["home"]), str(trained["done"]["run_id"])
+    assert main(["--home", home, "eval", run_id, "--split", "valid", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ppl"] == pytest.approx(trained["done"]["valid_ppl"], rel=1e-5)
+    assert main(["--home", home, "sample", run_id, "--words", "5", "--seed", "1"]) == 0
+    assert len(capsys.readouterr().out.split()) >= 5
+    assert main(["--home", home, "eval", "999"]) == 2
+    assert "no run 999" in capsys.readouterr().err
+
+
+def test_help_lists_no_hidden_command(capsys):
+    assert main(["--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "worker" not in shown and "SUPPRESS" not in shown and "{train,eval," in shown
+
+
 def test_sample_from_the_run_folder(trained, capsys):
     folder = trained["done"]["dir"]
     outs = []

@@ -63,11 +63,22 @@ def json_line(record: dict) -> str:
     return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()})
 
 
-def checkpoint_path(path: str) -> Path:
-    """A .pt file, a run folder (its best.pt, else last.pt) or demo:NAME."""
+CHECKPOINT_HELP = "a run id (python -m lmcore runs), a run folder (its best.pt), a .pt checkpoint, or demo:NAME"
+
+
+def checkpoint_path(path: str, home: str | None = None) -> Path:
+    """A run id of the store in `home` (its best.pt, else last.pt), a .pt file, a run folder (the same) or
+    demo:NAME."""
     if path.startswith("demo:"):
         path = str(DEMO_DIR / f"{path[len('demo:'):]}.pt")
     p = Path(path)
+    if path.strip().isdigit() and not p.exists():  # `eval 3` as `stop 3` and `rename 3` name a run
+        store = RunStore(home)
+        kept = store.checkpoints(find_run(store, path))
+        for kind in ("best", "last"):
+            if kind in kept and Path(kept[kind]["path"]).is_file():
+                return Path(kept[kind]["path"])
+        raise ValueError(f"run {path.strip()} has no checkpoint yet (its first evaluation writes one)")
     if p.is_dir():
         for name in ("best.pt", "last.pt"):
             if (p / name).is_file():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmcore.cli.common import checkpoint_path, json_line, whole_at_least
+from lmcore.cli.common import CHECKPOINT_HELP, checkpoint_path, json_line, whole_at_least
 from lmcore.nn.architectures import require_recurrent
 from lmcore.training.checkpoints import load_checkpoint
 
@@ -18,7 +18,7 @@ def add_parsers(command, home) -> None:
 
     def command(name, help):
         q = sub.add_parser(name, parents=[home], help=help)
-        q.add_argument("--run", required=True, help="a run folder, a .pt checkpoint, or demo:NAME")
+        q.add_argument("--run", required=True, help=CHECKPOINT_HELP)
         q.add_argument("--json", action="store_true")
         return q
 
@@ -68,7 +68,7 @@ def add_parsers(command, home) -> None:
 def cmd_inspect(a) -> int:
     # imported here, not above: the inspections' modules and pandas cost every other command ~0.5 s of its start
     from lmcore.cli.inspections import INSPECTIONS, short
-    model, cfg, vocab, meta = load_checkpoint(checkpoint_path(a.run))
+    model, cfg, vocab, meta = load_checkpoint(checkpoint_path(a.run, a.home))
     if a.inspect_command in THROUGH_TIME:
         require_recurrent(cfg.model, f"inspect {a.inspect_command} ({THROUGH_TIME[a.inspect_command]})")
     records = INSPECTIONS[a.inspect_command](a, model, cfg, vocab)

@@ -46,7 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_parsers(command, home)
     sweep.add_parsers(command)
     classroom.add_parsers(command)
+    hide_commands(sub)
     return parser
+
+
+def hide_commands(sub) -> None:
+    """Commands made with help=SUPPRESS (the job process's `worker`) left out of --help: argparse lists them anyway,
+    in the {…} of commands and with "==SUPPRESS==" for their help."""
+    hidden = {a.dest for a in sub._choices_actions if a.help == argparse.SUPPRESS}
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest not in hidden]
+    sub.metavar = "{" + ",".join(name for name in sub.choices if name not in hidden) + "}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from lmcore.cli.common import add_corpus_flags, checkpoint_path, corpus_spec, json_line, whole_at_least
+from lmcore.cli.common import (CHECKPOINT_HELP, add_corpus_flags, checkpoint_path, corpus_spec, json_line,
+                               whole_at_least)
 from lmcore.corpus.batching import batchify
 from lmcore.corpus.dataset import SPLITS, tokenized_splits
 from lmcore.corpus.loading import load_corpus
@@ -20,7 +21,7 @@ from lmcore.training.trainer import EVAL_BATCH, evaluate, safe_ppl
 
 def add_parsers(command) -> None:
     p = command("eval", help="perplexity of a checkpoint on a split")
-    p.add_argument("checkpoint", help="a .pt file, or a run folder (its best.pt is used)")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--split", choices=SPLITS, default="test")
     p.add_argument("--corpus", default=None, help="evaluate on another corpus with the run's vocabulary")
     p.add_argument("--json", action="store_true")
@@ -31,7 +32,7 @@ def add_parsers(command) -> None:
     p.add_argument("--json", action="store_true")
 
     p = command("sample", help="generate text from a checkpoint")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--prompt", default="")
     p.add_argument("--words", "-n", type=whole_at_least(0), default=100)
     p.add_argument("--temperature", type=float, default=1.0, help="above 0; near 0: the likeliest word each time")
@@ -44,7 +45,7 @@ def add_parsers(command) -> None:
 
 
 def cmd_eval(a) -> int:
-    model, cfg, vocab, meta = load_checkpoint(checkpoint_path(a.checkpoint))
+    model, cfg, vocab, meta = load_checkpoint(checkpoint_path(a.checkpoint, a.home))
     spec = replace(cfg.corpus, source=a.corpus) if a.corpus else cfg.corpus
     if a.corpus:
         check_source_size(a.corpus, load_limits(a.home))
@@ -68,7 +69,7 @@ def cmd_ngram(a) -> int:
 
 def cmd_sample(a) -> int:
     check_sampling(a.words, a.temperature, a.top_k, a.seed)  # before the checkpoint is read
-    model, cfg, vocab, _ = load_checkpoint(checkpoint_path(a.checkpoint))
+    model, cfg, vocab, _ = load_checkpoint(checkpoint_path(a.checkpoint, a.home))
     kind = cfg.corpus.tokenizer
     prompt = tokenize_line(a.prompt, kind, cfg.corpus.lowercase) if a.prompt else []
     ids = vocab.encode(prompt) if prompt else [vocab.eos_id]
