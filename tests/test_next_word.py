@@ -10,6 +10,9 @@ from lmcore.corpus.vocab import Vocab
 from lmcore.inspect.next_word import next_token_ranks, prompt_tokens, sample_pieces, surprisal_table, text_pieces
 from lmcore.nn.architectures import ModelConfig
 from lmcore.nn.model import RNNLM
+from lmcore.nn.sampling import prompt_ids
+from lmcore.paths import DEMO_DIR
+from lmcore.training.checkpoints import load_checkpoint
 from lmcore.viz.next_word import HIGHLIGHT, sample_html, surprisal_html, topk_figure
 
 from .test_pages import open_page
@@ -76,6 +79,19 @@ def test_sampling_is_seeded():
     assert run(3) == run(3) and run(3) != run(4)
     assert run(3).startswith(" ")  # continues the prompt's line
     assert sample_html(SCRIPT, "<b>").count("&lt;") == 3 and "<script" not in sample_html(SCRIPT, "")
+
+
+def test_a_sample_reads_its_prompt_as_a_line_start():
+    """Every line the model trained on came after an <eos>: the sampler reads <eos> before the prompt, as the
+    agreement probe reads its sentences, so its first word is the one the model expects at a line's start."""
+    model, _, vocab, _ = load_checkpoint(DEMO_DIR / "agreement-lstm.pt")
+    prompt = "the boy".split()  # read from a zero state without the <eos>, its first guess was "." (0.34)
+    ids = prompt_ids(vocab, prompt)
+    assert ids[0] == vocab.eos_id and ids[1:] == list(vocab.encode(prompt)) and prompt_ids(vocab, ["<eos>"]) == [1]
+    with torch.no_grad():
+        expected = int(model(torch.tensor(ids).view(-1, 1))[0][-1, 0].argmax())
+    first = next(sample_pieces(model, vocab, prompt, "words", 1, temperature=1e-4, seed=0)).strip()
+    assert first == vocab.itos[expected] == "that"  # a relative clause, as sentences of this corpus go on
 
 
 def html_bodies(at) -> str:

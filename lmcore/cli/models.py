@@ -12,7 +12,7 @@ from lmcore.corpus.loading import load_corpus
 from lmcore.corpus.tokenize import detokenize, tokenize_line
 from lmcore.limits import check_source_size, load_limits
 from lmcore.ngram import ngram_baseline
-from lmcore.nn.sampling import check_sampling, sample_tokens
+from lmcore.nn.sampling import check_sampling, prompt_ids, sample_tokens
 from lmcore.paths import DEMO_DIR
 from lmcore.training.checkpoints import load_checkpoint
 from lmcore.training.demos import make_demo
@@ -72,8 +72,8 @@ def cmd_sample(a) -> int:
     model, cfg, vocab, _ = load_checkpoint(checkpoint_path(a.checkpoint, a.home))
     kind = cfg.corpus.tokenizer
     prompt = tokenize_line(a.prompt, kind, cfg.corpus.lowercase) if a.prompt else []
-    ids = vocab.encode(prompt) if prompt else [vocab.eos_id]
-    out = [vocab.itos[i] for i in sample_tokens(model, ids, a.words, a.temperature, a.top_k, a.seed)]
+    out = [vocab.itos[i] for i in sample_tokens(model, prompt_ids(vocab, prompt), a.words, a.temperature, a.top_k,
+                                                a.seed)]
     print(detokenize(prompt + out, kind))
     return 0
 

@@ -13,7 +13,7 @@ import torch
 from lmcore.corpus.tokenize import EOS, tokenize
 from lmcore.corpus.vocab import Vocab
 from lmcore.nn.model import RNNLM
-from lmcore.nn.sampling import sample_tokens
+from lmcore.nn.sampling import prompt_ids, sample_tokens
 
 
 @torch.no_grad()
@@ -68,6 +68,5 @@ def text_pieces(tokens: Iterable[str], kind: str, after: str | None = EOS) -> It
 def sample_pieces(model: RNNLM, vocab: Vocab, prompt: Sequence[str], kind: str, n: int,
                   temperature: float = 1.0, top_k: int = 0, seed: int = 0) -> Iterator[str]:
     """Sample n tokens after the prompt (an empty prompt starts a new line) and yield them as text pieces."""
-    ids = vocab.encode(list(prompt)) if prompt else [vocab.eos_id]
-    tokens = (vocab.itos[i] for i in sample_tokens(model, ids, n, temperature, top_k, seed))
+    tokens = (vocab.itos[i] for i in sample_tokens(model, prompt_ids(vocab, prompt), n, temperature, top_k, seed))
     return text_pieces(tokens, kind, after=prompt[-1] if prompt else None)
