@@ -223,3 +223,16 @@ def test_an_uploaded_files_cleaning_note_names_it_as_the_user_did(lmcore_home):
     (note,) = [i.value.replace("\\", "") for i in at.info if "cleaned" in i.value]  # markdown's escapes off
     assert note.startswith("my_notes.txt: cleaned 6 control characters (6 bells)"), note
     assert str(lmcore_home) not in note and "uploads" not in note
+
+
+def test_a_run_cut_short_by_its_max_steps_says_so_on_the_train_page(lmcore_home, tmp_path):
+    """Its bar is full ("step 5/5 · done"), but it trained a fraction of its epochs: the page says which."""
+    text = tmp_path / "g.txt"
+    text.write_text("\n".join(grammar_lines(100)) + "\n")
+    store = RunStore(lmcore_home)
+    cut = store.create_run(tiny_config(text, epochs=8, max_steps=5).to_dict(), status="starting")
+    assert service.run_job(store, cut, threads=1) == "done"
+    at = open_page("views/train.py")
+    said = [c.value.replace("\\", "") for c in at.caption if "max-steps" in c.value]  # markdown's escapes off
+    assert len(said) == 1 and said[0].startswith(f"#{cut} ended at its max-steps, 5 steps: "), said
+    assert said[0].endswith("of its 8 epochs")

@@ -180,6 +180,8 @@ def run_controls(run) -> None:
         c3.caption(identity.owner_label(run))
     if run.status in ("failed", "diverged", "interrupted") and run.message:
         st.warning(f"#{run.id}: {appstate.md(readable_message(run.message))}")
+    elif run.status == "done" and run.message.startswith("ended at its max-steps"):  # a full bar, not its epochs
+        st.caption(f"#{run.id} {appstate.md(run.message)}")
 
 
 def owner_controls(run, c3) -> None:
