@@ -235,7 +235,7 @@ def curves(runs: list) -> None:
           width="stretch", key="live_ppl")
     chart(curves_figure(metrics, labels, "step", "train_loss", configs=configs,
                         **dict(options, log_y=False)), "train-curves", middle, width="stretch", key="live_loss")
-    chart(curves_figure(metrics, labels, "step", "lr", log_y=True, configs=configs, cut_outliers=False),
+    chart(curves_figure(metrics, labels, "step", "lr", log_y=True, configs=configs, cut_outliers=False, legend=False),
           "train-curves", right, width="stretch",
           key="live_lr")
 

@@ -68,7 +68,7 @@ def _hover(label: str, config: str | None, x: str, y: str, smoothed: bool) -> di
 
 def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step", y: str = "valid_ppl",
                   baselines: dict[str, float] | None = None, log_y: bool = True, smoothing: float = 0.0,
-                  configs: dict[int, str] | None = None, cut_outliers: bool = True) -> go.Figure:
+                  configs: dict[int, str] | None = None, cut_outliers: bool = True, legend: bool = True) -> go.Figure:
     """One line per run of `y` against `x` from rows of the metrics table; baselines as dashed lines.
 
     Each run keeps its colour (run_colour of its id) on every page. smoothing > 0 draws TensorBoard's
@@ -76,7 +76,7 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
     (a spike of one run does not squash the others) and the figure says how many points it leaves out;
     the smoothing skips those points too, so one spike does not carry a smoothed curve off the chart.
     configs: per run id, lines of "key: value" shown on hover. cut_outliers False: every point in range (a
-    schedule, such as the lr, has no outliers)."""
+    schedule, such as the lr, has no outliers). legend False: for a narrow figure beside others that name the runs."""
     fig = go.Figure()
     runs = {run_id: metrics[metrics["run_id"] == run_id].sort_values("step") if len(metrics) else metrics
             for run_id in labels}
@@ -100,6 +100,7 @@ def curves_figure(metrics: pd.DataFrame, labels: dict[int, str], x: str = "step"
             fig.add_trace(go.Scatter(x=xs, y=raw, mode=mode, name=plain(labels[run_id]), legendgroup=str(run_id),
                                      line=dict(color=colour), **hover))
     xs = metrics[x].dropna() if len(metrics) else pd.Series([0, 1])
+    fig.update_layout(showlegend=legend)
     return _with_baselines(fig, xs, values, baselines, x, y, log_y, cut_outliers)
 
 
