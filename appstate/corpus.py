@@ -113,7 +113,28 @@ def save_upload(name: str, data: bytes) -> Path:
         tmp = path.with_suffix(".part")
         tmp.write_bytes(data)
         tmp.replace(path)
+    tag = person_tag()
+    if tag and tag not in _uploaders(path):  # who uploaded it: "a file uploaded before" lists a person's own only
+        with open(path.with_name(path.name + UPLOADERS), "a", encoding="utf-8") as f:
+            f.write(tag + "\n")
     return path
+
+
+UPLOADERS = ".by"  # beside an upload on a classroom server: the tags of the people who uploaded it, a line each
+
+
+def person_tag() -> str | None:
+    """On a classroom server, a short stable tag of who acts (their id, hashed), for what each person keeps apart:
+    their uploads and their last corpus. None on a single laptop, where everything is the owner's."""
+    from appstate.identity import current_person, shared_server  # identity reads the page's session
+    return hashlib.sha1(current_person().id.encode()).hexdigest()[:16] if shared_server() else None
+
+
+def _uploaders(path: Path) -> set[str]:
+    try:
+        return set(path.with_name(path.name + UPLOADERS).read_text(encoding="utf-8").split())
+    except OSError:
+        return set()
 
 
 def allowed_source(source: str) -> bool:
@@ -128,8 +149,11 @@ def allowed_source(source: str) -> bool:
 
 
 def kept_uploads() -> list[Path]:
-    """Files uploaded to this data folder, newest first."""
-    return sorted(uploads_dir().glob("*.txt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    """Files uploaded to this data folder, newest first: on a classroom server, those this person uploaded (a
+    classmate's text is theirs; a run trained on it still shows it to those who open that run)."""
+    tag = person_tag()
+    kept = [p for p in uploads_dir().glob("*.txt") if tag is None or tag in _uploaders(p)]
+    return sorted(kept, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 def upload_label(path: Path | str) -> str:
@@ -186,9 +210,16 @@ def _spec_from(params) -> CorpusSpec | None:
     return spec
 
 
+def _last_corpus_file() -> Path:
+    """Where the last chosen corpus is kept for new tabs: the data folder's, or on a classroom server each
+    person's own (one shared file had opened every student's bare URL on a classmate's upload)."""
+    tag = person_tag()
+    return get_store().home / (LAST_CORPUS if tag is None else f"last_corpus.{tag}.json")
+
+
 def _saved_spec() -> CorpusSpec | None:
     try:
-        return _spec_from(json.loads((get_store().home / LAST_CORPUS).read_text()))
+        return _spec_from(json.loads(_last_corpus_file().read_text()))
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -221,7 +252,7 @@ def set_corpus_spec(spec: CorpusSpec) -> None:
     st.session_state[CORPUS_KEY] = spec
     _write_url(spec)
     params = corpus_params(spec)
-    saved = get_store().home / LAST_CORPUS
+    saved = _last_corpus_file()
     tmp = saved.with_suffix(".part")
     try:
         tmp.write_text(json.dumps(params))

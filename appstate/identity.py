@@ -111,6 +111,11 @@ def changeable(thing) -> bool:
     return can_change(current_person(), thing)
 
 
+def is_mine(thing) -> bool:
+    """Whether the current person owns this run (or sweep); one made before runs had owners is nobody's."""
+    return bool(mine([thing], current_person()))
+
+
 def only_mine(things: list) -> list:
     """The runs (or sweeps) the current person owns."""
     return mine(things, current_person())

@@ -217,3 +217,31 @@ def test_owners_reach_a_csv_only_when_an_instructor_asks_and_only_by_display_nam
     teacher.session_state[identity.INSTRUCTOR_KEY] = True
     teacher.run()
     assert teacher.session_state["owners"]["owner"] == [ADA.name, ""]  # the name, never ADA.id
+
+
+def test_a_students_upload_stays_theirs_and_a_classmates_bare_url_opens_on_their_own_corpus(classroom):
+    """Bob's upload had become every new tab's corpus (one last-corpus file for the data folder) and was listed
+    to the whole class under "a file uploaded before"."""
+    bob = open_app("views/corpus.py", BOB_ID)
+    bob.radio[0].set_value("upload a .txt file").run()
+    diary = "\n".join(f"bob private diary line {i} : my pin is 4417 ." for i in range(60)) + "\n"
+    bob.file_uploader[0].set_value(("diary.txt", diary.encode(), "text/plain")).run()
+    assert not bob.exception and "diary.txt" in bob.subheader[0].value
+    ada = open_app("views/corpus.py", ADA.id)
+    assert "python-docs" in ada.subheader[0].value  # her own (the default), not Bob's
+    assert "a file uploaded before" not in ada.radio[0].options and "4417" not in " ".join(
+        h.proto.body for h in ada.get("html"))
+    again = open_app("views/corpus.py", BOB_ID)  # Bob's new tab: his corpus, and his upload offered again
+    assert "diary.txt" in again.subheader[0].value and "a file uploaded before" in again.radio[0].options
+
+
+def test_the_instructor_sees_whose_run_each_one_is_beside_its_buttons(classroom, grammar_file):
+    """Their buttons had taken the place of the owner's name: every run looked alike, a student's to delete."""
+    store = RunStore(classroom)
+    theirs = owned(store, done_run(store, grammar_file), ADA)
+    at = open_app("views/train.py", BOB_ID, show=f"{theirs}")
+    at.sidebar.text_input(key=identity.PASSPHRASE_KEY).set_value(PASSPHRASE).run()
+    assert "instructor" in you(at) and f"delete{theirs}" in {b.key for b in at.button}
+    captions = [c.value for c in at.caption]
+    assert appstate.md(f"{ADA.name}'s run") in captions
+    assert "Everyone on this server sees a run's name, note and tags." in captions  # the Edit popover says so

@@ -175,6 +175,8 @@ def run_controls(run) -> None:
         c1.caption(" · ".join(said))
     c2.progress(min(1.0, run.step / run.total_steps) if run.total_steps else 0.0, text=progress_text(run))
     if identity.changeable(run):
+        if run["owner"] and not identity.is_mine(run):  # an instructor's on a student's run: whose it is
+            c3.caption(identity.owner_label(run))
         owner_controls(run, c3)
     else:  # everyone may look; only its owner or an instructor may change it
         c3.caption(identity.owner_label(run))
@@ -209,6 +211,8 @@ def owner_controls(run, c3) -> None:
 def keep_editor(run) -> None:
     """What a person says about a run, kept in the store and shown in every table and legend: a name of its own,
     a note, tags; and Archive (hidden from the lists unless asked for)."""
+    if identity.shared_server():
+        st.caption("Everyone on this server sees a run's name, note and tags.")
     with st.form(f"train_keep{run.id}", border=False):
         name = st.text_input("Name", run.display_name, max_chars=NAME_CHARS, key=f"train_name{run.id}",
                              placeholder=run.cfg.label(), help="empty: the name it started with")
