@@ -236,8 +236,13 @@ def test_a_students_fifth_run_is_refused_while_another_student_still_queues(stor
     with pytest.raises(LimitError) as refused:
         queued(store, grammar_file, ALICE, limits=None)
     assert "you have 4 runs queued or training" in str(refused.value)
-    assert "max_active_runs_per_person = 4 in " in str(refused.value) and "lmcore.toml" in str(refused.value)
+    assert "max_active_runs_per_person = 4, set in this server's lmcore.toml" in str(refused.value)
+    assert str(lmcore_home) not in str(refused.value)  # a student reads it: no server path
     assert len(store.list_runs()) == 4  # nothing written
+    with pytest.raises(LimitError) as too_many:  # a batch bigger than the limit: waiting would not help
+        queued(store, grammar_file, BOB, 5, limits=None)
+    assert "5 runs at once are more than this server lets one person" in str(too_many.value)
+    assert "start 4 or fewer at a time" in str(too_many.value) and "wait" not in str(too_many.value)
     assert len(queued(store, grammar_file, BOB, limits=None)) == 1
     assert len(queued(store, grammar_file, TEACHER, 5, limits=None)) == 5  # instructors: the server's limits only
     store.update_run(mine(store.list_runs(), ALICE)[0].id, status="done")

@@ -104,12 +104,15 @@ def check_queue_room(store: RunStore, adding: int, limits: Limits) -> None:
 
 def check_person_room(store: RunStore, person: Person, adding: int, limits: Limits) -> None:
     """The person's runs queued, starting and training, with these, within max_active_runs_per_person."""
-    active = len(mine(store.list_runs(ACTIVE), person))
-    if active + adding > limits.max_active_runs_per_person:
+    active, allowed = len(mine(store.list_runs(ACTIVE), person)), limits.max_active_runs_per_person
+    if adding > allowed:  # no wait helps: say what does (no server path: a student reads this)
+        raise LimitError(f"{adding} runs at once are more than this server lets one person queue or train "
+                         f"(max_active_runs_per_person = {allowed}, set in its lmcore.toml): start {allowed} or "
+                         "fewer at a time, or ask the instructor to raise it")
+    if active + adding > allowed:
         what = f"{adding} more do" if adding > 1 else "another does"
         raise LimitError(f"you have {active} runs queued or training and {what} not fit (max_active_runs_per_person"
-                         f" = {limits.max_active_runs_per_person} in {limits.where()}); wait for one to end or stop "
-                         "one")
+                         f" = {allowed}, set in this server's lmcore.toml); wait for one to end or stop one")
 
 
 def check_out_folder(out: Path) -> None:
