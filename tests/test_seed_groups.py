@@ -74,6 +74,22 @@ def test_two_runs_of_one_seed_are_one_seed_not_a_spread_of_zero(tmp_path, gramma
     assert folded["seeds"] == 2 and folded["perplexity"] == 52.0
 
 
+def test_groups_of_one_evaluation_draw_their_spread_and_the_baseline(tmp_path, grammar_file):
+    """A 1-epoch sweep: one evaluation a run. The band had been two stray dots in Plotly's default colours and the
+    n-gram line ran from x = 1 to x = 1 (not drawn)."""
+    store = RunStore(tmp_path / "home")
+    lstm = tiny_config(grammar_file, "lstm")
+    ids = [add(store, replace(lstm, train=replace(lstm.train, seed=s)), v, [v]) for s, v in ((1, 50.0), (2, 54.0))]
+    groups = seeds.seed_groups([store.get_run(i) for i in ids])
+    curves = seeds.group_curves(metrics_frame(store, ids), groups, "epoch", "valid_ppl")
+    fig = group_curves_figure(curves, {g.label: g.run_ids[0] for g in groups}, baselines={"KN 3-gram": 60.0})
+    assert not [t for t in fig.data if t.fill == "toself"]  # no band of one x
+    (mean,) = [t for t in fig.data if t.name and "seeds" in t.name]
+    assert list(mean.error_y.array) == [pytest.approx(2 ** 0.5 * 2)] and mean.error_y.color == mean.line.color
+    (baseline,) = [t for t in fig.data if t.name == "KN 3-gram"]
+    assert baseline.x[1] > baseline.x[0]
+
+
 def test_a_difference_inside_the_seeds_spread_is_marked(three_seeds_and_a_gru):
     store, ids = three_seeds_and_a_gru
     runs = [store.get_run(i) for i in ids]
@@ -95,6 +111,7 @@ def test_curves_of_a_group_are_a_mean_with_a_band(three_seeds_and_a_gru):
     fig = group_curves_figure(curves, {g.label: g.run_ids[0] for g in groups})
     bands = [t for t in fig.data if t.fill == "toself"]
     assert len(bands) == 1  # the LSTM's three seeds; the GRU's single run has no band
+    assert bands[0].mode == "lines"  # no markers: they had shown as dots in Plotly's own colours
     assert "(3 seeds)" in [t.name for t in fig.data if t.fill != "toself"][0]
     assert max(bands[0].y) == pytest.approx(88) and min(bands[0].y) == pytest.approx(50)
 

@@ -108,10 +108,11 @@ def _with_baselines(fig: go.Figure, xs: pd.Series, values: list, baselines: dict
                     log_y: bool, cut_outliers: bool = True) -> go.Figure:
     """The curves' common end: each baseline a dashed line across the x range, axis titles, the y range fitted."""
     kept = []
+    first, last = (xs.min(), xs.max()) if xs.min() < xs.max() else (xs.min() - 0.5, xs.max() + 0.5)  # one x: a line
     for name, value in (baselines or {}).items():
         if value and np.isfinite(value):  # a trace, not add_hline: shapes on a log axis take log10 units
             kept.append(value)
-            fig.add_trace(go.Scatter(x=[xs.min(), xs.max()], y=[value, value], mode="lines", name=plain(name),
+            fig.add_trace(go.Scatter(x=[first, last], y=[value, value], mode="lines", name=plain(name),
                                      line=dict(dash="dash", color="grey"),
                                      meta=[plain(name)], hovertemplate="%{meta[0]}: %{y:.4~g}<extra></extra>"))
     fig.update_layout(xaxis_title=AXIS_NAMES.get(x, x), yaxis_title=AXIS_NAMES.get(y, y), height=380,
@@ -132,15 +133,19 @@ def group_curves_figure(curves: dict[str, pd.DataFrame], keys: dict[str, int], x
         low, high = (c["mean"] - c["std"], c["mean"] + c["std"]) if band == "std" else (c["min"], c["max"])
         xs = c[x].to_numpy(dtype=float)
         values.append(c["mean"].to_numpy(dtype=float))
-        if (c["n"] > 1).any():
+        spread = (c["n"] > 1).any()
+        if spread and len(xs) > 1:  # mode lines: Plotly's default for a few points added stray coloured dots
             fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]),
                                      y=np.concatenate([high.to_numpy(float), low.to_numpy(float)[::-1]]),
-                                     fill="toself", fillcolor=faded(colour, 0.18), line=dict(width=0),
+                                     mode="lines", fill="toself", fillcolor=faded(colour, 0.18), line=dict(width=0),
                                      legendgroup=label, showlegend=False, hoverinfo="skip"))
         seeds = int(c["n"].max())
         name = plain(label) + (f" ({seeds} seeds)" if seeds > 1 else "")
+        # one evaluation each (a 1-epoch sweep): no band to draw, so the spread is an error bar on the point
+        bar = dict(type="data", symmetric=False, array=(high - c["mean"]).to_numpy(float),
+                   arrayminus=(c["mean"] - low).to_numpy(float), color=colour) if spread and len(xs) == 1 else None
         fig.add_trace(go.Scatter(x=xs, y=c["mean"], mode="lines+markers" if len(xs) <= MARKERS_UP_TO else "lines",
-                                 name=name, legendgroup=label, line=dict(color=colour, width=2),
+                                 error_y=bar, name=name, legendgroup=label, line=dict(color=colour, width=2),
                                  customdata=np.stack([c["std"], c["min"], c["max"], c["n"]], axis=1),
                                  hovertemplate=f"{name}<br>mean %{{y:.4~g}} ± %{{customdata[0]:.3~g}} "
                                                "(min %{customdata[1]:.4~g}, max %{customdata[2]:.4~g}, "
