@@ -90,12 +90,25 @@ def test_groups_of_one_evaluation_draw_their_spread_and_the_baseline(tmp_path, g
     assert baseline.x[1] > baseline.x[0]
 
 
+def test_a_sweeps_group_is_named_without_its_first_seed_and_says_whose_spread_is_unknown(tmp_path, grammar_file):
+    store = RunStore(tmp_path / "home")
+    lstm = tiny_config(grammar_file, "lstm")
+    ids = [add(store, replace(lstm, name=f"LSTM 1×16 seed {s}", train=replace(lstm.train, seed=s)), v, [v])
+           for s, v in ((1, 50.0), (2, 54.0))]
+    ids.append(add(store, replace(tiny_config(grammar_file, "gru"), name="GRU 1×16 seed 1"), 60.0, [60.0]))
+    runs = [store.get_run(i) for i in ids]
+    groups = seeds.seed_groups(runs)
+    assert [g.label for g in groups] == ["LSTM 1×16", "GRU 1×16 seed 1"]  # one seed: its run's own name
+    table = seeds.group_table(compare_table(runs), groups)
+    assert seeds.noise_marks(table) == ["best", "one seed: spread unknown"]  # the GRU's own spread is unknown
+
+
 def test_a_difference_inside_the_seeds_spread_is_marked(three_seeds_and_a_gru):
     store, ids = three_seeds_and_a_gru
     runs = [store.get_run(i) for i in ids]
     table = seeds.group_table(compare_table(runs), seeds.seed_groups(runs))
     # the GRU's one seed (51) beats the LSTM's mean (52) by less than the LSTM's std (2): but its spread is unknown
-    assert seeds.noise_marks(table) == ["one seed: spread unknown", "best"]
+    assert seeds.noise_marks(table) == ["the best has one seed: spread unknown", "best"]
     assert seeds.within_noise(52.0, 2.0, 51.0, 0.5) is True and seeds.within_noise(52.0, 0.5, 49.0, 0.5) is False
 
 
@@ -164,7 +177,7 @@ def test_compare_shows_three_seeds_as_one_row_and_a_band(lmcore_home, grammar_fi
     assert not at.exception, [e.value for e in at.exception]
     groups = next(d.value for d in at.dataframe if "group" in d.value.columns)
     assert len(groups) == 2 and groups["valid ppl"].iloc[0] == "52.00 ± 2.00 (3 seeds)"
-    assert groups["against the best"].tolist() == ["one seed: spread unknown", "best"]
+    assert groups["against the best"].tolist() == ["the best has one seed: spread unknown", "best"]
     fig = at.get("plotly_chart")[0].proto.spec
     assert '"fill":"toself"' in fig.replace(" ", "") and "(3 seeds)" in fig
     lecture = next(d.value for d in at.dataframe if "method" in d.value.columns and "± std" in d.value.columns)

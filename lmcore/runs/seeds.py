@@ -55,6 +55,9 @@ def seed_groups(runs: list[Run]) -> list[SeedGroup]:
             groups[key] = SeedGroup(run.cfg.label(), [], [])
         groups[key].run_ids.append(run.id)
         groups[key].seeds.append(run.cfg.train.seed)
+    for g in groups.values():  # a sweep names each run "LSTM 1×64 seed 1": the group is every seed's
+        if len(g.distinct_seeds) > 1:
+            g.label = g.label.replace(f" seed {g.seeds[0]}", "", 1)
     taken: dict[str, int] = {}
     for g in groups.values():
         taken[g.label] = taken.get(g.label, 0) + 1
@@ -104,7 +107,9 @@ def noise_marks(groups: pd.DataFrame, metric: str = "best valid ppl") -> list[st
             marks.append("best")
             continue
         close = within_noise(means[i], stds[i], means[best], stds[best])
-        marks.append("one seed: spread unknown" if close is None else
+        one_seed = "one seed: spread unknown" if within_noise(means[i], stds[i], 0.0, 0.0) is None else \
+            "the best has one seed: spread unknown"  # which of the two lacks a spread
+        marks.append(one_seed if close is None else
                      "within seed noise of the best" if close else "apart from the best")
     return marks
 
