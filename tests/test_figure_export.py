@@ -24,6 +24,8 @@ def test_the_style_for_slides_is_larger_plainer_and_leaves_the_figure_alone():
     assert slide.layout.font.size == SLIDE_FONT and slide.layout.xaxis.showgrid is False
     assert slide.data[0].line.width == 3
     assert fig.layout.font.size == 12 and fig.data[0].line.width is None  # a copy: the page's figure is unchanged
+    # tick labels too: Streamlit's theme had kept them at 12 px grey on a slide
+    assert slide.layout.xaxis.tickfont.size == slide.layout.yaxis.tickfont.size == SLIDE_FONT - 2 >= 16
 
 
 # the lecture's ten figures and three pages' own; every page draws through appstate.figures.chart, which a grep

@@ -176,8 +176,12 @@ def for_slides(fig: go.Figure) -> go.Figure:
     out = go.Figure(fig)
     out.update_layout(font=dict(size=SLIDE_FONT), title_font=dict(size=SLIDE_FONT + 4), plot_bgcolor="white",
                       paper_bgcolor="white", legend=dict(font=dict(size=SLIDE_FONT - 2)))
-    out.update_xaxes(showgrid=False, linecolor="black", ticks="outside", title_font=dict(size=SLIDE_FONT))
-    out.update_yaxes(showgrid=False, linecolor="black", ticks="outside", title_font=dict(size=SLIDE_FONT))
+    # tick labels set here too: Streamlit's theme draws them at 12 px grey whatever the layout's font says
+    ticks = dict(size=SLIDE_FONT - 2, color="black")
+    out.update_xaxes(showgrid=False, linecolor="black", ticks="outside", title_font=dict(size=SLIDE_FONT),
+                     tickfont=ticks)
+    out.update_yaxes(showgrid=False, linecolor="black", ticks="outside", title_font=dict(size=SLIDE_FONT),
+                     tickfont=ticks)
     for trace in out.data:
         if getattr(trace, "mode", None) and "lines" in trace.mode and trace.line.width in (None, 1, 2):
             trace.line.width = 3
