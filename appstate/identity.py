@@ -199,13 +199,19 @@ def _say(box) -> None:
         box.success(md(message))
 
 
+_WRITTEN = "_identity_cookies_written"  # the cookies this session last wrote
+
+
 def _keep_in_cookies(box, person: Person) -> None:
     """Write the identity and name into this browser's cookies when they are not what it sent: a same-origin
     script (the same for every run while nothing changes, so the frame is not loaded again)."""
     wanted = {ID_COOKIE: person.id, NAME_COOKIE: quote(person.name, safe="")}  # quoted: only [A-Za-z0-9%._~-]
-    sent = _cookies()
-    if all(sent.get(k) == v for k, v in wanted.items()):
+    sent = {k: _cookies().get(k) for k in wanted}
+    # what the browser holds now: what it sent when the session began, unless this session wrote since (a name
+    # changed and changed back had matched the first and was never written: the reload showed the middle one)
+    if wanted == sent and st.session_state.get(_WRITTEN, sent) == wanted:
         return
+    st.session_state[_WRITTEN] = wanted
     lines = "".join(f"parent.document.cookie = "
                     f"{json.dumps(f'{k}={v}; max-age={COOKIE_MAX_AGE}; path=/; SameSite=Strict')};"
                     for k, v in wanted.items())

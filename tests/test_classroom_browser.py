@@ -95,7 +95,10 @@ def test_two_students_and_the_instructor(tmp_path):
         # where her runs wait, and why: the queue serves people in turn, so Bob's one run goes before her second
         ada.get_by_text(re.compile(rf"Your #{mine[ada_id][1]} .* is 3rd in line.*{BOB}'s later run goes first")).wait_for()
 
-        # the same browser: a reload and a second tab are still Ada (her name, her buttons, her queue)
+        # the same browser: a reload and a second tab are still Ada (her name, her buttons, her queue), after she
+        # had typed another name and then hers again (the cookie had kept the other one)
+        sign_as(ada, "Adda")
+        sign_as(ada, "Ada")
         ada.reload()
         ada.get_by_test_id("stSidebar").get_by_text("You: Ada · student").wait_for()
         second_tab = ada_context.new_page()
