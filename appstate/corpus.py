@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from appstate.home import get_store, limits
+from appstate.identity import current_person, shared_server
 from appstate.text import md
 from lmcore.corpus.builtin import BUILTIN_CORPORA, DEFAULT_CORPUS
 from lmcore.corpus.dataset import BUILTIN_PREFIX, Corpus, CorpusSpec, spec_fingerprint
@@ -126,7 +127,6 @@ UPLOADERS = ".by"  # beside an upload on a classroom server: the tags of the peo
 def person_tag() -> str | None:
     """On a classroom server, a short stable tag of who acts (their id, hashed), for what each person keeps apart:
     their uploads and their last corpus. None on a single laptop, where everything is the owner's."""
-    from appstate.identity import current_person, shared_server  # identity reads the page's session
     return hashlib.sha1(current_person().id.encode()).hexdigest()[:16] if shared_server() else None
 
 
