@@ -27,7 +27,8 @@ from lmcore.runs.jobs import progress_text
 from lmcore.runs.notes import NAME_CHARS, NOTE_CHARS, TAGS_CHARS, all_tags, note_excerpt, tagged
 from lmcore.runs.people import NotYours, mine
 from lmcore.runs.reports import (LE_2015, add_bits, baseline_rows, best_runs, compare_table, distinct_specs,
-                                 lecture_table, metrics_frame, mixed_tokenizers, readable_message, run_summary)
+                                 cut_short, lecture_table, metrics_frame, mixed_tokenizers, readable_message,
+                                 run_summary)
 from lmcore.runs.seeds import SeedGroup, group_curves, lecture_rows, seed_groups, summary_table
 from lmcore.runs.store import ACTIVE, Run
 from lmcore.training.config import OPTIMIZERS, RunConfig, TrainConfig
@@ -39,7 +40,7 @@ __all__ = [
     "ACTIVATION_NAMES", "ACTIVE", "ARCHS", "DEFAULT_LINEUP", "GRU_CONVENTIONS", "LE_2015", "LSTM_VARIANTS",
     "MAX_SEEDS", "MAX_WINDOW", "NAME_CHARS", "NOTE_CHARS", "OPTIMIZERS", "OUTPUTS", "PRESETS", "TAGS_CHARS", "all_tags",
     "best_runs",
-    "corpus_name", "count_params", "history_table", "lecture_table", "note_excerpt", "preset", "progress_text",
+    "corpus_name", "count_params", "cut_short", "history_table", "lecture_table", "note_excerpt", "preset", "progress_text",
     "lecture_rows", "output_hint", "readable_message", "recipe_note", "run_summary", "tagged",
     # this module's
     "all_runs", "archive_run", "broken_runs", "comparison", "curves_data", "grouped_curves",

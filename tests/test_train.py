@@ -102,6 +102,7 @@ def test_time_budget_bounds_the_run(tiny_cfg, tmp_path):
     result = train(tiny_cfg("elman", epochs=10_000, max_steps=0, time_budget=budget), tmp_path / "run", hooks)
     assert result.status == "done"
     assert 0 < result.step < hooks.start["total_steps"]
+    assert result.message.startswith(f"ended at its time budget, {result.step} steps: ")  # not "its max-steps"
     # it stops at the first check past the budget (after a step, or after an epoch's evaluation)
     assert budget <= result.wall_time < budget + 5.0
     assert hooks.rows[-1]["step"] == result.step and hooks.rows[-1]["wall_time"] < budget + 5.0

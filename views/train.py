@@ -182,7 +182,7 @@ def run_controls(run) -> None:
         c3.caption(identity.owner_label(run))
     if run.status in ("failed", "diverged", "interrupted") and run.message:
         st.warning(f"#{run.id}: {appstate.md(readable_message(run.message))}")
-    elif run.status == "done" and run.message.startswith("ended at its max-steps"):  # a full bar, not its epochs
+    elif training.cut_short(run):  # a full bar, not all its epochs
         st.caption(f"#{run.id} {appstate.md(run.message)}")
 
 
@@ -190,15 +190,8 @@ def owner_controls(run, c3) -> None:
     """Stop, Resume, Edit and Delete, for the run's owner or an instructor."""
     if run.status in ACTIVE and c3.button("Stop", key=f"stop{run.id}"):
         training.stop_run(run)
-    if training.resumable(run) and run.status == "done":  # one more epoch changes a finished run's numbers: ask
-        with c3.popover("Resume", help="train it one more epoch from its last checkpoint"):
-            st.caption(f"#{run.id} has trained all its epochs. One more changes its curves, perplexities and "
-                       "checkpoints, here and on every page that compares it.")
-            if st.button("Train one more epoch", key=f"resume{run.id}", type="primary"):
-                training.resume_run(run)
-    elif training.resumable(run) and c3.button("Resume", key=f"resume{run.id}",
-                                               help="carry on from the last checkpoint to the planned epochs"):
-        training.resume_run(run)
+    if training.resumable(run):
+        resume_control(run, c3)
     with c3.popover("Edit", help="its name, a note, tags; archive it"):
         keep_editor(run)
     if run.status not in ACTIVE:
@@ -206,6 +199,20 @@ def owner_controls(run, c3) -> None:
             st.caption(f"Delete #{run.id} and its checkpoints for good?")
             if st.button("Delete for good", key=f"delete{run.id}", type="primary") and training.delete_run(run):
                 st.rerun()  # the whole page: the run leaves the chooser and the history too
+
+
+def resume_control(run, c3) -> None:
+    """Resume: at once for a stopped or interrupted run; for a finished one (one more epoch changes numbers every
+    page compares) only once asked in a popover."""
+    if run.status != "done":
+        if c3.button("Resume", key=f"resume{run.id}", help="carry on from the last checkpoint to the planned epochs"):
+            training.resume_run(run)
+        return
+    with c3.popover("Resume", help="train it one more epoch from its last checkpoint"):
+        st.caption(f"#{run.id} has trained all its epochs. One more changes its curves, perplexities and "
+                   "checkpoints, here and on every page that compares it.")
+        if st.button("Train one more epoch", key=f"resume{run.id}", type="primary"):
+            training.resume_run(run)
 
 
 def keep_editor(run) -> None:

@@ -13,6 +13,7 @@ from lmcore.ngram import cached_baseline
 from lmcore.nn.architectures import model_name
 from lmcore.runs.catalog import corpus_name, run_name
 from lmcore.runs.store import Run
+from lmcore.training.stopping import CUT_SHORT
 
 COMPARE_COLUMNS = ("run", "name", "tags", "architecture", "layers", "units", "parameters", "best valid ppl",
                    "test ppl", "optimizer", "lr", "final lr", "tokens/s", "training time (s)", "device", "status",
@@ -38,6 +39,11 @@ def run_summary(run: dict) -> str:
 
 _NOT_FINITE = ((re.compile(r"(?<![\w.])-?(inf|infinity)(?![\w])", re.IGNORECASE), "∞"),
                (re.compile(r"(?<![\w.])nan(?![\w])", re.IGNORECASE), "not a number"))
+
+
+def cut_short(run) -> bool:
+    """A done run that its max-steps or time budget ended before its epochs (its message says how far it got)."""
+    return run.status == "done" and run.message.startswith(CUT_SHORT)
 
 
 def readable_message(message: str | None) -> str:

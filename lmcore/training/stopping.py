@@ -30,6 +30,9 @@ class Clock:
         return bool(self.budget) and time.perf_counter() - self.session_start >= self.budget
 
 
+CUT_SHORT = "ended at its "  # a done run's message when its max-steps or time budget ended it before its epochs
+
+
 @dataclass
 class Stopping:
     """The run's status (done | stopped | diverged) and message, and whether it is cut after a step."""
@@ -70,6 +73,15 @@ class Stopping:
     def cut_at_epoch_end(self, halt: bool) -> bool:
         """Time or rank 0's word may also end a run at an epoch's end (max steps end it in the loop's condition)."""
         return halt if self.distributed else self.clock.out_of_time()
+
+    def finished(self, step: int, steps_per_epoch: int) -> str:
+        """A done run's message: a full bar can hide that its max-steps or time budget ended it before its
+        epochs, so that is said, and how far it got."""
+        epochs = self.train_cfg.epochs
+        if step >= steps_per_epoch * epochs:
+            return f"finished after {step} steps"
+        why = "max-steps" if self.steps_done(step) else "time budget"
+        return f"{CUT_SHORT}{why}, {step} steps: {step / max(steps_per_epoch, 1):.2g} of its {epochs} epochs"
 
     def stop(self, step: int) -> None:
         self.status, self.message = "stopped", f"stopped by request at step {step}"

@@ -211,10 +211,8 @@ def train(cfg: RunConfig, run_dir: Path, hooks: TrainHooks | None = None, corpus
     if stopping.status == "done" and pos.best_valid > math.log(BLOW_UP_FACTOR * len(corpus.vocab)):
         stopping.blow_up(pos.step, f"it never got below {BLOW_UP_FACTOR}× a uniform guess", safe_ppl(pos.best_valid),
                          "no checkpoint is usable")
-    cut_short = stopping.status == "done" and pos.step < steps_per_epoch * train_cfg.epochs  # by its max-steps
-    finished = (f"ended at its max-steps, {pos.step} steps: {pos.step / steps_per_epoch:.2g} of its "
-                f"{train_cfg.epochs} epochs" if cut_short else f"finished after {pos.step} steps")
-    return TrainResult(status=stopping.status, message=stopping.message or finished,
+    return TrainResult(status=stopping.status,
+                       message=stopping.message or stopping.finished(pos.step, steps_per_epoch),
                        step=pos.step, best_valid_ppl=safe_ppl(pos.best_valid),
                        test_ppl=_test_ppl(run_dir / "best.pt", corpus, train_cfg.bptt, device) if info.main else None,
                        params=model.num_params(), vocab=len(corpus.vocab),
