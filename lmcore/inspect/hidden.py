@@ -239,7 +239,8 @@ def matches_table(matches: list[Match], tokens: list[str], context: int = 4, sep
              "in context": f"{shown(tokens[max(0, m.start - context):m.start])} [{shown(tokens[m.start:m.end + 1])}] "
                            f"{shown(tokens[m.end + 1:m.end + 1 + context])}".strip()}
             for i, m in enumerate(matches)]
-    return pd.DataFrame(rows, columns=["rank", "start", "end", "length", "share of units on", "Jaccard", "text", "in context"])
+    return pd.DataFrame(rows, columns=["rank", "start", "end", "length", "share of units on", "Jaccard", "text",
+                                       "in context"])
 
 
 # --- defaults proposed from the data --------------------------------------------------------------------

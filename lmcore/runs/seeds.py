@@ -87,9 +87,14 @@ def group_table(table: pd.DataFrame, groups: list[SeedGroup], metrics=("best val
     return pd.DataFrame(rows)
 
 
+def _unknown(*values) -> bool:
+    """Whether any of these (a mean, a std) is missing: None or NaN (a group of one seed has no std)."""
+    return any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values)
+
+
 def within_noise(a_mean, a_std, b_mean, b_std) -> bool | None:
     """Whether two groups' difference is within their seeds' spread; None when either lacks a spread."""
-    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in (a_mean, a_std, b_mean, b_std)):
+    if _unknown(a_mean, a_std, b_mean, b_std):
         return None
     return abs(a_mean - b_mean) <= max(a_std, b_std)
 
@@ -107,8 +112,8 @@ def noise_marks(groups: pd.DataFrame, metric: str = "best valid ppl") -> list[st
             marks.append("best")
             continue
         close = within_noise(means[i], stds[i], means[best], stds[best])
-        one_seed = "one seed: spread unknown" if within_noise(means[i], stds[i], 0.0, 0.0) is None else \
-            "the best has one seed: spread unknown"  # which of the two lacks a spread
+        one_seed = "one seed: spread unknown" if _unknown(means[i], stds[i]) else \
+            "the best has one seed: spread unknown"
         marks.append(one_seed if close is None else
                      "within seed noise of the best" if close else "apart from the best")
     return marks

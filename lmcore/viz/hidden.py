@@ -133,7 +133,8 @@ def coloured_text_html(tokens: list[str], values: np.ndarray, name: str = "h", v
     values = np.asarray(values, dtype=float)
     if colour is None:
         vmax = float(np.abs(values).max(initial=0.0)) if vmax is None else vmax
-        colour = ColourRange(0.0, vmax, False, "") if values.min(initial=0.0) >= 0 else ColourRange(-vmax, vmax, True, "")
+        never_negative = values.min(initial=0.0) >= 0
+        colour = ColourRange(0.0, vmax, False, "") if never_negative else ColourRange(-vmax, vmax, True, "")
     spans = []
     for i, (token, value) in enumerate(zip(tokens, values)):
         background, dark = range_colour(value, colour)
