@@ -199,7 +199,7 @@ def _say(box) -> None:
         box.success(md(message))
 
 
-_WRITTEN = "_identity_cookies_written"  # the cookies this session last wrote
+_WRITTEN = "_identity_cookies_written"  # whether this session has written the cookies
 
 
 def _keep_in_cookies(box, person: Person) -> None:
@@ -207,11 +207,11 @@ def _keep_in_cookies(box, person: Person) -> None:
     script (the same for every run while nothing changes, so the frame is not loaded again)."""
     wanted = {ID_COOKIE: person.id, NAME_COOKIE: quote(person.name, safe="")}  # quoted: only [A-Za-z0-9%._~-]
     sent = {k: _cookies().get(k) for k in wanted}
-    # what the browser holds now: what it sent when the session began, unless this session wrote since (a name
-    # changed and changed back had matched the first and was never written: the reload showed the middle one)
-    if wanted == sent and st.session_state.get(_WRITTEN, sent) == wanted:
+    # once this session has written, the browser's cookie is no longer what it sent: keep the script on the page
+    # (a name changed and changed back had matched what was sent and was never written back)
+    if wanted == sent and not st.session_state.get(_WRITTEN):
         return
-    st.session_state[_WRITTEN] = wanted
+    st.session_state[_WRITTEN] = True
     lines = "".join(f"parent.document.cookie = "
                     f"{json.dumps(f'{k}={v}; max-age={COOKIE_MAX_AGE}; path=/; SameSite=Strict')};"
                     for k, v in wanted.items())

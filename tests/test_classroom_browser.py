@@ -99,6 +99,10 @@ def test_two_students_and_the_instructor(tmp_path):
         # had typed another name and then hers again (the cookie had kept the other one)
         sign_as(ada, "Adda")
         sign_as(ada, "Ada")
+        for _ in range(100):  # the page's script writes the cookie once its frame has loaded
+            if next((c["value"] for c in ada_context.cookies() if c["name"] == "lmcore_name"), None) == "Ada":
+                break
+            ada.wait_for_timeout(100)
         ada.reload()
         ada.get_by_test_id("stSidebar").get_by_text("You: Ada · student").wait_for()
         second_tab = ada_context.new_page()
